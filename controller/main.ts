@@ -1,0 +1,291 @@
+// The phone remote. Pairs once with the one-time code in the URL fragment,
+// keeps its controller key across reloads, sends commands on pointerdown
+// (a click waits for the finger to lift), and shows where the deck really is
+// from the slideshow's own state reports.
+import './controller.css';
+import {
+  EVENT,
+  ID_RE,
+  type DeckState,
+  type PairResult,
+  type SlideRef,
+  type Snapshot,
+  type StateEvent,
+} from '../protocol/wire';
+import { commandId, HttpStatusError, LiveStream, requestJson, sendCommand, type LinkState } from '../protocol/live';
+
+const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
+
+const channelId = location.pathname.split('/')[2] ?? '';
+const keyName = `clicker.remote.${channelId}`;
+const api = `/api/channels/${channelId}`;
+const followUrl = `${location.origin}/f/${channelId}`;
+
+let state: DeckState | null = null;
+let slides: SlideRef[] = [];
+let key = '';
+
+// ---------------------------------------------------------------- views
+function showMessage(title: string, text: string, link?: string): void {
+  $('app').dataset.view = 'message';
+  $('remote').hidden = true;
+  $('message').hidden = false;
+  $('message-title').textContent = title;
+  $('message-text').textContent = text;
+  const a = $<HTMLAnchorElement>('message-link');
+  a.hidden = !link;
+  if (link) a.href = link;
+}
+
+function showRemote(): void {
+  $('app').dataset.view = 'remote';
+  $('message').hidden = true;
+  $('remote').hidden = false;
+}
+
+const LINK_TEXT: Record<LinkState, string> = {
+  connecting: 'Connecting…',
+  live: 'Live',
+  reconnecting: 'Reconnecting…',
+  offline: 'Offline',
+};
+
+function setLink(s: LinkState): void {
+  $('conn').dataset.state = s;
+  $('conn-text').textContent = LINK_TEXT[s];
+}
+
+/** Renders the deck's state. Everything goes in as text, never as markup. */
+function render(): void {
+  if (!state) return;
+  const s = state;
+  $('position').textContent = `${s.position} / ${s.total}`;
+  $('title').textContent = s.title || `Slide ${s.position}`;
+  $('fragments').textContent = s.fragments > 0 ? `Step ${s.indexf + 1} of ${s.fragments}` : '';
+  $('notes').textContent = s.notes || 'No notes for this slide.';
+  $('notes').classList.toggle('empty', !s.notes);
+  $('next-title').textContent = s.isLast ? 'End of deck' : s.nextTitle || '—';
+  $<HTMLButtonElement>('prev').disabled = s.isFirst;
+  $<HTMLButtonElement>('next').disabled = s.isLast;
+  $<HTMLButtonElement>('first').disabled = s.isFirst;
+  $<HTMLButtonElement>('last').disabled = s.isLast;
+  const black = $<HTMLButtonElement>('blackout');
+  black.setAttribute('aria-pressed', String(s.paused));
+  black.classList.toggle('on', s.paused);
+  document.body.classList.toggle('paused', s.paused);
+}
+
+function renderSlideList(): void {
+  const list = $('slide-items');
+  list.replaceChildren(
+    ...slides.map((s) => {
+      const li = document.createElement('li');
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.textContent = s.title;
+      b.className = 'slide-item';
+      if (s.v > 0) b.classList.add('vertical');
+      if (state && state.indexh === s.h && state.indexv === s.v) b.setAttribute('aria-current', 'true');
+      b.addEventListener('click', () => {
+        send({ type: 'goto', h: s.h, v: s.v });
+        $<HTMLDialogElement>('slide-list').close();
+      });
+      li.append(b);
+      return li;
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- commands
+type Cmd =
+  | { type: 'next' | 'prev' | 'first' | 'last' }
+  | { type: 'goto'; h: number; v: number }
+  | { type: 'pause'; on: boolean };
+
+function send(cmd: Cmd): void {
+  navigator.vibrate?.(12);
+  sendCommand(`${api}/commands`, key, { ...cmd, id: commandId() }).catch((err: unknown) => {
+    if (err instanceof HttpStatusError && err.status === 401) {
+      localStorage.removeItem(keyName);
+      showMessage('This remote was unpaired', 'The presenter revoked this phone. You can still follow along.', followUrl);
+    }
+  });
+}
+
+/**
+ * Fires on pointerdown for touch and mouse (no wait for the finger to lift),
+ * and on click only for keyboard and assistive activation, which produce no
+ * pointerdown.
+ */
+function onPress(el: HTMLElement, fn: () => void): void {
+  let pointerAt = 0;
+  el.addEventListener('pointerdown', (e) => {
+    if (e.button !== 0 || (el as HTMLButtonElement).disabled) return;
+    pointerAt = performance.now();
+    fn();
+  });
+  el.addEventListener('click', () => {
+    if (performance.now() - pointerAt < 1_000) return;
+    fn();
+  });
+}
+
+function wireControls(): void {
+  onPress($('next'), () => send({ type: 'next' }));
+  onPress($('prev'), () => send({ type: 'prev' }));
+  onPress($('first'), () => send({ type: 'first' }));
+  onPress($('last'), () => send({ type: 'last' }));
+  onPress($('blackout'), () => send({ type: 'pause', on: !(state?.paused ?? false) }));
+  $('jump').addEventListener('click', () => {
+    renderSlideList();
+    $<HTMLDialogElement>('slide-list').showModal();
+    $('slide-items').querySelector<HTMLElement>('[aria-current]')?.scrollIntoView({ block: 'center' });
+  });
+  $('slide-list-close').addEventListener('click', () => $<HTMLDialogElement>('slide-list').close());
+
+  // Swipe anywhere on the remote: left for next, right for previous, as on the slideshow.
+  let start: { x: number; y: number } | null = null;
+  const area = $('remote');
+  area.addEventListener('touchstart', (e) => {
+    const t = e.touches[0];
+    start = e.touches.length === 1 && t ? { x: t.clientX, y: t.clientY } : null;
+  }, { passive: true });
+  area.addEventListener('touchend', (e) => {
+    const t = e.changedTouches[0];
+    if (!start || !t) return;
+    const dx = t.clientX - start.x;
+    const dy = t.clientY - start.y;
+    start = null;
+    if (Math.abs(dx) < 50 || Math.abs(dx) < Math.abs(dy) * 1.5) return;
+    if (dx < 0 && !state?.isLast) send({ type: 'next' });
+    if (dx > 0 && !state?.isFirst) send({ type: 'prev' });
+  });
+
+  // Notes size, remembered on this phone.
+  let size = Number(localStorage.getItem('clicker.notesSize')) || 18;
+  const applySize = () => {
+    $('notes').style.fontSize = `${size}px`;
+    localStorage.setItem('clicker.notesSize', String(size));
+  };
+  applySize();
+  $('font-up').addEventListener('click', () => {
+    size = Math.min(40, size + 2);
+    applySize();
+  });
+  $('font-down').addEventListener('click', () => {
+    size = Math.max(12, size - 2);
+    applySize();
+  });
+}
+
+// ---------------------------------------------------------------- time
+function wireTime(): void {
+  // The timer survives a reload: it is a start time plus what ran before a pause.
+  const saved = JSON.parse(localStorage.getItem(`clicker.timer.${channelId}`) ?? 'null') as { since: number | null; acc: number } | null;
+  let since: number | null = saved?.since ?? null;
+  let acc = saved?.acc ?? 0;
+  const persist = () => localStorage.setItem(`clicker.timer.${channelId}`, JSON.stringify({ since, acc }));
+  const fmt = (ms: number) => {
+    const t = Math.floor(ms / 1000);
+    const h = Math.floor(t / 3600);
+    const m = Math.floor((t % 3600) / 60);
+    const s = String(t % 60).padStart(2, '0');
+    return h ? `${h}:${String(m).padStart(2, '0')}:${s}` : `${m}:${s}`;
+  };
+  const tick = () => {
+    const now = Date.now();
+    $('elapsed').textContent = fmt(acc + (since ? now - since : 0));
+    $('timer-toggle').textContent = since ? 'Pause' : acc ? 'Resume' : 'Start';
+    $('elapsed').classList.toggle('running', since !== null);
+    $('clock').textContent = new Date(now).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  };
+  $('timer-toggle').addEventListener('click', () => {
+    if (since) {
+      acc += Date.now() - since;
+      since = null;
+    } else since = Date.now();
+    persist();
+    tick();
+  });
+  $('timer-reset').addEventListener('click', () => {
+    since = null;
+    acc = 0;
+    persist();
+    tick();
+  });
+  tick();
+  setInterval(tick, 1_000);
+}
+
+/** Keeps the screen on where the Wake Lock API exists (secure contexts). */
+function keepAwake(): void {
+  const request = () => navigator.wakeLock?.request('screen').catch(() => undefined);
+  void request();
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'visible') void request();
+  });
+}
+
+// ---------------------------------------------------------------- start
+async function pair(code: string): Promise<boolean> {
+  try {
+    const res = await requestJson<PairResult>('POST', `${api}/pair`, { body: { code } });
+    key = res.controllerKey;
+    localStorage.setItem(keyName, key);
+    return true;
+  } catch (err) {
+    if (err instanceof HttpStatusError && err.status === 410) {
+      showMessage(
+        'This code was already used',
+        'Someone already paired a remote with this QR code, so this phone cannot control the slides. You can follow along instead.',
+        typeof err.body.followUrl === 'string' ? err.body.followUrl : followUrl,
+      );
+    } else if (err instanceof HttpStatusError && err.status === 404) {
+      showMessage('No such presentation', 'This presentation is not running any more. Scan the QR code on the slides again.');
+    } else {
+      showMessage('Could not pair', 'The slideshow could not be reached. Check that this phone is on the same Wi-Fi as the laptop, then reload.');
+    }
+    return false;
+  }
+}
+
+async function start(): Promise<void> {
+  if (!ID_RE.test(channelId)) {
+    showMessage('Not a Clicker link', 'Scan the QR code on the title slide.');
+    return;
+  }
+  const code = location.hash.slice(1);
+  // The code is spent once used; drop it from the address bar (and from any later share of this URL).
+  if (code) history.replaceState(null, '', location.pathname);
+  key = localStorage.getItem(keyName) ?? '';
+  if (code) {
+    // A fresh code replaces whatever key this phone had (it may have been revoked);
+    // a spent one is fine if this phone already holds a key.
+    if (!(await pair(code)) && !key) return;
+  } else if (!key) {
+    showMessage('Not paired', 'Scan the pairing QR code on the title slide to use this phone as the remote.', followUrl);
+    return;
+  }
+
+  showRemote();
+  wireControls();
+  wireTime();
+  keepAwake();
+  new LiveStream(`${api}/events`, [EVENT.snapshot, EVENT.state], {
+    onEvent(name, data) {
+      if (name === EVENT.snapshot) {
+        const snap = data as Snapshot;
+        state = snap.state;
+        if (snap.slides) slides = snap.slides;
+      } else {
+        const ev = data as StateEvent;
+        state = ev.state;
+        if (ev.slides) slides = ev.slides;
+      }
+      render();
+    },
+    onState: setLink,
+  }).start();
+}
+
+void start();

@@ -1,0 +1,58 @@
+// Builds the browser bundles (slideshow, phone) and the server, and reports
+// the gzipped size of each browser bundle: the phone is often on venue Wi-Fi,
+// so its budget is checked here on every build.
+import { build } from 'esbuild';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { gzipSync } from 'node:zlib';
+
+const quiet = process.argv.includes('--quiet') || process.env.npm_lifecycle_event === 'start';
+
+/** The controller's JS + CSS must stay within this many gzipped bytes. */
+const CONTROLLER_BUDGET = 25 * 1024;
+
+const common = { bundle: true, minify: true, sourcemap: 'linked', legalComments: 'none', logLevel: 'warning' };
+
+await Promise.all([
+  build({
+    ...common,
+    entryPoints: { slides: 'slides/main.ts', controller: 'controller/main.ts' },
+    outdir: 'dist/client',
+    format: 'esm',
+    platform: 'browser',
+    target: ['chrome100', 'safari15', 'firefox100'],
+    // reveal.js themes inline their fonts as data: URLs; anything else stays a file we serve ourselves.
+    loader: { '.woff': 'file', '.woff2': 'file', '.ttf': 'file', '.svg': 'file', '.png': 'file' },
+    metafile: true,
+  }),
+  build({
+    ...common,
+    minify: false,
+    entryPoints: ['server/main.ts'],
+    outdir: 'dist/server',
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // Dependencies load from node_modules at run time, as installed.
+    packages: 'external',
+  }),
+]);
+
+const gz = (file) => gzipSync(readFileSync(file)).length;
+const sizes = {
+  slides: { js: gz('dist/client/slides.js'), css: gz('dist/client/slides.css') },
+  controller: { js: gz('dist/client/controller.js'), css: gz('dist/client/controller.css') },
+};
+mkdirSync('dist', { recursive: true });
+writeFileSync('dist/sizes.json', JSON.stringify(sizes, null, 2));
+const kib = (n) => `${(n / 1024).toFixed(1)} KiB`;
+const controllerTotal = sizes.controller.js + sizes.controller.css;
+if (!quiet) {
+  console.log(
+    `built: slideshow ${kib(sizes.slides.js + sizes.slides.css)} gzipped, ` +
+      `controller ${kib(controllerTotal)} gzipped (budget ${kib(CONTROLLER_BUDGET)})`,
+  );
+}
+if (controllerTotal > CONTROLLER_BUDGET) {
+  console.error(`controller bundle is ${kib(controllerTotal)} gzipped, over its ${kib(CONTROLLER_BUDGET)} budget`);
+  process.exit(1);
+}

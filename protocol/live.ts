@@ -1,0 +1,193 @@
+// Browser-side transport shared by the slideshow and the phone: a stream that
+// never gives up, and a command sender that retries without duplicating.
+//
+// EventSource retries by itself after a dropped connection, but gives up for
+// good on any non-200 answer (a proxy's 502 while the server restarts, a 404
+// for a channel the restarted server does not know yet). The watchdog here
+// notices that, and opens a new EventSource with jittered backoff, resuming
+// from the last event id it saw.
+
+export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'offline';
+
+export interface StreamHandlers {
+  /** Called for each named event with its parsed JSON data. */
+  onEvent(event: string, data: unknown): void;
+  onState?(state: LinkState): void;
+  /**
+   * Called before a new EventSource replaces one that gave up; the slideshow
+   * uses it to re-register its channel after a server restart.
+   */
+  beforeReconnect?(): Promise<void>;
+}
+
+const BACKOFF_MIN_MS = 300;
+const BACKOFF_MAX_MS = 8_000;
+
+/** Full jitter keeps a room of phones from reconnecting in lockstep after a restart. */
+const jitter = (attempt: number) => Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
+
+export class LiveStream {
+  private es: EventSource | null = null;
+  private attempt = 0;
+  private timer: ReturnType<typeof setTimeout> | undefined;
+  private stopped = false;
+  private reconnecting = false;
+
+  constructor(
+    private readonly url: string,
+    private readonly events: readonly string[],
+    private readonly handlers: StreamHandlers,
+    /** Where to resume from; a reloaded slideshow passes the last id it applied. */
+    private lastEventId = '',
+  ) {}
+
+  /** The id of the last event received, for persisting across reloads. */
+  get lastId(): string {
+    return this.lastEventId;
+  }
+
+  start(): void {
+    this.open();
+    // A phone that slept, a tab brought back, or a network that returned:
+    // try at once instead of waiting out the backoff.
+    const nudge = () => {
+      if (!this.stopped && this.es?.readyState !== EventSource.OPEN) this.reconnectNow();
+    };
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible') nudge();
+    });
+    window.addEventListener('pageshow', nudge);
+    window.addEventListener('online', nudge);
+    window.addEventListener('offline', () => this.setState('offline'));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    this.es?.close();
+  }
+
+  private setState(s: LinkState): void {
+    this.handlers.onState?.(s);
+  }
+
+  private open(): void {
+    const url = this.lastEventId ? `${this.url}?lastEventId=${encodeURIComponent(this.lastEventId)}` : this.url;
+    const es = new EventSource(url);
+    this.es = es;
+    this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    es.onopen = () => {
+      this.attempt = 0;
+      this.setState('live');
+    };
+    es.onerror = () => {
+      if (es !== this.es) return;
+      if (es.readyState === EventSource.CLOSED) {
+        this.scheduleReconnect();
+      } else {
+        this.setState('reconnecting');
+      }
+    };
+    for (const name of this.events) {
+      es.addEventListener(name, (ev) => {
+        const msg = ev as MessageEvent<string>;
+        if (msg.lastEventId) this.lastEventId = msg.lastEventId;
+        let data: unknown;
+        try {
+          data = JSON.parse(msg.data);
+        } catch {
+          return;
+        }
+        this.handlers.onEvent(name, data);
+      });
+    }
+  }
+
+  private scheduleReconnect(): void {
+    this.es?.close();
+    this.setState(navigator.onLine === false ? 'offline' : 'reconnecting');
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => void this.reconnect(), jitter(this.attempt++));
+  }
+
+  private reconnectNow(): void {
+    clearTimeout(this.timer);
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    if (this.stopped || this.reconnecting) return;
+    this.reconnecting = true;
+    this.es?.close();
+    try {
+      await this.handlers.beforeReconnect?.();
+    } catch {
+      // The server may still be down; the stream's own failure schedules the next try.
+    } finally {
+      this.reconnecting = false;
+    }
+    if (!this.stopped) this.open();
+  }
+}
+
+/** A random id for a command: 16 base64url characters (96 bits). */
+export function commandId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return btoa(String.fromCharCode(...bytes)).replace(/\+/g, '-').replace(/\//g, '_');
+}
+
+export class HttpStatusError extends Error {
+  constructor(
+    readonly status: number,
+    readonly body: Record<string, unknown>,
+  ) {
+    super(typeof body.error === 'string' ? body.error : `HTTP ${status}`);
+  }
+}
+
+/** JSON request helper; throws HttpStatusError on a 4xx/5xx with the server's JSON error. */
+export async function requestJson<T>(
+  method: string,
+  url: string,
+  opts: { body?: unknown; key?: string; timeoutMs?: number } = {},
+): Promise<T> {
+  const headers: Record<string, string> = {};
+  if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+  if (opts.key) headers.Authorization = `Bearer ${opts.key}`;
+  const res = await fetch(url, {
+    method,
+    headers,
+    body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+    signal: AbortSignal.timeout(opts.timeoutMs ?? 8_000),
+    cache: 'no-store',
+  });
+  const text = await res.text();
+  let body: Record<string, unknown> = {};
+  try {
+    body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    body = { error: text.slice(0, 200) };
+  }
+  if (!res.ok) throw new HttpStatusError(res.status, body);
+  return body as T;
+}
+
+/**
+ * Sends a command, retrying with the same id until the server answers. The
+ * server drops a repeated id, so a POST that timed out after it arrived can
+ * be retried without advancing the deck twice. A 4xx is final.
+ */
+export async function sendCommand(url: string, key: string, cmd: { id: string; type: string } & Record<string, unknown>): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await requestJson('POST', url, { body: cmd, key, timeoutMs: 4_000 });
+      return;
+    } catch (err) {
+      // 404 is retried too: after a server restart the channel is back as soon as the slideshow re-registers.
+      if (err instanceof HttpStatusError && err.status < 500 && ![404, 408, 429].includes(err.status)) throw err;
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 150 * 2 ** attempt)));
+    }
+  }
+}

@@ -1,0 +1,105 @@
+// Wire messages shared by the server, the slideshow and the phone.
+//
+// Every message is a discriminated union keyed by `type`, validated with zod
+// and `.strict()` so an unknown field is an error rather than something that
+// silently rides along. The slideshow maps each command type to one reveal.js
+// call through a fixed switch: nothing here is ever used as a method name
+// (reveal.js's own postMessage API keeps a deny-list for exactly that reason).
+import { z } from 'zod';
+
+/** Client-made id of a command, so a retried POST is recognised and dropped. */
+export const CommandId = z
+  .string()
+  .regex(/^[A-Za-z0-9_-]{8,64}$/, 'command id must be 8-64 characters of A-Z, a-z, 0-9, _ or -');
+
+const index = z.number().int().min(0).max(10_000);
+
+export const Command = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('next'), id: CommandId }).strict(),
+  z.object({ type: z.literal('prev'), id: CommandId }).strict(),
+  z.object({ type: z.literal('first'), id: CommandId }).strict(),
+  z.object({ type: z.literal('last'), id: CommandId }).strict(),
+  z
+    .object({
+      type: z.literal('goto'),
+      id: CommandId,
+      h: index,
+      v: index.default(0),
+      f: z.number().int().min(-1).max(1_000).optional(),
+    })
+    .strict(),
+  // `on` absent toggles, as a presenter's single "Blackout" button does.
+  z.object({ type: z.literal('pause'), id: CommandId, on: z.boolean().optional() }).strict(),
+]);
+export type Command = z.infer<typeof Command>;
+export type CommandType = Command['type'];
+export const COMMAND_TYPES: readonly CommandType[] = ['next', 'prev', 'first', 'last', 'goto', 'pause'];
+
+/**
+ * Text the slideshow reports about a slide. Control characters other than tab
+ * and newline are refused here; the SSE framing would also keep CR and NUL off
+ * the stream, but refusing them at the edge gives the client a clear 400.
+ */
+const text = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !/[\u0000-\u0008\u000B-\u001F\u007F]/.test(s), 'control characters are not allowed');
+
+export const SlideRef = z
+  .object({ h: index, v: index, title: text(200) })
+  .strict();
+export type SlideRef = z.infer<typeof SlideRef>;
+
+/** What the slideshow reports after every slide, fragment or pause change. */
+export const DeckState = z
+  .object({
+    indexh: index,
+    indexv: index,
+    /** Current fragment index; -1 before the first fragment, as reveal.js reports it. */
+    indexf: z.number().int().min(-1).max(1_000),
+    /** Fragments on the current slide, so a phone can say "2 of 3 builds". */
+    fragments: z.number().int().min(0).max(1_000),
+    paused: z.boolean(),
+    /** 1-based position among all slides, vertical ones included. */
+    position: z.number().int().min(1).max(10_000),
+    total: z.number().int().min(1).max(10_000),
+    isFirst: z.boolean(),
+    isLast: z.boolean(),
+    title: text(200),
+    notes: text(8_000),
+    nextTitle: text(200),
+  })
+  .strict();
+export type DeckState = z.infer<typeof DeckState>;
+
+/** The slideshow's state report, with the id of the command it just applied. */
+export const StateReport = z
+  .object({
+    state: DeckState,
+    /** The command that caused this change, if any, so the phone can measure its round trip. */
+    cause: CommandId.optional(),
+    /** The deck's outline, sent once per connection, so a phone can offer a jump list. */
+    slides: z.array(SlideRef).max(1_000).optional(),
+  })
+  .strict();
+export type StateReport = z.infer<typeof StateReport>;
+
+/** Body of POST /api/channels/:id/pair. */
+export const PairRequest = z.object({ code: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/) }).strict();
+
+/**
+ * Body of PUT /api/channels/:id: the slideshow re-registers its channel after a
+ * server restart with the hashes of the controller keys it was told about, so
+ * a paired phone keeps working without a re-scan.
+ */
+export const Register = z
+  .object({
+    controllers: z.array(z.string().regex(/^[A-Za-z0-9_-]{43}$/)).max(16).default([]),
+    lastEventId: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+    report: StateReport.optional(),
+  })
+  .strict();
+export type Register = z.infer<typeof Register>;
+
+export * from './wire';

@@ -1,0 +1,64 @@
+// Wire constants and shapes with no runtime dependency, so the phone's
+// bundle can use them without pulling in zod (the phone has a size budget).
+import type { DeckState, SlideRef } from './messages';
+export type { Command, DeckState, SlideRef, StateReport } from './messages';
+
+/** Server-sent event names. Clients switch on these, never on anything dynamic. */
+export const EVENT = {
+  /** First event of every connection: the channel's current state. */
+  snapshot: 'snapshot',
+  /** A command for the slideshow. */
+  command: 'command',
+  /** A state report from the slideshow. */
+  state: 'state',
+  /** Pairing changed: a phone paired, a code was issued, a controller was revoked. */
+  presence: 'presence',
+} as const;
+
+export interface Presence {
+  /** How many controllers are paired. */
+  controllers: number;
+  /** Whether a fresh, unspent pairing code exists. */
+  pairingOpen: boolean;
+}
+
+export interface Snapshot {
+  state: DeckState | null;
+  slides: SlideRef[] | null;
+  presence: Presence;
+  /** True when the client asked to resume from an id the server no longer has. */
+  gap: boolean;
+}
+
+export interface StateEvent {
+  state: DeckState;
+  cause?: string;
+  slides?: SlideRef[];
+}
+
+/** Answer of channel creation and re-registration. */
+export interface ChannelInfo {
+  id: string;
+  deckKey: string;
+  pairCode: string | null;
+  /** Controller URL with the one-time pairing code in its fragment. */
+  controllerUrl: string | null;
+  /** Read-only audience URL. */
+  followUrl: string;
+  /** Hashes of the controller keys, for re-registration after a restart. */
+  controllers: string[];
+}
+
+export interface PairResult {
+  controllerKey: string;
+  controllerHash: string;
+}
+
+/** Every error answer has this shape. */
+export interface ErrorBody {
+  error: string;
+  /** Set on a spent pairing code: where the phone can still follow along. */
+  followUrl?: string;
+}
+
+export const ID_RE = /^[A-Za-z0-9_-]{22}$/;

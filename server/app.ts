@@ -1,0 +1,248 @@
+// The HTTP face of the hub. Route handlers parse, validate and delegate; the
+// hub does the work. `createApp` never listens: the entry point does, so tests
+// run this same app on an ephemeral port.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import express, { type Request, type RequestHandler } from 'express';
+import helmet from 'helmet';
+import { rateLimit } from 'express-rate-limit';
+import type { z } from 'zod';
+import {
+  Command,
+  ID_RE,
+  PairRequest,
+  Register,
+  StateReport,
+  type ChannelInfo,
+  type PairResult,
+} from '../protocol/messages';
+import type { Config } from './config';
+import { errorHandler, HttpError } from './errors';
+import { Hub, type Channel, type CreatedChannel } from './hub';
+import { bearer } from './keys';
+import { parseLastEventId, SSE_HEADERS } from './sse';
+
+export interface AppDeps {
+  config: Config;
+  hub: Hub;
+  /** Folder holding the esbuild output for the browser (slides.js, controller.js, ...). */
+  clientDir: string;
+  /** Folder holding the project's sources (slides/, controller/). */
+  rootDir: string;
+  /**
+   * Base URL that phones should use, e.g. http://192.168.1.20:3000. Called per
+   * request because the port is known only after listen and a proxy may say otherwise.
+   */
+  publicBase: (req: Request) => string;
+  log?: (line: string) => void;
+}
+
+/** Turns zod's first complaint into a short sentence for the 400 answer. */
+function validate<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
+  const parsed = schema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length ? `${issue.path.join('.')}: ` : '';
+  throw new HttpError(400, `invalid request: ${where}${issue?.message ?? 'bad input'}`);
+}
+
+export function createApp(deps: AppDeps) {
+  const { config, hub, clientDir, rootDir } = deps;
+  const log = deps.log ?? ((line: string) => console.error(line));
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', 'strong');
+  app.set('trust proxy', config.trustProxy ? 'loopback, linklocal, uniquelocal' : false);
+
+  const slidesHtml = readFileSync(path.join(rootDir, 'slides', 'index.html'), 'utf8');
+  const controllerHtml = readFileSync(path.join(rootDir, 'controller', 'index.html'), 'utf8');
+
+  app.use(
+    helmet({
+      contentSecurityPolicy: {
+        useDefaults: false,
+        directives: {
+          defaultSrc: ["'self'"],
+          scriptSrc: ["'self'"],
+          // reveal.js injects <style> elements at run time (layout, slide
+          // numbers). Inline style cannot run code; scripts stay 'self' only.
+          styleSrc: ["'self'", "'unsafe-inline'"],
+          imgSrc: ["'self'", 'data:', 'blob:'],
+          fontSrc: ["'self'", 'data:'],
+          connectSrc: ["'self'"],
+          mediaSrc: ["'self'"],
+          objectSrc: ["'none'"],
+          baseUri: ["'none'"],
+          formAction: ["'none'"],
+          frameAncestors: ["'self'"],
+        },
+      },
+      // Plain http on a LAN is the normal case; HSTS would break it.
+      strictTransportSecurity: false,
+      referrerPolicy: { policy: 'no-referrer' },
+    }),
+  );
+
+  // ---------------------------------------------------------------- pages
+  const page = (html: string): RequestHandler => (_req, res) => {
+    res.type('html').set('Cache-Control', 'no-cache').send(html);
+  };
+  const checkId: RequestHandler = (req, _res, next) => {
+    if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
+    next();
+  };
+  app.get('/', page(slidesHtml));
+  app.get('/f/:id', checkId, page(slidesHtml));
+  app.get('/r/:id', checkId, page(controllerHtml));
+  app.use(
+    '/assets',
+    express.static(clientDir, { index: false, fallthrough: false, setHeaders: (res) => res.set('Cache-Control', 'no-cache') }),
+  );
+  // No favicon: answer quietly instead of logging a 404 on every page load.
+  app.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
+  app.get('/healthz', (_req, res) => {
+    res.json({ ok: true, ...hub.stats() });
+  });
+
+  // ---------------------------------------------------------------- API guards
+  const allowedOrigins = new Set(config.allowOrigins);
+  /**
+   * CSRF: a browser always sends Origin on a cross-site POST. Same-origin pages
+   * and configured origins pass; programs without an Origin (curl, bridges)
+   * pass too and are held to their keys instead.
+   */
+  const checkOrigin: RequestHandler = (req, _res, next) => {
+    const origin = req.get('origin');
+    if (req.method === 'GET' || req.method === 'HEAD' || origin === undefined) return next();
+    const own = `${req.protocol}://${req.get('host')}`;
+    if (origin === own || allowedOrigins.has(origin) || origin === new URL(deps.publicBase(req)).origin) return next();
+    throw new HttpError(403, 'cross-origin request refused');
+  };
+  /** Only JSON bodies: a form or text/plain post (the CSRF classics) gets 415. An empty body is fine. */
+  const jsonOnly: RequestHandler = (req, _res, next) => {
+    // Browsers send `Content-Length: 0` on a bodyless POST; that is no body, not a wrong type.
+    const empty = req.get('content-length') === '0' && req.get('transfer-encoding') === undefined;
+    if (!empty && req.is('application/json') === false) throw new HttpError(415, 'send application/json');
+    next();
+  };
+  const json = express.json({ limit: config.maxBodyBytes, strict: true, type: 'application/json' });
+  const stateJson = express.json({ limit: config.maxStateBytes, strict: true, type: 'application/json' });
+  const createLimit = rateLimit({
+    windowMs: 60_000,
+    limit: config.createPerMinute,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    handler: (_req, res, next, options) => {
+      res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
+      next(new HttpError(429, 'too many channels created from this address; try again shortly'));
+    },
+  });
+
+  const channel = (req: Request): Channel => {
+    if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
+    return hub.get(String(req.params.id));
+  };
+  const requireDeck = (req: Request, ch: Channel): void => {
+    if (!hub.isDeck(ch, bearer(req.get('authorization')))) throw new HttpError(401, 'deck key required', {}, { 'WWW-Authenticate': 'Bearer' });
+  };
+  const info = (req: Request, created: CreatedChannel): ChannelInfo => {
+    const base = deps.publicBase(req);
+    const { channel: ch, pairCode } = created;
+    return {
+      id: ch.id,
+      deckKey: created.deckKey,
+      pairCode,
+      controllerUrl: pairCode ? `${base}/r/${ch.id}#${pairCode}` : null,
+      followUrl: `${base}/f/${ch.id}`,
+      controllers: [...ch.controllers],
+    };
+  };
+
+  const api = express.Router();
+  api.use(checkOrigin, jsonOnly);
+
+  /** Create a channel. Answers the deck key once; the server keeps only its hash. */
+  api.post('/channels', createLimit, json, (req, res) => {
+    if (req.body !== undefined && (typeof req.body !== 'object' || req.body === null || Object.keys(req.body).length)) {
+      throw new HttpError(400, 'invalid request: channel creation takes no fields');
+    }
+    res.status(201).json(info(req, hub.create()));
+  });
+
+  /** Re-register after a restart, or refresh on reload: needs the deck key. */
+  api.put('/channels/:id', createLimit, stateJson, (req, res) => {
+    if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
+    const key = bearer(req.get('authorization'));
+    if (key === undefined) throw new HttpError(401, 'deck key required', {}, { 'WWW-Authenticate': 'Bearer' });
+    const body = validate(Register, req.body ?? {});
+    res.json(info(req, hub.register(String(req.params.id), key, body)));
+  });
+
+  /** A fresh one-time pairing code, to add or replace a phone. */
+  api.post('/channels/:id/pair-codes', json, (req, res) => {
+    const ch = channel(req);
+    requireDeck(req, ch);
+    res.status(201).json(info(req, { channel: ch, deckKey: '', pairCode: hub.issuePairCode(ch) }));
+  });
+
+  /** Revoke every controller, or one by its hash. */
+  api.delete('/channels/:id/controllers{/:hash}', (req, res) => {
+    const ch = channel(req);
+    requireDeck(req, ch);
+    const hash = req.params.hash === undefined ? undefined : String(req.params.hash);
+    res.json({ revoked: hub.revoke(ch, hash) });
+  });
+
+  /** A phone exchanges the one-time code from the QR fragment for its controller key. */
+  api.post('/channels/:id/pair', json, (req, res) => {
+    const ch = channel(req);
+    const { code } = validate(PairRequest, req.body);
+    try {
+      const result: PairResult = hub.pair(ch, code);
+      res.status(201).json(result);
+    } catch (err) {
+      const followUrl = `${deps.publicBase(req)}/f/${ch.id}`;
+      if (err instanceof Error && 'kind' in err && err.kind === 'code_spent') {
+        throw new HttpError(410, 'this QR code has already been used to pair a remote; you can follow along instead', { followUrl });
+      }
+      throw err;
+    }
+  });
+
+  /** Push a command. Needs a controller key (or the deck key). A retried id is acknowledged, not re-sent. */
+  api.post('/channels/:id/commands', json, (req, res) => {
+    const ch = channel(req);
+    if (!hub.canCommand(ch, bearer(req.get('authorization')))) {
+      throw new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
+    }
+    const cmd = validate(Command, req.body);
+    const result = hub.command(ch, cmd);
+    res.status(result.duplicate ? 200 : 202).json(result);
+  });
+
+  /** The slideshow reports where it is. Needs the deck key. */
+  api.put('/channels/:id/state', stateJson, (req, res) => {
+    const ch = channel(req);
+    requireDeck(req, ch);
+    const result = hub.report(ch, validate(StateReport, req.body));
+    res.json({ eventId: result.eventId });
+  });
+
+  /** Subscribe: public and read-only. Last-Event-ID (or ?lastEventId=) resumes. */
+  api.get('/channels/:id/events', (req, res) => {
+    const ch = channel(req);
+    const lastEventId = parseLastEventId(req.get('last-event-id'), req.query.lastEventId);
+    res.status(200).set(SSE_HEADERS);
+    // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
+    const unsubscribe = hub.subscribe(ch, res, req.ip ?? 'unknown', lastEventId);
+    req.socket.setNoDelay(true);
+    res.on('close', unsubscribe);
+  });
+
+  app.use('/api', api);
+  app.use((_req, _res, next) => next(new HttpError(404, 'not found')));
+  app.use(errorHandler(log));
+  return app;
+}

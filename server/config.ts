@@ -1,0 +1,141 @@
+// Named defaults for every option, and the one place that reads the
+// environment and the command line. `loadConfig` is called once, in the entry
+// point; everything else takes a `Config` so tests can build their own.
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+
+export const DEFAULTS = {
+  /** TCP port. `--port` or `PORT`. */
+  port: 3000,
+  /** Address to bind. All interfaces, so a phone on the LAN can reach the laptop. `--bind` or `BIND`. */
+  bind: '0.0.0.0',
+  /** Host put into the QR code and printed URL; default: the best-ranked LAN address. `--host` or `CLICKER_HOST`. */
+  host: undefined as string | undefined,
+  /** Full base URL for the QR code, for a reverse proxy or tunnel (e.g. https://talk.example.org). `--public-url` or `PUBLIC_URL`. */
+  publicUrl: undefined as string | undefined,
+  /** Heartbeat comment interval on every stream; under any proxy's 60 s idle timeout. `HEARTBEAT_MS`. */
+  heartbeatMs: 15_000,
+  /** `retry:` hint sent to EventSource clients. `SSE_RETRY_MS`. */
+  retryMs: 1_000,
+  /** Events kept per channel for replay to a reconnecting client. `HISTORY_MAX`. */
+  historyMax: 500,
+  /** Oldest event kept for replay. `HISTORY_MAX_AGE_MS`. */
+  historyMaxAgeMs: 10 * 60_000,
+  /** A channel with no subscribers and no traffic for this long is dropped. `CHANNEL_TTL_MS`. */
+  channelTtlMs: 6 * 60 * 60_000,
+  /** Channels one process will hold. `MAX_CHANNELS`. */
+  maxChannels: 10_000,
+  /** Open streams on one channel: a keynote's audience fits. `MAX_SUBSCRIBERS_PER_CHANNEL`. */
+  maxSubscribersPerChannel: 19_500,
+  /** Open streams from one client address. A venue's NAT puts a whole room behind one address, so this is generous. `MAX_SUBSCRIBERS_PER_IP`. */
+  maxSubscribersPerIp: 2_000,
+  /** Channels one address may create per minute. `CREATE_PER_MINUTE`. */
+  createPerMinute: 30,
+  /** Cap on JSON bodies of commands and pairing requests. */
+  maxBodyBytes: 4 * 1024,
+  /** Cap on the slideshow's state report, which carries speaker notes and the outline. */
+  maxStateBytes: 64 * 1024,
+  /** Bytes a slow subscriber may have queued before it is dropped (it reconnects and replays). */
+  maxQueuedBytes: 1024 * 1024,
+  /** Time allowed to receive request headers. `HEADERS_TIMEOUT_MS`. */
+  headersTimeoutMs: 10_000,
+  /** Time allowed to receive a whole request. `REQUEST_TIMEOUT_MS`. */
+  requestTimeoutMs: 15_000,
+  /** Idle keep-alive; far above Node's 5 s so an idle phone never pays a TCP handshake per tap. */
+  keepAliveTimeoutMs: 120_000,
+  /** Honour X-Forwarded-* from a reverse proxy in front. `--trust-proxy` or `TRUST_PROXY=1`. */
+  trustProxy: false,
+  /** Extra origins allowed to call the API from a browser, besides the page's own. `--allow-origin` or `ALLOW_ORIGINS` (comma-separated). */
+  allowOrigins: [] as string[],
+};
+
+export type Config = typeof DEFAULTS;
+
+export class ConfigError extends Error {}
+
+const positiveInt = z.coerce.number().int().positive();
+
+const USAGE = `usage: clicker [--port N] [--host HOST] [--public-url URL] [--bind ADDR] [--trust-proxy] [--allow-origin ORIGIN]...`;
+
+/** Parses argv and env once. Throws ConfigError with a one-line message on bad input. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  let values: Record<string, string | boolean | string[] | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        port: { type: 'string', short: 'p' },
+        host: { type: 'string' },
+        'public-url': { type: 'string' },
+        bind: { type: 'string' },
+        'trust-proxy': { type: 'boolean' },
+        'allow-origin': { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (err) {
+    throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
+  }
+  if (values.help) throw new ConfigError(USAGE);
+
+  const pick = (flag: string, envName: string): string | undefined => {
+    const v = values[flag];
+    return typeof v === 'string' ? v : env[envName] || undefined;
+  };
+  const num = (flag: string | null, envName: string, fallback: number): number => {
+    const raw = flag ? pick(flag, envName) : env[envName];
+    if (raw === undefined) return fallback;
+    const parsed = positiveInt.safeParse(raw);
+    if (!parsed.success) throw new ConfigError(`${flag ? `--${flag}` : envName} must be a positive integer, got "${raw}"`);
+    return parsed.data;
+  };
+
+  const port = num('port', 'PORT', DEFAULTS.port);
+  if (port > 65_535) throw new ConfigError(`--port must be at most 65535, got ${port}`);
+
+  const publicUrl = pick('public-url', 'PUBLIC_URL');
+  if (publicUrl !== undefined) {
+    let url: URL;
+    try {
+      url = new URL(publicUrl);
+    } catch {
+      throw new ConfigError(`--public-url must be an absolute http(s) URL, got "${publicUrl}"`);
+    }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+      throw new ConfigError(`--public-url must be an absolute http(s) URL, got "${publicUrl}"`);
+    }
+  }
+  const host = pick('host', 'CLICKER_HOST');
+  if (host !== undefined && !/^[A-Za-z0-9.:[\]-]+$/.test(host)) throw new ConfigError(`--host must be a host name or address, got "${host}"`);
+
+  const allowOrigins = [
+    ...((values['allow-origin'] as string[] | undefined) ?? []),
+    ...(env.ALLOW_ORIGINS ? env.ALLOW_ORIGINS.split(',') : []),
+  ].map((o) => o.trim()).filter(Boolean);
+  for (const origin of allowOrigins) {
+    if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new ConfigError(`--allow-origin must look like http://host:port, got "${origin}"`);
+  }
+
+  return Object.freeze({
+    ...DEFAULTS,
+    port,
+    bind: pick('bind', 'BIND') ?? DEFAULTS.bind,
+    host,
+    publicUrl: publicUrl?.replace(/\/+$/, ''),
+    heartbeatMs: num(null, 'HEARTBEAT_MS', DEFAULTS.heartbeatMs),
+    retryMs: num(null, 'SSE_RETRY_MS', DEFAULTS.retryMs),
+    historyMax: num(null, 'HISTORY_MAX', DEFAULTS.historyMax),
+    historyMaxAgeMs: num(null, 'HISTORY_MAX_AGE_MS', DEFAULTS.historyMaxAgeMs),
+    channelTtlMs: num(null, 'CHANNEL_TTL_MS', DEFAULTS.channelTtlMs),
+    maxChannels: num(null, 'MAX_CHANNELS', DEFAULTS.maxChannels),
+    maxSubscribersPerChannel: num(null, 'MAX_SUBSCRIBERS_PER_CHANNEL', DEFAULTS.maxSubscribersPerChannel),
+    maxSubscribersPerIp: num(null, 'MAX_SUBSCRIBERS_PER_IP', DEFAULTS.maxSubscribersPerIp),
+    createPerMinute: num(null, 'CREATE_PER_MINUTE', DEFAULTS.createPerMinute),
+    headersTimeoutMs: num(null, 'HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs),
+    requestTimeoutMs: num(null, 'REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs),
+    trustProxy: values['trust-proxy'] === true || env.TRUST_PROXY === '1',
+    allowOrigins,
+  });
+}

@@ -1,0 +1,70 @@
+// One error type for the HTTP layer and one middleware that answers every
+// error as JSON. Errors we did not anticipate are logged and answered with a
+// plain 500 that leaks nothing.
+import type { ErrorRequestHandler } from 'express';
+import type { ErrorBody } from '../protocol/messages';
+import { HubError, type HubErrorKind } from './hub';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly extra: Omit<ErrorBody, 'error'> = {},
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+const HUB_STATUS: Record<HubErrorKind, number> = {
+  not_found: 404,
+  forbidden: 403,
+  code_spent: 410,
+  too_many_channels: 503,
+  too_many_subscribers: 503,
+  too_many_subscribers_ip: 429,
+};
+
+/** Errors raised by body-parser carry a `status` and a `type`; these are the client's fault. */
+interface ParserError {
+  status: number;
+  type: string;
+}
+const isParserError = (err: unknown): err is ParserError =>
+  typeof err === 'object' && err !== null && typeof (err as ParserError).status === 'number' && typeof (err as ParserError).type === 'string';
+
+const PARSER_MESSAGES: Record<string, string> = {
+  'entity.too.large': 'request body too large',
+  'entity.parse.failed': 'malformed JSON',
+  'encoding.unsupported': 'unsupported content encoding',
+  'charset.unsupported': 'unsupported charset',
+  'request.aborted': 'request aborted',
+  'request.size.invalid': 'request size did not match content length',
+};
+
+export function toHttpError(err: unknown): HttpError | undefined {
+  if (err instanceof HttpError) return err;
+  if (err instanceof HubError) return new HttpError(HUB_STATUS[err.kind], err.message);
+  if (isParserError(err) && err.status >= 400 && err.status < 500) {
+    return new HttpError(err.status, PARSER_MESSAGES[err.type] ?? 'bad request');
+  }
+  return undefined;
+}
+
+export function errorHandler(log: (line: string) => void): ErrorRequestHandler {
+  return (err, req, res, next) => {
+    if (res.headersSent) {
+      // A stream that already started cannot carry an error answer.
+      next(err);
+      return;
+    }
+    const httpErr = toHttpError(err);
+    if (httpErr) {
+      res.status(httpErr.status).set(httpErr.headers).json({ error: httpErr.message, ...httpErr.extra });
+      return;
+    }
+    // req.path, never req.url: query strings may carry stream positions or keys.
+    log(`error ${req.method} ${req.path}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    res.status(500).json({ error: 'internal error' });
+  };
+}

@@ -1,0 +1,35 @@
+// Channel ids, keys and pairing codes. Secrets are kept only as SHA-256
+// hashes, so a memory dump or a shared store (Redis, later) never holds a
+// usable key, and comparisons run in constant time over equal-length digests.
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { nanoid } from 'nanoid';
+
+/** 32 nanoid characters carry 192 bits. */
+export const newSecret = (): string => nanoid(32);
+
+/** Base64url SHA-256 of a secret: 43 characters. */
+export function hashSecret(secret: string): string {
+  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+}
+
+/**
+ * The channel id is derived from the deck key (132 bits of its hash). After a
+ * server restart only the holder of the deck key can bring a channel id back,
+ * so nobody who saw the public id can claim it first.
+ */
+export function channelIdFor(deckKey: string): string {
+  return createHash('sha256').update(`clicker-channel:${deckKey}`, 'utf8').digest('base64url').slice(0, 22);
+}
+
+/** Constant-time comparison of a presented secret against a stored hash. */
+export function matchesHash(secret: string, storedHash: string): boolean {
+  const a = Buffer.from(hashSecret(secret), 'utf8');
+  const b = Buffer.from(storedHash, 'utf8');
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** Reads `Authorization: Bearer <key>`; anything else is no key at all. */
+export function bearer(header: string | undefined): string | undefined {
+  const m = header === undefined ? null : /^Bearer ([A-Za-z0-9_-]{16,128})$/.exec(header);
+  return m?.[1];
+}

@@ -1,0 +1,58 @@
+// Picks the address a phone on the same Wi-Fi can reach. The QR code must
+// never carry localhost, and a laptop often has docker, VPN and VM bridges
+// whose addresses a phone cannot reach, so candidates are ranked.
+import os from 'node:os';
+
+export interface Candidate {
+  iface: string;
+  address: string;
+  family: 'IPv4' | 'IPv6';
+}
+
+/** Interfaces that belong to containers, VMs and tunnels rather than to a real network. */
+const VIRTUAL = /^(docker|br-|veth|virbr|vmnet|vboxnet|cni|flannel|cali|weave|kube|lxc|lxd|podman|tun|tap|utun|zt|tailscale|wg|ham|awdl|llw|anpi|bridge|vnic|vEthernet)/i;
+/** Names of wired and wireless adapters on Linux, macOS and Windows. */
+const PHYSICAL = /^(en|eth|wl|wlan|wifi|Wi-Fi|Ethernet)/i;
+
+const isLinkLocal = (c: Candidate) => (c.family === 'IPv4' ? c.address.startsWith('169.254.') : /^fe80:/i.test(c.address));
+const isPrivate4 = (a: string) => /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(a);
+
+/** Higher is better; -1 means never. */
+export function score(c: Candidate): number {
+  if (c.address === '127.0.0.1' || c.address === '::1' || c.address.startsWith('127.')) return -1;
+  if (isLinkLocal(c) || VIRTUAL.test(c.iface)) return -1;
+  // docker's default bridge range, even under another interface name.
+  if (c.family === 'IPv4' && c.address.startsWith('172.17.')) return -1;
+  let s = 0;
+  if (c.family === 'IPv4') s += 100;
+  if (c.family === 'IPv4' && isPrivate4(c.address)) s += 20;
+  if (c.family === 'IPv6' && /^f[cd]/i.test(c.address)) s += 5;
+  if (PHYSICAL.test(c.iface)) s += 10;
+  return s;
+}
+
+export function rankAddresses(candidates: Candidate[]): Candidate[] {
+  return candidates
+    .map((c, i) => ({ c, i, s: score(c) }))
+    .filter((x) => x.s >= 0)
+    .sort((a, b) => b.s - a.s || a.i - b.i)
+    .map((x) => x.c);
+}
+
+export function listCandidates(ifaces = os.networkInterfaces()): Candidate[] {
+  const out: Candidate[] = [];
+  for (const [iface, addrs] of Object.entries(ifaces)) {
+    for (const a of addrs ?? []) {
+      if (a.internal) continue;
+      out.push({ iface, address: a.address, family: a.family === 'IPv6' ? 'IPv6' : 'IPv4' });
+    }
+  }
+  return out;
+}
+
+/** The best LAN host for URLs, bracketed if IPv6; undefined when the machine has none. */
+export function lanHost(ifaces = os.networkInterfaces()): string | undefined {
+  const best = rankAddresses(listCandidates(ifaces))[0];
+  if (!best) return undefined;
+  return best.family === 'IPv6' ? `[${best.address}]` : best.address;
+}

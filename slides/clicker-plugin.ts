@@ -1,0 +1,345 @@
+// The slideshow side of Clicker, as a reveal.js plugin.
+//
+// Presenter mode: opens (or, after a reload or a server restart, re-registers)
+// a channel, shows the pairing QR on the title slide, applies commands from the
+// phone through a fixed switch over reveal.js's API, and reports its state after
+// every change. The deck is the source of truth: it never applies a `state`
+// event, which is only its own report coming back.
+//
+// Follow mode: read-only; applies the presenter's state and sends nothing.
+import QRCode from 'qrcode';
+import type { RevealApi, RevealPlugin } from 'reveal.js';
+import {
+  Command,
+  EVENT,
+  type ChannelInfo,
+  type DeckState,
+  type Presence,
+  type SlideRef,
+  type Snapshot,
+  type StateEvent,
+  type StateReport,
+} from '../protocol/messages';
+import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
+import { PresenterStatus } from './status';
+
+const STORE_KEY = 'clicker.deck.v1';
+/** Command ids already applied, so a replay after reconnect never moves the deck twice. */
+const APPLIED_WINDOW = 2048;
+
+interface Saved {
+  id: string;
+  deckKey: string;
+  controllers: string[];
+  lastEventId: string;
+  reveal?: { indexh: number; indexv: number; indexf: number };
+}
+
+export type ClickerMode = { mode: 'present' } | { mode: 'follow'; channelId: string };
+
+const api = (path = '') => `/api/channels${path}`;
+
+function loadSaved(): Saved | null {
+  try {
+    const raw = localStorage.getItem(STORE_KEY);
+    return raw ? (JSON.parse(raw) as Saved) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Plain text of a slide's title: its data-title, else its first heading. */
+function titleOf(slide: Element | undefined, fallback: string): string {
+  if (!slide) return '';
+  const explicit = slide.getAttribute('data-title');
+  const heading = slide.querySelector('h1, h2, h3, h4, h5, h6');
+  const text = (explicit ?? heading?.textContent ?? '').replace(/\s+/g, ' ').trim();
+  return (text || fallback).slice(0, 200);
+}
+
+/** Speaker notes as plain text; the phone shows them as text, never as markup. */
+function notesOf(slide: Element): string {
+  const attr = slide.getAttribute('data-notes');
+  const aside = slide.querySelector(':scope > aside.notes');
+  const text = attr ?? aside?.textContent ?? '';
+  // Keep line breaks, drop other control characters the schema would refuse.
+  return text
+    .replace(/\r\n?/g, '\n')
+    .replace(/[\u0000-\u0008\u000B-\u001F\u007F]/g, '')
+    .replace(/[ \t]+/g, ' ')
+    .replace(/\n\s*\n\s*\n+/g, '\n\n')
+    .trim()
+    .slice(0, 8_000);
+}
+
+export function describe(deck: RevealApi): { state: DeckState; slides: SlideRef[] } {
+  const slides = deck.getSlides();
+  const current = deck.getCurrentSlide();
+  const idx = deck.getIndices();
+  const pos = slides.indexOf(current);
+  const fragments = new Set(
+    [...current.querySelectorAll('.fragment')].map((f, i) => f.getAttribute('data-fragment-index') ?? `x${i}`),
+  ).size;
+  const avail = deck.availableFragments();
+  const state: DeckState = {
+    indexh: idx.h,
+    indexv: idx.v ?? 0,
+    indexf: typeof idx.f === 'number' ? idx.f : -1,
+    fragments,
+    paused: deck.isPaused(),
+    position: deck.getSlidePastCount() + 1,
+    total: Math.max(1, deck.getTotalSlides()),
+    isFirst: deck.isFirstSlide() && !avail.prev,
+    isLast: deck.isLastSlide() && !avail.next,
+    title: titleOf(current, `Slide ${deck.getSlidePastCount() + 1}`),
+    notes: notesOf(current),
+    nextTitle: titleOf(slides[pos + 1], `Slide ${pos + 2}`),
+  };
+  const outline = slides.slice(0, 1_000).map((s, i) => {
+    const { h, v } = deck.getIndices(s);
+    return { h, v: v ?? 0, title: titleOf(s, `Slide ${i + 1}`) };
+  });
+  return { state, slides: outline };
+}
+
+/** Applies one command through a fixed allow-list of reveal.js calls. */
+export function applyCommand(deck: RevealApi, cmd: Command): void {
+  switch (cmd.type) {
+    case 'next':
+      deck.next();
+      break;
+    case 'prev':
+      deck.prev();
+      break;
+    case 'first':
+      deck.slide(0, 0, -1);
+      break;
+    case 'last': {
+      const slides = deck.getSlides();
+      const last = slides[slides.length - 1];
+      if (last) {
+        const { h, v } = deck.getIndices(last);
+        deck.slide(h, v ?? 0, Number.MAX_SAFE_INTEGER);
+      }
+      break;
+    }
+    case 'goto':
+      deck.slide(cmd.h, cmd.v, cmd.f ?? -1);
+      break;
+    case 'pause':
+      deck.togglePause(cmd.on);
+      break;
+  }
+}
+
+export function clickerPlugin(mode: ClickerMode): RevealPlugin {
+  return {
+    id: 'clicker',
+    init(deck: RevealApi) {
+      if (mode.mode === 'follow') startFollower(deck, mode.channelId);
+      else void startPresenter(deck);
+    },
+  };
+}
+
+function startFollower(deck: RevealApi, channelId: string): void {
+  const status = new PresenterStatus('follow');
+  const qr = document.querySelector<HTMLElement>('[data-clicker-qr]');
+  if (qr) qr.hidden = true;
+  const follow = (state: DeckState | null) => {
+    if (!state) return;
+    deck.slide(state.indexh, state.indexv, state.indexf);
+    if (deck.isPaused() !== state.paused) deck.togglePause(state.paused);
+  };
+  new LiveStream(api(`/${channelId}/events`), [EVENT.snapshot, EVENT.state], {
+    onEvent(name, data) {
+      if (name === EVENT.snapshot) follow((data as Snapshot).state);
+      else follow((data as StateEvent).state);
+    },
+    onState: (s) => status.setLink(s),
+  }).start();
+}
+
+async function startPresenter(deck: RevealApi): Promise<void> {
+  const status = new PresenterStatus('present');
+  let saved = loadSaved();
+  const persist = () => {
+    if (saved) localStorage.setItem(STORE_KEY, JSON.stringify(saved));
+  };
+  // A reload comes back on the slide it left.
+  if (saved?.reveal) deck.slide(saved.reveal.indexh, saved.reveal.indexv, saved.reveal.indexf);
+
+  let info: ChannelInfo | null = null;
+  let presence: Presence = { controllers: 0, pairingOpen: false };
+  let stream: LiveStream | null = null;
+  let outlineSent = false;
+  const applied = new Set<string>();
+
+  const showQr = async () => {
+    const box = document.querySelector<HTMLElement>('[data-clicker-qr]');
+    const code = box?.querySelector<HTMLElement>('[data-clicker-qr-code]');
+    const caption = box?.querySelector<HTMLElement>('[data-clicker-qr-caption]');
+    if (!box || !code || !caption || !info) return;
+    const pairing = info.controllerUrl !== null && presence.pairingOpen;
+    const url = pairing ? info.controllerUrl! : info.followUrl;
+    box.dataset.url = url;
+    box.dataset.kind = pairing ? 'pair' : 'follow';
+    const img = code.querySelector('img') ?? code.appendChild(document.createElement('img'));
+    img.alt = pairing ? 'QR code to pair your phone as the remote' : 'QR code to follow along';
+    img.src = await QRCode.toDataURL(url, { margin: 1, width: 480, errorCorrectionLevel: 'M', color: { dark: '#000000', light: '#ffffff' } });
+    caption.textContent = pairing ? 'Scan with your phone to use it as the remote' : 'Scan to follow along on your phone';
+    const link = box.querySelector<HTMLElement>('[data-clicker-qr-url]') ?? box.appendChild(document.createElement('p'));
+    link.setAttribute('data-clicker-qr-url', '');
+    link.className = 'clicker-qr-url';
+    // Without the secret fragment: the pairing code is for the camera, not for the room to copy.
+    link.textContent = pairing ? url.split('#')[0]! : url;
+  };
+
+  const adopt = (next: ChannelInfo) => {
+    info = next;
+    saved = { ...(saved ?? { lastEventId: '' }), id: next.id, deckKey: next.deckKey, controllers: next.controllers, lastEventId: saved?.id === next.id ? saved.lastEventId : '' };
+    presence = { controllers: next.controllers.length, pairingOpen: next.pairCode !== null };
+    persist();
+    status.setPresence(presence);
+    void showQr();
+  };
+
+  const report = (): StateReport => {
+    const { state, slides } = describe(deck);
+    return outlineSent ? { state } : { state, slides };
+  };
+
+  /** Opens a channel, or brings back the saved one with its keys, paired phones and current state. */
+  const register = async () => {
+    if (saved) {
+      try {
+        adopt(
+          await requestJson<ChannelInfo>('PUT', api(`/${saved.id}`), {
+            key: saved.deckKey,
+            body: { controllers: saved.controllers, lastEventId: Number(saved.lastEventId) || 0, report: { ...report(), slides: describe(deck).slides } },
+          }),
+        );
+        outlineSent = true;
+        return;
+      } catch (err) {
+        // A 403 means the saved key is not this channel's; anything else (server down) is retried by the stream.
+        if (!(err instanceof HttpStatusError) || err.status !== 403) throw err;
+        saved = null;
+      }
+    }
+    adopt(await requestJson<ChannelInfo>('POST', api(), {}));
+    outlineSent = false;
+  };
+
+  // ------------------------------------------------------------ reports
+  let inFlight = false;
+  let queued: { cause?: string } | null = null;
+  const sendReport = async (cause?: string) => {
+    if (!info) return;
+    if (inFlight) {
+      // Only the newest state matters; keep the cause of the latest command.
+      queued = { cause: cause ?? queued?.cause };
+      return;
+    }
+    inFlight = true;
+    const body = report();
+    if (cause) body.cause = cause;
+    try {
+      await requestJson('PUT', api(`/${info.id}/state`), { key: info.deckKey, body });
+      if (body.slides) outlineSent = true;
+    } catch {
+      // The stream's reconnect re-registers with the current state; nothing to retry here.
+    } finally {
+      inFlight = false;
+    }
+    const r = deck.getState();
+    if (saved) {
+      saved.reveal = { indexh: r.indexh, indexv: r.indexv, indexf: r.indexf };
+      persist();
+    }
+    if (queued) {
+      const q = queued;
+      queued = null;
+      void sendReport(q.cause);
+    }
+  };
+
+  let applying = false;
+  for (const ev of ['slidechanged', 'fragmentshown', 'fragmenthidden', 'paused', 'resumed']) {
+    deck.on(ev, () => {
+      if (!applying) void sendReport();
+    });
+  }
+
+  const onCommand = (data: unknown) => {
+    const parsed = Command.safeParse(data);
+    if (!parsed.success) return;
+    const cmd = parsed.data;
+    if (applied.has(cmd.id)) return;
+    applied.add(cmd.id);
+    if (applied.size > APPLIED_WINDOW) applied.delete(applied.values().next().value!);
+    applying = true;
+    try {
+      applyCommand(deck, cmd);
+    } finally {
+      applying = false;
+    }
+    void sendReport(cmd.id);
+  };
+
+  const onPresence = (p: Presence) => {
+    const changed = p.controllers !== presence.controllers;
+    presence = p;
+    status.setPresence(p);
+    void showQr();
+    // Learn the new controller hashes, so a restart can bring the pairing back.
+    if (changed && info) void register().catch(() => undefined);
+  };
+
+  try {
+    await register();
+  } catch {
+    status.setLink('offline');
+  }
+  const channelId = info ? (info as ChannelInfo).id : saved?.id;
+  if (!channelId) {
+    // No server at all on first load: try again shortly rather than leave a dead deck.
+    setTimeout(() => location.reload(), 3_000);
+    return;
+  }
+  void sendReport();
+
+  stream = new LiveStream(
+    api(`/${channelId}/events`),
+    [EVENT.snapshot, EVENT.command, EVENT.presence],
+    {
+      onEvent(name, data) {
+        if (name === EVENT.command) onCommand(data);
+        else if (name === EVENT.presence) onPresence(data as Presence);
+        else if (name === EVENT.snapshot) {
+          const snap = data as Snapshot;
+          onPresence(snap.presence);
+        }
+        if (saved && stream) {
+          saved.lastEventId = stream.lastId;
+          persist();
+        }
+      },
+      onState: (s: LinkState) => status.setLink(s),
+      // After a server restart the channel is unknown there: bring it back first.
+      beforeReconnect: register,
+    },
+    saved?.lastEventId ?? '',
+  );
+  stream.start();
+
+  status.onNewCode(async () => {
+    if (!info) return;
+    adopt({ ...(await requestJson<ChannelInfo>('POST', api(`/${info.id}/pair-codes`), { key: info.deckKey })), deckKey: info.deckKey });
+    deck.slide(0, 0);
+  });
+  status.onRevoke(async () => {
+    if (!info) return;
+    await requestJson('DELETE', api(`/${info.id}/controllers`), { key: info.deckKey });
+  });
+}

@@ -1,0 +1,92 @@
+// The presenter's status overlay: paired or not, connection state, and the
+// two pairing actions. It sits in a corner outside the slide area and fades
+// out when the mouse is idle, so it never shows up on the projected slides.
+import type { Presence } from '../protocol/messages';
+import type { LinkState } from '../protocol/live';
+
+const LINK_TEXT: Record<LinkState, string> = {
+  connecting: 'connecting…',
+  live: 'live',
+  reconnecting: 'reconnecting…',
+  offline: 'offline',
+};
+const IDLE_MS = 4_000;
+
+export class PresenterStatus {
+  private readonly root: HTMLElement;
+  private readonly pairText: HTMLElement;
+  private readonly linkText: HTMLElement;
+  private readonly actions: HTMLElement;
+  private newCode: (() => Promise<void>) | null = null;
+  private revoke: (() => Promise<void>) | null = null;
+  private hideTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(mode: 'present' | 'follow') {
+    this.root = document.createElement('aside');
+    this.root.className = 'clicker-status';
+    this.root.setAttribute('role', 'status');
+    this.root.dataset.mode = mode;
+    this.pairText = document.createElement('span');
+    this.pairText.className = 'clicker-status-pair';
+    this.linkText = document.createElement('span');
+    this.linkText.className = 'clicker-status-link';
+    this.actions = document.createElement('span');
+    this.actions.className = 'clicker-status-actions';
+    this.root.append(this.pairText, this.linkText, this.actions);
+    if (mode === 'present') {
+      this.actions.append(
+        this.button('New pairing code (P)', () => this.newCode?.()),
+        this.button('Revoke remotes', () => this.revoke?.()),
+      );
+      // P, as in "pair": a fresh one-time code, to add or replace a phone.
+      document.addEventListener('keydown', (e) => {
+        if (e.key.toLowerCase() === 'p' && !e.ctrlKey && !e.metaKey && !e.altKey) void this.newCode?.();
+      });
+    } else {
+      this.pairText.textContent = 'Following the presenter';
+    }
+    document.body.append(this.root);
+    const wake = () => this.show();
+    document.addEventListener('mousemove', wake, { passive: true });
+    this.setLink('connecting');
+  }
+
+  setLink(state: LinkState): void {
+    this.root.dataset.link = state;
+    this.linkText.textContent = LINK_TEXT[state];
+    // Trouble stays visible; a healthy link fades away.
+    this.show(state !== 'live');
+  }
+
+  setPresence(p: Presence): void {
+    this.root.dataset.paired = String(p.controllers > 0);
+    this.pairText.textContent =
+      p.controllers === 0 ? 'No remote paired' : p.controllers === 1 ? 'Remote paired' : `${p.controllers} remotes paired`;
+    this.show();
+  }
+
+  onNewCode(fn: () => Promise<void>): void {
+    this.newCode = fn;
+  }
+
+  onRevoke(fn: () => Promise<void>): void {
+    this.revoke = fn;
+  }
+
+  private button(label: string, fn: () => unknown): HTMLButtonElement {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.textContent = label;
+    b.addEventListener('click', (e) => {
+      e.stopPropagation();
+      void fn();
+    });
+    return b;
+  }
+
+  private show(sticky = false): void {
+    this.root.classList.add('visible');
+    clearTimeout(this.hideTimer);
+    if (!sticky) this.hideTimer = setTimeout(() => this.root.classList.remove('visible'), IDLE_MS);
+  }
+}
