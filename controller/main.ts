@@ -61,7 +61,7 @@ function render(): void {
   const s = state;
   $('position').textContent = `${s.position} / ${s.total}`;
   $('title').textContent = s.title || `Slide ${s.position}`;
-  $('fragments').textContent = s.fragments > 0 ? `Step ${s.indexf + 1} of ${s.fragments}` : '';
+  $('fragments').textContent = s.fragments > 0 ? `${s.indexf + 1} of ${s.fragments} builds shown` : '';
   $('notes').textContent = s.notes || 'No notes for this slide.';
   $('notes').classList.toggle('empty', !s.notes);
   $('next-title').textContent = s.isLast ? 'End of deck' : s.nextTitle || '—';

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 
 export const DEFAULTS = {
-  /** TCP port. `--port` or `PORT`. */
+  /** TCP port; 0 picks a free one. `--port` or `PORT`. */
   port: 3000,
   /** Address to bind. All interfaces, so a phone on the LAN can reach the laptop. `--bind` or `BIND`. */
   bind: '0.0.0.0',
@@ -92,8 +92,12 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
     return parsed.data;
   };
 
-  const port = num('port', 'PORT', DEFAULTS.port);
-  if (port > 65_535) throw new ConfigError(`--port must be at most 65535, got ${port}`);
+  // 0 asks the OS for a free port (tests and benchmarks use it).
+  const rawPort = pick('port', 'PORT');
+  const port = rawPort === undefined ? DEFAULTS.port : Number(rawPort);
+  if (rawPort !== undefined && (!/^\d{1,5}$/.test(rawPort) || port > 65_535)) {
+    throw new ConfigError(`--port must be a port number from 0 to 65535, got "${rawPort}"`);
+  }
 
   const publicUrl = pick('public-url', 'PUBLIC_URL');
   if (publicUrl !== undefined) {

@@ -136,14 +136,15 @@ export function clickerPlugin(mode: ClickerMode): RevealPlugin {
   return {
     id: 'clicker',
     init(deck: RevealApi) {
-      if (mode.mode === 'follow') startFollower(deck, mode.channelId);
+      if (mode.mode === 'follow') void startFollower(deck, mode.channelId);
       else void startPresenter(deck);
     },
   };
 }
 
-function startFollower(deck: RevealApi, channelId: string): void {
+async function startFollower(deck: RevealApi, channelId: string): Promise<void> {
   const status = new PresenterStatus('follow');
+  await whenReady(deck);
   const qr = document.querySelector<HTMLElement>('[data-clicker-qr]');
   if (qr) qr.hidden = true;
   const follow = (state: DeckState | null) => {
@@ -160,8 +161,13 @@ function startFollower(deck: RevealApi, channelId: string): void {
   }).start();
 }
 
+/** Plugins are initialised before reveal.js has built its controls; navigation has to wait for `ready`. */
+const whenReady = (deck: RevealApi) =>
+  new Promise<void>((resolve) => (deck.isReady() ? resolve() : deck.on('ready', () => resolve())));
+
 async function startPresenter(deck: RevealApi): Promise<void> {
   const status = new PresenterStatus('present');
+  await whenReady(deck);
   let saved = loadSaved();
   const persist = () => {
     if (saved) localStorage.setItem(STORE_KEY, JSON.stringify(saved));

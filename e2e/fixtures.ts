@@ -1,0 +1,109 @@
+// Helpers for the end-to-end specs: a real Clicker server process on a free
+// port, QR decoding from screenshots, and loopback rewriting. Tests only ever
+// send traffic to 127.0.0.1; the LAN address is read from the QR, checked,
+// then swapped for loopback before anything is opened.
+import { spawn, type ChildProcess } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import jsQR from 'jsqr';
+import { PNG } from 'pngjs';
+import type { Page } from '@playwright/test';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+
+export class ClickerServer {
+  private constructor(
+    private proc: ChildProcess,
+    readonly port: number,
+    /** The URL the server printed for the laptop (on the LAN address). */
+    readonly printedUrl: string,
+    private readonly args: string[],
+    private readonly env: NodeJS.ProcessEnv,
+  ) {}
+
+  /** Loopback base URL: what the tests actually open. */
+  get base(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  static async start(args: string[] = [], env: NodeJS.ProcessEnv = {}, port = 0): Promise<ClickerServer> {
+    const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', String(port), ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const printedUrl = await new Promise<string>((resolve, reject) => {
+      let out = '';
+      let err = '';
+      const timer = setTimeout(() => reject(new Error(`server did not start: ${out}${err}`)), 10_000);
+      proc.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const m = /Open the slideshow on this laptop:\s+(\S+)/.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      proc.stderr!.on('data', (chunk: Buffer) => (err += chunk.toString()));
+      proc.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`server exited with ${code}: ${err}`));
+      });
+    });
+    return new ClickerServer(proc, Number(new URL(printedUrl).port), printedUrl, args, env);
+  }
+
+  /** Stops the process (SIGTERM, as an operator would) and waits for it to exit. */
+  async stop(signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+    if (this.proc.exitCode !== null) return this.proc.exitCode;
+    const exited = new Promise<number | null>((resolve) => this.proc.once('exit', (code) => resolve(code)));
+    this.proc.kill(signal);
+    return exited;
+  }
+
+  /** A new server process on the same port, with an empty in-memory hub. */
+  async restart(signal: NodeJS.Signals = 'SIGKILL'): Promise<ClickerServer> {
+    await this.stop(signal);
+    return ClickerServer.start(this.args, this.env, this.port);
+  }
+}
+
+/** Every non-internal address of this machine: what the QR code may carry. */
+export function lanAddresses(): string[] {
+  return Object.values(os.networkInterfaces())
+    .flatMap((list) => list ?? [])
+    .filter((a) => !a.internal)
+    .map((a) => a.address);
+}
+
+/** Same URL, pointed at 127.0.0.1 on the same port. */
+export function toLoopback(url: string): string {
+  const u = new URL(url);
+  u.hostname = '127.0.0.1';
+  return u.toString();
+}
+
+/** Decodes the QR code visible in a PNG screenshot. */
+export function decodeQr(png: Buffer): string {
+  const img = PNG.sync.read(png);
+  const code = jsQR(new Uint8ClampedArray(img.data.buffer, img.data.byteOffset, img.data.length), img.width, img.height);
+  if (!code) throw new Error('no QR code found in the screenshot');
+  return code.data;
+}
+
+/** Screenshots the title slide's QR code and decodes it. */
+export async function readDeckQr(deck: Page): Promise<string> {
+  const box = deck.locator('[data-clicker-qr-code] img');
+  await box.waitFor();
+  // Wait until the image has been drawn.
+  await deck.waitForFunction(() => {
+    const img = document.querySelector<HTMLImageElement>('[data-clicker-qr-code] img');
+    return !!img && img.complete && img.naturalWidth > 0;
+  });
+  return decodeQr(await box.screenshot());
+}
+
+/** The slideshow's "n / N" slide number as reveal.js renders it. */
+export async function deckPosition(deck: Page): Promise<string> {
+  return (await deck.locator('.reveal .slide-number').innerText()).replace(/\s+/g, ' ').trim();
+}

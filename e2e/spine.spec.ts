@@ -1,0 +1,112 @@
+import { mkdirSync } from 'node:fs';
+import { devices, expect, test } from '@playwright/test';
+import { ClickerServer, deckPosition, lanAddresses, readDeckQr, toLoopback } from './fixtures';
+
+const phoneDevice = devices['Pixel 7'];
+let server: ClickerServer;
+
+test.beforeEach(async () => {
+  server = await ClickerServer.start();
+});
+test.afterEach(async () => {
+  await server.stop();
+});
+
+test('the printed URL and the QR code carry a LAN address, never localhost', async ({ browser }) => {
+  const printedHost = new URL(server.printedUrl).hostname;
+  expect(lanAddresses()).toContain(printedHost);
+
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  const qr = new URL(await readDeckQr(deck));
+  expect(lanAddresses()).toContain(qr.hostname);
+  expect(qr.port).toBe(String(server.port));
+  expect(qr.pathname).toMatch(/^\/r\/[A-Za-z0-9_-]{22}$/);
+  // The one-time pairing code rides in the fragment, which never reaches the server or a Referer.
+  expect(qr.hash).toMatch(/^#[A-Za-z0-9_-]{32}$/);
+});
+
+test('a phone that scans the QR code drives the slideshow, and shows where it is', async ({ browser }) => {
+  const laptop = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const deck = await laptop.newPage();
+  await deck.goto(`${server.base}/`);
+  const controllerUrl = await readDeckQr(deck);
+  expect(await deckPosition(deck)).toBe('1 / 8');
+
+  const phoneCtx = await browser.newContext({ ...phoneDevice });
+  const phone = await phoneCtx.newPage();
+  await phone.goto(toLoopback(controllerUrl));
+  await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await expect(phone.locator('#position')).toHaveText('1 / 8');
+  await expect(phone.locator('#title')).toHaveText('Clicker');
+
+  // The laptop shows that a remote is paired and swaps the pairing QR for a follow QR.
+  await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
+  await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
+
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+  await expect(phone.locator('#position')).toHaveText('2 / 8');
+  await expect(phone.locator('#title')).toHaveText('How it works');
+  await expect(phone.locator('#notes')).toContainText('Three steps.');
+  await expect(phone.locator('#next-title')).toHaveText('Under the hood');
+
+  // Fragments are steps: the next tap reveals the first bullet on the same slide.
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(deck.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(1);
+  await expect(phone.locator('#fragments')).toHaveText('1 of 3 builds shown');
+  await expect(phone.locator('#position')).toHaveText('2 / 8');
+
+  await phone.getByRole('button', { name: 'Previous' }).tap();
+  await expect(deck.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(0);
+  await phone.getByRole('button', { name: 'Previous' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('1 / 8');
+  await expect(phone.locator('#position')).toHaveText('1 / 8');
+  await expect(phone.getByRole('button', { name: 'Previous' })).toBeDisabled();
+
+  // Swipe left on the phone: next.
+  await phone.locator('#remote').evaluate((el) => {
+    const touch = (type: string, x: number) =>
+      el.dispatchEvent(
+        new TouchEvent(type, {
+          bubbles: true,
+          touches: type === 'touchend' ? [] : [new Touch({ identifier: 1, target: el, clientX: x, clientY: 300 })],
+          changedTouches: [new Touch({ identifier: 1, target: el, clientX: x, clientY: 300 })],
+        }),
+      );
+    touch('touchstart', 300);
+    touch('touchend', 100);
+  });
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+  await expect(phone.locator('#position')).toHaveText('2 / 8');
+
+  // Screenshots for the README, taken by the test itself.
+  mkdirSync('docs', { recursive: true });
+  await phone.screenshot({ path: 'docs/phone.png' });
+  await deck.goto(`${server.base}/`);
+  await phone.getByRole('button', { name: 'Previous' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('1 / 8');
+  await deck.locator('[data-clicker-qr-code] img').waitFor();
+  await deck.screenshot({ path: 'docs/slideshow.png' });
+});
+
+test('a reload keeps the same channel, and the paired phone keeps working', async ({ browser }) => {
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  const first = new URL(await readDeckQr(deck));
+  const phone = await (await browser.newContext({ ...phoneDevice })).newPage();
+  await phone.goto(toLoopback(first.toString()));
+  await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+
+  await deck.reload();
+  // Back on the same slide, same channel: the follow QR names the same id.
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+  await deck.locator('[data-clicker-qr][data-url]').waitFor({ state: 'attached' });
+  const after = new URL((await deck.getAttribute('[data-clicker-qr]', 'data-url'))!);
+  expect(after.pathname.split('/').pop()).toBe(first.pathname.split('/').pop());
+
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(deck.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(1);
+});
