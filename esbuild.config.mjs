@@ -2,7 +2,7 @@
 // the gzipped size of each browser bundle: the phone is often on venue Wi-Fi,
 // so its budget is checked here on every build.
 import { build } from 'esbuild';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 
 const quiet = process.argv.includes('--quiet') || process.env.npm_lifecycle_event === 'start';
@@ -36,6 +36,10 @@ await Promise.all([
     packages: 'external',
   }),
 ]);
+
+// The phone's web app manifest and home-screen icons ship beside the bundles.
+cpSync('controller/manifest.webmanifest', 'dist/client/manifest.webmanifest');
+cpSync('controller/icons', 'dist/client', { recursive: true });
 
 const gz = (file) => gzipSync(readFileSync(file)).length;
 const sizes = {

@@ -1,6 +1,6 @@
 // End-to-end tests in a real Chromium: the distribution's build, because
 // Playwright's browser download is not reachable on every machine
-// (scripts/ensure-chromium.mjs installs it when missing).
+// (scripts/ensure-deps.mjs, run by `npm test`, installs it when missing).
 import { existsSync } from 'node:fs';
 import { defineConfig } from '@playwright/test';
 

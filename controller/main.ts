@@ -2,6 +2,7 @@
 // keeps its controller key across reloads, sends commands on pointerdown
 // (a click waits for the finger to lift), and shows where the deck really is
 // from the slideshow's own state reports.
+import NoSleep from 'nosleep.js';
 import './controller.css';
 import {
   EVENT,
@@ -217,12 +218,21 @@ function wireTime(): void {
   setInterval(tick, 1_000);
 }
 
-/** Keeps the screen on where the Wake Lock API exists (secure contexts). */
+/**
+ * Keeps the screen on for the whole talk. The Wake Lock API exists only in
+ * secure contexts, and a phone on the laptop's LAN address is on plain http,
+ * so NoSleep falls back to a tiny muted looping video there. Both need a user
+ * gesture, hence the first touch arms it; a tab brought back re-arms it.
+ */
 function keepAwake(): void {
-  const request = () => navigator.wakeLock?.request('screen').catch(() => undefined);
-  void request();
+  const noSleep = new NoSleep();
+  const arm = () => {
+    if (!noSleep.isEnabled) noSleep.enable().catch(() => undefined);
+  };
+  document.addEventListener('pointerdown', arm, { capture: true });
+  document.addEventListener('click', arm, { capture: true });
   document.addEventListener('visibilitychange', () => {
-    if (document.visibilityState === 'visible') void request();
+    if (document.visibilityState === 'hidden') noSleep.disable();
   });
 }
 

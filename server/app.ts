@@ -70,7 +70,8 @@ export function createApp(deps: AppDeps) {
           imgSrc: ["'self'", 'data:', 'blob:'],
           fontSrc: ["'self'", 'data:'],
           connectSrc: ["'self'"],
-          mediaSrc: ["'self'"],
+          // The phone's keep-awake fallback plays a tiny inline video from a data: URL.
+          mediaSrc: ["'self'", 'data:'],
           objectSrc: ["'none'"],
           baseUri: ["'none'"],
           formAction: ["'none'"],
@@ -117,8 +118,20 @@ export function createApp(deps: AppDeps) {
     const origin = req.get('origin');
     if (req.method === 'GET' || req.method === 'HEAD' || origin === undefined) return next();
     const own = `${req.protocol}://${req.get('host')}`;
-    if (origin === own || allowedOrigins.has(origin) || origin === new URL(deps.publicBase(req)).origin) return next();
+    if (origin === own || allowedOrigins.has(origin) || origin === publicOrigin(req)) return next();
     throw new HttpError(403, 'cross-origin request refused');
+  };
+  /**
+   * The public base may come from a client-supplied X-Forwarded-Host (behind
+   * --trust-proxy); one that is not a URL ("a b", a proxy chain "a, b") must
+   * be a refusal, not a 500 with a stack trace in the log for every request.
+   */
+  const publicOrigin = (req: Request): string | undefined => {
+    try {
+      return new URL(deps.publicBase(req)).origin;
+    } catch {
+      return undefined;
+    }
   };
   /** Only JSON bodies: a form or text/plain post (the CSRF classics) gets 415. An empty body is fine. */
   const jsonOnly: RequestHandler = (req, _res, next) => {

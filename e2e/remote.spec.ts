@@ -1,0 +1,164 @@
+// The remote a presenter gives a whole talk with: notes, timer, jump list,
+// blackout, the laptop's own keyboard, keep-awake and both orientations.
+import { devices, expect, test, type Browser, type Page } from '@playwright/test';
+import { ClickerServer, deckPosition, readDeckQr, toLoopback } from './fixtures';
+
+let server: ClickerServer;
+test.beforeEach(async () => {
+  server = await ClickerServer.start();
+});
+test.afterEach(async () => {
+  await server.stop();
+});
+
+async function pairedPair(browser: Browser, phoneOptions = devices['Pixel 7']): Promise<{ deck: Page; phone: Page }> {
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  const url = await readDeckQr(deck);
+  const phone = await (await browser.newContext({ ...phoneOptions })).newPage();
+  await phone.goto(toLoopback(url));
+  await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  return { deck, phone };
+}
+
+test('the phone shows the title, the notes, the next title and a running timer', async ({ browser }) => {
+  const { phone } = await pairedPair(browser);
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(phone.locator('#title')).toHaveText('How it works');
+  await expect(phone.getByLabel('Speaker notes')).toContainText('Scan once, then tap or swipe.');
+  await expect(phone.locator('#next-title')).toHaveText('Under the hood');
+
+  await expect(phone.getByLabel('Elapsed time')).toHaveText('0:00');
+  await phone.getByRole('button', { name: 'Start' }).tap();
+  await expect(phone.getByLabel('Elapsed time')).not.toHaveText('0:00', { timeout: 5_000 });
+  await phone.getByRole('button', { name: 'Pause' }).tap();
+  const paused = await phone.getByLabel('Elapsed time').innerText();
+  await expect(phone.getByRole('button', { name: 'Resume' })).toBeVisible();
+  await phone.getByRole('button', { name: 'Reset' }).tap();
+  await expect(phone.getByLabel('Elapsed time')).toHaveText('0:00');
+  expect(paused).toMatch(/^0:0[1-9]$/);
+  await expect(phone.getByLabel('Time of day')).toHaveText(/\d{1,2}:\d{2}/);
+
+  // The notes font size is adjustable.
+  const before = await phone.getByLabel('Speaker notes').evaluate((el) => getComputedStyle(el).fontSize);
+  await phone.getByRole('button', { name: 'Larger notes' }).tap();
+  const after = await phone.getByLabel('Speaker notes').evaluate((el) => getComputedStyle(el).fontSize);
+  expect(parseFloat(after)).toBeGreaterThan(parseFloat(before));
+});
+
+test('the slide list jumps the deck anywhere, and First and Last go to the ends', async ({ browser }) => {
+  const { deck, phone } = await pairedPair(browser);
+  await phone.getByRole('button', { name: 'Slides' }).tap();
+  const list = phone.getByRole('dialog', { name: 'Jump to slide' });
+  await expect(list.getByRole('button')).toHaveCount(1 + 8);
+  await list.getByRole('button', { name: 'Commands in, events out' }).tap();
+  await expect(list).toBeHidden();
+  await expect.poll(() => deckPosition(deck)).toBe('4 / 8');
+  await expect(phone.locator('#position')).toHaveText('4 / 8');
+  await expect(phone.locator('#title')).toHaveText('Commands in, events out');
+
+  await phone.getByRole('button', { name: 'Last' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('8 / 8');
+  await expect(phone.getByRole('button', { name: 'Next' })).toBeDisabled();
+  await phone.getByRole('button', { name: 'First' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('1 / 8');
+  await expect(phone.getByRole('button', { name: 'Previous' })).toBeDisabled();
+});
+
+test('Blackout toggles the slideshow paused mode, on and off', async ({ browser }) => {
+  const { deck, phone } = await pairedPair(browser);
+  const blackout = phone.getByRole('button', { name: 'Blackout' });
+  await expect(blackout).toHaveAttribute('aria-pressed', 'false');
+  await blackout.tap();
+  await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
+  await expect(blackout).toHaveAttribute('aria-pressed', 'true');
+  await blackout.tap();
+  await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
+  await expect(blackout).toHaveAttribute('aria-pressed', 'false');
+});
+
+test("the laptop's keyboard moves the deck and the phone follows, fragment by fragment", async ({ browser }) => {
+  const { deck, phone } = await pairedPair(browser);
+  await deck.locator('body').click({ position: { x: 640, y: 40 } });
+  await deck.keyboard.press('ArrowRight');
+  await expect(phone.locator('#position')).toHaveText('2 / 8');
+  // Space steps through fragments; the phone sees every one, none skipped.
+  for (const shown of [1, 2, 3]) {
+    await deck.keyboard.press('Space');
+    await expect(phone.locator('#fragments')).toHaveText(`${shown} of 3 builds shown`);
+  }
+  await deck.keyboard.press('Space');
+  await expect(phone.locator('#position')).toHaveText('3 / 8');
+  await deck.keyboard.press('ArrowDown');
+  await expect(phone.locator('#position')).toHaveText('4 / 8');
+  await expect(phone.locator('#title')).toHaveText('Commands in, events out');
+  // And the phone's own tap continues from where the laptop left the deck: no jump back.
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('5 / 8');
+});
+
+test('the screen stays awake over plain http, through the video fallback', async ({ browser }) => {
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  const url = await readDeckQr(deck);
+  const ctx = await browser.newContext({ ...devices['Pixel 7'] });
+  // 127.0.0.1 counts as a secure context; a phone on the LAN address does not, and has no Wake Lock API.
+  await ctx.addInitScript(() => {
+    delete (Navigator.prototype as { wakeLock?: unknown }).wakeLock;
+    // The fallback's video is never attached to the document; note every media element that plays.
+    const played: HTMLMediaElement[] = [];
+    (window as unknown as { played: HTMLMediaElement[] }).played = played;
+    const play = HTMLMediaElement.prototype.play;
+    HTMLMediaElement.prototype.play = function (this: HTMLMediaElement) {
+      played.push(this);
+      return play.call(this);
+    };
+  });
+  const phone = await ctx.newPage();
+  await phone.goto(toLoopback(url));
+  expect(await phone.evaluate(() => 'wakeLock' in navigator)).toBe(false);
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect
+    .poll(() => phone.evaluate(() => (window as unknown as { played: HTMLMediaElement[] }).played.some((v) => v instanceof HTMLVideoElement && !v.paused)))
+    .toBe(true);
+});
+
+test('the remote is installable: a manifest with icons', async ({ browser, request }) => {
+  const { phone } = await pairedPair(browser);
+  const href = await phone.locator('link[rel="manifest"]').getAttribute('href');
+  const res = await request.get(`${server.base}${href}`);
+  expect(res.ok()).toBe(true);
+  const manifest = (await res.json()) as { name: string; display: string; icons: { src: string; sizes: string }[] };
+  expect(manifest.display).toBe('standalone');
+  expect(manifest.icons.map((i) => i.sizes)).toEqual(['192x192', '512x512']);
+  for (const icon of manifest.icons) {
+    const img = await request.get(`${server.base}${icon.src}`);
+    expect(img.headers()['content-type']).toBe('image/png');
+  }
+});
+
+test('portrait and landscape layouts keep every control on screen', async ({ browser }, testInfo) => {
+  for (const [name, device] of [
+    ['portrait', devices['Pixel 7']],
+    ['landscape', devices['Pixel 7 landscape']],
+    ['iphone', devices['iPhone 13']],
+  ] as const) {
+    const { phone } = await pairedPair(browser, device);
+    await phone.getByRole('button', { name: 'Next' }).tap();
+    await expect(phone.locator('#title')).toHaveText('How it works');
+    const viewport = phone.viewportSize()!;
+    for (const label of ['Next', 'Previous', 'Blackout', 'Slides', 'First', 'Last', 'Start', 'Reset']) {
+      const box = (await phone.getByRole('button', { name: label, exact: true }).boundingBox())!;
+      expect(box, `${label} in ${name}`).not.toBeNull();
+      // Inside the screen, and at least 48 px each way: thumb-sized.
+      expect(box.x).toBeGreaterThanOrEqual(0);
+      expect(box.y + box.height).toBeLessThanOrEqual(viewport.height + 0.5);
+      expect(box.x + box.width).toBeLessThanOrEqual(viewport.width + 0.5);
+      expect(Math.min(box.width, box.height), `${label} size in ${name}`).toBeGreaterThanOrEqual(48);
+    }
+    const shot = await phone.screenshot({ path: testInfo.outputPath(`phone-${name}.png`) });
+    await testInfo.attach(`phone-${name}`, { body: shot, contentType: 'image/png' });
+    if (name === 'landscape') await phone.screenshot({ path: 'docs/phone-landscape.png' });
+    await phone.context().close();
+  }
+});
