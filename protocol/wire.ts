@@ -13,6 +13,8 @@ export const EVENT = {
   state: 'state',
   /** Pairing changed: a phone paired, a code was issued, a controller was revoked. */
   presence: 'presence',
+  /** The deck file changed on disk: reload in place. */
+  reload: 'reload',
 } as const;
 
 export interface Presence {

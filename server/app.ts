@@ -3,6 +3,7 @@
 // run this same app on an ephemeral port.
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import express, { type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { rateLimit } from 'express-rate-limit';
@@ -19,6 +20,7 @@ import {
 import type { Config } from './config';
 import { errorHandler, HttpError } from './errors';
 import { Hub, type Channel, type CreatedChannel } from './hub';
+import { loadDeck, type Deck } from './deck';
 import { bearer } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
 
@@ -29,6 +31,8 @@ export interface AppDeps {
   clientDir: string;
   /** Folder holding the project's sources (slides/, controller/). */
   rootDir: string;
+  /** The deck to present; the built-in one when absent. */
+  deck?: Deck;
   /**
    * Base URL that phones should use, e.g. http://192.168.1.20:3000. Called per
    * request because the port is known only after listen and a proxy may say otherwise.
@@ -54,7 +58,8 @@ export function createApp(deps: AppDeps) {
   app.set('etag', 'strong');
   app.set('trust proxy', config.trustProxy ? 'loopback, linklocal, uniquelocal' : false);
 
-  const slidesHtml = readFileSync(path.join(rootDir, 'slides', 'index.html'), 'utf8');
+  const deck = deps.deck ?? loadDeck(rootDir, undefined, {});
+  const themeDir = path.dirname(fileURLToPath(import.meta.resolve('reveal.js/theme/black.css')));
   const controllerHtml = readFileSync(path.join(rootDir, 'controller', 'index.html'), 'utf8');
 
   app.use(
@@ -73,7 +78,8 @@ export function createApp(deps: AppDeps) {
           // The phone's keep-awake fallback plays a tiny inline video from a data: URL.
           mediaSrc: ["'self'", 'data:'],
           objectSrc: ["'none'"],
-          baseUri: ["'none'"],
+          // The deck page sets <base href="/"> so its relative asset paths work on /f/... too.
+          baseUri: ["'self'"],
           formAction: ["'none'"],
           frameAncestors: ["'self'"],
         },
@@ -92,9 +98,25 @@ export function createApp(deps: AppDeps) {
     if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
     next();
   };
-  app.get('/', page(slidesHtml));
-  app.get('/f/:id', checkId, page(slidesHtml));
+  // Rendered per request: an edited deck file shows on the next load (live reload reloads the page).
+  const slides: RequestHandler = (_req, res) => {
+    res.type('html').set('Cache-Control', 'no-cache').send(deck.page());
+  };
+  app.get('/', slides);
+  app.get('/f/:id', checkId, slides);
+  app.get('/_deck.md', (_req, res) => {
+    const md = deck.markdown();
+    if (md === null) throw new HttpError(404, 'not found');
+    res.type('text/markdown').set('Cache-Control', 'no-cache').send(md);
+  });
   app.get('/r/:id', checkId, page(controllerHtml));
+  // serve-static answers any other method with a bare, bodyless 405; every error answer here is JSON.
+  app.use('/assets', (req, _res, next) => {
+    if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed', {}, { Allow: 'GET, HEAD' });
+    next();
+  });
+  // Every theme reveal.js ships, straight from its own folder.
+  app.use('/assets/theme', express.static(themeDir, { index: false, fallthrough: false }));
   app.use(
     '/assets',
     express.static(clientDir, { index: false, fallthrough: false, setHeaders: (res) => res.set('Cache-Control', 'no-cache') }),
@@ -255,6 +277,9 @@ export function createApp(deps: AppDeps) {
   });
 
   app.use('/api', api);
+  // Files beside the deck (images, video, fonts). `send` refuses paths that
+  // climb out of the folder, and dotfiles (.git, .env) are never served.
+  if (deck.assetsDir) app.use(express.static(deck.assetsDir, { index: false, dotfiles: 'deny', redirect: false }));
   app.use((_req, _res, next) => next(new HttpError(404, 'not found')));
   app.use(errorHandler(log));
   return app;

@@ -55,31 +55,44 @@ export class ConfigError extends Error {}
 
 const positiveInt = z.coerce.number().int().positive();
 
-const USAGE = `usage: clicker [--port N] [--host HOST] [--public-url URL] [--bind ADDR] [--trust-proxy] [--allow-origin ORIGIN]...`;
+/** Every flag the command line knows, for the server and for the deck commands. */
+const OPTIONS = {
+  port: { type: 'string', short: 'p' },
+  host: { type: 'string' },
+  'public-url': { type: 'string' },
+  bind: { type: 'string' },
+  'trust-proxy': { type: 'boolean' },
+  'allow-origin': { type: 'string', multiple: true },
+  theme: { type: 'string' },
+  title: { type: 'string' },
+  transition: { type: 'string' },
+  pdf: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} as const;
 
-/** Parses argv and env once. Throws ConfigError with a one-line message on bad input. */
-export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
-  let values: Record<string, string | boolean | string[] | undefined>;
+export type CliValues = Record<string, string | boolean | string[] | undefined>;
+
+/** Splits argv into flags and positionals; an unknown flag or a missing value is a one-line ConfigError. */
+export function parseCommandLine(argv: string[]): { values: CliValues; positionals: string[] } {
   try {
-    ({ values } = parseArgs({
-      args: argv,
-      strict: true,
-      allowPositionals: false,
-      options: {
-        port: { type: 'string', short: 'p' },
-        host: { type: 'string' },
-        'public-url': { type: 'string' },
-        bind: { type: 'string' },
-        'trust-proxy': { type: 'boolean' },
-        'allow-origin': { type: 'string', multiple: true },
-        help: { type: 'boolean', short: 'h' },
-      },
-    }));
+    return parseArgs({ args: argv, strict: true, allowPositionals: true, options: OPTIONS });
   } catch (err) {
-    throw new ConfigError(`${(err as Error).message}\n${USAGE}`);
+    // Node's messages run over several lines with hints; the first line says it all.
+    const first = (err as Error).message.split('\n')[0]!.replace(/\. To specify a positional argument.*$/, '');
+    throw new ConfigError(`${first} (see clicker --help)`);
   }
-  if (values.help) throw new ConfigError(USAGE);
+}
 
+/** Parses argv and env once, for the server alone. Throws ConfigError with a one-line message on bad input. */
+export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
+  const { values, positionals } = parseCommandLine(argv);
+  if (positionals.length) throw new ConfigError(`unexpected argument "${positionals[0]}" (see clicker --help)`);
+  return configFrom(values, env);
+}
+
+/** The server's configuration from parsed flags and the environment. */
+export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
   const pick = (flag: string, envName: string): string | undefined => {
     const v = values[flag];
     return typeof v === 'string' ? v : env[envName] || undefined;

@@ -1,6 +1,7 @@
 // One error type for the HTTP layer and one middleware that answers every
 // error as JSON. Errors we did not anticipate are logged and answered with a
 // plain 500 that leaks nothing.
+import { STATUS_CODES } from 'node:http';
 import type { ErrorRequestHandler } from 'express';
 import type { ErrorBody } from '../protocol/messages';
 import { HubError, type HubErrorKind } from './hub';
@@ -25,13 +26,16 @@ const HUB_STATUS: Record<HubErrorKind, number> = {
   too_many_subscribers_ip: 429,
 };
 
-/** Errors raised by body-parser carry a `status` and a `type`; these are the client's fault. */
-interface ParserError {
+/**
+ * Errors raised by body-parser, serve-static and the router (http-errors style)
+ * carry a `status`, and body-parser's also a `type`; a 4xx is the client's fault.
+ */
+interface ClientError {
   status: number;
-  type: string;
+  type?: unknown;
 }
-const isParserError = (err: unknown): err is ParserError =>
-  typeof err === 'object' && err !== null && typeof (err as ParserError).status === 'number' && typeof (err as ParserError).type === 'string';
+const isClientError = (err: unknown): err is ClientError =>
+  typeof err === 'object' && err !== null && typeof (err as ClientError).status === 'number';
 
 const PARSER_MESSAGES: Record<string, string> = {
   'entity.too.large': 'request body too large',
@@ -45,8 +49,10 @@ const PARSER_MESSAGES: Record<string, string> = {
 export function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof HubError) return new HttpError(HUB_STATUS[err.kind], err.message);
-  if (isParserError(err) && err.status >= 400 && err.status < 500) {
-    return new HttpError(err.status, PARSER_MESSAGES[err.type] ?? 'bad request');
+  if (isClientError(err) && err.status >= 400 && err.status < 500) {
+    // A missing asset (serve-static) or an undecodable path (router) has no `type`; its own message may leak a file path.
+    const known = typeof err.type === 'string' ? PARSER_MESSAGES[err.type] : undefined;
+    return new HttpError(err.status, known ?? STATUS_CODES[err.status]?.toLowerCase() ?? 'bad request');
   }
   return undefined;
 }
@@ -60,11 +66,12 @@ export function errorHandler(log: (line: string) => void): ErrorRequestHandler {
     }
     const httpErr = toHttpError(err);
     if (httpErr) {
-      res.status(httpErr.status).set(httpErr.headers).json({ error: httpErr.message, ...httpErr.extra });
+      // type() first: the event stream sets text/event-stream before a subscriber limit can refuse it.
+      res.status(httpErr.status).set(httpErr.headers).type('json').json({ error: httpErr.message, ...httpErr.extra });
       return;
     }
     // req.path, never req.url: query strings may carry stream positions or keys.
     log(`error ${req.method} ${req.path}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    res.status(500).json({ error: 'internal error' });
+    res.status(500).type('json').json({ error: 'internal error' });
   };
 }

@@ -144,7 +144,11 @@ export class Hub {
   close(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    for (const ch of this.channels.values()) for (const sub of ch.subscribers) sub.sink.end();
+    for (const ch of this.channels.values()) {
+      for (const sub of ch.subscribers) sub.sink.end();
+      // A request still in flight must not write to an ended stream (see publish).
+      ch.subscribers.clear();
+    }
   }
 
   get(id: string): Channel {
@@ -306,6 +310,23 @@ export class Hub {
     };
   }
 
+  /**
+   * Sends one event to every open stream on every channel, unnumbered and not
+   * kept: it is news for whoever is connected now (the deck file changed), not
+   * part of any channel's history.
+   */
+  broadcast(event: string, data: string): number {
+    const frame = encodeEvent({ event, data });
+    let n = 0;
+    for (const ch of this.channels.values()) {
+      for (const sub of ch.subscribers) {
+        sub.sink.write(frame);
+        n++;
+      }
+    }
+    return n;
+  }
+
   /** Drops channels nobody has used for the TTL. */
   sweep(): number {
     const cutoff = this.now() - this.limits.channelTtlMs;
@@ -348,6 +369,10 @@ export class Hub {
       // A subscriber that cannot keep up is cut loose rather than buffered
       // without bound; its EventSource reconnects and replays from history.
       if (sub.sink.writableLength > this.limits.maxQueuedBytes) {
+        // Out of the set at once, not on 'close': until the ended stream has
+        // flushed, any further write to it (the next event, a heartbeat)
+        // throws ERR_STREAM_WRITE_AFTER_END and takes the whole process down.
+        channel.subscribers.delete(sub);
         sub.sink.end();
         continue;
       }

@@ -1,13 +1,18 @@
-// Entry point: read the configuration once, build the hub and the app, listen,
-// and print where to point the laptop's browser (and a QR code of it).
-import { existsSync } from 'node:fs';
+// Entry point: read the command line and the environment once, then present a
+// deck, write a starter deck, or export a PDF. Usage errors exit with 2 and a
+// single line; nothing here prints a stack trace for a user's mistake.
+import { existsSync, watch } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Request } from 'express';
 import QRCode from 'qrcode';
+import { EVENT } from '../protocol/wire';
 import { createApp } from './app';
-import { ConfigError, loadConfig, type Config } from './config';
+import { ConfigError, DeckError, parseCli, runInit, USAGE, version } from './cli';
+import type { Config } from './config';
+import { loadDeck, type Deck } from './deck';
+import { exportPdf, ExportError } from './export';
 import { Hub } from './hub';
 import { lanHost } from './net';
 
@@ -22,22 +27,21 @@ function findRoot(): string {
   return dir;
 }
 
-function fail(message: string): never {
+function fail(message: string, code = 2): never {
   process.stderr.write(`clicker: ${message}\n`);
-  process.exit(2);
+  process.exit(code);
 }
 
-export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
-  let config: Config;
-  try {
-    config = loadConfig(argv, env);
-  } catch (err) {
-    if (err instanceof ConfigError) fail(err.message);
-    throw err;
-  }
-  const rootDir = findRoot();
+interface Running {
+  server: http.Server;
+  hub: Hub;
+  port: number;
+  host: string | undefined;
+}
+
+async function startServer(config: Config, deck: Deck, rootDir: string): Promise<Running> {
   const clientDir = path.join(rootDir, 'dist', 'client');
-  if (!existsSync(path.join(clientDir, 'slides.js'))) fail('the browser bundles are missing; run `npm run build` (npm start does it for you)');
+  if (!existsSync(path.join(clientDir, 'slides.js'))) fail('the browser bundles are missing; run `npm run build` (npm start does it for you)', 1);
 
   const host = config.host ?? lanHost();
   let port = config.port;
@@ -51,7 +55,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
 
   const hub = new Hub(config);
   hub.start();
-  const app = createApp({ config, hub, clientDir, rootDir, publicBase });
+  const app = createApp({ config, hub, clientDir, rootDir, deck, publicBase });
   const server = http.createServer(
     {
       // Taps are tiny writes that must leave at once.
@@ -63,26 +67,44 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
     },
     app,
   );
-
   server.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EADDRINUSE') fail(`port ${config.port} is already in use; pick another with --port <n> (or PORT=<n>)`);
     if (err.code === 'EACCES') fail(`not allowed to listen on port ${config.port}; pick another with --port <n>`);
     if (err.code === 'EADDRNOTAVAIL') fail(`cannot bind ${config.bind}; pick another address with --bind <addr>`);
-    fail(err.message);
+    fail(err.message, 1);
   });
-
   await new Promise<void>((resolve) => server.listen(port, config.bind, resolve));
   const addr = server.address();
   if (addr && typeof addr === 'object') port = addr.port;
+  return { server, hub, port, host };
+}
 
-  const url = `${fixedBase ?? `http://${host ?? 'localhost'}:${port}`}/`;
-  const qr = await QRCode.toString(url, { type: 'terminal', small: true });
-  process.stdout.write(
-    `\nClicker is running.\n\n  Open the slideshow on this laptop:  ${url}\n` +
-      (host || fixedBase ? '' : '  (no LAN address found: phones cannot reach localhost; pass --host <address>)\n') +
-      `  Then scan the QR code on the title slide with your phone (same Wi-Fi).\n\n${qr}\n`,
-  );
+/**
+ * Live reload: when the deck file changes, every open slideshow reloads in
+ * place (the plugin keeps its channel and slide). Editors often save by
+ * replacing the file, so the folder is watched and events are debounced.
+ */
+function watchDeck(deck: Deck, hub: Hub): void {
+  let timer: NodeJS.Timeout | undefined;
+  const name = path.basename(deck.file);
+  watch(path.dirname(deck.file), (_event, changed) => {
+    if (changed !== null && changed !== name) return;
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      try {
+        deck.page();
+      } catch (err) {
+        // A half-typed front matter: say so, and keep showing the last good version.
+        process.stderr.write(`clicker: ${(err as Error).message}\n`);
+        return;
+      }
+      hub.broadcast(EVENT.reload, '{}');
+      process.stdout.write(`reloaded ${name}\n`);
+    }, 150);
+  }).unref();
+}
 
+function handleShutdown({ server, hub }: Running): void {
   let closing = false;
   const shutdown = (signal: string) => {
     if (closing) return;
@@ -99,6 +121,69 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   };
   process.on('SIGINT', () => shutdown('SIGINT'));
   process.on('SIGTERM', () => shutdown('SIGTERM'));
+}
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  const rootDir = findRoot();
+  let cli: ReturnType<typeof parseCli>;
+  let deck: Deck | undefined;
+  try {
+    cli = parseCli(argv, env);
+    if (cli.kind === 'serve' || cli.kind === 'export') deck = loadDeck(rootDir, cli.deck, cli.options);
+  } catch (err) {
+    if (err instanceof ConfigError || err instanceof DeckError) fail(err.message);
+    throw err;
+  }
+
+  switch (cli.kind) {
+    case 'help':
+      process.stdout.write(`${USAGE}\n`);
+      return;
+    case 'version':
+      process.stdout.write(`clicker ${version(rootDir)}\n`);
+      return;
+    case 'init': {
+      try {
+        const written = runInit(rootDir, cli.file);
+        process.stdout.write(`wrote ${written.map((f) => path.relative(process.cwd(), f)).join(' and ')}\npresent it with: clicker ${cli.file}\n`);
+      } catch (err) {
+        if (err instanceof DeckError) fail(err.message);
+        throw err;
+      }
+      return;
+    }
+    case 'export': {
+      // A private server on loopback, only for Chromium to print from.
+      const running = await startServer({ ...cli.config, bind: '127.0.0.1', port: 0, host: '127.0.0.1' }, deck!, rootDir);
+      try {
+        const pages = await exportPdf(`http://127.0.0.1:${running.port}`, cli.pdf, env);
+        process.stdout.write(`wrote ${cli.pdf} (${pages} pages)\n`);
+      } catch (err) {
+        if (err instanceof ExportError) fail(err.message, 1);
+        throw err;
+      } finally {
+        running.hub.close();
+        running.server.closeAllConnections();
+        running.server.close();
+      }
+      return;
+    }
+    case 'serve': {
+      const running = await startServer(cli.config, deck!, rootDir);
+      const { config } = cli;
+      const url = `${config.publicUrl ?? `http://${running.host ?? 'localhost'}:${running.port}`}/`;
+      const qr = await QRCode.toString(url, { type: 'terminal', small: true });
+      process.stdout.write(
+        `\nClicker is running${deck!.kind === 'builtin' ? '' : `, presenting ${path.relative(process.cwd(), deck!.file)}`}.\n\n` +
+          `  Open the slideshow on this laptop:  ${url}\n` +
+          (running.host || config.publicUrl ? '' : '  (no LAN address found: phones cannot reach localhost; pass --host <address>)\n') +
+          `  Then scan the QR code on the title slide with your phone (same Wi-Fi).\n\n${qr}\n`,
+      );
+      if (deck!.kind !== 'builtin') watchDeck(deck!, running.hub);
+      handleShutdown(running);
+      return;
+    }
+  }
 }
 
 main(process.argv.slice(2), process.env).catch((err: unknown) => {

@@ -132,6 +132,38 @@ export function applyCommand(deck: RevealApi, cmd: Command): void {
   }
 }
 
+/**
+ * A user's deck has no QR placeholder on its title slide, so the QR floats in
+ * a corner of the first slide instead, and steps aside on every other slide.
+ */
+function floatingQr(deck: RevealApi): HTMLElement {
+  const box = document.createElement('div');
+  box.className = 'clicker-qr clicker-qr-floating';
+  box.setAttribute('data-clicker-qr', '');
+  const code = document.createElement('div');
+  code.className = 'clicker-qr-code';
+  code.setAttribute('data-clicker-qr-code', '');
+  code.setAttribute('role', 'img');
+  code.setAttribute('aria-label', 'QR code');
+  const caption = document.createElement('p');
+  caption.className = 'clicker-qr-caption';
+  caption.setAttribute('data-clicker-qr-caption', '');
+  box.append(code, caption);
+  deck.getRevealElement()?.append(box);
+  const place = () => {
+    const { h, v } = deck.getIndices();
+    box.hidden = h !== 0 || (v ?? 0) !== 0;
+  };
+  deck.on('slidechanged', place);
+  place();
+  return box;
+}
+
+/** The deck file changed on the laptop: reload in place (the channel and the slide are kept). */
+function reloadSoon(): void {
+  setTimeout(() => location.reload(), 50);
+}
+
 export function clickerPlugin(mode: ClickerMode): RevealPlugin {
   return {
     id: 'clicker',
@@ -152,9 +184,10 @@ async function startFollower(deck: RevealApi, channelId: string): Promise<void> 
     deck.slide(state.indexh, state.indexv, state.indexf);
     if (deck.isPaused() !== state.paused) deck.togglePause(state.paused);
   };
-  new LiveStream(api(`/${channelId}/events`), [EVENT.snapshot, EVENT.state], {
+  new LiveStream(api(`/${channelId}/events`), [EVENT.snapshot, EVENT.state, EVENT.reload], {
     onEvent(name, data) {
-      if (name === EVENT.snapshot) follow((data as Snapshot).state);
+      if (name === EVENT.reload) reloadSoon();
+      else if (name === EVENT.snapshot) follow((data as Snapshot).state);
       else follow((data as StateEvent).state);
     },
     onState: (s) => status.setLink(s),
@@ -182,7 +215,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   const applied = new Set<string>();
 
   const showQr = async () => {
-    const box = document.querySelector<HTMLElement>('[data-clicker-qr]');
+    const box = document.querySelector<HTMLElement>('[data-clicker-qr]') ?? floatingQr(deck);
     const code = box?.querySelector<HTMLElement>('[data-clicker-qr-code]');
     const caption = box?.querySelector<HTMLElement>('[data-clicker-qr-caption]');
     if (!box || !code || !caption || !info) return;
@@ -317,10 +350,11 @@ async function startPresenter(deck: RevealApi): Promise<void> {
 
   stream = new LiveStream(
     api(`/${channelId}/events`),
-    [EVENT.snapshot, EVENT.command, EVENT.presence],
+    [EVENT.snapshot, EVENT.command, EVENT.presence, EVENT.reload],
     {
       onEvent(name, data) {
-        if (name === EVENT.command) onCommand(data);
+        if (name === EVENT.reload) reloadSoon();
+        else if (name === EVENT.command) onCommand(data);
         else if (name === EVENT.presence) onPresence(data as Presence);
         else if (name === EVENT.snapshot) {
           const snap = data as Snapshot;

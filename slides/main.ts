@@ -1,28 +1,38 @@
-// Slideshow entry: reveal.js with code highlighting and the Clicker plugin.
-// The same page serves the presenter (/) and the audience (/f/<channel>).
+// Slideshow entry: reveal.js with Markdown, code highlighting and the Clicker
+// plugin. The same page serves the presenter (/), the audience
+// (/f/<channel>) and the PDF export (?print-pdf). The theme is a separate
+// stylesheet chosen by the server, so every reveal.js theme works.
 import Reveal from 'reveal.js';
 import Highlight from 'reveal.js/plugin/highlight';
+import Markdown from 'reveal.js/plugin/markdown';
 import 'reveal.js/reset.css';
 import 'reveal.js/reveal.css';
-import 'reveal.js/theme/black.css';
 import 'reveal.js/plugin/highlight/monokai.css';
 import './slides.css';
 import { clickerPlugin, type ClickerMode } from './clicker-plugin';
 
 const follow = /^\/f\/([A-Za-z0-9_-]{22})$/.exec(location.pathname);
+const printing = /print-pdf/i.test(location.search);
 const mode: ClickerMode = follow ? { mode: 'follow', channelId: follow[1]! } : { mode: 'present' };
 const readOnly = mode.mode === 'follow';
+const root = document.querySelector<HTMLElement>('.reveal');
+const TRANSITIONS = ['none', 'fade', 'slide', 'convex', 'concave', 'zoom'] as const;
+const transition = TRANSITIONS.find((t) => t === root?.dataset.transition) ?? 'slide';
 
 const deck = new Reveal({
   hash: false,
   history: false,
   slideNumber: 'c/t',
+  transition,
   // Followers stay on the presenter's slide: no local navigation.
   controls: !readOnly,
   keyboard: !readOnly,
   touch: !readOnly,
   overview: !readOnly,
   progress: true,
-  plugins: [Highlight, clickerPlugin(mode)],
+  // A handout has one page per slide, with every fragment shown.
+  pdfSeparateFragments: false,
+  // A PDF export is not a talk: no channel, no QR.
+  plugins: printing ? [Markdown, Highlight] : [Markdown, Highlight, clickerPlugin(mode)],
 });
 void deck.initialize();

@@ -1,0 +1,112 @@
+// Presenting your own talk: a Markdown deck from a temporary folder, started
+// through the command line, with an image beside it and speaker notes.
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PNG } from 'pngjs';
+import { devices, expect, test } from '@playwright/test';
+import { ClickerServer, deckPosition, readDeckQr, toLoopback } from './fixtures';
+
+const TALK = `---
+title: Owls at night
+theme: white
+---
+
+# Owls at night
+
+![A grey owl](owl.png)
+
+Note:
+Start with the silent flight.
+
+---
+
+## Feathers
+
+Soft edges break up the air.
+
+Note:
+Pass the feather around the room.
+
+--
+
+## Ears
+
+One ear sits higher than the other.
+
+---
+
+## Thanks
+`;
+
+function writePng(file: string): void {
+  const png = new PNG({ width: 64, height: 48 });
+  png.data.fill(0x80);
+  writeFileSync(file, PNG.sync.write(png));
+}
+
+let server: ClickerServer;
+let dir: string;
+test.beforeEach(async () => {
+  const root = mkdtempSync(path.join(os.tmpdir(), 'clicker-deck-'));
+  dir = path.join(root, 'talk');
+  mkdirSync(dir);
+  writeFileSync(path.join(dir, 'talk.md'), TALK);
+  writePng(path.join(dir, 'owl.png'));
+  writeFileSync(path.join(root, 'secret.txt'), 'not for the audience');
+  writeFileSync(path.join(dir, '.env'), 'TOKEN=hidden');
+  server = await ClickerServer.start([path.join(dir, 'talk.md')]);
+});
+test.afterEach(async () => {
+  await server.stop();
+});
+
+test("the user's own deck: their title slide, their image, their notes on the phone", async ({ browser }) => {
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  await expect(deck).toHaveTitle('Owls at night');
+  await expect(deck.locator('.reveal .slides section.present h1')).toHaveText('Owls at night');
+  await expect(deck.locator('link[href="/assets/theme/white.css"]')).toHaveCount(1);
+  const img = deck.locator('.reveal .slides section.present img');
+  await expect.poll(() => img.evaluate((el: HTMLImageElement) => el.complete && el.naturalWidth)).toBe(64);
+  expect(await deckPosition(deck)).toBe('1 / 4');
+
+  const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
+  await phone.goto(toLoopback(await readDeckQr(deck)));
+  await expect(phone.locator('#title')).toHaveText('Owls at night');
+  await expect(phone.locator('#notes')).toHaveText('Start with the silent flight.');
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(phone.locator('#title')).toHaveText('Feathers');
+  await expect(phone.locator('#notes')).toHaveText('Pass the feather around the room.');
+  await expect(phone.locator('#next-title')).toHaveText('Ears');
+  // The QR stays on the title slide only: it does not cover the user's other slides.
+  await expect(deck.locator('[data-clicker-qr]')).toBeHidden();
+});
+
+test('editing the deck reloads the slideshow in place, and the phone stays paired', async ({ browser }) => {
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
+  await phone.goto(toLoopback(await readDeckQr(deck)));
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('3 / 4');
+
+  const file = path.join(dir, 'talk.md');
+  writeFileSync(file, readFileSync(file, 'utf8').replace('## Ears', '## Ears, edited live'));
+  await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Ears, edited live');
+  expect(await deckPosition(deck)).toBe('3 / 4');
+  await expect(phone.locator('#title')).toHaveText('Ears, edited live');
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('4 / 4');
+});
+
+test("files beside the deck are served; nothing outside its folder, and no dotfiles", async ({ request }) => {
+  expect((await request.get(`${server.base}/owl.png`)).status()).toBe(200);
+  for (const p of ['/../secret.txt', '/%2e%2e/secret.txt', '/..%2fsecret.txt', '/%2e%2e%2fsecret.txt', '/.env']) {
+    const res = await request.get(`${server.base}${p}`);
+    expect(res.status(), p).toBeGreaterThanOrEqual(400);
+    expect(res.status(), p).toBeLessThan(500);
+    expect(await res.text(), p).not.toMatch(/not for the audience|TOKEN=hidden/);
+  }
+});

@@ -1,0 +1,134 @@
+// The command line as a user meets it: real processes of the built CLI, their
+// exit codes and their one-line errors, the starter deck and the PDF export.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PDFParse } from 'pdf-parse';
+import { parseCli } from './cli';
+import { ConfigError } from './config';
+import { DeckError, loadDeck, splitFrontMatter, THEMES } from './deck';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const BIN = path.join(ROOT, 'bin', 'clicker.mjs');
+
+function clicker(args: string[], cwd: string) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'clicker-cli-'));
+
+test('--help and --version', () => {
+  const help = clicker(['--help'], ROOT);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /clicker export DECK --pdf FILE\.pdf/);
+  assert.match(help.stdout, /--theme NAME\s+.*\bsolarized\b/);
+  const version = clicker(['--version'], ROOT);
+  assert.equal(version.code, 0);
+  const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  assert.equal(version.stdout.trim(), `clicker ${pkg.version}`);
+});
+
+for (const [name, args, message] of [
+  ['a missing file', ['no-such-talk.md'], /^clicker: no such file or folder: no-such-talk\.md$/],
+  ['an unknown flag', ['--prot', '3000'], /^clicker: Unknown option '--prot' \(see clicker --help\)$/],
+  ['a bad theme', ['--theme', 'neon'], /^clicker: unknown theme "neon"; choose one of: .*\bblack\b/],
+  ['a bad transition', ['--transition', 'spin'], /^clicker: unknown transition "spin"/],
+  ['a file that is not a deck', ['package.json'], /^clicker: package\.json is not a deck/],
+  ['export without --pdf', ['export'], /^clicker: export needs --pdf FILE\.pdf/],
+] as const) {
+  test(`${name} gets a one-line error and exit code 2`, () => {
+    const r = clicker([...args], ROOT);
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr.trimEnd(), message);
+  });
+}
+
+test('a bad theme in the front matter is refused at start too', () => {
+  const dir = tmp();
+  writeFileSync(path.join(dir, 'talk.md'), '---\ntheme: neon\n---\n# Hi\n');
+  const r = clicker(['talk.md'], dir);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^clicker: unknown theme "neon"/);
+});
+
+test('init writes a starter deck once, and refuses to overwrite it', () => {
+  const dir = tmp();
+  const first = clicker(['init', 'talk.md'], dir);
+  assert.equal(first.code, 0, first.stderr);
+  const md = readFileSync(path.join(dir, 'talk.md'), 'utf8');
+  // Every feature the starter promises: front matter, slides, vertical slides, fragments, code, notes, an image.
+  assert.match(md, /^---\ntitle: .+\ntheme: \w+\ntransition: \w+\n---\n/);
+  assert.match(md, /\n---\n/);
+  assert.match(md, /\n--\n/);
+  assert.match(md, /class="fragment"/);
+  assert.match(md, /```js/);
+  assert.match(md, /^Note:$/m);
+  assert.ok(existsSync(path.join(dir, 'clicker-logo.svg')));
+  const again = clicker(['init', 'talk.md'], dir);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /already exists; not overwriting it/);
+});
+
+test('export writes a PDF with one page per slide', async () => {
+  const dir = tmp();
+  assert.equal(clicker(['init', 'talk.md'], dir).code, 0);
+  const r = clicker(['export', 'talk.md', '--pdf', 'talk.pdf'], dir);
+  assert.equal(r.code, 0, r.stderr);
+  const parser = new PDFParse({ data: readFileSync(path.join(dir, 'talk.pdf')) });
+  const info = await parser.getInfo();
+  const text = await parser.getText();
+  await parser.destroy();
+  // The starter deck has 7 slides, one of them vertical; its fragments do not add pages.
+  assert.equal(info.total, 7);
+  assert.match(text.text, /MY TALK/i);
+  assert.match(text.text, /A VERTICAL SLIDE/i);
+  // Notes stay off the handout.
+  assert.doesNotMatch(text.text, /Speaker notes start with/);
+});
+
+test('parseCli: commands, deck options, and what wins', () => {
+  assert.deepEqual(parseCli(['--help'], {}), { kind: 'help' });
+  assert.equal(parseCli(['-v'], {}).kind, 'version');
+  const serve = parseCli(['talk.md', '--theme', 'white', '--port', '0'], {});
+  assert.equal(serve.kind, 'serve');
+  if (serve.kind === 'serve') {
+    assert.equal(serve.deck, 'talk.md');
+    assert.equal(serve.options.theme, 'white');
+    assert.equal(serve.config.port, 0);
+  }
+  const exp = parseCli(['export', 'talk.md', '--pdf', 'out.pdf'], {});
+  assert.deepEqual(exp.kind === 'export' && [exp.deck, exp.pdf], ['talk.md', 'out.pdf']);
+  assert.throws(() => parseCli(['a.md', 'b.md'], {}), ConfigError);
+  assert.throws(() => parseCli(['talk.md', '--pdf', 'x.pdf'], {}), ConfigError);
+  assert.throws(() => parseCli(['init'], {}), ConfigError);
+  assert.throws(() => parseCli(['--theme', 'nope'], {}), DeckError);
+});
+
+test('decks: front matter, flags over front matter, folders, HTML sections', () => {
+  assert.ok(THEMES.includes('black') && THEMES.includes('solarized') && THEMES.length >= 12);
+  assert.deepEqual(splitFrontMatter('---\ntitle: T\ntheme: sky\n---\n# A\n'), { data: { title: 'T', theme: 'sky' }, body: '# A\n' });
+  assert.deepEqual(splitFrontMatter('# No front matter\n---\n# B'), { data: {}, body: '# No front matter\n---\n# B' });
+  assert.throws(() => splitFrontMatter('---\n: [\n---\n'), DeckError);
+
+  const dir = tmp();
+  writeFileSync(path.join(dir, 'index.md'), '---\ntitle: From front matter\ntheme: sky\n---\n# A\n');
+  const md = loadDeck(ROOT, dir, { theme: 'white' });
+  assert.equal(md.kind, 'markdown');
+  assert.match(md.page(), /<title>From front matter<\/title>/);
+  assert.match(md.page(), /href="\/assets\/theme\/white\.css"/, 'the flag wins over front matter');
+  assert.equal(md.markdown(), '# A\n');
+
+  const htmlDir = tmp();
+  writeFileSync(path.join(htmlDir, 'talk.html'), '<section><h1>Mine</h1></section><section>Two</section>');
+  const html = loadDeck(ROOT, path.join(htmlDir, 'talk.html'), {});
+  assert.match(html.page(), /<div class="slides">\n<section><h1>Mine<\/h1><\/section><section>Two<\/section>\n<\/div>/);
+  writeFileSync(path.join(htmlDir, 'bad.html'), '<p>no sections</p>');
+  assert.throws(() => loadDeck(ROOT, path.join(htmlDir, 'bad.html'), {}), DeckError);
+  // A title with markup is escaped into the page's <title>.
+  assert.match(loadDeck(ROOT, undefined, { title: '<script>x</script>' }).page(), /<title>&lt;script&gt;x&lt;\/script&gt;<\/title>/);
+});

@@ -1,0 +1,35 @@
+// PDF handouts: the deck in reveal.js's print-pdf view, printed by Chromium
+// through Playwright. The app runs in-process on loopback for the duration.
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+export class ExportError extends Error {}
+
+export function findChromium(env: NodeJS.ProcessEnv): string | undefined {
+  return [env.CHROMIUM_PATH, '/usr/bin/chromium', '/usr/bin/chromium-browser', '/usr/bin/google-chrome'].find(
+    (p): p is string => typeof p === 'string' && existsSync(p),
+  );
+}
+
+/** Prints `${base}/?print-pdf` to `pdf`; answers the number of pages reveal.js laid out. */
+export async function exportPdf(base: string, pdf: string, env: NodeJS.ProcessEnv): Promise<number> {
+  const executablePath = findChromium(env);
+  if (!executablePath) throw new ExportError('export needs Chromium: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH');
+  const browser = await chromium.launch({
+    executablePath,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(`${base}/?print-pdf`, { waitUntil: 'load' });
+    // reveal.js lays the slides out as .pdf-page elements once Markdown and highlighting are done.
+    await page.waitForFunction(() => document.querySelector('.reveal.ready') !== null && document.querySelectorAll('.pdf-page').length > 0, undefined, { timeout: 30_000 });
+    await page.waitForFunction(() => [...document.images].every((img) => img.complete), undefined, { timeout: 30_000 });
+    const pages = await page.locator('.pdf-page').count();
+    await page.pdf({ path: path.resolve(pdf), preferCSSPageSize: true, printBackground: true });
+    return pages;
+  } finally {
+    await browser.close();
+  }
+}
