@@ -160,6 +160,9 @@ export function createApp(deps: AppDeps) {
     // Browsers send `Content-Length: 0` on a bodyless POST; that is no body, not a wrong type.
     const empty = req.get('content-length') === '0' && req.get('transfer-encoding') === undefined;
     if (!empty && req.is('application/json') === false) throw new HttpError(415, 'send application/json');
+    // body-parser would also decode UTF-16 and UTF-32, where a stray byte decodes to nothing at all.
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.get('content-type') ?? '')?.[1];
+    if (!empty && charset !== undefined && charset.toLowerCase() !== 'utf-8') throw new HttpError(415, 'send application/json in UTF-8');
     next();
   };
   const json = express.json({ limit: config.maxBodyBytes, strict: true, type: 'application/json' });
@@ -200,7 +203,7 @@ export function createApp(deps: AppDeps) {
 
   /** Create a channel. Answers the deck key once; the server keeps only its hash. */
   api.post('/channels', createLimit, json, (req, res) => {
-    if (req.body !== undefined && (typeof req.body !== 'object' || req.body === null || Object.keys(req.body).length)) {
+    if (req.body !== undefined && (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body) || Object.keys(req.body).length)) {
       throw new HttpError(400, 'invalid request: channel creation takes no fields');
     }
     res.status(201).json(info(req, hub.create()));
@@ -270,6 +273,11 @@ export function createApp(deps: AppDeps) {
     const ch = channel(req);
     const lastEventId = parseLastEventId(req.get('last-event-id'), req.query.lastEventId);
     res.status(200).set(SSE_HEADERS);
+    // A HEAD never sees a body, so it must not hold a stream slot open waiting for one.
+    if (req.method === 'HEAD') {
+      res.end();
+      return;
+    }
     // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
     const unsubscribe = hub.subscribe(ch, res, req.ip ?? 'unknown', lastEventId);
     req.socket.setNoDelay(true);

@@ -109,7 +109,8 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
   const rawPort = pick('port', 'PORT');
   const port = rawPort === undefined ? DEFAULTS.port : Number(rawPort);
   if (rawPort !== undefined && (!/^\d{1,5}$/.test(rawPort) || port > 65_535)) {
-    throw new ConfigError(`--port must be a port number from 0 to 65535, got "${rawPort}"`);
+    const from = typeof values.port === 'string' ? '--port' : 'PORT';
+    throw new ConfigError(`${from} must be a port number from 0 to 65535, got "${rawPort}"`);
   }
 
   const publicUrl = pick('public-url', 'PUBLIC_URL');

@@ -41,6 +41,8 @@ export class HubError extends Error {
 export interface Sink {
   write(chunk: Buffer): boolean;
   end(): void;
+  /** Drops the connection at once, queued bytes and all (a ServerResponse has it). */
+  destroy?(): void;
   readonly writableLength: number;
 }
 
@@ -373,7 +375,10 @@ export class Hub {
         // flushed, any further write to it (the next event, a heartbeat)
         // throws ERR_STREAM_WRITE_AFTER_END and takes the whole process down.
         channel.subscribers.delete(sub);
-        sub.sink.end();
+        // Destroy rather than end: ending would keep its queued megabyte (and
+        // its stream slot) until the stuck client finally reads or times out.
+        if (sub.sink.destroy) sub.sink.destroy();
+        else sub.sink.end();
         continue;
       }
       sub.sink.write(frame);

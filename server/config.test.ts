@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ConfigError, DEFAULTS, loadConfig } from './config';
+
+const configError = (pattern: RegExp) => (err: unknown) => {
+  assert.ok(err instanceof ConfigError, `expected a ConfigError, got ${String(err)}`);
+  assert.match(err.message, pattern);
+  return true;
+};
+
+test('no flags and an empty environment give the defaults', () => {
+  assert.deepEqual(loadConfig([], {}), { ...DEFAULTS, publicUrl: undefined, host: undefined });
+});
+
+test('the result is frozen', () => {
+  const config = loadConfig([], {});
+  assert.equal(Object.isFrozen(config), true);
+});
+
+test('--port, -p and PORT set the port; the flag wins over the environment', () => {
+  assert.equal(loadConfig(['--port', '8080'], {}).port, 8080);
+  assert.equal(loadConfig(['--port=8081'], {}).port, 8081);
+  assert.equal(loadConfig(['-p', '8082'], {}).port, 8082);
+  assert.equal(loadConfig([], { PORT: '9090' }).port, 9090);
+  assert.equal(loadConfig(['--port', '8080'], { PORT: '9090' }).port, 8080);
+  assert.equal(loadConfig([], { PORT: '' }).port, DEFAULTS.port, 'an empty variable is unset');
+});
+
+test('a bad port names the flag and the value', () => {
+  for (const bad of ['abc', '-1', '80.5', '1e3', '0x50', '123456', '65536']) {
+    assert.throws(() => loadConfig([`--port=${bad}`], {}), configError(/^--port must be a port number from 0 to 65535, got "/), bad);
+  }
+  assert.throws(() => loadConfig([], { PORT: 'http' }), configError(/^PORT must be a port number from 0 to 65535, got "http"/));
+  assert.equal(loadConfig(['--port', '65535'], {}).port, 65_535);
+});
+
+test('port 0 asks the OS for a free port', () => {
+  assert.equal(loadConfig(['--port', '0'], {}).port, 0);
+  assert.equal(loadConfig([], { PORT: '0' }).port, 0);
+});
+
+test('--public-url accepts http(s) URLs and drops trailing slashes', () => {
+  assert.equal(loadConfig(['--public-url', 'https://talk.example.org/'], {}).publicUrl, 'https://talk.example.org');
+  assert.equal(loadConfig(['--public-url', 'http://10.0.0.5:3000//'], {}).publicUrl, 'http://10.0.0.5:3000');
+  assert.equal(loadConfig([], { PUBLIC_URL: 'https://x.example/clicker' }).publicUrl, 'https://x.example/clicker');
+});
+
+test('--public-url refuses relative and non-http URLs', () => {
+  for (const bad of ['talk.example.org', '/clicker', 'ftp://example.org', 'javascript:alert(1)', 'file:///etc/passwd']) {
+    assert.throws(() => loadConfig(['--public-url', bad], {}), configError(/^--public-url must be an absolute http\(s\) URL/), bad);
+  }
+  assert.throws(() => loadConfig([], { PUBLIC_URL: 'nope' }), configError(/--public-url/));
+});
+
+test('an unknown flag, a positional or a missing value is a one-line ConfigError', () => {
+  assert.throws(() => loadConfig(['--prot', '3000'], {}), configError(/^Unknown option '--prot'.*\(see clicker --help\)$/));
+  assert.throws(() => loadConfig(['extra'], {}), configError(/^unexpected argument "extra" \(see clicker --help\)$/));
+  assert.throws(() => loadConfig(['--port'], {}), configError(/--port.*\(see clicker --help\)$/));
+  for (const argv of [['--prot'], ['--port']]) {
+    assert.throws(() => loadConfig(argv, {}), (err: unknown) => err instanceof ConfigError && !err.message.includes('\n'));
+  }
+});
+
+test('--allow-origin may repeat and adds to ALLOW_ORIGINS', () => {
+  const config = loadConfig(['--allow-origin', 'http://a.example:8080', '--allow-origin', 'https://b.example'], {
+    ALLOW_ORIGINS: 'https://c.example, http://192.168.1.5:3000 ,',
+  });
+  assert.deepEqual(config.allowOrigins, ['http://a.example:8080', 'https://b.example', 'https://c.example', 'http://192.168.1.5:3000']);
+});
+
+test('--allow-origin refuses anything that is not a bare origin', () => {
+  for (const bad of ['a.example', 'https://a.example/', 'https://a.example/path', 'ws://a.example', '*']) {
+    assert.throws(() => loadConfig(['--allow-origin', bad], {}), configError(/^--allow-origin must look like http:\/\/host:port/), bad);
+  }
+});
+
+test('--host is validated; CLICKER_HOST is read', () => {
+  assert.equal(loadConfig(['--host', '192.168.1.20'], {}).host, '192.168.1.20');
+  assert.equal(loadConfig(['--host', '[fd00::1]'], {}).host, '[fd00::1]');
+  assert.equal(loadConfig([], { CLICKER_HOST: 'laptop.local' }).host, 'laptop.local');
+  assert.throws(() => loadConfig(['--host', 'evil.example/path'], {}), configError(/^--host must be a host name or address/));
+  assert.throws(() => loadConfig(['--host', 'a b'], {}), configError(/--host/));
+});
+
+test('--bind, --trust-proxy and numeric variables', () => {
+  const config = loadConfig(['--bind', '127.0.0.1', '--trust-proxy'], { HISTORY_MAX: '50', CREATE_PER_MINUTE: '3', HEARTBEAT_MS: '5000' });
+  assert.equal(config.bind, '127.0.0.1');
+  assert.equal(config.trustProxy, true);
+  assert.equal(config.historyMax, 50);
+  assert.equal(config.createPerMinute, 3);
+  assert.equal(config.heartbeatMs, 5_000);
+  assert.equal(loadConfig([], { TRUST_PROXY: '1', BIND: '::' }).trustProxy, true);
+  assert.equal(loadConfig([], { TRUST_PROXY: 'yes' }).trustProxy, false);
+  assert.equal(loadConfig([], { BIND: '::' }).bind, '::');
+});
+
+test('a bad numeric variable names the variable', () => {
+  assert.throws(() => loadConfig([], { MAX_CHANNELS: 'lots' }), configError(/^MAX_CHANNELS must be a positive integer, got "lots"/));
+  assert.throws(() => loadConfig([], { HISTORY_MAX: '0' }), configError(/^HISTORY_MAX must be a positive integer/));
+});
