@@ -1,0 +1,178 @@
+// The servers under test, behind one small interface, so every scenario runs
+// the same code against each and a new peer (nchan, say) is one more adapter.
+import path from 'node:path';
+import { freePort, startChild, StartError, type Child } from './children';
+import { isRecord, JsonClient, parseJson } from './http';
+
+const HOST = '127.0.0.1';
+
+/** One channel on a target: where to subscribe and how to publish a command on it. */
+export interface BenchChannel {
+  /** Path of the SSE stream, e.g. /api/channels/ID/events. */
+  subscribePath: string;
+  /** SSE event name that carries published commands. */
+  eventName: string;
+  /** Publishes {"type":"next","id":id}; resolves with the HTTP status. */
+  publish(client: JsonClient, id: string): Promise<number>;
+  /** Status a successful publish answers with. */
+  publishOk: number;
+}
+
+export interface Target {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** http://127.0.0.1:PORT, no trailing slash. */
+  readonly baseUrl: string;
+  /** The server's pid, for /proc readings. */
+  readonly pid: number;
+  openChannel(client: JsonClient): Promise<BenchChannel>;
+  /** Streams the server says it holds, to check that a fan-out is complete or torn down. */
+  subscribers(client: JsonClient): Promise<number>;
+  stop(): Promise<void>;
+}
+
+const commandBody = (id: string) => JSON.stringify({ type: 'next', id });
+
+async function healthSubscribers(client: JsonClient): Promise<number> {
+  const res = await client.get('/healthz');
+  const body = parseJson(res, 'GET /healthz');
+  if (!isRecord(body) || typeof body.subscribers !== 'number') throw new Error(`GET /healthz: unexpected answer ${res.body}`);
+  return body.subscribers;
+}
+
+export interface ClickerOptions {
+  rootDir: string;
+  /** Extra environment, e.g. limits raised for a fan-out. */
+  env?: Record<string, string>;
+  fdLimit?: number;
+}
+
+/**
+ * Starts dist/server/main.js on loopback. `--port 0` lets the kernel choose;
+ * if this server's config refuses 0, a port found free a moment earlier is
+ * passed instead (retried, since another process may take it meanwhile).
+ */
+export async function startClicker(opts: ClickerOptions): Promise<Target> {
+  const entry = process.env.BENCH_CLICKER_ENTRY ?? path.join(opts.rootDir, 'dist', 'server', 'main.js');
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    // Every scenario creates channels, and the Chromium one reloads pages; the
+    // per-address rate limit is for the internet, not for a bench on loopback.
+    CREATE_PER_MINUTE: '100000',
+    ...opts.env,
+  };
+  // Neither may leak in from the caller's shell and point the server elsewhere.
+  delete env.PORT;
+  delete env.PUBLIC_URL;
+  const ready = /Open the slideshow on this laptop:\s+(http:\/\/127\.0\.0\.1:(\d+))\//;
+
+  let child: Child | undefined;
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 4 && !child; attempt++) {
+    const port = attempt === 0 ? 0 : await freePort();
+    try {
+      child = await startChild({
+        name: 'clicker',
+        command: process.execPath,
+        args: [entry, '--port', String(port), '--bind', HOST, '--host', HOST],
+        env,
+        cwd: opts.rootDir,
+        ready,
+        timeoutMs: 15_000,
+        fdLimit: opts.fdLimit,
+      });
+    } catch (err) {
+      lastError = err;
+      const output = err instanceof StartError ? err.output : '';
+      // Only a refused port 0 or a lost race for a port is worth another try.
+      if (!/--port must be|already in use/.test(output)) break;
+    }
+  }
+  if (!child) throw lastError instanceof Error ? lastError : new Error('clicker did not start');
+  const started = child;
+  const port = Number(started.match[2]);
+
+  return {
+    name: 'clicker',
+    host: HOST,
+    port,
+    baseUrl: `http://${HOST}:${port}`,
+    pid: started.pid,
+    async openChannel(client) {
+      const res = await client.post('/api/channels');
+      const body = parseJson(res, 'POST /api/channels');
+      if (res.status !== 201 || !isRecord(body) || typeof body.id !== 'string' || typeof body.deckKey !== 'string') {
+        throw new Error(`POST /api/channels answered ${res.status}: ${res.body.slice(0, 300)}`);
+      }
+      const { id, deckKey } = body;
+      const headers = { Authorization: `Bearer ${deckKey}` };
+      return {
+        subscribePath: `/api/channels/${id}/events`,
+        eventName: 'command',
+        publishOk: 202,
+        publish: async (c, cmdId) => (await c.post(`/api/channels/${id}/commands`, commandBody(cmdId), headers)).status,
+      };
+    },
+    subscribers: healthSubscribers,
+    stop: () => started.stop(),
+  };
+}
+
+export interface RelayOptions {
+  rootDir: string;
+  fdLimit?: number;
+}
+
+export async function startRelayProcess(opts: RelayOptions): Promise<Target> {
+  const env: NodeJS.ProcessEnv = { ...process.env, PORT: '0' };
+  const child = await startChild({
+    name: 'relay',
+    command: process.execPath,
+    args: ['--import', 'tsx', path.join(opts.rootDir, 'bench', 'relay.ts')],
+    env,
+    cwd: opts.rootDir,
+    ready: /relay listening on http:\/\/127\.0\.0\.1:(\d+)\//,
+    timeoutMs: 15_000,
+    fdLimit: opts.fdLimit,
+  });
+  const port = Number(child.match[1]);
+  let n = 0;
+  return {
+    name: 'relay',
+    host: HOST,
+    port,
+    baseUrl: `http://${HOST}:${port}`,
+    pid: child.pid,
+    // Channels need no creation on the relay; a fresh name per call keeps scenarios apart.
+    openChannel() {
+      const ch = `bench-${process.pid}-${++n}`;
+      return Promise.resolve({
+        subscribePath: `/sub/${ch}`,
+        eventName: 'message',
+        publishOk: 202,
+        publish: async (c, cmdId) => (await c.post(`/pub/${ch}`, commandBody(cmdId))).status,
+      });
+    },
+    subscribers: healthSubscribers,
+    stop: () => child.stop(),
+  };
+}
+
+/** Reads the command id out of an event's data; undefined for anything else. */
+export function commandIdOf(data: string): string | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(data);
+  } catch {
+    return undefined;
+  }
+  return isRecord(value) && typeof value.id === 'string' ? value.id : undefined;
+}
+
+/** A command id unique within this run: 8-64 characters of [A-Za-z0-9_-], as the protocol demands. */
+export function commandIdFactory(prefix: string): () => string {
+  const run = Math.random().toString(36).slice(2, 8);
+  let i = 0;
+  return () => `${prefix}-${run}-${(i++).toString(36).padStart(5, '0')}`;
+}

@@ -1,0 +1,131 @@
+// Command latency with one subscriber: publish-start to delivery, one command
+// at a time, on each target. Both clocks are this process's performance.now(),
+// so there is no cross-process clock to trust.
+//
+// The targets take turns in blocks (ABBA order) rather than one whole run
+// after the other: this machine is shared and its noise drifts over seconds,
+// and alternating spreads the drift over both instead of charging it to one.
+import { performance } from 'node:perf_hooks';
+import { JsonClient } from '../lib/http';
+import { round, roundSummary, summarize, type Summary } from '../lib/stats';
+import { SseSubscriber } from '../lib/sse-client';
+import { commandIdFactory, commandIdOf, type Target } from '../lib/targets';
+import { withTimeout, type Scenario } from '../lib/scenario';
+
+export interface LatencyOptions {
+  warmup: number;
+  count: number;
+  /** Blocks per target; count is split evenly over them. */
+  blocks: number;
+  deliveryTimeoutMs: number;
+}
+
+export const LATENCY_DEFAULTS: LatencyOptions = { warmup: 100, count: 2_000, blocks: 4, deliveryTimeoutMs: 5_000 };
+
+/** One subscriber and one kept-alive publisher on a fresh channel of one target. */
+export class LatencyProbe {
+  readonly samples: number[] = [];
+  private readonly waiters = new Map<string, (at: number) => void>();
+  private readonly nextId: () => string;
+  private closed: string | undefined;
+
+  private constructor(
+    readonly target: Target,
+    private readonly client: JsonClient,
+    private readonly publish: (id: string) => Promise<number>,
+    private readonly publishOk: number,
+    private sub: SseSubscriber | undefined,
+  ) {
+    this.nextId = commandIdFactory(`lat-${target.name}`);
+  }
+
+  static async open(target: Target): Promise<LatencyProbe> {
+    const client = new JsonClient(target.host, target.port);
+    const ch = await target.openChannel(client);
+    const probe = new LatencyProbe(target, client, (id) => ch.publish(client, id), ch.publishOk, undefined);
+    probe.sub = await SseSubscriber.open({
+      host: target.host,
+      port: target.port,
+      path: ch.subscribePath,
+      onEvent: (msg) => {
+        if (msg.event !== ch.eventName) return;
+        const id = commandIdOf(msg.data);
+        const waiter = id === undefined ? undefined : probe.waiters.get(id);
+        if (id !== undefined && waiter) {
+          probe.waiters.delete(id);
+          waiter(msg.at);
+        }
+      },
+      onClose: (reason) => {
+        probe.closed = reason;
+      },
+    });
+    return probe;
+  }
+
+  /** Sends `n` commands one after another; keeps their latencies when `record`. */
+  async run(n: number, record: boolean, timeoutMs: number): Promise<void> {
+    for (let i = 0; i < n; i++) {
+      if (this.closed) throw new Error(`${this.target.name}: stream closed: ${this.closed}`);
+      const id = this.nextId();
+      let deliver: (at: number) => void = () => {};
+      const delivered = new Promise<number>((resolve) => {
+        deliver = resolve;
+      });
+      this.waiters.set(id, deliver);
+      const t0 = performance.now();
+      // The next command waits for both the delivery and the answer, so the
+      // single kept-alive socket is free again and nothing queues behind it.
+      const [status, at] = await Promise.all([
+        this.publish(id),
+        withTimeout(delivered, timeoutMs, `${this.target.name}: delivery of ${id}`),
+      ]);
+      if (status !== this.publishOk) throw new Error(`${this.target.name}: publish answered ${status}`);
+      if (record) this.samples.push(at - t0);
+    }
+  }
+
+  close(): void {
+    this.sub?.close();
+    this.client.close();
+  }
+}
+
+export function latencyScenario(opts: LatencyOptions = LATENCY_DEFAULTS): Scenario {
+  return {
+    name: 'latency',
+    needsServers: true,
+    description: `command latency, 1 subscriber, ${opts.count} sequential commands after ${opts.warmup} warm-up`,
+    async run(ctx) {
+      const probes = [await LatencyProbe.open(ctx.clicker), await LatencyProbe.open(ctx.relay)] as const;
+      try {
+        for (const p of probes) await p.run(opts.warmup, false, opts.deliveryTimeoutMs);
+        const perBlock = Math.ceil(opts.count / opts.blocks);
+        for (let b = 0; b < opts.blocks; b++) {
+          const order = b % 2 === 0 ? probes : ([probes[1], probes[0]] as const);
+          for (const p of order) {
+            const left = opts.count - p.samples.length;
+            await p.run(Math.min(perBlock, left), true, opts.deliveryTimeoutMs);
+          }
+        }
+      } finally {
+        for (const p of probes) p.close();
+      }
+      const [c, r] = probes.map((p) => summarize(p.samples)) as [Summary, Summary];
+      ctx.log(`latency: clicker p50 ${c.p50.toFixed(3)} ms, relay p50 ${r.p50.toFixed(3)} ms`);
+      return {
+        rows: [
+          { figure: 'command latency p50 (1 sub)', clicker: c.p50, relay: r.p50, unit: 'ms' },
+          { figure: 'command latency p99 (1 sub)', clicker: c.p99, relay: r.p99, unit: 'ms' },
+          { figure: 'command latency mean (1 sub)', clicker: c.mean, relay: r.mean, unit: 'ms' },
+        ],
+        data: {
+          options: { ...opts },
+          clicker: { ...roundSummary(c) },
+          relay: { ...roundSummary(r) },
+          ratio: { p50: round(c.p50 / r.p50), p99: round(c.p99 / r.p99), mean: round(c.mean / r.mean) },
+        },
+      };
+    },
+  };
+}
