@@ -1,0 +1,251 @@
+// The security model as people meet it, in a real Chromium against a real
+// server process: the projected QR code pairs one phone only; everyone else
+// who scans it is told so and offered follow mode; follow mode is read-only;
+// P issues a fresh code; "Revoke remotes" unpairs every phone; and whatever
+// text the slideshow reports is shown on the phone as text, never as markup.
+//
+// Only 127.0.0.1 is ever opened: QR codes carry the LAN address, which is
+// read, checked, and swapped for loopback (toLoopback) before a page goes
+// there. Every context records the hosts it contacts, and the test fails if
+// one is not loopback.
+import { devices, expect, test, type Browser, type BrowserContextOptions, type Page } from '@playwright/test';
+import { ClickerServer, deckPosition, lanAddresses, readDeckQr, toLoopback } from './fixtures';
+
+const phoneDevice = devices['Pixel 7'];
+let server: ClickerServer;
+/** Requests that left loopback: must stay empty. */
+let offLoopback: string[] = [];
+
+test.beforeEach(async () => {
+  offLoopback = [];
+  server = await ClickerServer.start();
+});
+test.afterEach(async () => {
+  await server.stop();
+  expect(offLoopback, 'every request went to 127.0.0.1').toEqual([]);
+});
+
+async function newPage(browser: Browser, options: BrowserContextOptions): Promise<Page> {
+  const ctx = await browser.newContext(options);
+  ctx.on('request', (req) => {
+    const url = new URL(req.url());
+    if ((url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '127.0.0.1') offLoopback.push(req.url());
+  });
+  return ctx.newPage();
+}
+
+/** The slideshow on the laptop, with its first pairing QR decoded. */
+async function openDeck(browser: Browser): Promise<{ deck: Page; qr: URL; id: string; total: string }> {
+  const deck = await newPage(browser, { viewport: { width: 1280, height: 720 } });
+  await deck.goto(`${server.base}/`);
+  const qr = new URL(await readDeckQr(deck));
+  // The QR carries the LAN address, never loopback; tests only ever open it rewritten.
+  expect(lanAddresses()).toContain(qr.hostname);
+  const id = qr.pathname.split('/').pop() ?? '';
+  await expect.poll(() => deckPosition(deck)).toMatch(/^1 \/ \d+$/);
+  const total = (await deckPosition(deck)).split(' / ')[1] ?? '';
+  return { deck, qr, id, total };
+}
+
+async function openPhone(browser: Browser, qr: URL | string): Promise<Page> {
+  const phone = await newPage(browser, { ...phoneDevice });
+  await phone.goto(toLoopback(qr.toString()));
+  await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  return phone;
+}
+
+/** Methods and URLs of every request a page sends from now on. */
+function recordRequests(page: Page): string[] {
+  const seen: string[] = [];
+  page.on('request', (req) => seen.push(`${req.method()} ${req.url()}`));
+  return seen;
+}
+
+test('a second phone scanning the used QR is told so, offered follow mode, has no Next button, and cannot move the deck', async ({ browser }) => {
+  const { deck, qr, id, total } = await openDeck(browser);
+  const phone = await openPhone(browser, qr);
+  await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
+
+  // Someone in the room photographed the projected QR and opens it a moment later.
+  const intruder = await newPage(browser, { ...phoneDevice });
+  const sent = recordRequests(intruder);
+  await intruder.goto(toLoopback(qr.toString()));
+  await expect(intruder.getByRole('heading', { name: 'This code was already used' })).toBeVisible();
+  await expect(intruder.locator('#message-text')).toContainText('cannot control the slides');
+  const follow = intruder.getByRole('link', { name: 'Follow along' });
+  await expect(follow).toBeVisible();
+  expect(new URL((await follow.getAttribute('href')) ?? '').pathname).toBe(`/f/${id}`);
+  await expect(intruder.getByRole('button', { name: 'Next' })).toHaveCount(0);
+  await expect(intruder.locator('#remote')).toBeHidden();
+  // The spent code is dropped from the address bar, and no key was stored.
+  expect(new URL(intruder.url()).hash).toBe('');
+  expect(await intruder.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('clicker.remote.')))).toEqual([]);
+  expect(sent.filter((r) => !r.startsWith('GET '))).toEqual([`POST ${server.base}/api/channels/${id}/pair`]);
+
+  // Everything it can do: the keys and gestures of a remote, and the API by hand from its page.
+  await intruder.keyboard.press('ArrowRight');
+  await intruder.locator('#next').dispatchEvent('pointerdown');
+  await intruder.locator('#last').dispatchEvent('click');
+  const statuses = await intruder.evaluate(
+    async ({ id, code }) => {
+      const send = (method: string, path: string, body: unknown, key?: string) =>
+        fetch(path, {
+          method,
+          headers: { 'Content-Type': 'application/json', ...(key ? { Authorization: `Bearer ${key}` } : {}) },
+          body: JSON.stringify(body),
+        }).then((r) => r.status);
+      const base = `/api/channels/${id}`;
+      return [
+        await send('POST', `${base}/commands`, { type: 'last', id: 'intruder-00000001' }),
+        await send('POST', `${base}/commands`, { type: 'last', id: 'intruder-00000002' }, code),
+        await send('POST', `${base}/commands`, { type: 'last', id: 'intruder-00000003' }, 'A'.repeat(32)),
+        await send('POST', `${base}/pair`, { code }),
+        await send('POST', `${base}/pair-codes`, {}),
+        await send('DELETE', `${base}/controllers`, {}),
+        await send('PUT', `${base}/state`, { state: {} }),
+      ];
+    },
+    { id, code: qr.hash.slice(1) },
+  );
+  expect(statuses).toEqual([401, 401, 401, 410, 401, 401, 401]);
+
+  // The presenter's phone still drives, and one tap moves exactly one step: had any of the
+  // intruder's "last" commands got through, the deck would be on its last slide.
+  await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe(`2 / ${total}`);
+  await expect(phone.locator('#position')).toHaveText(`2 / ${total}`);
+  await expect(deck.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(0);
+});
+
+test('follow mode shows the presenter\'s slide on join, follows every move, and sends no write at all', async ({ browser }) => {
+  const { deck, qr, id, total } = await openDeck(browser);
+  const phone = await openPhone(browser, qr);
+  // Once a phone is paired, the title slide shows the follow QR instead.
+  const box = deck.locator('[data-clicker-qr]');
+  await expect(box).toHaveAttribute('data-kind', 'follow');
+  const followUrl = (await box.getAttribute('data-url')) ?? '';
+  await expect.poll(() => readDeckQr(deck)).toBe(followUrl);
+  expect(new URL(followUrl).pathname).toBe(`/f/${id}`);
+  expect(new URL(followUrl).hash).toBe('');
+
+  // The presenter is a few steps in before the audience member joins.
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe(`2 / ${total}`);
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(deck.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(1);
+
+  const audience = await newPage(browser, { viewport: { width: 1024, height: 640 } });
+  const sent = recordRequests(audience);
+  await audience.goto(toLoopback(followUrl));
+  // The snapshot on join puts it where the presenter is, fragment included.
+  await expect.poll(() => deckPosition(audience)).toBe(`2 / ${total}`);
+  await expect(audience.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(1);
+  await expect(audience.locator('.clicker-status')).toContainText('Following the presenter');
+  await expect(audience.locator('[data-clicker-qr]')).toBeHidden();
+
+  // Its own keys do nothing, here or on the laptop.
+  await audience.locator('body').click({ position: { x: 500, y: 40 } });
+  for (const key of ['ArrowRight', 'Space', 'End', 'p', 'n']) await audience.keyboard.press(key);
+
+  // It follows the presenter: a fragment, then the last slide.
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(audience.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(2);
+  await phone.getByRole('button', { name: 'Last' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe(`${total} / ${total}`);
+  await expect.poll(() => deckPosition(audience)).toBe(`${total} / ${total}`);
+  await phone.getByRole('button', { name: 'First' }).tap();
+  await expect.poll(() => deckPosition(audience)).toBe(`1 / ${total}`);
+  expect(await deckPosition(deck)).toBe(`1 / ${total}`);
+
+  expect(sent.some((r) => r.startsWith(`GET ${server.base}/api/channels/${id}/events`)), 'the recorder saw the stream').toBe(true);
+  expect(sent.filter((r) => !/^(GET|HEAD) /.test(r)), 'follow mode sends nothing but reads').toEqual([]);
+  // It never opened a channel of its own either.
+  expect(await audience.evaluate(() => localStorage.getItem('clicker.deck.v1'))).toBeNull();
+});
+
+test('P issues a fresh pairing code for a new phone; "Revoke remotes" unpairs every phone and they say so', async ({ browser }) => {
+  const { deck, qr, id, total } = await openDeck(browser);
+  const first = await openPhone(browser, qr);
+  await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
+  await first.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe(`2 / ${total}`);
+
+  await deck.keyboard.press('p');
+  await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'pair');
+  // Wait for the redrawn image: a new code for the same channel.
+  await expect.poll(async () => new URL(await readDeckQr(deck)).hash).not.toBe(qr.hash);
+  const fresh = new URL(await readDeckQr(deck));
+  expect(fresh.pathname).toBe(qr.pathname);
+  expect(fresh.hash).toMatch(/^#[A-Za-z0-9_-]{32}$/);
+
+  const second = await openPhone(browser, fresh);
+  await expect(deck.locator('.clicker-status')).toContainText('2 remotes paired');
+  await expect(second.locator('#position')).toHaveText(`1 / ${total}`);
+  await second.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe(`2 / ${total}`);
+
+  // The status overlay fades when the mouse rests; hovering brings it back.
+  await deck.locator('.clicker-status').hover();
+  await deck.getByRole('button', { name: 'Revoke remotes' }).click();
+  await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'false');
+  // With no phone left, the title slide offers a fresh pairing code again.
+  await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'pair');
+  const position = await deckPosition(deck);
+
+  for (const phone of [first, second]) {
+    await phone.getByRole('button', { name: 'Next' }).tap();
+    await expect(phone.getByRole('heading', { name: 'This remote was unpaired' })).toBeVisible();
+    const link = phone.getByRole('link', { name: 'Follow along' });
+    expect(new URL((await link.getAttribute('href')) ?? '').pathname).toBe(`/f/${id}`);
+    expect(await phone.evaluate((key) => localStorage.getItem(key), `clicker.remote.${id}`)).toBeNull();
+  }
+  // Neither tap moved the deck (checked after both phones had their 401).
+  expect(await deckPosition(deck)).toBe(position);
+  // And a revoked phone that reloads is simply not paired.
+  await first.reload();
+  await expect(first.getByRole('heading', { name: 'Not paired' })).toBeVisible();
+});
+
+test('titles, notes and the outline are shown on the phone as text: markup is never turned into elements', async ({ browser }) => {
+  const { deck, qr, id, total } = await openDeck(browser);
+  const phone = await openPhone(browser, qr);
+  await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
+  await expect(phone.locator('#title')).toHaveText('Clicker');
+
+  // The deck key is the slideshow's own secret, kept in its localStorage.
+  const saved = JSON.parse((await deck.evaluate(() => localStorage.getItem('clicker.deck.v1'))) ?? '{}') as { id?: string; deckKey?: string };
+  expect(saved.id).toBe(id);
+  const title = '<img src=x onerror="window.__pwned=1">';
+  const notes = '<script>window.__pwned=2</script><b>bold</b>\n<iframe src="javascript:window.__pwned=3"></iframe>';
+  const nextTitle = '<svg onload="window.__pwned=4"></svg>';
+  const outlineTitle = '<a href="javascript:window.__pwned=5">jump</a><img src=x onerror="window.__pwned=6">';
+  const n = Number(total);
+  const res = await fetch(`${server.base}/api/channels/${id}/state`, {
+    method: 'PUT',
+    headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${saved.deckKey ?? ''}` },
+    body: JSON.stringify({
+      state: { indexh: 0, indexv: 0, indexf: -1, fragments: 0, paused: false, position: 1, total: n, isFirst: true, isLast: false, title, notes, nextTitle },
+      slides: [
+        { h: 0, v: 0, title: outlineTitle },
+        { h: 1, v: 0, title: '<b>second</b>' },
+      ],
+    }),
+  });
+  expect(res.status).toBe(200);
+
+  await expect(phone.locator('#title')).toHaveText(title);
+  expect(await phone.locator('#notes').textContent()).toBe(notes);
+  await expect(phone.locator('#next-title')).toHaveText(nextTitle);
+  await phone.getByRole('button', { name: 'Slides' }).tap();
+  const list = phone.getByRole('dialog', { name: 'Jump to slide' });
+  await expect(list.getByRole('button', { name: outlineTitle, exact: true })).toBeVisible();
+  await expect(list.getByRole('button', { name: '<b>second</b>', exact: true })).toBeVisible();
+
+  // No element was made from any of it, and nothing ran.
+  for (const where of ['#title', '#notes', '#next-title', '#slide-items button']) {
+    await expect(phone.locator(`${where} *`)).toHaveCount(0);
+  }
+  await expect(phone.locator('img[src="x"], iframe, svg[onload], a[href^="javascript:"], b')).toHaveCount(0);
+  expect(await phone.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
+});
