@@ -139,7 +139,7 @@ test('a full state report is accepted unchanged', () => {
   assert.deepEqual(StateReport.parse({ state: goodState }), { state: goodState });
 });
 
-test('tab and newline are allowed in text; other control characters are not', () => {
+test('tab and newline are allowed in notes, not in titles; other control characters nowhere', () => {
   assert.equal(DeckState.safeParse({ ...goodState, notes: 'a\tb\nc' }).success, true);
   for (const ch of ['\u0000', '\u0001', '\u0008', '\u000B', '\u000C', '\r', '\u001B', '\u001F', '\u007F']) {
     for (const field of ['title', 'notes', 'nextTitle'] as const) {
@@ -148,7 +148,14 @@ test('tab and newline are allowed in text; other control characters are not', ()
     }
     assert.equal(SlideRef.safeParse({ h: 0, v: 0, title: `t${ch}` }).success, false);
   }
-  assert.equal(firstIssue(DeckState, { ...goodState, title: 'a\rb' }), 'control characters are not allowed');
+  assert.equal(firstIssue(DeckState, { ...goodState, notes: 'a\rb' }), 'control characters are not allowed');
+  // A title is one line: tab and newline are refused there too.
+  for (const ch of ['\t', '\n']) {
+    assert.equal(DeckState.safeParse({ ...goodState, title: `a${ch}b` }).success, false);
+    assert.equal(DeckState.safeParse({ ...goodState, nextTitle: `a${ch}b` }).success, false);
+    assert.equal(SlideRef.safeParse({ h: 0, v: 0, title: `a${ch}b` }).success, false);
+  }
+  assert.equal(firstIssue(DeckState, { ...goodState, title: 'a\nb' }), 'a title is one line, without control characters');
 });
 
 test('text length caps: titles 200, notes 8000', () => {

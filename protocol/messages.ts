@@ -46,8 +46,15 @@ const text = (max: number) =>
     .max(max)
     .refine((s) => !/[\u0000-\u0008\u000B-\u001F\u007F]/.test(s), 'control characters are not allowed');
 
+/** A title is one line: no control characters at all, tab and newline included. */
+const line = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !/[\u0000-\u001F\u007F]/.test(s), 'a title is one line, without control characters');
+
 export const SlideRef = z
-  .object({ h: index, v: index, title: text(200) })
+  .object({ h: index, v: index, title: line(200) })
   .strict();
 export type SlideRef = z.infer<typeof SlideRef>;
 
@@ -66,9 +73,9 @@ export const DeckState = z
     total: z.number().int().min(1).max(10_000),
     isFirst: z.boolean(),
     isLast: z.boolean(),
-    title: text(200),
+    title: line(200),
     notes: text(8_000),
-    nextTitle: text(200),
+    nextTitle: line(200),
   })
   .strict();
 export type DeckState = z.infer<typeof DeckState>;
