@@ -2,14 +2,13 @@
 // hub does the work. `createApp` never listens: the entry point does, so tests
 // run this same app on an ephemeral port.
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage, RequestListener } from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { rateLimit } from 'express-rate-limit';
-import type { z } from 'zod';
 import {
-  Command,
   ID_RE,
   PairRequest,
   Register,
@@ -21,8 +20,9 @@ import type { Config } from './config';
 import { errorHandler, HttpError } from './errors';
 import { Hub, type Channel, type CreatedChannel } from './hub';
 import { loadDeck, type Deck } from './deck';
+import { createHotRoutes } from './fast';
+import { checkJsonBody, checkOrigin, validate } from './guards';
 import { bearer } from './keys';
-import { parseLastEventId, SSE_HEADERS } from './sse';
 
 export interface AppDeps {
   config: Config;
@@ -37,20 +37,15 @@ export interface AppDeps {
    * Base URL that phones should use, e.g. http://192.168.1.20:3000. Called per
    * request because the port is known only after listen and a proxy may say otherwise.
    */
-  publicBase: (req: Request) => string;
+  publicBase: (req: IncomingMessage) => string;
   log?: (line: string) => void;
 }
 
-/** Turns zod's first complaint into a short sentence for the 400 answer. */
-function validate<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
-  const parsed = schema.safeParse(body);
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  const where = issue && issue.path.length ? `${issue.path.join('.')}: ` : '';
-  throw new HttpError(400, `invalid request: ${where}${issue?.message ?? 'bad input'}`);
-}
-
-export function createApp(deps: AppDeps) {
+/**
+ * The request listener: the hot paths (streams and commands) straight on
+ * node:http, everything else through Express.
+ */
+export function createApp(deps: AppDeps): RequestListener {
   const { config, hub, clientDir, rootDir } = deps;
   const log = deps.log ?? ((line: string) => console.error(line));
   const app = express();
@@ -132,37 +127,21 @@ export function createApp(deps: AppDeps) {
   // ---------------------------------------------------------------- API guards
   const allowedOrigins = new Set(config.allowOrigins);
   /**
-   * CSRF: a browser always sends Origin on a cross-site POST. Same-origin pages
-   * and configured origins pass; programs without an Origin (curl, bridges)
-   * pass too and are held to their keys instead.
-   */
-  const checkOrigin: RequestHandler = (req, _res, next) => {
-    const origin = req.get('origin');
-    if (req.method === 'GET' || req.method === 'HEAD' || origin === undefined) return next();
-    const own = `${req.protocol}://${req.get('host')}`;
-    if (origin === own || allowedOrigins.has(origin) || origin === publicOrigin(req)) return next();
-    throw new HttpError(403, 'cross-origin request refused');
-  };
-  /**
    * The public base may come from a client-supplied X-Forwarded-Host (behind
    * --trust-proxy); one that is not a URL ("a b", a proxy chain "a, b") must
    * be a refusal, not a 500 with a stack trace in the log for every request.
    */
-  const publicOrigin = (req: Request): string | undefined => {
+  const publicOrigin = (req: IncomingMessage): string | undefined => {
     try {
       return new URL(deps.publicBase(req)).origin;
     } catch {
       return undefined;
     }
   };
-  /** Only JSON bodies: a form or text/plain post (the CSRF classics) gets 415. An empty body is fine. */
-  const jsonOnly: RequestHandler = (req, _res, next) => {
-    // Browsers send `Content-Length: 0` on a bodyless POST; that is no body, not a wrong type.
-    const empty = req.get('content-length') === '0' && req.get('transfer-encoding') === undefined;
-    if (!empty && req.is('application/json') === false) throw new HttpError(415, 'send application/json');
-    // body-parser would also decode UTF-16 and UTF-32, where a stray byte decodes to nothing at all.
-    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(req.get('content-type') ?? '')?.[1];
-    if (!empty && charset !== undefined && charset.toLowerCase() !== 'utf-8') throw new HttpError(415, 'send application/json in UTF-8');
+  const originAllowed = (req: IncomingMessage, origin: string) => allowedOrigins.has(origin) || origin === publicOrigin(req);
+  const guard: RequestHandler = (req, _res, next) => {
+    checkOrigin(req, (origin) => originAllowed(req, origin));
+    checkJsonBody(req);
     next();
   };
   const json = express.json({ limit: config.maxBodyBytes, strict: true, type: 'application/json' });
@@ -199,7 +178,7 @@ export function createApp(deps: AppDeps) {
   };
 
   const api = express.Router();
-  api.use(checkOrigin, jsonOnly);
+  api.use(guard);
 
   /** Create a channel. Answers the deck key once; the server keeps only its hash. */
   api.post('/channels', createLimit, json, (req, res) => {
@@ -249,17 +228,6 @@ export function createApp(deps: AppDeps) {
     }
   });
 
-  /** Push a command. Needs a controller key (or the deck key). A retried id is acknowledged, not re-sent. */
-  api.post('/channels/:id/commands', json, (req, res) => {
-    const ch = channel(req);
-    if (!hub.canCommand(ch, bearer(req.get('authorization')))) {
-      throw new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
-    }
-    const cmd = validate(Command, req.body);
-    const result = hub.command(ch, cmd);
-    res.status(result.duplicate ? 200 : 202).json(result);
-  });
-
   /** The slideshow reports where it is. Needs the deck key. */
   api.put('/channels/:id/state', stateJson, (req, res) => {
     const ch = channel(req);
@@ -268,27 +236,15 @@ export function createApp(deps: AppDeps) {
     res.json({ eventId: result.eventId });
   });
 
-  /** Subscribe: public and read-only. Last-Event-ID (or ?lastEventId=) resumes. */
-  api.get('/channels/:id/events', (req, res) => {
-    const ch = channel(req);
-    const lastEventId = parseLastEventId(req.get('last-event-id'), req.query.lastEventId);
-    res.status(200).set(SSE_HEADERS);
-    // A HEAD never sees a body, so it must not hold a stream slot open waiting for one.
-    if (req.method === 'HEAD') {
-      res.end();
-      return;
-    }
-    // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
-    const unsubscribe = hub.subscribe(ch, res, req.ip ?? 'unknown', lastEventId);
-    req.socket.setNoDelay(true);
-    res.on('close', unsubscribe);
-  });
-
   app.use('/api', api);
   // Files beside the deck (images, video, fonts). `send` refuses paths that
   // climb out of the folder, and dotfiles (.git, .env) are never served.
   if (deck.assetsDir) app.use(express.static(deck.assetsDir, { index: false, dotfiles: 'deny', redirect: false }));
   app.use((_req, _res, next) => next(new HttpError(404, 'not found')));
   app.use(errorHandler(log));
-  return app;
+
+  const hot = createHotRoutes({ config, hub, originAllowed, log });
+  return (req, res) => {
+    if (!hot(req, res)) app(req, res);
+  };
 }

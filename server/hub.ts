@@ -17,7 +17,7 @@ import {
   type StateReport,
 } from '../protocol/messages';
 import { encodeEvent, formatComment } from './sse';
-import { channelIdFor, hashSecret, matchesHash, newSecret } from './keys';
+import { channelIdFor, hashSecret, matchesHash, newSecret, sameHash } from './keys';
 import type { Config } from './config';
 
 export type HubErrorKind =
@@ -203,10 +203,10 @@ export class Hub {
   /** Commands may come from a paired controller, or from the deck key's holder (a script of the presenter's). */
   canCommand(channel: Channel, key: string | undefined): boolean {
     if (key === undefined) return false;
-    if (this.isDeck(channel, key)) return true;
-    let ok = false;
-    // Every stored hash is compared, so timing does not reveal which one matched.
-    for (const h of channel.controllers) ok = matchesHash(key, h) || ok;
+    // Hashed once; then every stored hash is compared, so timing does not reveal which one matched.
+    const presented = hashSecret(key);
+    let ok = sameHash(presented, channel.deckHash);
+    for (const h of channel.controllers) ok = sameHash(presented, h) || ok;
     return ok;
   }
 
@@ -269,7 +269,7 @@ export class Hub {
    * every command after `lastEventId` that is still in the history. State and
    * presence events are not replayed, because the snapshot already supersedes them.
    */
-  subscribe(channel: Channel, sink: Sink, ip: string, lastEventId: number | 'unknown' | undefined): () => void {
+  subscribe(channel: Channel, to: Sink | (() => Sink), ip: string, lastEventId: number | 'unknown' | undefined): () => void {
     if (channel.subscribers.size >= this.limits.maxSubscribersPerChannel) {
       throw new HubError('too_many_subscribers', 'this channel has too many open streams');
     }
@@ -286,6 +286,8 @@ export class Hub {
       presence: channel.presence(),
       gap: lastEventId !== undefined && !resumable,
     };
+    // A factory opens the stream only once the limits have passed, so a refusal can still be a plain 4xx.
+    const sink = typeof to === 'function' ? to() : to;
     sink.write(this.retryFrame);
     // With a replay to follow, the snapshot carries no id, so the browser's
     // Last-Event-ID ends on the last replayed command rather than skipping it.

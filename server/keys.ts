@@ -21,11 +21,16 @@ export function channelIdFor(deckKey: string): string {
   return createHash('sha256').update(`clicker-channel:${deckKey}`, 'utf8').digest('base64url').slice(0, 22);
 }
 
+/** Constant-time comparison of two hashes (as hashSecret makes them). */
+export function sameHash(a: string, b: string): boolean {
+  const x = Buffer.from(a, 'utf8');
+  const y = Buffer.from(b, 'utf8');
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
 /** Constant-time comparison of a presented secret against a stored hash. */
 export function matchesHash(secret: string, storedHash: string): boolean {
-  const a = Buffer.from(hashSecret(secret), 'utf8');
-  const b = Buffer.from(storedHash, 'utf8');
-  return a.length === b.length && timingSafeEqual(a, b);
+  return sameHash(hashSecret(secret), storedHash);
 }
 
 /** Reads `Authorization: Bearer <key>`; anything else is no key at all. */

@@ -2,10 +2,9 @@
 // deck, write a starter deck, or export a PDF. Usage errors exit with 2 and a
 // single line; nothing here prints a stack trace for a user's mistake.
 import { existsSync, watch } from 'node:fs';
-import http from 'node:http';
+import type http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Request } from 'express';
 import QRCode from 'qrcode';
 import { EVENT } from '../protocol/wire';
 import { createApp } from './app';
@@ -14,6 +13,7 @@ import type { Config } from './config';
 import { loadDeck, type Deck } from './deck';
 import { exportPdf, ExportError } from './export';
 import { Hub } from './hub';
+import { createHttpServer, makePublicBase } from './http';
 import { lanHost } from './net';
 
 /** The project root: the nearest folder above this file that holds package.json (works from dist/ and from sources). */
@@ -45,28 +45,10 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
 
   const host = config.host ?? lanHost();
   let port = config.port;
-  const fixedBase = config.publicUrl;
-  const publicBase = (req: Request): string => {
-    if (fixedBase) return fixedBase;
-    // Behind a trusted proxy, the proxy's Host is what phones reach.
-    if (config.trustProxy && req.get('x-forwarded-host')) return `${req.protocol}://${req.get('x-forwarded-host')}`;
-    return `http://${host ?? 'localhost'}:${port}`;
-  };
-
+  const publicBase = makePublicBase(config, host, () => port);
   const hub = new Hub(config);
   hub.start();
-  const app = createApp({ config, hub, clientDir, rootDir, deck, publicBase });
-  const server = http.createServer(
-    {
-      // Taps are tiny writes that must leave at once.
-      noDelay: true,
-      keepAlive: true,
-      headersTimeout: config.headersTimeoutMs,
-      requestTimeout: config.requestTimeoutMs,
-      keepAliveTimeout: config.keepAliveTimeoutMs,
-    },
-    app,
-  );
+  const server = createHttpServer(config, createApp({ config, hub, clientDir, rootDir, deck, publicBase }));
   server.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EADDRINUSE') fail(`port ${config.port} is already in use; pick another with --port <n> (or PORT=<n>)`);
     if (err.code === 'EACCES') fail(`not allowed to listen on port ${config.port}; pick another with --port <n>`);

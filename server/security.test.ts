@@ -609,7 +609,9 @@ test('the follow page and the event stream are read-only: with no key, nothing c
     assert.equal(res.headers['www-authenticate'], 'Bearer');
   }
   for (const method of ['POST', 'PUT', 'DELETE', 'PATCH']) {
-    expectError(await call(s.base, method, `${base}/events`, { type: 'next', id: cmdId() }), 404);
+    const res = await call(s.base, method, `${base}/events`, { type: 'next', id: cmdId() });
+    expectError(res, 405);
+    assert.equal(res.headers.allow, 'GET, HEAD');
     expectError(await call(s.base, method, `/f/${ch.id}`, { type: 'next', id: cmdId() }), 404);
   }
   expectError(await call(s.base, 'POST', `${base}/pair`, {}), 400);

@@ -1,22 +1,19 @@
 // Test harness shared by security.test.ts, fuzz.test.ts and flood.test.ts:
-// the real app on an ephemeral 127.0.0.1 port, built as server/main.ts builds
-// it (same Hub, same createApp, same http.Server options and the same
-// publicBase rule), plus raw HTTP helpers for requests that fetch refuses to
-// send and for reading an event stream's bytes exactly as they go out.
-//
-// main.ts cannot be imported (it starts listening on import), so its server
-// options and publicBase rule are repeated here; keep the two in step.
+// the real app on an ephemeral 127.0.0.1 port, built with the same pieces as
+// server/main.ts (Hub, createApp, createHttpServer, makePublicBase), plus raw
+// HTTP helpers for requests that fetch refuses to send and for reading an
+// event stream's bytes exactly as they go out.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Request } from 'express';
 import type { ChannelInfo, PairResult } from '../protocol/messages';
 import { createApp } from './app';
 import { DEFAULTS, type Config } from './config';
 import { Hub } from './hub';
+import { createHttpServer, makePublicBase } from './http';
 
 const rootDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -55,27 +52,15 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
   writeFileSync(path.join(clientDir, 'controller.js'), 'export {};\n');
 
   let port = 0;
-  const fixedBase = config.publicUrl;
-  // Same rule as main.ts.
-  const publicBase = (req: Request): string => {
-    if (fixedBase) return fixedBase;
-    if (config.trustProxy && req.get('x-forwarded-host')) return `${req.protocol}://${req.get('x-forwarded-host')}`;
-    return `http://${config.host ?? 'localhost'}:${port}`;
-  };
+  const publicBase = makePublicBase(config, config.host, () => port);
   const hub = new Hub(config, opts.now);
   hub.start();
   const logs: string[] = [];
   const app = createApp({ config, hub, clientDir, rootDir, publicBase, log: (line) => logs.push(line) });
-  const server = http.createServer(
-    {
-      noDelay: true,
-      keepAlive: true,
-      headersTimeout: config.headersTimeoutMs,
-      requestTimeout: config.requestTimeoutMs,
-      keepAliveTimeout: config.keepAliveTimeoutMs,
-      ...(opts.connectionsCheckingIntervalMs === undefined ? {} : { connectionsCheckingInterval: opts.connectionsCheckingIntervalMs }),
-    },
+  const server = createHttpServer(
+    config,
     app,
+    opts.connectionsCheckingIntervalMs === undefined ? {} : { connectionsCheckingInterval: opts.connectionsCheckingIntervalMs },
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   port = (server.address() as AddressInfo).port;
