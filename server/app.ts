@@ -120,6 +120,16 @@ export function createApp(deps: AppDeps): RequestListener {
   app.get('/favicon.ico', (_req, res) => {
     res.status(204).end();
   });
+  // Memory benchmarks read RSS after a full collection. Only there when the
+  // operator started node with --expose-gc, and only from this machine.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    app.post('/debug/gc', (req, res) => {
+      if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress ?? '')) throw new HttpError(404, 'not found');
+      gc();
+      res.json({ ok: true, rss: process.memoryUsage().rss });
+    });
+  }
   app.get('/healthz', (_req, res) => {
     res.json({ ok: true, ...hub.stats() });
   });

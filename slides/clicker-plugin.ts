@@ -159,6 +159,18 @@ function floatingQr(deck: RevealApi): HTMLElement {
   return box;
 }
 
+/**
+ * Runs `fn` in a task of its own, after the current one. A MessageChannel is
+ * used rather than setTimeout, which browsers clamp and throttle.
+ */
+const taskChannel = new MessageChannel();
+const tasks: (() => void)[] = [];
+taskChannel.port1.onmessage = () => tasks.shift()?.();
+function nextTask(fn: () => void): void {
+  tasks.push(fn);
+  taskChannel.port2.postMessage(null);
+}
+
 /** The deck file changed on the laptop: reload in place (the channel and the slide are kept). */
 function reloadSoon(): void {
   setTimeout(() => location.reload(), 50);
@@ -323,7 +335,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
     } finally {
       applying = false;
     }
-    void sendReport(cmd.id);
+    // The slide moves first; describing it and telling the phone comes in the next task.
+    nextTask(() => void sendReport(cmd.id));
   };
 
   const onPresence = (p: Presence) => {
@@ -362,7 +375,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
         }
         if (saved && stream) {
           saved.lastEventId = stream.lastId;
-          persist();
+          nextTask(persist);
         }
       },
       onState: (s: LinkState) => status.setLink(s),

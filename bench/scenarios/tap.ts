@@ -43,6 +43,11 @@ export const CHROMIUM_ARGS = [
   '--disable-component-update',
   '--disable-sync',
   '--no-first-run',
+  // The slideshow and the phone are two devices, each in the foreground: one
+  // headless browser must not treat either page as a background tab.
+  '--disable-background-timer-throttling',
+  '--disable-renderer-backgrounding',
+  '--disable-backgrounding-occluded-windows',
 ];
 
 /** Records deck moves in the slideshow page. */
