@@ -57,7 +57,14 @@ export class LiveStream {
       if (document.visibilityState === 'visible') nudge();
     });
     window.addEventListener('pageshow', nudge);
-    window.addEventListener('online', nudge);
+    // Back online, always start afresh, even if the old stream still looks
+    // open: it may have died with the old network without EventSource ever
+    // noticing (heartbeats are comments, which it never surfaces), and the
+    // 'offline' shown meanwhile would otherwise stay up. Resuming from the
+    // last event id makes the extra reconnect lossless.
+    window.addEventListener('online', () => {
+      if (!this.stopped) this.reconnectNow();
+    });
     window.addEventListener('offline', () => this.setState('offline'));
   }
 
