@@ -35,7 +35,11 @@ export class ClickerServer {
     const printedUrl = await new Promise<string>((resolve, reject) => {
       let out = '';
       let err = '';
-      const timer = setTimeout(() => reject(new Error(`server did not start: ${out}${err}`)), 10_000);
+      const timer = setTimeout(() => {
+        // Never leave a half-started server behind.
+        proc.kill('SIGKILL');
+        reject(new Error(`server did not start: ${out}${err}`));
+      }, 20_000);
       proc.stdout!.on('data', (chunk: Buffer) => {
         out += chunk.toString();
         const m = /Open the slideshow on this laptop:\s+(\S+)/.exec(out);

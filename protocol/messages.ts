@@ -76,6 +76,12 @@ export const DeckState = z
     title: line(200),
     notes: text(8_000),
     nextTitle: line(200),
+    /**
+     * Width over height of the deck's slide area (reveal.js's default is
+     * 960x700), so the phone's pointer pad has the slide's shape and a circle
+     * drawn on it stays a circle. Optional: older slideshows do not send it.
+     */
+    aspect: z.number().min(0.2).max(5).optional(),
   })
   .strict();
 export type DeckState = z.infer<typeof DeckState>;
@@ -91,6 +97,52 @@ export const StateReport = z
   })
   .strict();
 export type StateReport = z.infer<typeof StateReport>;
+
+/** A coordinate on the slide, 0 at the left or top edge, 1 at the right or bottom. */
+const unit = z.number().min(0).max(1);
+/** Sender's sequence number: the slideshow drops anything older than what it has drawn. */
+const pointerSeq = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+
+/**
+ * The laser pointer and pen, from the phone's pad. Never kept or replayed:
+ * a late position is worse than none.
+ */
+export const Pointer = z.discriminatedUnion('type', [
+  /** The finger is on the pad: show the dot here. */
+  z.object({ type: z.literal('point'), x: unit, y: unit, seq: pointerSeq }).strict(),
+  /** Draw mode: extend stroke `stroke` to here. */
+  z.object({ type: z.literal('draw'), x: unit, y: unit, seq: pointerSeq, stroke: z.number().int().min(0).max(1_000_000) }).strict(),
+  /** The finger lifted: hide the dot. */
+  z.object({ type: z.literal('lift'), seq: pointerSeq }).strict(),
+  /** Wipe the strokes on the current slide. */
+  z.object({ type: z.literal('clear'), seq: pointerSeq }).strict(),
+]);
+export type Pointer = z.infer<typeof Pointer>;
+
+/** Longest audience question. */
+export const QUESTION_MAX = 280;
+
+/** Body of POST /api/channels/:id/questions: a follower asks. Shown as text only, never as markup. */
+export const Ask = z
+  .object({
+    text: z
+      .string()
+      .trim()
+      .min(1, 'a question needs some text')
+      .max(QUESTION_MAX)
+      .refine((s) => !/[\u0000-\u0008\u000B-\u001F\u007F]/.test(s), 'control characters are not allowed'),
+  })
+  .strict();
+
+/** Body of POST /api/channels/:id/questions/:qid: the presenter shows or dismisses a question. */
+export const Moderate = z.object({ status: z.enum(['shown', 'dismissed']) }).strict();
+
+/** Body of PUT /api/channels/:id/questions: the presenter turns questions on or off. */
+export const QuestionsSwitch = z.object({ open: z.boolean() }).strict();
+
+export const REACTIONS = ['thumbs', 'clap', 'question'] as const;
+/** Body of POST /api/channels/:id/reactions. */
+export const React = z.object({ kind: z.enum(REACTIONS) }).strict();
 
 /** Body of POST /api/channels/:id/pair. */
 export const PairRequest = z.object({ code: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/) }).strict();

@@ -1,7 +1,7 @@
 // Wire constants and shapes with no runtime dependency, so the phone's
 // bundle can use them without pulling in zod (the phone has a size budget).
 import type { DeckState, SlideRef } from './messages';
-export type { Command, DeckState, SlideRef, StateReport } from './messages';
+export type { Command, DeckState, Pointer, SlideRef, StateReport } from './messages';
 
 /** Server-sent event names. Clients switch on these, never on anything dynamic. */
 export const EVENT = {
@@ -15,7 +15,39 @@ export const EVENT = {
   presence: 'presence',
   /** The deck file changed on disk: reload in place. */
   reload: 'reload',
+  /** Laser pointer and pen positions from the presenter's phone (never replayed). */
+  pointer: 'pointer',
+  /** The audience's questions changed: how many wait, and whether asking is open (never their text). */
+  questions: 'questions',
+  /** The question on the slideshow, or null when none is. */
+  spotlight: 'spotlight',
+  /** A follower's reaction, for a brief burst on the slideshow. */
+  reaction: 'reaction',
 } as const;
+
+export type ReactionKind = 'thumbs' | 'clap' | 'question';
+
+export interface Question {
+  id: string;
+  text: string;
+  /** Wall-clock ms when it was asked. */
+  at: number;
+  status: 'pending' | 'shown' | 'dismissed';
+}
+
+export interface QuestionsSummary {
+  open: boolean;
+  pending: number;
+}
+
+/** Answer of GET /api/channels/:id/questions (presenter only): the last 30, newest first. */
+export interface QuestionList extends QuestionsSummary {
+  questions: Question[];
+}
+
+export interface Spotlight {
+  question: { id: string; text: string } | null;
+}
 
 export interface Presence {
   /** How many controllers are paired. */
@@ -30,6 +62,9 @@ export interface Snapshot {
   presence: Presence;
   /** True when the client asked to resume from an id the server no longer has. */
   gap: boolean;
+  questions: QuestionsSummary;
+  /** The question on the slideshow right now, for late joiners. */
+  spotlight: Spotlight['question'];
 }
 
 export interface StateEvent {

@@ -215,7 +215,7 @@ test('POST /api/channels creates a channel and answers its URLs', GUARD, async (
   assert.equal(url.search, '', 'the code never goes in the query, which servers log');
   assert.equal(ch.followUrl, `${s.publicBase}/f/${ch.id}`);
   assert.deepEqual(ch.controllers, []);
-  assert.equal(s.hub.get(ch.id).id, ch.id);
+  assert.equal((await s.hub.get(ch.id)).id, ch.id);
 });
 
 test('a browser fetch POST without a body (Content-Length: 0) creates a channel', GUARD, async (t) => {
@@ -250,7 +250,7 @@ test('the event stream has SSE headers and starts with retry and a snapshot', GU
     text += decoder.decode(value, { stream: true });
   }
   await reader.cancel();
-  const snapshot: Snapshot = { state: null, slides: null, presence: { controllers: 0, pairingOpen: true }, gap: false };
+  const snapshot: Snapshot = { state: null, slides: null, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null };
   assert.equal(text, `retry: ${DEFAULTS.retryMs}\n\nid: 1\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
 });
 
@@ -261,7 +261,7 @@ test('an EventSource gets the snapshot first', GUARD, async (t) => {
   const snap = await stream.snapshot();
   assert.equal(stream.events[0]?.type, 'snapshot');
   assert.equal(stream.events[0]?.lastEventId, '1');
-  assert.deepEqual(snap, { state: null, slides: null, presence: { controllers: 0, pairingOpen: true }, gap: false });
+  assert.deepEqual(snap, { state: null, slides: null, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null });
 });
 
 // ------------------------------------------------------------------ pairing and commands
@@ -309,7 +309,7 @@ test('a command without a key, or with a wrong one, is 401', GUARD, async (t) =>
   expectError(await s.command(ch, other.deckKey, cmd), 401);
   expectError(await s.command(ch, ch.pairCode ?? '', cmd), 401);
   expectError(await s.call('POST', url, { json: cmd, headers: { Authorization: `Basic ${ch.deckKey}` } }), 401);
-  assert.equal(s.hub.get(ch.id).history.length, 0);
+  assert.equal((await s.hub.bus.since(ch.id, 0)).events.length, 0);
 });
 
 test('a spent pairing code is 410 with the follow URL', GUARD, async (t) => {
@@ -361,7 +361,7 @@ test('malformed JSON, an unknown type and an unknown field are 400', GUARD, asyn
   expectError(await s.command(ch, ch.deckKey, { type: 'next', id: 'bad id!' }), 400, /^invalid request: id: /);
   expectError(await s.call('POST', url, { raw: '[]', headers, key: ch.deckKey }), 400);
   expectError(await s.call('POST', url, { key: ch.deckKey }), 400, /^invalid request/);
-  assert.equal(s.hub.get(ch.id).history.length, 0);
+  assert.equal((await s.hub.bus.since(ch.id, 0)).events.length, 0);
 });
 
 test('unknown channels are 404 for commands, events, state and pairing', GUARD, async (t) => {
@@ -386,8 +386,8 @@ test('a form or text/plain body is 415', GUARD, async (t) => {
   expectError(await s.call('POST', url, { ...form, key: ch.deckKey }), 415);
   expectError(await s.call('POST', '/api/channels', text), 415);
   expectError(await s.call('POST', '/api/channels', form), 415);
-  assert.equal(s.hub.get(ch.id).history.length, 0);
-  assert.equal(s.hub.stats().channels, 1);
+  assert.equal((await s.hub.bus.since(ch.id, 0)).events.length, 0);
+  assert.equal((await s.hub.bus.count()), 1);
 });
 
 test('a command body over 4 KiB is 413; a state report may be larger', GUARD, async (t) => {
@@ -410,7 +410,7 @@ test('a cross-origin POST is 403; same origin, the public origin and allowed ori
   expectError(await post('null'), 403);
   expectError(await post(`http://127.0.0.1:${s.port + 1}`), 403);
   expectError(await post(`https://127.0.0.1:${s.port}`), 403);
-  assert.equal(s.hub.stats().channels, 0);
+  assert.equal((await s.hub.bus.count()), 0);
   assert.equal((await post(s.base)).status, 201);
   assert.equal((await post(s.publicBase)).status, 201);
   assert.equal((await post('https://slides.example')).status, 201);
@@ -440,7 +440,7 @@ test('a state report from the deck is broadcast, and a late subscriber gets it i
 
   const late = s.stream(ch.id);
   const snap = await late.snapshot();
-  assert.deepEqual(snap, { state, slides, presence: { controllers: 0, pairingOpen: true }, gap: false });
+  assert.deepEqual(snap, { state, slides, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null });
   assert.equal(late.events[0]?.lastEventId, '2');
 });
 
@@ -455,7 +455,7 @@ test('a state report needs the deck key and valid text', GUARD, async (t) => {
   expectError(await s.call('PUT', url, { json: { state }, key: controllerKey }), 401);
   expectError(await s.call('PUT', url, { json: { state: { ...state, title: 'a\u001bb' } }, key: ch.deckKey }), 400, /control characters/);
   expectError(await s.call('PUT', url, { json: { state, extra: 1 }, key: ch.deckKey }), 400);
-  assert.equal(s.hub.get(ch.id).state, null);
+  assert.equal((await s.hub.get(ch.id)).state, null);
 });
 
 // ------------------------------------------------------------------ dedup and replay
@@ -595,7 +595,7 @@ test('channel creation is rate limited per address with Retry-After', GUARD, asy
   const res = await s.call('POST', '/api/channels', { json: {} });
   expectError(res, 429, /too many channels/);
   assert.equal(res.headers.get('retry-after'), '60');
-  assert.equal(s.hub.stats().channels, 2);
+  assert.equal((await s.hub.bus.count()), 2);
 });
 
 test('too many streams from one address is a JSON 429, not an event stream', GUARD, async (t) => {

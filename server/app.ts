@@ -7,9 +7,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
-import { rateLimit } from 'express-rate-limit';
+import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import {
+  Ask,
   ID_RE,
+  Moderate,
+  QuestionsSwitch,
+  React,
+  type QuestionList,
   PairRequest,
   Register,
   StateReport,
@@ -18,10 +23,12 @@ import {
 } from '../protocol/messages';
 import type { Config } from './config';
 import { errorHandler, HttpError } from './errors';
-import { Hub, type Channel, type CreatedChannel } from './hub';
+import { summaryOf, type ChannelRecord } from './bus';
+import { Hub, type CreatedChannel } from './hub';
 import { loadDeck, type Deck } from './deck';
 import { createHotRoutes } from './fast';
-import { checkJsonBody, checkOrigin, validate } from './guards';
+import { Metrics } from './metrics';
+import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
 import { bearer } from './keys';
 
 export interface AppDeps {
@@ -39,6 +46,8 @@ export interface AppDeps {
    */
   publicBase: (req: IncomingMessage) => string;
   log?: (line: string) => void;
+  /** Prometheus metrics for /metrics; a fresh registry when absent. */
+  metrics?: Metrics;
 }
 
 /**
@@ -110,6 +119,12 @@ export function createApp(deps: AppDeps): RequestListener {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw new HttpError(405, 'method not allowed', {}, { Allow: 'GET, HEAD' });
     next();
   });
+  // The drop-in script for any web page. Loaded by <script src> from other
+  // origins, so it is the one file whose resource policy is cross-origin.
+  app.get('/clicker.js', (_req, res) => {
+    res.set({ 'Cross-Origin-Resource-Policy': 'cross-origin', 'Cache-Control': 'no-cache' });
+    res.sendFile(path.join(clientDir, 'clicker.js'));
+  });
   // Every theme reveal.js ships, straight from its own folder.
   app.use('/assets/theme', express.static(themeDir, { index: false, fallthrough: false }));
   app.use(
@@ -130,8 +145,21 @@ export function createApp(deps: AppDeps): RequestListener {
       res.json({ ok: true, rss: process.memoryUsage().rss });
     });
   }
-  app.get('/healthz', (_req, res) => {
-    res.json({ ok: true, ...hub.stats() });
+  const metrics = deps.metrics ?? new Metrics();
+  hub.metrics = metrics;
+  metrics.watch(hub);
+  app.get('/metrics', async (_req, res) => {
+    res.type(metrics.registry.contentType).set('Cache-Control', 'no-store').send(await metrics.registry.metrics());
+  });
+  // Readiness: the channel store answers. A load balancer takes an instance out while Redis is away from it.
+  app.get('/readyz', async (_req, res) => {
+    if (await hub.bus.ready()) res.set('Cache-Control', 'no-store').json({ ready: true });
+    else res.status(503).set({ 'Retry-After': '2', 'Cache-Control': 'no-store' }).json({ error: 'the channel store is unavailable' });
+  });
+  app.get('/healthz', async (_req, res) => {
+    // Liveness: this process answers. Channels come from the bus and may be unknown while it is down.
+    const channels = await hub.bus.count().catch(() => null);
+    res.json({ ok: true, channels, subscribers: hub.stats().subscribers });
   });
 
   // ---------------------------------------------------------------- API guards
@@ -167,11 +195,11 @@ export function createApp(deps: AppDeps): RequestListener {
     },
   });
 
-  const channel = (req: Request): Channel => {
+  const channel = (req: Request): Promise<ChannelRecord> => {
     if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
     return hub.get(String(req.params.id));
   };
-  const requireDeck = (req: Request, ch: Channel): void => {
+  const requireDeck = (req: Request, ch: ChannelRecord): void => {
     if (!hub.isDeck(ch, bearer(req.get('authorization')))) throw new HttpError(401, 'deck key required', {}, { 'WWW-Authenticate': 'Bearer' });
   };
   const info = (req: Request, created: CreatedChannel): ChannelInfo => {
@@ -188,46 +216,58 @@ export function createApp(deps: AppDeps): RequestListener {
   };
 
   const api = express.Router();
+  // CORS first: a preflight carries no body and must not meet the write guards.
+  api.use((req, res, next) => {
+    if (req.method === 'OPTIONS') {
+      const p = preflight(req, allowedOrigins);
+      res.status(p.status).set(p.headers).send(p.body);
+      return;
+    }
+    const cors = corsHeaders(req, allowedOrigins);
+    if (cors) res.set(cors);
+    next();
+  });
   api.use(guard);
 
   /** Create a channel. Answers the deck key once; the server keeps only its hash. */
-  api.post('/channels', createLimit, json, (req, res) => {
+  api.post('/channels', createLimit, json, async (req, res) => {
     if (req.body !== undefined && (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body) || Object.keys(req.body).length)) {
       throw new HttpError(400, 'invalid request: channel creation takes no fields');
     }
-    res.status(201).json(info(req, hub.create()));
+    res.status(201).json(info(req, await hub.create()));
   });
 
   /** Re-register after a restart, or refresh on reload: needs the deck key. */
-  api.put('/channels/:id', createLimit, stateJson, (req, res) => {
+  api.put('/channels/:id', createLimit, stateJson, async (req, res) => {
     if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
     const key = bearer(req.get('authorization'));
     if (key === undefined) throw new HttpError(401, 'deck key required', {}, { 'WWW-Authenticate': 'Bearer' });
     const body = validate(Register, req.body ?? {});
-    res.json(info(req, hub.register(String(req.params.id), key, body)));
+    res.json(info(req, await hub.register(String(req.params.id), key, body)));
   });
 
   /** A fresh one-time pairing code, to add or replace a phone. */
-  api.post('/channels/:id/pair-codes', json, (req, res) => {
-    const ch = channel(req);
+  api.post('/channels/:id/pair-codes', json, async (req, res) => {
+    const ch = await channel(req);
     requireDeck(req, ch);
-    res.status(201).json(info(req, { channel: ch, deckKey: '', pairCode: hub.issuePairCode(ch) }));
+    const pairCode = await hub.issuePairCode(ch);
+    res.status(201).json(info(req, { channel: await hub.get(ch.id), deckKey: '', pairCode }));
   });
 
   /** Revoke every controller, or one by its hash. */
-  api.delete('/channels/:id/controllers{/:hash}', (req, res) => {
-    const ch = channel(req);
+  api.delete('/channels/:id/controllers{/:hash}', async (req, res) => {
+    const ch = await channel(req);
     requireDeck(req, ch);
     const hash = req.params.hash === undefined ? undefined : String(req.params.hash);
-    res.json({ revoked: hub.revoke(ch, hash) });
+    res.json({ revoked: await hub.revoke(ch, hash) });
   });
 
   /** A phone exchanges the one-time code from the QR fragment for its controller key. */
-  api.post('/channels/:id/pair', json, (req, res) => {
-    const ch = channel(req);
+  api.post('/channels/:id/pair', json, async (req, res) => {
+    const ch = await channel(req);
     const { code } = validate(PairRequest, req.body);
     try {
-      const result: PairResult = hub.pair(ch, code);
+      const result: PairResult = await hub.pair(ch, code);
       res.status(201).json(result);
     } catch (err) {
       const followUrl = `${deps.publicBase(req)}/f/${ch.id}`;
@@ -238,11 +278,72 @@ export function createApp(deps: AppDeps): RequestListener {
     }
   });
 
+  // ---------------------------------------------------------------- audience
+  const audienceLimit = (limit: number, windowMs: number, what: string) =>
+    rateLimit({
+      windowMs,
+      limit,
+      standardHeaders: 'draft-7',
+      legacyHeaders: false,
+      // Per follower address and channel: one noisy phone cannot silence the room.
+      // An IPv6 address counts by its /56 (ipKeyGenerator), or one phone could
+      // rotate through its own prefix's addresses and never meet the limit.
+      keyGenerator: (req) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`,
+      handler: (_req, res, next, options) => {
+        res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
+        next(new HttpError(429, `too many ${what}; try again shortly`));
+      },
+    });
+  const requireController = (req: Request, ch: ChannelRecord): void => {
+    if (!hub.canCommand(ch, bearer(req.get('authorization')))) throw new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
+  };
+
+  /** A follower asks a question. Public: anyone who can follow may ask, at a bounded rate. */
+  api.post('/channels/:id/questions', audienceLimit(config.questionsPerMinute, 60_000, 'questions'), json, async (req, res) => {
+    const ch = await channel(req);
+    const { text } = validate(Ask, req.body);
+    const q = await hub.ask(ch, text);
+    res.status(201).json({ id: q.id });
+  });
+
+  /** The presenter's list: the last 30 questions, newest first. */
+  api.get('/channels/:id/questions', async (req, res) => {
+    const ch = await channel(req);
+    requireController(req, ch);
+    const questions = await hub.questions(ch);
+    const list: QuestionList = { ...summaryOf(ch.questionsOpen, questions), questions };
+    res.set('Cache-Control', 'no-store').json(list);
+  });
+
+  /** The presenter turns questions on or off. */
+  api.put('/channels/:id/questions', json, async (req, res) => {
+    const ch = await channel(req);
+    requireController(req, ch);
+    await hub.setQuestionsOpen(ch, validate(QuestionsSwitch, req.body).open);
+    res.status(204).end();
+  });
+
+  /** The presenter shows a question on the slideshow, or dismisses it. */
+  api.post('/channels/:id/questions/:qid', json, async (req, res) => {
+    const ch = await channel(req);
+    requireController(req, ch);
+    if (!/^[A-Za-z0-9_-]{12}$/.test(String(req.params.qid))) throw new HttpError(404, 'no such question');
+    await hub.moderate(ch, String(req.params.qid), validate(Moderate, req.body).status);
+    res.status(204).end();
+  });
+
+  /** A follower's reaction: a brief burst on the slideshow. */
+  api.post('/channels/:id/reactions', audienceLimit(config.reactionsPer10s, 10_000, 'reactions'), json, async (req, res) => {
+    const ch = await channel(req);
+    await hub.react(ch, validate(React, req.body).kind);
+    res.status(204).end();
+  });
+
   /** The slideshow reports where it is. Needs the deck key. */
-  api.put('/channels/:id/state', stateJson, (req, res) => {
-    const ch = channel(req);
+  api.put('/channels/:id/state', stateJson, async (req, res) => {
+    const ch = await channel(req);
     requireDeck(req, ch);
-    const result = hub.report(ch, validate(StateReport, req.body));
+    const result = await hub.report(ch, validate(StateReport, req.body));
     res.json({ eventId: result.eventId });
   });
 
@@ -253,7 +354,7 @@ export function createApp(deps: AppDeps): RequestListener {
   app.use((_req, _res, next) => next(new HttpError(404, 'not found')));
   app.use(errorHandler(log));
 
-  const hot = createHotRoutes({ config, hub, originAllowed, log });
+  const hot = createHotRoutes({ config, hub, allowedOrigins, originAllowed, log });
   return (req, res) => {
     if (!hot(req, res)) app(req, res);
   };

@@ -31,6 +31,10 @@ export const DEFAULTS = {
   maxSubscribersPerIp: 2_000,
   /** Channels one address may create per minute. `CREATE_PER_MINUTE`. */
   createPerMinute: 30,
+  /** Questions one follower address may ask per minute, per channel. `QUESTIONS_PER_MINUTE`. */
+  questionsPerMinute: 3,
+  /** Reactions one follower address may send per 10 s, per channel. `REACTIONS_PER_10S`. */
+  reactionsPer10s: 10,
   /** Cap on JSON bodies of commands and pairing requests. */
   maxBodyBytes: 4 * 1024,
   /** Cap on the slideshow's state report, which carries speaker notes and the outline. */
@@ -45,6 +49,8 @@ export const DEFAULTS = {
   keepAliveTimeoutMs: 120_000,
   /** Honour X-Forwarded-* from a reverse proxy in front. `--trust-proxy` or `TRUST_PROXY=1`. */
   trustProxy: false,
+  /** Redis for several instances sharing channels, e.g. redis://10.0.0.5:6379; unset: the in-memory bus. `REDIS_URL`. */
+  redisUrl: undefined as string | undefined,
   /** Extra origins allowed to call the API from a browser, besides the page's own. `--allow-origin` or `ALLOW_ORIGINS` (comma-separated). */
   allowOrigins: [] as string[],
 };
@@ -136,6 +142,19 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     if (!/^https?:\/\/[^/\s]+$/.test(origin)) throw new ConfigError(`--allow-origin must look like http://host:port, got "${origin}"`);
   }
 
+  const redisUrl = env.REDIS_URL || undefined;
+  if (redisUrl !== undefined) {
+    let url: URL | undefined;
+    try {
+      url = new URL(redisUrl);
+    } catch {
+      url = undefined;
+    }
+    if (!url || (url.protocol !== 'redis:' && url.protocol !== 'rediss:') || !url.hostname) {
+      throw new ConfigError(`REDIS_URL must look like redis://host:6379 (or rediss:// for TLS), got "${redisUrl.replace(/\/\/[^@/]*@/, '//***@')}"`);
+    }
+  }
+
   return Object.freeze({
     ...DEFAULTS,
     port,
@@ -151,9 +170,12 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     maxSubscribersPerChannel: num(null, 'MAX_SUBSCRIBERS_PER_CHANNEL', DEFAULTS.maxSubscribersPerChannel),
     maxSubscribersPerIp: num(null, 'MAX_SUBSCRIBERS_PER_IP', DEFAULTS.maxSubscribersPerIp),
     createPerMinute: num(null, 'CREATE_PER_MINUTE', DEFAULTS.createPerMinute),
+    questionsPerMinute: num(null, 'QUESTIONS_PER_MINUTE', DEFAULTS.questionsPerMinute),
+    reactionsPer10s: num(null, 'REACTIONS_PER_10S', DEFAULTS.reactionsPer10s),
     headersTimeoutMs: num(null, 'HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs),
     requestTimeoutMs: num(null, 'REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs),
     trustProxy: values['trust-proxy'] === true || env.TRUST_PROXY === '1',
     allowOrigins,
+    redisUrl,
   });
 }

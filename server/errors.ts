@@ -24,7 +24,12 @@ const HUB_STATUS: Record<HubErrorKind, number> = {
   too_many_channels: 503,
   too_many_subscribers: 503,
   too_many_subscribers_ip: 429,
+  unavailable: 503,
+  questions_closed: 403,
 };
+
+/** Seconds a client should wait before retrying a 503 from an unreachable store: the bus reconnects within about a second. */
+const RETRY_AFTER_UNAVAILABLE = '2';
 
 /**
  * Errors raised by body-parser, serve-static and the router (http-errors style)
@@ -48,7 +53,10 @@ const PARSER_MESSAGES: Record<string, string> = {
 
 export function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
-  if (err instanceof HubError) return new HttpError(HUB_STATUS[err.kind], err.message);
+  if (err instanceof HubError) {
+    const headers: Record<string, string> = err.kind === 'unavailable' ? { 'Retry-After': RETRY_AFTER_UNAVAILABLE } : {};
+    return new HttpError(HUB_STATUS[err.kind], err.message, {}, headers);
+  }
   if (isClientError(err) && err.status >= 400 && err.status < 500) {
     // A missing asset (serve-static) or an undecodable path (router) has no `type`; its own message may leak a file path.
     const known = typeof err.type === 'string' ? PARSER_MESSAGES[err.type] : undefined;

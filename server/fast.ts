@@ -6,15 +6,18 @@
 // routes use (guards.ts), and errors have the same JSON shape.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import proxyaddr from 'proxy-addr';
-import { Command, ID_RE } from '../protocol/messages';
+import { Command, ID_RE, Pointer } from '../protocol/messages';
 import type { Config } from './config';
 import { HttpError, toHttpError } from './errors';
-import { checkJsonBody, checkOrigin, validate } from './guards';
+import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
 import type { Hub, Sink } from './hub';
 import { bearer } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
 
-const ROUTE = /^\/api\/channels\/([^/?]*)\/(events|commands)(?:\?(.*))?$/;
+const ROUTE = /^\/api\/channels\/([^/?]*)\/(events|commands|pointer)(?:\?(.*))?$/;
+
+/** Pointer updates per controller: a 60 Hz finger with room for bursts; more is refused with 429. */
+const POINTER_RATE = { perSecond: 90, burst: 45 };
 
 /** Headers on every JSON answer of the hot paths. */
 const JSON_HEADERS = {
@@ -105,13 +108,15 @@ function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
 export interface HotDeps {
   config: Config;
   hub: Hub;
+  /** Origins configured with --allow-origin, for CORS. */
+  allowedOrigins: ReadonlySet<string>;
   /** Whether a browser origin other than the page's own may write. */
   originAllowed: (req: IncomingMessage, origin: string) => boolean;
   log: (line: string) => void;
 }
 
 /** Answers the hot routes and returns true, or returns false for Express to handle the request. */
-export function createHotRoutes({ config, hub, originAllowed, log }: HotDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
+export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, log }: HotDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
   // The same trust rule as Express's `trust proxy` setting in app.ts.
   const trust = proxyaddr.compile(config.trustProxy ? ['loopback', 'linklocal', 'uniquelocal'] : []);
   const fail = (req: IncomingMessage, res: ServerResponse, err: unknown) => {
@@ -132,8 +137,8 @@ export function createHotRoutes({ config, hub, originAllowed, log }: HotDeps): (
     sendJson(res, httpErr.status, { error: httpErr.message, ...httpErr.extra }, { ...httpErr.headers, ...close });
   };
 
-  const events = (req: IncomingMessage, res: ServerResponse, id: string, query: string | undefined) => {
-    const channel = hub.get(id);
+  const events = async (req: IncomingMessage, res: ServerResponse, id: string, query: string | undefined) => {
+    const channel = await hub.get(id);
     const q = query === undefined ? undefined : new URLSearchParams(query).getAll('lastEventId');
     const lastEventId = parseLastEventId(req.headers['last-event-id'] as string | undefined, q?.length === 1 ? q[0] : undefined);
     if (req.method === 'HEAD') {
@@ -142,8 +147,15 @@ export function createHotRoutes({ config, hub, originAllowed, log }: HotDeps): (
       res.end();
       return;
     }
+    // The client may leave while the snapshot is read: the close handler is in place first.
+    let unsubscribe: (() => void) | undefined;
+    let closed = false;
+    res.on('close', () => {
+      closed = true;
+      unsubscribe?.();
+    });
     // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
-    const unsubscribe = hub.subscribe(channel, () => {
+    unsubscribe = await hub.subscribe(channel, () => {
       // End of body = end of connection: no chunked framing around every event.
       res.useChunkedEncodingByDefault = false;
       res.writeHead(200, SSE_HEADERS);
@@ -151,19 +163,45 @@ export function createHotRoutes({ config, hub, originAllowed, log }: HotDeps): (
       req.socket.setNoDelay(true);
       return new SocketSink(res);
     }, proxyaddr(req, trust), lastEventId);
-    res.on('close', unsubscribe);
+    if (closed) unsubscribe();
   };
 
   const command = async (req: IncomingMessage, res: ServerResponse, id: string) => {
     checkOrigin(req, (origin) => originAllowed(req, origin));
     checkJsonBody(req);
-    const channel = hub.get(id);
-    const body = await readJson(req, config.maxBodyBytes);
+    const [channel, body] = await Promise.all([hub.get(id), readJson(req, config.maxBodyBytes)]);
     if (!hub.canCommand(channel, bearer(req.headers.authorization))) {
       throw new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
     }
-    const result = hub.command(channel, validate(Command, body));
+    const result = await hub.command(channel, validate(Command, body));
     sendJson(res, result.duplicate ? 200 : 202, result);
+  };
+
+  /** Token buckets per presented key hash, so one phone cannot flood a room's streams with positions. */
+  const buckets = new Map<string, { tokens: number; at: number }>();
+  const takeToken = (key: string): boolean => {
+    const now = Date.now();
+    const b = buckets.get(key) ?? { tokens: POINTER_RATE.burst, at: now };
+    b.tokens = Math.min(POINTER_RATE.burst, b.tokens + ((now - b.at) / 1000) * POINTER_RATE.perSecond);
+    b.at = now;
+    buckets.set(key, b);
+    if (buckets.size > 10_000) buckets.delete(buckets.keys().next().value!);
+    if (b.tokens < 1) return false;
+    b.tokens -= 1;
+    return true;
+  };
+
+  const pointer = async (req: IncomingMessage, res: ServerResponse, id: string) => {
+    checkOrigin(req, (origin) => originAllowed(req, origin));
+    checkJsonBody(req);
+    const [channel, body] = await Promise.all([hub.get(id), readJson(req, config.maxBodyBytes)]);
+    const key = bearer(req.headers.authorization);
+    if (!hub.canCommand(channel, key)) throw new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
+    const p = validate(Pointer, body);
+    if (!takeToken(`${id}:${key}`)) throw new HttpError(429, 'too many pointer updates; slow down', {}, { 'Retry-After': '1' });
+    await hub.pointer(channel, p);
+    res.writeHead(204, { 'Cache-Control': 'no-store' });
+    res.end();
   };
 
   return (req, res) => {
@@ -172,14 +210,21 @@ export function createHotRoutes({ config, hub, originAllowed, log }: HotDeps): (
     const [, id, what, query] = m;
     const isEvents = what === 'events';
     const method = req.method ?? '';
+    if (method === 'OPTIONS') {
+      const p = preflight(req, allowedOrigins);
+      res.writeHead(p.status, p.headers);
+      res.end(p.body);
+      return true;
+    }
+    const cors = corsHeaders(req, allowedOrigins);
+    if (cors) for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
     if (isEvents ? method !== 'GET' && method !== 'HEAD' : method !== 'POST') {
       fail(req, res, new HttpError(405, 'method not allowed', {}, { Allow: isEvents ? 'GET, HEAD' : 'POST' }));
       return true;
     }
     try {
       if (!ID_RE.test(id!)) throw new HttpError(404, 'unknown channel');
-      if (isEvents) events(req, res, id!, query);
-      else command(req, res, id!).catch((err: unknown) => fail(req, res, err));
+      (isEvents ? events(req, res, id!, query) : what === 'pointer' ? pointer(req, res, id!) : command(req, res, id!)).catch((err: unknown) => fail(req, res, err));
     } catch (err) {
       fail(req, res, err);
     }

@@ -48,3 +48,30 @@ export function validate<S extends z.ZodType>(schema: S, body: unknown): z.infer
   const where = issue && issue.path.length ? `${issue.path.join('.')}: ` : '';
   throw new HttpError(400, `invalid request: ${where}${issue?.message ?? 'bad input'}`);
 }
+
+/**
+ * CORS for the drop-in script (clicker.js) on pages of other origins: only
+ * origins configured with --allow-origin get the headers; every other browser
+ * origin is left to the same-origin policy (and to checkOrigin on writes).
+ * No credentials: keys travel in Authorization, never in cookies.
+ */
+export function corsHeaders(req: IncomingMessage, allowed: ReadonlySet<string>): Record<string, string> | undefined {
+  const origin = header(req, 'origin');
+  if (origin === undefined || !allowed.has(origin)) return undefined;
+  return { 'Access-Control-Allow-Origin': origin, Vary: 'Origin', 'Access-Control-Expose-Headers': 'Retry-After' };
+}
+
+/** Answers a CORS preflight: 204 for an allowed origin, 403 JSON for any other. */
+export function preflight(req: IncomingMessage, allowed: ReadonlySet<string>): { status: number; headers: Record<string, string>; body?: string } {
+  const cors = corsHeaders(req, allowed);
+  if (!cors) return { status: 403, headers: { 'Content-Type': 'application/json; charset=utf-8' }, body: JSON.stringify({ error: 'cross-origin request refused' }) };
+  return {
+    status: 204,
+    headers: {
+      ...cors,
+      'Access-Control-Allow-Methods': 'GET, POST, PUT, DELETE',
+      'Access-Control-Allow-Headers': 'Content-Type, Authorization, Last-Event-ID',
+      'Access-Control-Max-Age': '600',
+    },
+  };
+}

@@ -1,9 +1,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ID_RE, Register, type Command, type DeckState, type Snapshot } from '../protocol/messages';
+import {
+  BusUnavailable,
+  MemoryBus,
+  type AppendResult,
+  type Bus,
+  type BusEvent,
+  type BusLimits,
+  type ChannelRecord,
+  type History,
+} from './bus';
 import { DEFAULTS } from './config';
-import { Hub, HubError, type Channel, type HubErrorKind, type HubLimits, type Sink } from './hub';
+import { Hub, HubError, type HubErrorKind, type HubLimits, type Sink } from './hub';
 import { channelIdFor, hashSecret, newSecret } from './keys';
+import type { Presence, Question, QuestionsSummary, SlideRef, Spotlight } from '../protocol/wire';
 
 /** Records what the hub writes; the hub's own Sink interface, implemented in memory. */
 class RecordingSink implements Sink {
@@ -38,6 +49,18 @@ class RecordingSink implements Sink {
         return ev;
       });
   }
+  /** [event, id] of every frame, the shape most assertions compare. */
+  trail(): [string | undefined, string | undefined][] {
+    return this.events().map((e) => [e.event, e.id]);
+  }
+}
+
+/** A socket-like sink: the hub must prefer destroy() to end() for a stream that cannot keep up. */
+class DestroyableSink extends RecordingSink {
+  destroyed = 0;
+  destroy(): void {
+    this.destroyed++;
+  }
 }
 
 class Clock {
@@ -45,10 +68,155 @@ class Clock {
   readonly now = (): number => this.t;
 }
 
+const BUS_METHODS = [
+  'create',
+  'get',
+  'setPairCode',
+  'spendPairCode',
+  'revoke',
+  'setState',
+  'addQuestion',
+  'questions',
+  'moderate',
+  'setQuestionsOpen',
+  'append',
+  'since',
+  'touch',
+  'count',
+] as const;
+type BusMethod = (typeof BUS_METHODS)[number];
+
+/**
+ * A Bus for tests: the memory bus underneath, plus what a shared store adds
+ * (events from other instances through the listener given to onRemote), a
+ * way to hold a read open while the test publishes, and failures on demand.
+ */
+class TestBus implements Bus {
+  readonly instanceId = 'test';
+  readonly inner: MemoryBus;
+  private listener: ((channelId: string, event: BusEvent) => void) | null = null;
+  private readonly failures = new Map<BusMethod, Error>();
+  /** The next get() reads at once but answers only when this settles. */
+  holdNextGet: Promise<void> | null = null;
+  /** The next since() waits for this before it reads. */
+  holdNextSince: Promise<void> | null = null;
+
+  constructor(limits: BusLimits, now: () => number) {
+    this.inner = new MemoryBus(limits, now);
+  }
+
+  fail(method: BusMethod | 'all', err: Error): void {
+    for (const m of method === 'all' ? BUS_METHODS : [method]) this.failures.set(m, err);
+  }
+
+  heal(): void {
+    this.failures.clear();
+  }
+
+  /** Plays an event as if another instance had appended it. */
+  remote(channelId: string, event: BusEvent): void {
+    assert.ok(this.listener, 'the hub did not register a remote listener');
+    this.listener(channelId, event);
+  }
+
+  private check(method: BusMethod): void {
+    const err = this.failures.get(method);
+    if (err) throw err;
+  }
+
+  async create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean> {
+    this.check('create');
+    return this.inner.create(record, seq);
+  }
+  async get(id: string): Promise<ChannelRecord | null> {
+    this.check('get');
+    const hold = this.holdNextGet;
+    this.holdNextGet = null;
+    const record = await this.inner.get(id);
+    if (hold) await hold;
+    return record;
+  }
+  async setPairCode(id: string, hash: string | null): Promise<Presence> {
+    this.check('setPairCode');
+    return this.inner.setPairCode(id, hash);
+  }
+  async spendPairCode(id: string, hash: string, controllerHash: string): Promise<Presence | null> {
+    this.check('spendPairCode');
+    return this.inner.spendPairCode(id, hash, controllerHash);
+  }
+  async revoke(id: string, controllerHash?: string): Promise<{ removed: number; presence: Presence }> {
+    this.check('revoke');
+    return this.inner.revoke(id, controllerHash);
+  }
+  async setState(id: string, state: DeckState, slides?: SlideRef[]): Promise<void> {
+    this.check('setState');
+    return this.inner.setState(id, state, slides);
+  }
+  async addQuestion(id: string, question: Question): Promise<QuestionsSummary> {
+    this.check('addQuestion');
+    return this.inner.addQuestion(id, question);
+  }
+  async questions(id: string): Promise<Question[]> {
+    this.check('questions');
+    return this.inner.questions(id);
+  }
+  async moderate(id: string, questionId: string, status: 'shown' | 'dismissed'): Promise<{ spotlight: Spotlight['question']; summary: QuestionsSummary } | null> {
+    this.check('moderate');
+    return this.inner.moderate(id, questionId, status);
+  }
+  async setQuestionsOpen(id: string, open: boolean): Promise<QuestionsSummary> {
+    this.check('setQuestionsOpen');
+    return this.inner.setQuestionsOpen(id, open);
+  }
+  async append(id: string, event: string, data: string, opts?: { keep?: boolean; dedup?: string }): Promise<AppendResult> {
+    this.check('append');
+    return this.inner.append(id, event, data, opts);
+  }
+  async since(id: string, after: number): Promise<History> {
+    this.check('since');
+    const hold = this.holdNextSince;
+    this.holdNextSince = null;
+    if (hold) await hold;
+    return this.inner.since(id, after);
+  }
+  onRemote(listener: (channelId: string, event: BusEvent) => void): void {
+    this.listener = listener;
+  }
+  async touch(ids: Iterable<string>): Promise<void> {
+    this.check('touch');
+    return this.inner.touch(ids);
+  }
+  async count(): Promise<number> {
+    this.check('count');
+    return this.inner.count();
+  }
+  async ready(): Promise<boolean> {
+    return this.failures.size === 0;
+  }
+  async close(): Promise<void> {}
+}
+
+/** A promise the test settles when it chooses. */
+function gate(): { promise: Promise<void>; open: () => void } {
+  let open: () => void = () => undefined;
+  const promise = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { promise, open };
+}
+
 function makeHub(overrides: Partial<HubLimits> = {}) {
   const clock = new Clock();
   const hub = new Hub({ ...DEFAULTS, ...overrides }, clock.now);
   return { hub, clock };
+}
+
+function makeTestHub(overrides: Partial<HubLimits> = {}) {
+  const clock = new Clock();
+  const limits = { ...DEFAULTS, ...overrides };
+  const bus = new TestBus(limits, clock.now);
+  const hub = new Hub(limits, clock.now, bus);
+  return { hub, bus, clock };
 }
 
 const isHubError = (kind: HubErrorKind) => (err: unknown) => {
@@ -81,12 +249,15 @@ const snapshotOf = (sink: RecordingSink): Snapshot => {
   return JSON.parse(snap.data) as Snapshot;
 };
 
+/** Lets every settled promise run its continuations (the memory bus never waits on I/O). */
+const settle = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 // ------------------------------------------------------------------ channels and secrets
 
-test('create derives the channel id from the deck key and keeps only hashes', () => {
+test('create derives the channel id from the deck key and keeps only hashes', async () => {
   const { hub } = makeHub();
-  const a = hub.create();
-  const b = hub.create();
+  const a = await hub.create();
+  const b = await hub.create();
   assert.equal(a.channel.id, channelIdFor(a.deckKey));
   assert.match(a.channel.id, ID_RE);
   assert.notEqual(a.channel.id, b.channel.id);
@@ -96,117 +267,153 @@ test('create derives the channel id from the deck key and keeps only hashes', ()
   assert.notEqual(a.deckKey, a.pairCode);
   assert.equal(a.channel.deckHash, hashSecret(a.deckKey));
   assert.equal(a.channel.pairCodeHash, hashSecret(a.pairCode ?? ''));
-  assert.equal(hub.get(a.channel.id), a.channel);
-  assert.deepEqual(hub.stats(), { channels: 2, subscribers: 0 });
+  assert.deepEqual(a.channel.controllers, []);
+  assert.deepEqual(await hub.get(a.channel.id), a.channel);
+  assert.equal(await hub.bus.count(), 2);
+  assert.deepEqual(hub.stats(), { channels: 0, subscribers: 0 }, 'stats count open streams, not channels');
 });
 
-test('get of an unknown channel throws not_found', () => {
+test('get of an unknown channel throws not_found', async () => {
   const { hub } = makeHub();
-  assert.throws(() => hub.get('AAAAAAAAAAAAAAAAAAAAAA'), isHubError('not_found'));
+  await assert.rejects(hub.get('AAAAAAAAAAAAAAAAAAAAAA'), isHubError('not_found'));
 });
 
 // ------------------------------------------------------------------ subscribe
 
-test('subscribe writes the retry hint, then a snapshot carrying the current id', () => {
+test('subscribe writes the retry hint, then a snapshot carrying the current id', async () => {
   const { hub } = makeHub({ retryMs: 1_234 });
-  const { channel } = hub.create();
+  const { channel } = await hub.create();
   const sink = new RecordingSink();
-  hub.subscribe(channel, sink, '10.0.0.1', undefined);
+  await hub.subscribe(channel, sink, '10.0.0.1', undefined);
   assert.equal(sink.chunks.length, 2);
   assert.equal(sink.chunks[0]?.toString('utf8'), 'retry: 1234\n\n');
   // Creation issued a pairing code, which published presence as event 1.
-  const expected: Snapshot = { state: null, slides: null, presence: { controllers: 0, pairingOpen: true }, gap: false };
+  const expected: Snapshot = {
+    state: null,
+    slides: null,
+    presence: { controllers: 0, pairingOpen: true },
+    gap: false,
+    questions: { open: true, pending: 0 },
+    spotlight: null,
+  };
   assert.equal(sink.chunks[1]?.toString('utf8'), `id: 1\nevent: snapshot\ndata: ${JSON.stringify(expected)}\n\n`);
+  assert.deepEqual(hub.stats(), { channels: 1, subscribers: 1 });
 });
 
-test('the snapshot carries the latest state and outline', () => {
+test('the snapshot carries the latest state and outline', async () => {
   const { hub } = makeHub();
-  const { channel } = hub.create();
+  const { channel } = await hub.create();
   const slides = [{ h: 0, v: 0, title: 'One' }, { h: 1, v: 0, title: 'Two' }];
-  hub.report(channel, { state, slides });
-  hub.report(channel, { state: { ...state, indexh: 2, title: 'Three' } });
+  await hub.report(channel, { state, slides });
+  await hub.report(channel, { state: { ...state, indexh: 2, title: 'Three' } });
   const sink = new RecordingSink();
-  hub.subscribe(channel, sink, 'ip', undefined);
+  // A record read before the reports: the snapshot is read afresh from the bus.
+  await hub.subscribe(channel, sink, 'ip', undefined);
   const snap = snapshotOf(sink);
   assert.equal(snap.state?.title, 'Three');
   // A report without an outline keeps the last one.
   assert.deepEqual(snap.slides, slides);
-  assert.equal(sink.events()[0]?.id, String(channel.seq));
+  assert.equal(sink.events()[0]?.id, String((await hub.get(channel.id)).seq));
+  assert.equal(sink.events()[0]?.id, '3');
+});
+
+test('the stream is opened only after the limits passed and the snapshot was read', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create();
+  const held = gate();
+  bus.holdNextGet = held.promise;
+  let opened = 0;
+  const sink = new RecordingSink();
+  const joining = hub.subscribe(
+    channel,
+    () => {
+      opened++;
+      return sink;
+    },
+    'ip',
+    undefined,
+  );
+  await settle();
+  assert.equal(opened, 0);
+  held.open();
+  await joining;
+  assert.equal(opened, 1);
+  assert.deepEqual(sink.trail(), [['snapshot', '1']]);
 });
 
 // ------------------------------------------------------------------ publish
 
-test('publish writes the same Buffer instance to every subscriber', () => {
+test('publish writes the same Buffer instance to every subscriber', async () => {
   const { hub } = makeHub();
-  const { channel } = hub.create();
+  const { channel } = await hub.create();
   const sinks = [new RecordingSink(), new RecordingSink(), new RecordingSink()];
-  sinks.forEach((s, i) => hub.subscribe(channel, s, `10.0.0.${i}`, undefined));
+  for (const [i, s] of sinks.entries()) await hub.subscribe(channel, s, `10.0.0.${i}`, undefined);
   const cmd = next();
-  const result = hub.command(channel, cmd);
+  const result = await hub.command(channel, cmd);
   assert.deepEqual(result, { eventId: 2, duplicate: false, delivered: 3 });
   const frames = sinks.map((s) => s.chunks.at(-1));
   assert.equal(frames[0]?.toString('utf8'), `id: 2\nevent: command\ndata: ${JSON.stringify(cmd)}\n\n`);
   assert.equal(frames[1], frames[0]);
   assert.equal(frames[2], frames[0]);
-  // The history keeps that same Buffer for replay.
-  assert.equal(channel.history.at(-1)?.frame, frames[0]);
+  // The bus keeps the command for replay.
+  assert.deepEqual((await hub.bus.since(channel.id, 1)).events, [{ id: 2, event: 'command', data: JSON.stringify(cmd) }]);
 });
 
-test('event ids are monotonic per channel across every kind of event', () => {
+test('event ids are monotonic per channel across every kind of event', async () => {
   const { hub } = makeHub();
-  const a = hub.create();
-  const b = hub.create();
+  const a = await hub.create();
+  const b = await hub.create();
   const ids = [
-    hub.command(a.channel, next()).eventId,
-    hub.report(a.channel, { state }).eventId,
-    hub.command(a.channel, next()).eventId,
+    (await hub.command(a.channel, next())).eventId,
+    (await hub.report(a.channel, { state })).eventId,
+    (await hub.command(a.channel, next())).eventId,
   ];
-  const { controllerHash } = hub.pair(a.channel, a.pairCode ?? '');
-  ids.push(a.channel.seq);
-  hub.issuePairCode(a.channel);
-  ids.push(a.channel.seq);
-  hub.revoke(a.channel, controllerHash);
-  ids.push(a.channel.seq);
-  ids.push(hub.command(a.channel, next()).eventId);
+  const { controllerHash } = await hub.pair(a.channel, a.pairCode ?? '');
+  ids.push((await hub.get(a.channel.id)).seq);
+  await hub.issuePairCode(a.channel);
+  ids.push((await hub.get(a.channel.id)).seq);
+  await hub.revoke(a.channel, controllerHash);
+  ids.push((await hub.get(a.channel.id)).seq);
+  ids.push((await hub.command(a.channel, next())).eventId);
   assert.deepEqual(ids, [2, 3, 4, 5, 6, 7, 8]);
   // Channel b has its own counter.
-  assert.equal(hub.command(b.channel, next()).eventId, 2);
+  assert.equal((await hub.command(b.channel, next())).eventId, 2);
 });
 
-test('a command id seen before is acknowledged as a duplicate and not sent again', () => {
+test('a command id seen before is acknowledged as a duplicate and not sent again', async () => {
   const { hub } = makeHub();
-  const { channel } = hub.create();
+  const { channel } = await hub.create();
   const sink = new RecordingSink();
-  hub.subscribe(channel, sink, 'ip', undefined);
+  await hub.subscribe(channel, sink, 'ip', undefined);
   const cmd = next();
-  const first = hub.command(channel, cmd);
+  const first = await hub.command(channel, cmd);
   const written = sink.chunks.length;
-  const again = hub.command(channel, { type: 'prev', id: cmd.id });
+  const again = await hub.command(channel, { type: 'prev', id: cmd.id });
   assert.deepEqual(again, { eventId: first.eventId, duplicate: true, delivered: 0 });
   assert.equal(sink.chunks.length, written);
-  assert.equal(channel.seq, first.eventId);
-  assert.equal(channel.history.length, 1);
+  assert.equal((await hub.get(channel.id)).seq, first.eventId);
+  assert.equal((await hub.bus.since(channel.id, 1)).events.length, 1);
 });
 
-test('duplicate detection remembers the last 1024 command ids', () => {
+test('duplicate detection remembers the last 1024 command ids', async () => {
   const { hub } = makeHub();
-  const { channel } = hub.create();
+  const { channel } = await hub.create();
   const remembered = next();
-  hub.command(channel, remembered);
-  for (let i = 0; i < 1_023; i++) hub.command(channel, next());
-  assert.equal(hub.command(channel, remembered).duplicate, true);
-  hub.command(channel, next());
-  assert.equal(hub.command(channel, remembered).duplicate, false);
+  await hub.command(channel, remembered);
+  for (let i = 0; i < 1_023; i++) await hub.command(channel, next());
+  assert.equal((await hub.command(channel, remembered)).duplicate, true);
+  await hub.command(channel, next());
+  assert.equal((await hub.command(channel, remembered)).duplicate, false);
 });
 
-test('presence changes are published to subscribers', () => {
+test('presence changes are published to subscribers', async () => {
   const { hub } = makeHub();
-  const { channel, pairCode } = hub.create();
+  const { channel, pairCode } = await hub.create();
   const sink = new RecordingSink();
-  hub.subscribe(channel, sink, 'ip', undefined);
-  hub.pair(channel, pairCode ?? '');
-  hub.issuePairCode(channel);
-  hub.revoke(channel);
+  await hub.subscribe(channel, sink, 'ip', undefined);
+  await hub.pair(channel, pairCode ?? '');
+  await hub.issuePairCode(channel);
+  await hub.revoke(channel);
   const presence = sink.events().filter((e) => e.event === 'presence').map((e) => JSON.parse(e.data) as unknown);
   assert.deepEqual(presence, [
     { controllers: 1, pairingOpen: false },
@@ -215,45 +422,46 @@ test('presence changes are published to subscribers', () => {
   ]);
 });
 
-test('a state report is published with its cause and outline', () => {
+test('a state report is published with its cause and outline', async () => {
   const { hub } = makeHub();
-  const { channel } = hub.create();
+  const { channel } = await hub.create();
   const sink = new RecordingSink();
-  hub.subscribe(channel, sink, 'ip', undefined);
+  await hub.subscribe(channel, sink, 'ip', undefined);
   const slides = [{ h: 0, v: 0, title: 'One' }];
-  const r = hub.report(channel, { state, cause: 'cmd-abcdefgh', slides });
+  const r = await hub.report(channel, { state, cause: 'cmd-abcdefgh', slides });
   assert.deepEqual(sink.events().at(-1), {
     id: String(r.eventId),
     event: 'state',
     data: JSON.stringify({ state, cause: 'cmd-abcdefgh', slides }),
   });
-  assert.deepEqual(channel.state, state);
-  assert.equal(channel.history.length, 0, 'state events are not kept for replay');
+  const record = await hub.get(channel.id);
+  assert.deepEqual(record.state, state);
+  assert.deepEqual(record.slides, slides);
+  const history = await hub.bus.since(channel.id, 0);
+  assert.deepEqual(history.events, [], 'state events are not kept for replay');
+  assert.equal(history.last, r.eventId);
 });
 
 // ------------------------------------------------------------------ replay
 
-test('resuming replays only the commands after lastEventId, and the snapshot then has no id', () => {
+test('resuming replays only the commands after lastEventId, and the snapshot then has no id', async () => {
   const { hub } = makeHub();
-  const { channel } = hub.create(); // event 1: presence
+  const { channel } = await hub.create(); // event 1: presence
   const c2 = next();
   const c3 = next();
   const c5 = next();
-  hub.command(channel, c2);
-  hub.command(channel, c3);
-  hub.report(channel, { state }); // 4
-  hub.command(channel, c5);
+  await hub.command(channel, c2);
+  await hub.command(channel, c3);
+  await hub.report(channel, { state }); // 4
+  await hub.command(channel, c5);
   const sink = new RecordingSink();
-  hub.subscribe(channel, sink, 'ip', 2);
+  await hub.subscribe(channel, sink, 'ip', 2);
   const events = sink.events();
-  assert.deepEqual(
-    events.map((e) => [e.event, e.id]),
-    [
-      ['snapshot', undefined],
-      ['command', '3'],
-      ['command', '5'],
-    ],
-  );
+  assert.deepEqual(sink.trail(), [
+    ['snapshot', undefined],
+    ['command', '3'],
+    ['command', '5'],
+  ]);
   assert.equal(events[1]?.data, JSON.stringify(c3));
   assert.equal(events[2]?.data, JSON.stringify(c5));
   const snap = snapshotOf(sink);
@@ -262,17 +470,14 @@ test('resuming replays only the commands after lastEventId, and the snapshot the
   assert.equal(sink.text().split('\n\n')[1]?.startsWith('event: snapshot\n'), true);
 });
 
-test('resuming from the latest id replays nothing and the snapshot carries that id', () => {
+test('resuming from the latest id replays nothing and the snapshot carries that id', async () => {
   const { hub } = makeHub();
-  const { channel } = hub.create();
-  hub.command(channel, next());
-  hub.command(channel, next());
+  const { channel } = await hub.create();
+  await hub.command(channel, next());
+  await hub.command(channel, next());
   const sink = new RecordingSink();
-  hub.subscribe(channel, sink, 'ip', 3);
-  assert.deepEqual(
-    sink.events().map((e) => [e.event, e.id]),
-    [['snapshot', '3']],
-  );
+  await hub.subscribe(channel, sink, 'ip', 3);
+  assert.deepEqual(sink.trail(), [['snapshot', '3']]);
   assert.equal(snapshotOf(sink).gap, false);
 });
 
@@ -280,33 +485,32 @@ for (const [label, lastEventId] of [
   ['an unparseable', 'unknown'],
   ['a future', 99],
 ] as const) {
-  test(`${label} lastEventId gives a gap and no replay`, () => {
+  test(`${label} lastEventId gives a gap and no replay`, async () => {
     const { hub } = makeHub();
-    const { channel } = hub.create();
-    hub.command(channel, next());
-    hub.command(channel, next());
+    const { channel } = await hub.create();
+    await hub.command(channel, next());
+    await hub.command(channel, next());
     const sink = new RecordingSink();
-    hub.subscribe(channel, sink, 'ip', lastEventId);
-    assert.deepEqual(
-      sink.events().map((e) => [e.event, e.id]),
-      [['snapshot', '3']],
-    );
+    await hub.subscribe(channel, sink, 'ip', lastEventId);
+    assert.deepEqual(sink.trail(), [['snapshot', '3']]);
     assert.equal(snapshotOf(sink).gap, true);
   });
 }
 
-test('history is bounded by count; the floor moves and older ids give a gap', () => {
+test('history is bounded by count; the floor moves and older ids give a gap', async () => {
   const { hub } = makeHub({ historyMax: 3 });
-  const { channel } = hub.create(); // seq 1
-  for (let i = 0; i < 5; i++) hub.command(channel, next()); // ids 2..6
+  const { channel } = await hub.create(); // seq 1
+  for (let i = 0; i < 5; i++) await hub.command(channel, next()); // ids 2..6
+  const kept = await hub.bus.since(channel.id, 3);
   assert.deepEqual(
-    channel.history.map((e) => e.id),
+    kept.events.map((e) => e.id),
     [4, 5, 6],
   );
-  assert.equal(channel.floor, 3);
+  assert.equal(kept.complete, true, 'the floor is 3: everything after it is kept');
+  assert.equal((await hub.bus.since(channel.id, 2)).complete, false);
 
   const fromFloor = new RecordingSink();
-  hub.subscribe(channel, fromFloor, 'ip', 3);
+  await hub.subscribe(channel, fromFloor, 'ip', 3);
   assert.deepEqual(
     fromFloor.events().map((e) => e.id),
     [undefined, '4', '5', '6'],
@@ -314,250 +518,543 @@ test('history is bounded by count; the floor moves and older ids give a gap', ()
   assert.equal(snapshotOf(fromFloor).gap, false);
 
   const tooOld = new RecordingSink();
-  hub.subscribe(channel, tooOld, 'ip', 2);
-  assert.deepEqual(
-    tooOld.events().map((e) => [e.event, e.id]),
-    [['snapshot', '6']],
-  );
+  await hub.subscribe(channel, tooOld, 'ip', 2);
+  assert.deepEqual(tooOld.trail(), [['snapshot', '6']]);
   assert.equal(snapshotOf(tooOld).gap, true);
 });
 
-test('history is bounded by age using the injected clock', () => {
+test('history is bounded by age using the injected clock', async () => {
   const { hub, clock } = makeHub({ historyMaxAgeMs: 1_000 });
-  const { channel } = hub.create(); // seq 1
-  hub.command(channel, next()); // 2 at t0
+  const { channel } = await hub.create(); // seq 1
+  await hub.command(channel, next()); // 2 at t0
   clock.t += 600;
-  hub.command(channel, next()); // 3 at t0+600
+  await hub.command(channel, next()); // 3 at t0+600
   clock.t += 600; // event 2 is now 1200 ms old, event 3 is 600 ms old
 
   const sink = new RecordingSink();
-  hub.subscribe(channel, sink, 'ip', 2);
-  assert.deepEqual(
-    channel.history.map((e) => e.id),
-    [3],
-  );
-  assert.equal(channel.floor, 2);
+  await hub.subscribe(channel, sink, 'ip', 2);
   assert.deepEqual(
     sink.events().map((e) => e.id),
     [undefined, '3'],
   );
+  assert.equal(snapshotOf(sink).gap, false);
+  assert.deepEqual(
+    (await hub.bus.since(channel.id, 2)).events.map((e) => e.id),
+    [3],
+  );
 
   const late = new RecordingSink();
-  hub.subscribe(channel, late, 'ip', 1);
+  await hub.subscribe(channel, late, 'ip', 1);
   assert.equal(snapshotOf(late).gap, true);
   assert.equal(late.events().length, 1);
 });
 
-test('history exactly at the age limit is kept', () => {
+test('history exactly at the age limit is kept', async () => {
   const { hub, clock } = makeHub({ historyMaxAgeMs: 1_000 });
-  const { channel } = hub.create();
-  hub.command(channel, next());
+  const { channel } = await hub.create();
+  await hub.command(channel, next());
   clock.t += 1_000;
-  hub.subscribe(channel, new RecordingSink(), 'ip', 1);
-  assert.equal(channel.history.length, 1);
+  const sink = new RecordingSink();
+  await hub.subscribe(channel, sink, 'ip', 1);
+  assert.deepEqual(sink.trail(), [
+    ['snapshot', undefined],
+    ['command', '2'],
+  ]);
+});
+
+// ------------------------------------------------------------------ joining while events flow
+
+test('events published while a subscriber joins follow its snapshot, in order', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create(); // seq 1
+  const held = gate();
+  // The snapshot is read now (at seq 1), and answered only after the events below.
+  bus.holdNextGet = held.promise;
+  const sink = new RecordingSink();
+  const joining = hub.subscribe(channel, sink, 'ip', undefined);
+  const c2 = next();
+  const c4 = next();
+  assert.equal((await hub.command(channel, c2)).delivered, 0, 'not yet written: the stream is not open');
+  await hub.report(channel, { state }); // 3
+  await hub.command(channel, c4);
+  assert.equal(sink.chunks.length, 0);
+  held.open();
+  await joining;
+  assert.deepEqual(sink.trail(), [
+    ['snapshot', '1'],
+    ['command', '2'],
+    ['state', '3'],
+    ['command', '4'],
+  ]);
+  assert.equal(snapshotOf(sink).state, null, 'the snapshot was read before the report');
+  assert.equal(sink.events()[1]?.data, JSON.stringify(c2));
+  // From here on events are written as they come.
+  assert.equal((await hub.command(channel, next())).delivered, 1);
+  assert.deepEqual(sink.trail().at(-1), ['command', '5']);
+});
+
+test('an event both replayed and published while joining is written once', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create(); // seq 1
+  await hub.command(channel, next()); // 2
+  const held = gate();
+  // The snapshot is read at seq 2; the history is read after commands 3 and 4.
+  bus.holdNextSince = held.promise;
+  const sink = new RecordingSink();
+  const joining = hub.subscribe(channel, sink, 'ip', 2);
+  await hub.command(channel, next());
+  await hub.command(channel, next());
+  held.open();
+  await joining;
+  assert.deepEqual(sink.trail(), [
+    ['snapshot', undefined],
+    ['command', '3'],
+    ['command', '4'],
+  ]);
+  assert.equal(snapshotOf(sink).gap, false);
+});
+
+test(
+  'a state published between the snapshot read and the history read still reaches a resuming subscriber',
+  async () => {
+    const { hub, bus } = makeTestHub();
+    const { channel } = await hub.create(); // seq 1
+    const held = gate();
+    // The snapshot is read at seq 1 (no state yet); the history after the report (2) and a command (3).
+    bus.holdNextSince = held.promise;
+    const sink = new RecordingSink();
+    const joining = hub.subscribe(channel, sink, 'ip', 1);
+    await hub.report(channel, { state });
+    await hub.command(channel, next());
+    held.open();
+    await joining;
+    assert.equal(snapshotOf(sink).state, null);
+    assert.deepEqual(
+      sink.trail().filter(([event]) => event === 'state'),
+      [['state', '2']],
+      'the report follows the snapshot, which was read before it',
+    );
+  },
+);
+
+test('whatever the interleaving, a joining subscriber sees every later event exactly once, in order', async () => {
+  for (let delay = 0; delay < 12; delay++) {
+    for (const lastEventId of [undefined, 1]) {
+      const label = `delay ${delay}, lastEventId ${String(lastEventId)}`;
+      const { hub } = makeHub();
+      const { channel } = await hub.create(); // seq 1
+      const sink = new RecordingSink();
+      const joining = hub.subscribe(channel, sink, 'ip', lastEventId);
+      for (let i = 0; i < delay; i++) await Promise.resolve();
+      const [c1, , c2] = await Promise.all([hub.command(channel, next()), hub.report(channel, { state }), hub.command(channel, next())]);
+      await joining;
+      const [head, ...after] = sink.trail();
+      assert.equal(head?.[0], 'snapshot', label);
+      const ids = after.map(([, id]) => Number(id));
+      assert.deepEqual(ids, [...new Set(ids)].sort((x, y) => x - y), `${label}: once each, in order`);
+      if (lastEventId === undefined) {
+        const from = Number(head?.[1]);
+        assert.deepEqual(ids, [2, 3, 4].filter((id) => id > from), `${label}: everything after the snapshot`);
+      } else {
+        const commands = after.filter(([event]) => event === 'command').map(([, id]) => Number(id));
+        assert.deepEqual(commands, [c1.eventId, c2.eventId], `${label}: every command after lastEventId`);
+      }
+    }
+  }
+});
+
+test('a broadcast while a subscriber joins is written after its snapshot', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create();
+  const held = gate();
+  bus.holdNextGet = held.promise;
+  const sink = new RecordingSink();
+  const joining = hub.subscribe(channel, sink, 'ip', undefined);
+  assert.equal(hub.broadcast('reload', '{}'), 1);
+  held.open();
+  await joining;
+  assert.deepEqual(sink.trail(), [
+    ['snapshot', '1'],
+    ['reload', undefined],
+  ]);
+});
+
+// ------------------------------------------------------------------ events from other instances
+
+test('an older state from another instance is dropped; a command is always delivered', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create(); // seq 1
+  const a = new RecordingSink();
+  const b = new RecordingSink();
+  await hub.subscribe(channel, a, 'a', undefined);
+  await hub.subscribe(channel, b, 'b', undefined);
+  const stateData = (title: string) => JSON.stringify({ state: { ...state, title } });
+  bus.remote(channel.id, { id: 10, event: 'state', data: stateData('ten') });
+  bus.remote(channel.id, { id: 8, event: 'state', data: stateData('eight') });
+  bus.remote(channel.id, { id: 7, event: 'command', data: JSON.stringify(next()) });
+  bus.remote(channel.id, { id: 11, event: 'state', data: stateData('eleven') });
+  const expected = [
+    ['snapshot', '1'],
+    ['state', '10'],
+    ['command', '7'],
+    ['state', '11'],
+  ];
+  assert.deepEqual(a.trail(), expected);
+  assert.deepEqual(b.trail(), expected);
+  assert.equal(a.chunks.at(-1), b.chunks.at(-1), 'a remote event is framed once too');
+  // A local state report older than one already shown is dropped the same way.
+  bus.remote(channel.id, { id: 20, event: 'state', data: stateData('twenty') });
+  const r = await hub.report(channel, { state });
+  assert.ok(r.eventId < 20);
+  assert.equal(r.delivered, 0);
+  assert.deepEqual(a.trail().at(-1), ['state', '20']);
+});
+
+test('a remote event for a channel without streams here is ignored', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create();
+  bus.remote(channel.id, { id: 5, event: 'command', data: '{}' });
+  bus.remote('AAAAAAAAAAAAAAAAAAAAAA', { id: 5, event: 'state', data: '{}' });
+  const sink = new RecordingSink();
+  await hub.subscribe(channel, sink, 'ip', undefined);
+  assert.deepEqual(sink.trail(), [['snapshot', '1']]);
+});
+
+test('remote events during a join: those the snapshot covers are skipped, later ones follow it', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create();
+  await hub.command(channel, next()); // 2
+  const held = gate();
+  bus.holdNextGet = held.promise; // the snapshot is read at seq 2
+  const sink = new RecordingSink();
+  const joining = hub.subscribe(channel, sink, 'ip', undefined);
+  bus.remote(channel.id, { id: 2, event: 'command', data: '{}' });
+  bus.remote(channel.id, { id: 3, event: 'state', data: '{}' });
+  held.open();
+  await joining;
+  assert.deepEqual(sink.trail(), [
+    ['snapshot', '2'],
+    ['state', '3'],
+  ]);
+});
+
+test(
+  'a presence event is not dropped because a newer state event got here first',
+  async () => {
+    const { hub, bus } = makeTestHub();
+    const { channel } = await hub.create();
+    const sink = new RecordingSink();
+    await hub.subscribe(channel, sink, 'ip', undefined);
+    bus.remote(channel.id, { id: 6, event: 'state', data: JSON.stringify({ state }) });
+    bus.remote(channel.id, { id: 5, event: 'presence', data: JSON.stringify({ controllers: 1, pairingOpen: false }) });
+    assert.deepEqual(sink.trail().slice(1), [
+      ['state', '6'],
+      ['presence', '5'],
+    ]);
+  },
+);
+
+// ------------------------------------------------------------------ the bus failing
+
+test('a bus that cannot be reached surfaces as unavailable', async () => {
+  const { hub, bus } = makeTestHub({ maxSubscribersPerIp: 1 });
+  const { channel, pairCode } = await hub.create();
+  bus.fail('all', new BusUnavailable('connection refused'));
+  await assert.rejects(hub.get(channel.id), isHubError('unavailable'));
+  await assert.rejects(hub.create(), isHubError('unavailable'));
+  await assert.rejects(hub.register(channel.id, newSecret(), Register.parse({})), isHubError('unavailable'));
+  await assert.rejects(hub.command(channel, next()), isHubError('unavailable'));
+  await assert.rejects(hub.report(channel, { state }), isHubError('unavailable'));
+  await assert.rejects(hub.pair(channel, pairCode ?? ''), isHubError('unavailable'));
+  await assert.rejects(hub.issuePairCode(channel), isHubError('unavailable'));
+  await assert.rejects(hub.revoke(channel), isHubError('unavailable'));
+  const refused = new RecordingSink();
+  await assert.rejects(hub.subscribe(channel, refused, 'ip', undefined), isHubError('unavailable'));
+  assert.equal(refused.chunks.length, 0);
+  assert.deepEqual(hub.stats(), { channels: 0, subscribers: 0 }, 'a failed subscribe gives its slot back');
+
+  bus.heal();
+  bus.fail('since', new BusUnavailable('timeout'));
+  await assert.rejects(hub.subscribe(channel, refused, 'ip', 1), isHubError('unavailable'));
+  bus.heal();
+  await hub.subscribe(channel, new RecordingSink(), 'ip', undefined);
+  assert.deepEqual(hub.stats(), { channels: 1, subscribers: 1 });
+});
+
+test('a bus failing while the channel cap makes room surfaces as unavailable', async () => {
+  const { hub, bus } = makeTestHub({ maxChannels: 1 });
+  const { channel } = await hub.create();
+  await hub.subscribe(channel, new RecordingSink(), 'ip', undefined);
+  // count() answers, then the sweep's touch() of the channel with a stream fails.
+  bus.fail('touch', new BusUnavailable('connection reset'));
+  await assert.rejects(hub.create(), isHubError('unavailable'));
+});
+
+test('an unexpected bus error is passed on as it is', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create();
+  const bug = new TypeError('bug in the bus');
+  bus.fail('append', bug);
+  await assert.rejects(hub.command(channel, next()), (err: unknown) => err === bug);
+});
+
+test('a channel that expired under a held record is not_found', async () => {
+  const { hub, clock } = makeHub({ channelTtlMs: 1_000 });
+  const { channel, pairCode } = await hub.create();
+  clock.t += 1_001;
+  assert.equal(await hub.sweep(), 1);
+  await assert.rejects(hub.command(channel, next()), isHubError('not_found'));
+  await assert.rejects(hub.report(channel, { state }), isHubError('not_found'));
+  await assert.rejects(hub.pair(channel, pairCode ?? ''), isHubError('not_found'));
+  await assert.rejects(hub.issuePairCode(channel), isHubError('not_found'));
+  await assert.rejects(hub.revoke(channel), isHubError('not_found'));
+  const sink = new RecordingSink();
+  await assert.rejects(hub.subscribe(channel, sink, 'ip', undefined), isHubError('not_found'));
+  assert.equal(sink.chunks.length, 0);
+  assert.equal(hub.stats().subscribers, 0);
 });
 
 // ------------------------------------------------------------------ pairing and keys
 
-test('a pairing code is exchanged once; the second use is code_spent', () => {
+test('a pairing code is exchanged once; the second use is code_spent', async () => {
   const { hub } = makeHub();
-  const { channel, pairCode } = hub.create();
+  const { channel, pairCode } = await hub.create();
   assert.ok(pairCode);
-  const { controllerKey, controllerHash } = hub.pair(channel, pairCode);
+  const { controllerKey, controllerHash } = await hub.pair(channel, pairCode);
   assert.match(controllerKey, /^[A-Za-z0-9_-]{32}$/);
   assert.equal(controllerHash, hashSecret(controllerKey));
-  assert.deepEqual([...channel.controllers], [controllerHash]);
-  assert.equal(channel.pairCodeHash, null);
-  assert.throws(() => hub.pair(channel, pairCode), isHubError('code_spent'));
-  assert.equal(channel.controllers.size, 1);
+  const record = await hub.get(channel.id);
+  assert.deepEqual(record.controllers, [controllerHash]);
+  assert.equal(record.pairCodeHash, null);
+  await assert.rejects(hub.pair(channel, pairCode), isHubError('code_spent'));
+  assert.equal((await hub.get(channel.id)).controllers.length, 1);
 });
 
-test('a wrong pairing code is refused', () => {
+test('concurrent uses of one pairing code: exactly one pairs', async () => {
   const { hub } = makeHub();
-  const { channel } = hub.create();
-  assert.throws(() => hub.pair(channel, newSecret()), isHubError('code_spent'));
-  assert.equal(channel.controllers.size, 0);
-  assert.notEqual(channel.pairCodeHash, null, 'a wrong guess does not burn the real code');
+  const { channel, pairCode } = await hub.create();
+  const results = await Promise.allSettled(Array.from({ length: 8 }, () => hub.pair(channel, pairCode ?? '')));
+  assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
+  for (const r of results) if (r.status === 'rejected') isHubError('code_spent')(r.reason);
+  assert.equal((await hub.get(channel.id)).controllers.length, 1);
 });
 
-test('issuing a new code invalidates the old one', () => {
+test('a wrong pairing code is refused', async () => {
   const { hub } = makeHub();
-  const { channel, pairCode: old } = hub.create();
-  const fresh = hub.issuePairCode(channel);
+  const { channel } = await hub.create();
+  await assert.rejects(hub.pair(channel, newSecret()), isHubError('code_spent'));
+  const record = await hub.get(channel.id);
+  assert.equal(record.controllers.length, 0);
+  assert.notEqual(record.pairCodeHash, null, 'a wrong guess does not burn the real code');
+});
+
+test('issuing a new code invalidates the old one', async () => {
+  const { hub } = makeHub();
+  const { channel, pairCode: old } = await hub.create();
+  const fresh = await hub.issuePairCode(channel);
   assert.notEqual(fresh, old);
-  assert.throws(() => hub.pair(channel, old ?? ''), isHubError('code_spent'));
-  assert.equal(hub.pair(channel, fresh).controllerHash.length, 43);
+  await assert.rejects(hub.pair(channel, old ?? ''), isHubError('code_spent'));
+  assert.equal((await hub.pair(channel, fresh)).controllerHash.length, 43);
 });
 
-test('a code from another channel does not pair', () => {
+test('a code from another channel does not pair', async () => {
   const { hub } = makeHub();
-  const a = hub.create();
-  const b = hub.create();
-  assert.throws(() => hub.pair(b.channel, a.pairCode ?? ''), isHubError('code_spent'));
+  const a = await hub.create();
+  const b = await hub.create();
+  await assert.rejects(hub.pair(b.channel, a.pairCode ?? ''), isHubError('code_spent'));
 });
 
-test('canCommand accepts controller and deck keys, and nothing else', () => {
+test('canCommand accepts controller and deck keys, and nothing else', async () => {
   const { hub } = makeHub();
-  const { channel, deckKey, pairCode } = hub.create();
-  const other = hub.create();
-  const { controllerKey } = hub.pair(channel, pairCode ?? '');
-  assert.equal(hub.canCommand(channel, controllerKey), true);
-  assert.equal(hub.canCommand(channel, deckKey), true);
-  assert.equal(hub.canCommand(channel, undefined), false);
-  assert.equal(hub.canCommand(channel, newSecret()), false);
-  assert.equal(hub.canCommand(channel, pairCode ?? ''), false, 'a spent pairing code is not a key');
-  assert.equal(hub.canCommand(channel, hashSecret(controllerKey)), false, 'the hash is not the key');
+  const { channel, deckKey, pairCode } = await hub.create();
+  const other = await hub.create();
+  const { controllerKey } = await hub.pair(channel, pairCode ?? '');
+  const record = await hub.get(channel.id);
+  assert.equal(hub.canCommand(channel, controllerKey), false, 'a record read before pairing does not know the key');
+  assert.equal(hub.canCommand(record, controllerKey), true);
+  assert.equal(hub.canCommand(record, deckKey), true);
+  assert.equal(hub.canCommand(record, undefined), false);
+  assert.equal(hub.canCommand(record, newSecret()), false);
+  assert.equal(hub.canCommand(record, pairCode ?? ''), false, 'a spent pairing code is not a key');
+  assert.equal(hub.canCommand(record, hashSecret(controllerKey)), false, 'the hash is not the key');
   assert.equal(hub.canCommand(other.channel, controllerKey), false);
   assert.equal(hub.canCommand(other.channel, deckKey), false);
-  assert.equal(hub.isDeck(channel, deckKey), true);
-  assert.equal(hub.isDeck(channel, controllerKey), false);
+  assert.equal(hub.isDeck(record, deckKey), true);
+  assert.equal(hub.isDeck(record, controllerKey), false);
+  assert.equal(hub.isDeck(record, undefined), false);
 });
 
-test('revoked controller keys stop working; revoking one leaves the others', () => {
+test('revoked controller keys stop working; revoking one leaves the others', async () => {
   const { hub } = makeHub();
-  const { channel, deckKey, pairCode } = hub.create();
-  const a = hub.pair(channel, pairCode ?? '');
-  const b = hub.pair(channel, hub.issuePairCode(channel));
-  assert.equal(hub.revoke(channel, a.controllerHash), 1);
-  assert.equal(hub.canCommand(channel, a.controllerKey), false);
-  assert.equal(hub.canCommand(channel, b.controllerKey), true);
-  assert.equal(hub.revoke(channel, a.controllerHash), 0);
-  assert.equal(hub.revoke(channel), 1);
-  assert.equal(hub.canCommand(channel, b.controllerKey), false);
-  assert.equal(hub.canCommand(channel, deckKey), true);
+  const { channel, deckKey, pairCode } = await hub.create();
+  const a = await hub.pair(channel, pairCode ?? '');
+  const b = await hub.pair(channel, await hub.issuePairCode(channel));
+  assert.equal(await hub.revoke(channel, a.controllerHash), 1);
+  let record = await hub.get(channel.id);
+  assert.equal(hub.canCommand(record, a.controllerKey), false);
+  assert.equal(hub.canCommand(record, b.controllerKey), true);
+  assert.equal(await hub.revoke(channel, a.controllerHash), 0);
+  assert.equal(await hub.revoke(channel), 1);
+  record = await hub.get(channel.id);
+  assert.equal(hub.canCommand(record, b.controllerKey), false);
+  assert.equal(hub.canCommand(record, deckKey), true);
 });
 
 // ------------------------------------------------------------------ register
 
-test('register on a live channel with the wrong key is forbidden', () => {
+test('register on a live channel with the wrong key is forbidden', async () => {
   const { hub } = makeHub();
-  const { channel } = hub.create();
-  assert.throws(() => hub.register(channel.id, newSecret(), Register.parse({})), isHubError('forbidden'));
+  const { channel } = await hub.create();
+  await assert.rejects(hub.register(channel.id, newSecret(), Register.parse({})), isHubError('forbidden'));
 });
 
-test('register on a live channel with its key keeps the channel and its controllers', () => {
+test('register on a live channel with its key keeps the channel and its controllers', async () => {
   const { hub } = makeHub();
-  const { channel, deckKey, pairCode } = hub.create();
-  const { controllerKey } = hub.pair(channel, pairCode ?? '');
-  const seq = channel.seq;
-  const again = hub.register(channel.id, deckKey, Register.parse({ controllers: [hashSecret(newSecret())], lastEventId: 500 }));
-  assert.equal(again.channel, channel);
+  const { channel, deckKey, pairCode } = await hub.create();
+  const { controllerKey } = await hub.pair(channel, pairCode ?? '');
+  const before = await hub.get(channel.id);
+  const again = await hub.register(channel.id, deckKey, Register.parse({ controllers: [hashSecret(newSecret())], lastEventId: 500 }));
+  assert.deepEqual(again.channel, before);
   assert.equal(again.pairCode, null, 'a paired deck is not handed a new code');
-  assert.equal(channel.controllers.size, 1, 'a live channel ignores the sent controller list');
-  assert.equal(channel.seq, seq, 'a live channel keeps its own ids');
-  assert.equal(hub.canCommand(channel, controllerKey), true);
+  assert.equal(again.channel.controllers.length, 1, 'a live channel ignores the sent controller list');
+  assert.equal(again.channel.seq, before.seq, 'a live channel keeps its own ids');
+  assert.equal(hub.canCommand(again.channel, controllerKey), true);
+  // A reload's report refreshes the state without publishing anything.
+  const reloaded = await hub.register(channel.id, deckKey, Register.parse({ report: { state } }));
+  assert.deepEqual(reloaded.channel.state, state);
+  assert.equal(reloaded.channel.seq, before.seq);
 });
 
-test('register of an unknown id that does not derive from the key is forbidden', () => {
+test('register of an unknown id that does not derive from the key is forbidden', async () => {
   const { hub } = makeHub();
   const someoneElses = channelIdFor(newSecret());
-  assert.throws(() => hub.register(someoneElses, newSecret(), Register.parse({})), isHubError('forbidden'));
-  assert.equal(hub.stats().channels, 0);
+  await assert.rejects(hub.register(someoneElses, newSecret(), Register.parse({})), isHubError('forbidden'));
+  assert.equal(await hub.bus.count(), 0);
 });
 
-test('register with the right key restores the channel after a restart', () => {
+test('register with the right key restores the channel after a restart', async () => {
   const before = makeHub().hub;
-  const created = before.create();
-  const { controllerKey, controllerHash } = before.pair(created.channel, created.pairCode ?? '');
+  const created = await before.create();
+  const { controllerKey, controllerHash } = await before.pair(created.channel, created.pairCode ?? '');
 
   const { hub } = makeHub(); // a fresh process
-  const body = Register.parse({ controllers: [controllerHash], lastEventId: 41, report: { state } });
-  const restored = hub.register(created.channel.id, created.deckKey, body);
+  const body = Register.parse({ controllers: [controllerHash, controllerHash], lastEventId: 41, report: { state } });
+  const restored = await hub.register(created.channel.id, created.deckKey, body);
   assert.equal(restored.channel.id, created.channel.id);
   assert.equal(restored.pairCode, null);
   assert.deepEqual(restored.channel.state, state);
   assert.equal(restored.channel.deckHash, hashSecret(created.deckKey));
+  assert.deepEqual(restored.channel.controllers, [controllerHash], 'a repeated hash is stored once');
   assert.equal(hub.canCommand(restored.channel, controllerKey), true);
   assert.equal(hub.canCommand(restored.channel, created.deckKey), true);
-  assert.equal(hub.command(restored.channel, next()).eventId, 42);
-  assert.equal(hub.get(created.channel.id), restored.channel);
+  assert.equal((await hub.command(restored.channel, next())).eventId, 42);
+  assert.deepEqual(await hub.get(created.channel.id), { ...restored.channel, seq: 42 });
 });
 
-test('a restored channel without controllers gets a fresh pairing code', () => {
+test('a restored channel without controllers gets a fresh pairing code', async () => {
   const deckKey = newSecret();
   const { hub } = makeHub();
-  const restored = hub.register(channelIdFor(deckKey), deckKey, Register.parse({ lastEventId: 7 }));
+  const restored = await hub.register(channelIdFor(deckKey), deckKey, Register.parse({ lastEventId: 7 }));
   assert.ok(restored.pairCode);
   assert.equal(restored.channel.seq, 8, 'the presence event follows the last id');
-  assert.equal(hub.pair(restored.channel, restored.pairCode).controllerHash.length, 43);
+  assert.equal((await hub.pair(restored.channel, restored.pairCode)).controllerHash.length, 43);
 });
 
 // ------------------------------------------------------------------ limits
 
-test('maxChannels refuses creation and registration beyond the cap', () => {
+test('maxChannels refuses creation and registration beyond the cap', async () => {
   const { hub } = makeHub({ maxChannels: 2 });
-  hub.create();
-  hub.create();
-  assert.throws(() => hub.create(), isHubError('too_many_channels'));
+  await hub.create();
+  await hub.create();
+  await assert.rejects(hub.create(), isHubError('too_many_channels'));
   const deckKey = newSecret();
-  assert.throws(() => hub.register(channelIdFor(deckKey), deckKey, Register.parse({})), isHubError('too_many_channels'));
-  assert.equal(hub.stats().channels, 2);
+  await assert.rejects(hub.register(channelIdFor(deckKey), deckKey, Register.parse({})), isHubError('too_many_channels'));
+  assert.equal(await hub.bus.count(), 2);
 });
 
-test('at the channel cap, idle channels are swept to make room', () => {
+test('at the channel cap, idle channels are swept to make room', async () => {
   const { hub, clock } = makeHub({ maxChannels: 1, channelTtlMs: 1_000 });
-  const old = hub.create();
+  const old = await hub.create();
   clock.t += 1_001;
-  const fresh = hub.create();
-  assert.throws(() => hub.get(old.channel.id), isHubError('not_found'));
-  assert.equal(hub.get(fresh.channel.id), fresh.channel);
+  const fresh = await hub.create();
+  await assert.rejects(hub.get(old.channel.id), isHubError('not_found'));
+  assert.deepEqual(await hub.get(fresh.channel.id), fresh.channel);
 });
 
-test('maxSubscribersPerChannel refuses before writing anything; unsubscribe frees the slot', () => {
+test('maxSubscribersPerChannel refuses before writing anything; unsubscribe frees the slot', async () => {
   const { hub } = makeHub({ maxSubscribersPerChannel: 2 });
-  const { channel } = hub.create();
-  const first = hub.subscribe(channel, new RecordingSink(), 'a', undefined);
-  hub.subscribe(channel, new RecordingSink(), 'b', undefined);
+  const { channel } = await hub.create();
+  const first = await hub.subscribe(channel, new RecordingSink(), 'a', undefined);
+  await hub.subscribe(channel, new RecordingSink(), 'b', undefined);
   const refused = new RecordingSink();
-  assert.throws(() => hub.subscribe(channel, refused, 'c', undefined), isHubError('too_many_subscribers'));
+  let opened = false;
+  const open = () => {
+    opened = true;
+    return refused;
+  };
+  await assert.rejects(hub.subscribe(channel, open, 'c', undefined), isHubError('too_many_subscribers'));
+  assert.equal(opened, false, 'a refusal never opens the stream, so it can still be a plain 4xx');
   assert.equal(refused.chunks.length, 0);
   first();
-  hub.subscribe(channel, new RecordingSink(), 'c', undefined);
-  assert.equal(channel.subscribers.size, 2);
+  await hub.subscribe(channel, new RecordingSink(), 'c', undefined);
+  assert.deepEqual(hub.stats(), { channels: 1, subscribers: 2 });
 });
 
-test('maxSubscribersPerIp counts across channels; unsubscribe frees the count', () => {
+test('maxSubscribersPerIp counts across channels; unsubscribe frees the count', async () => {
   const { hub } = makeHub({ maxSubscribersPerIp: 2 });
-  const a = hub.create().channel;
-  const b = hub.create().channel;
-  const unsubscribe = hub.subscribe(a, new RecordingSink(), '10.0.0.9', undefined);
-  hub.subscribe(b, new RecordingSink(), '10.0.0.9', undefined);
+  const a = (await hub.create()).channel;
+  const b = (await hub.create()).channel;
+  const unsubscribe = await hub.subscribe(a, new RecordingSink(), '10.0.0.9', undefined);
+  await hub.subscribe(b, new RecordingSink(), '10.0.0.9', undefined);
   const refused = new RecordingSink();
-  assert.throws(() => hub.subscribe(b, refused, '10.0.0.9', undefined), isHubError('too_many_subscribers_ip'));
+  await assert.rejects(hub.subscribe(b, refused, '10.0.0.9', undefined), isHubError('too_many_subscribers_ip'));
   assert.equal(refused.chunks.length, 0);
-  hub.subscribe(b, new RecordingSink(), '10.0.0.10', undefined);
+  await hub.subscribe(b, new RecordingSink(), '10.0.0.10', undefined);
   unsubscribe();
   unsubscribe(); // a second call must not free a second slot
-  hub.subscribe(a, new RecordingSink(), '10.0.0.9', undefined);
-  assert.throws(() => hub.subscribe(a, new RecordingSink(), '10.0.0.9', undefined), isHubError('too_many_subscribers_ip'));
+  await hub.subscribe(a, new RecordingSink(), '10.0.0.9', undefined);
+  await assert.rejects(hub.subscribe(a, new RecordingSink(), '10.0.0.9', undefined), isHubError('too_many_subscribers_ip'));
   assert.deepEqual(hub.stats(), { channels: 2, subscribers: 3 });
 });
 
-test('an unsubscribed sink receives nothing more', () => {
-  const { hub } = makeHub();
-  const { channel } = hub.create();
-  const sink = new RecordingSink();
-  const unsubscribe = hub.subscribe(channel, sink, 'ip', undefined);
-  unsubscribe();
-  const written = sink.chunks.length;
-  assert.equal(hub.command(channel, next()).delivered, 0);
-  assert.equal(sink.chunks.length, written);
-  assert.equal(hub.stats().subscribers, 0);
+test('the per-address count holds a slot while a join is still reading its snapshot', async () => {
+  const { hub, bus } = makeTestHub({ maxSubscribersPerIp: 1 });
+  const { channel } = await hub.create();
+  const held = gate();
+  bus.holdNextGet = held.promise;
+  const joining = hub.subscribe(channel, new RecordingSink(), 'ip', undefined);
+  await assert.rejects(hub.subscribe(channel, new RecordingSink(), 'ip', undefined), isHubError('too_many_subscribers_ip'));
+  held.open();
+  (await joining)();
+  await hub.subscribe(channel, new RecordingSink(), 'ip', undefined);
 });
 
-test('a sink with more than maxQueuedBytes queued is ended on publish, not written to', () => {
+test('an unsubscribed sink receives nothing more', async () => {
+  const { hub } = makeHub();
+  const { channel } = await hub.create();
+  const sink = new RecordingSink();
+  const unsubscribe = await hub.subscribe(channel, sink, 'ip', undefined);
+  unsubscribe();
+  const written = sink.chunks.length;
+  assert.equal((await hub.command(channel, next())).delivered, 0);
+  assert.equal(hub.broadcast('reload', '{}'), 0);
+  assert.equal(sink.chunks.length, written);
+  assert.deepEqual(hub.stats(), { channels: 0, subscribers: 0 });
+});
+
+test('a sink with more than maxQueuedBytes queued is ended on publish, not written to', async () => {
   const { hub } = makeHub({ maxQueuedBytes: 100 });
-  const { channel } = hub.create();
+  const { channel } = await hub.create();
   const slow = new RecordingSink();
   const fast = new RecordingSink();
-  hub.subscribe(channel, slow, 'a', undefined);
-  hub.subscribe(channel, fast, 'b', undefined);
+  await hub.subscribe(channel, slow, 'a', undefined);
+  await hub.subscribe(channel, fast, 'b', undefined);
   slow.writableLength = 100; // at the limit is still fine
-  assert.equal(hub.command(channel, next()).delivered, 2);
+  assert.equal((await hub.command(channel, next())).delivered, 2);
   assert.equal(slow.ended, 0);
   const written = slow.chunks.length;
   slow.writableLength = 101;
-  const r = hub.command(channel, next());
+  const r = await hub.command(channel, next());
   assert.equal(r.delivered, 1);
   assert.equal(slow.ended, 1);
   assert.equal(slow.chunks.length, written);
@@ -565,20 +1062,33 @@ test('a sink with more than maxQueuedBytes queued is ended on publish, not writt
   assert.equal(fast.events().at(-1)?.id, String(r.eventId));
 });
 
-test('nothing is written to a cut-off sink afterwards: no event, heartbeat or broadcast', (t) => {
+test('a slow sink that can be destroyed is destroyed rather than ended', async () => {
+  const { hub } = makeHub({ maxQueuedBytes: 100 });
+  const { channel } = await hub.create();
+  const slow = new DestroyableSink();
+  await hub.subscribe(channel, slow, 'a', undefined);
+  slow.writableLength = 101;
+  assert.equal((await hub.command(channel, next())).delivered, 0);
+  assert.equal(slow.destroyed, 1);
+  assert.equal(slow.ended, 0);
+  assert.equal((await hub.command(channel, next())).delivered, 0);
+  assert.equal(slow.destroyed, 1, 'removed at once: never cut twice');
+});
+
+test('nothing is written to a cut-off sink afterwards: no event, heartbeat or broadcast', async (t) => {
   // On a real response a write after end() is an uncaught ERR_STREAM_WRITE_AFTER_END.
   t.mock.timers.enable({ apis: ['setInterval'] });
   const { hub } = makeHub({ maxQueuedBytes: 100, heartbeatMs: 1_000 });
-  const { channel } = hub.create();
+  const { channel } = await hub.create();
   const slow = new RecordingSink();
   const fast = new RecordingSink();
-  hub.subscribe(channel, slow, 'a', undefined);
-  hub.subscribe(channel, fast, 'b', undefined);
+  await hub.subscribe(channel, slow, 'a', undefined);
+  await hub.subscribe(channel, fast, 'b', undefined);
   hub.start();
   slow.writableLength = 101;
-  hub.command(channel, next());
+  await hub.command(channel, next());
   const written = slow.chunks.length;
-  hub.command(channel, next());
+  await hub.command(channel, next());
   t.mock.timers.tick(1_000);
   hub.broadcast('reload', '{}');
   hub.close();
@@ -591,76 +1101,117 @@ test('nothing is written to a cut-off sink afterwards: no event, heartbeat or br
   assert.equal(fast.chunks.at(-2)?.toString('utf8'), ':\n\n');
 });
 
-// ------------------------------------------------------------------ sweep, timers, close
+// ------------------------------------------------------------------ broadcast
 
-test('sweep drops idle channels without subscribers after channelTtlMs', () => {
-  const { hub, clock } = makeHub({ channelTtlMs: 10_000 });
-  const idle = hub.create().channel;
-  const watched = hub.create().channel;
-  const busy = hub.create().channel;
-  hub.subscribe(watched, new RecordingSink(), 'ip', undefined);
-  clock.t += 5_000;
-  hub.command(busy, next());
-  clock.t += 5_000;
-  assert.equal(hub.sweep(), 0, 'exactly at the TTL is not yet idle');
-  clock.t += 1;
-  assert.equal(hub.sweep(), 1);
-  assert.throws(() => hub.get(idle.id), isHubError('not_found'));
-  assert.equal(hub.get(watched.id), watched, 'a channel with a subscriber stays');
-  assert.equal(hub.get(busy.id), busy, 'recent traffic keeps a channel');
-  clock.t += 5_000;
-  assert.equal(hub.sweep(), 1);
-  assert.throws(() => hub.get(busy.id), isHubError('not_found'));
+test('broadcast sends one unnumbered frame to every stream on every channel, and keeps nothing', async () => {
+  const { hub } = makeHub();
+  const a = (await hub.create()).channel;
+  const b = (await hub.create()).channel;
+  const [s0, s1, s2] = [new RecordingSink(), new RecordingSink(), new RecordingSink()] as const;
+  await hub.subscribe(a, s0, 'x', undefined);
+  await hub.subscribe(a, s1, 'y', undefined);
+  await hub.subscribe(b, s2, 'z', undefined);
+  assert.equal(hub.broadcast('reload', '{"deck":"changed"}'), 3);
+  for (const s of [s0, s1, s2]) {
+    assert.equal(s.chunks.at(-1)?.toString('utf8'), 'event: reload\ndata: {"deck":"changed"}\n\n');
+    assert.equal(s.chunks.at(-1), s0.chunks.at(-1));
+  }
+  assert.equal((await hub.get(a.id)).seq, 1, 'a broadcast takes no event id');
+  assert.deepEqual((await hub.bus.since(a.id, 0)).events, []);
 });
 
-test('the last unsubscribe starts the idle clock', () => {
+// ------------------------------------------------------------------ sweep, timers, close
+
+test('sweep drops idle channels without subscribers after channelTtlMs', async () => {
+  const { hub, clock } = makeHub({ channelTtlMs: 10_000 });
+  const idle = (await hub.create()).channel;
+  const watched = (await hub.create()).channel;
+  const busy = (await hub.create()).channel;
+  await hub.subscribe(watched, new RecordingSink(), 'ip', undefined);
+  clock.t += 5_000;
+  await hub.command(busy, next());
+  clock.t += 5_000;
+  assert.equal(await hub.sweep(), 0, 'exactly at the TTL is not yet idle');
+  clock.t += 1;
+  assert.equal(await hub.sweep(), 1);
+  await assert.rejects(hub.get(idle.id), isHubError('not_found'));
+  assert.equal((await hub.get(watched.id)).id, watched.id, 'a channel with a subscriber stays');
+  assert.equal((await hub.get(busy.id)).id, busy.id, 'recent traffic keeps a channel');
+  clock.t += 5_000;
+  assert.equal(await hub.sweep(), 1);
+  await assert.rejects(hub.get(busy.id), isHubError('not_found'));
+  clock.t += 100_000;
+  assert.equal(await hub.sweep(), 0);
+  assert.equal((await hub.get(watched.id)).id, watched.id, 'an open stream keeps it however long');
+});
+
+test('the last unsubscribe starts the idle clock', async () => {
   const { hub, clock } = makeHub({ channelTtlMs: 1_000 });
-  const { channel } = hub.create();
-  const unsubscribe = hub.subscribe(channel, new RecordingSink(), 'ip', undefined);
+  const { channel } = await hub.create();
+  const unsubscribe = await hub.subscribe(channel, new RecordingSink(), 'ip', undefined);
   clock.t += 5_000;
   unsubscribe();
   clock.t += 999;
-  assert.equal(hub.sweep(), 0);
+  assert.equal(await hub.sweep(), 0);
   clock.t += 2;
-  assert.equal(hub.sweep(), 1);
+  assert.equal(await hub.sweep(), 1);
 });
 
-test('start sends heartbeat comments on every stream and sweeps idle channels', (t) => {
+test('start sends heartbeat comments on every stream and sweeps idle channels', async (t) => {
   t.mock.timers.enable({ apis: ['setInterval'] });
   const { hub, clock } = makeHub({ heartbeatMs: 1_000, channelTtlMs: 5_000 });
-  const { channel } = hub.create();
-  const idle: Channel = hub.create().channel;
+  const { channel } = await hub.create();
+  const idle = (await hub.create()).channel;
   const sink = new RecordingSink();
-  hub.subscribe(channel, sink, 'ip', undefined);
+  await hub.subscribe(channel, sink, 'ip', undefined);
   hub.start();
   const before = sink.chunks.length;
   t.mock.timers.tick(1_000);
   assert.equal(sink.chunks.length, before + 1);
   assert.equal(sink.chunks.at(-1)?.toString('utf8'), ':\n\n');
   clock.t += 5_001;
-  t.mock.timers.tick(4_000); // the sweep runs every min(TTL, 60 s)
-  assert.throws(() => hub.get(idle.id), isHubError('not_found'));
-  assert.equal(hub.get(channel.id), channel);
+  t.mock.timers.tick(4_000); // the sweep runs every min(TTL / 2, 60 s)
+  await settle();
+  await assert.rejects(hub.get(idle.id), isHubError('not_found'));
+  assert.equal((await hub.get(channel.id)).id, channel.id);
   hub.close();
   const after = sink.chunks.length;
   t.mock.timers.tick(10_000);
   assert.equal(sink.chunks.length, after, 'close stops the heartbeat');
 });
 
-test('close ends every open stream on every channel', () => {
+test('close ends every open stream on every channel', async () => {
   const { hub } = makeHub();
   const [s0, s1, s2] = [new RecordingSink(), new RecordingSink(), new RecordingSink()] as const;
-  const a = hub.create().channel;
-  const b = hub.create().channel;
-  hub.subscribe(a, s0, 'x', undefined);
-  hub.subscribe(a, s1, 'y', undefined);
-  hub.subscribe(b, s2, 'z', undefined);
+  const a = (await hub.create()).channel;
+  const b = (await hub.create()).channel;
+  await hub.subscribe(a, s0, 'x', undefined);
+  await hub.subscribe(a, s1, 'y', undefined);
+  await hub.subscribe(b, s2, 'z', undefined);
   const unsubscribed = new RecordingSink();
-  hub.subscribe(b, unsubscribed, 'z', undefined)();
+  (await hub.subscribe(b, unsubscribed, 'z', undefined))();
   hub.close();
   assert.deepEqual(
     [s0, s1, s2].map((s) => s.ended),
     [1, 1, 1],
   );
   assert.equal(unsubscribed.ended, 0);
+  const written = s0.chunks.length;
+  await hub.command(a, next());
+  assert.equal(s0.chunks.length, written, 'an ended stream is written to no more');
+});
+
+test('a join still reading its snapshot when the hub closes is ended, not left open', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create();
+  const held = gate();
+  bus.holdNextGet = held.promise;
+  const sink = new RecordingSink();
+  const joining = hub.subscribe(channel, () => sink, 'ip', undefined);
+  hub.close();
+  held.open();
+  (await joining)();
+  assert.equal(sink.ended, 1);
+  assert.equal(sink.chunks.length, 0);
+  assert.deepEqual(hub.stats(), { channels: 0, subscribers: 0 });
 });

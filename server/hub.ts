@@ -1,24 +1,29 @@
-// The channel hub: channels, their secrets, their latest state, a bounded
-// replay history and the open streams. It knows nothing of HTTP routing: a
-// subscriber is anything with `write`, `end` and `writableLength` (a Node
-// ServerResponse in practice), and failures are `HubError`s that the HTTP layer
-// maps to status codes in one table.
+// The channel hub of one process: the open streams, and the rules for
+// channels, pairing and events, on top of a Bus that holds what instances
+// share (bus.ts). It knows nothing of HTTP routing: a subscriber is anything
+// with `write`, `end` and `writableLength` (a socket in practice), and
+// failures are `HubError`s that the HTTP layer maps to status codes in one table.
 //
-// The write path is hand-written for speed: each event is framed once into a
-// Buffer and that same Buffer is written to every subscriber.
+// The write path is hand-written for speed: each event is framed once per
+// process into a Buffer, and that same Buffer is written to every subscriber.
 import {
   EVENT,
   type Command,
   type DeckState,
+  type Pointer,
   type Presence,
+  type Question,
+  type ReactionKind,
   type Register,
   type SlideRef,
   type Snapshot,
   type StateReport,
 } from '../protocol/messages';
-import { encodeEvent, formatComment } from './sse';
-import { channelIdFor, hashSecret, matchesHash, newSecret, sameHash } from './keys';
+import { BusUnavailable, ChannelGone, MemoryBus, presenceOf, summaryOf, type Bus, type BusEvent, type ChannelRecord } from './bus';
 import type { Config } from './config';
+import { channelIdFor, hashSecret, newSecret, sameHash } from './keys';
+import { NO_METRICS, type HubMetrics } from './metrics';
+import { encodeEvent, formatComment } from './sse';
 
 export type HubErrorKind =
   | 'not_found'
@@ -26,7 +31,9 @@ export type HubErrorKind =
   | 'code_spent'
   | 'too_many_channels'
   | 'too_many_subscribers'
-  | 'too_many_subscribers_ip';
+  | 'too_many_subscribers_ip'
+  | 'unavailable'
+  | 'questions_closed';
 
 export class HubError extends Error {
   constructor(
@@ -41,20 +48,26 @@ export class HubError extends Error {
 export interface Sink {
   write(chunk: Buffer): boolean;
   end(): void;
-  /** Drops the connection at once, queued bytes and all (a ServerResponse has it). */
+  /** Drops the connection at once, queued bytes and all (a socket has it). */
   destroy?(): void;
   readonly writableLength: number;
 }
 
 interface Subscriber {
-  sink: Sink;
+  sink: Sink | null;
   ip: string;
+  /** Live events that arrived while the snapshot was being read; written right after it. */
+  pending: { id: number; command: boolean; frame: Buffer }[] | null;
 }
 
-interface HistoryEntry {
-  id: number;
-  at: number;
-  frame: Buffer;
+interface LocalChannel {
+  subscribers: Set<Subscriber>;
+  /** Newest event id delivered here: where a catch-up after a bus outage starts. */
+  lastId: number;
+  /** Id of the newest event of each state-like kind delivered here, so an older one arriving late is dropped. */
+  latest: Map<string, number>;
+  /** Live events held back while the channel catches up from history (null otherwise), so the stream stays in id order. */
+  held: BusEvent[] | null;
 }
 
 export type HubLimits = Pick<
@@ -70,45 +83,12 @@ export type HubLimits = Pick<
   | 'maxQueuedBytes'
 >;
 
-/** Recent command ids remembered per channel to drop retried duplicates. */
-const DEDUP_WINDOW = 1024;
 const HEARTBEAT = Buffer.from(formatComment());
-
-export class Channel {
-  /** Id of the last event sent on this channel; ids are monotonic per channel. */
-  seq: number;
-  /** Commands after this id are all still in `history`; older ids cannot be replayed. */
-  floor: number;
-  readonly history: HistoryEntry[] = [];
-  readonly subscribers = new Set<Subscriber>();
-  /** Hashes of paired controller keys. */
-  readonly controllers = new Set<string>();
-  /** Hash of the one open pairing code, if any. */
-  pairCodeHash: string | null = null;
-  state: DeckState | null = null;
-  slides: SlideRef[] | null = null;
-  /** Command id -> event id, oldest first, for duplicate detection. */
-  readonly recentCommands = new Map<string, number>();
-  lastActive: number;
-
-  constructor(
-    readonly id: string,
-    readonly deckHash: string,
-    seq: number,
-    now: number,
-  ) {
-    this.seq = seq;
-    this.floor = seq;
-    this.lastActive = now;
-  }
-
-  presence(): Presence {
-    return { controllers: this.controllers.size, pairingOpen: this.pairCodeHash !== null };
-  }
-}
+/** Queued bytes past which a stream skips pointer positions rather than receive them late. */
+const POINTER_BACKLOG_BYTES = 4 * 1024;
 
 export interface CreatedChannel {
-  channel: Channel;
+  channel: ChannelRecord;
   deckKey: string;
   pairCode: string | null;
 }
@@ -120,23 +100,46 @@ export interface PublishResult {
 }
 
 export class Hub {
-  private readonly channels = new Map<string, Channel>();
+  readonly bus: Bus;
+  /** Counters and the delivery-latency histogram; a no-op unless the app wires in Prometheus metrics. */
+  metrics: HubMetrics = NO_METRICS;
+  private readonly local = new Map<string, LocalChannel>();
   private readonly perIp = new Map<string, number>();
   private subscriberCount = 0;
   private timers: NodeJS.Timeout[] = [];
   private readonly retryFrame: Buffer;
+  /** The bus hands this process's own events back in the store's order (see publish). */
+  private readonly echoed: boolean;
+  /** Catch-ups run one after another, never two at once on the same channels. */
+  private catchingUp: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly limits: HubLimits,
     private readonly now: () => number = Date.now,
+    bus?: Bus,
   ) {
+    this.bus = bus ?? new MemoryBus(limits, now);
     this.retryFrame = Buffer.from(`retry: ${limits.retryMs}\n\n`);
+    // Other instances' events reach this process's streams here.
+    this.bus.onRemote((id, ev) => this.deliver(id, ev));
+    // And, from a bus that echoes them, this process's own, interleaved with
+    // the others' in the one order the store gave them ids in.
+    this.echoed = this.bus.onOwn !== undefined;
+    this.bus.onOwn?.((id, ev) => this.deliver(id, ev));
+    // From the moment the link drops, live events wait for the catch-up: the
+    // first ones after it comes back must not overtake what was missed.
+    this.bus.onOutage?.(() => {
+      for (const local of this.local.values()) if (local.subscribers.size > 0) local.held ??= [];
+    });
+    this.bus.onReconnect?.(() => {
+      this.catchingUp = this.catchingUp.then(() => this.catchUp()).catch(() => undefined);
+    });
   }
 
   /** Starts heartbeats and the idle-channel sweep. Timers never hold the process open. */
   start(): void {
     const beat = setInterval(() => this.heartbeat(), this.limits.heartbeatMs);
-    const sweep = setInterval(() => this.sweep(), Math.min(this.limits.channelTtlMs, 60_000));
+    const sweep = setInterval(() => void this.sweep().catch(() => undefined), Math.min(this.limits.channelTtlMs / 2, 60_000));
     beat.unref();
     sweep.unref();
     this.timers.push(beat, sweep);
@@ -146,30 +149,34 @@ export class Hub {
   close(): void {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
-    for (const ch of this.channels.values()) {
-      for (const sub of ch.subscribers) sub.sink.end();
-      // A request still in flight must not write to an ended stream (see publish).
+    for (const ch of this.local.values()) {
+      for (const sub of ch.subscribers) sub.sink?.end();
+      // A request still in flight must not write to an ended stream.
       ch.subscribers.clear();
     }
   }
 
-  get(id: string): Channel {
-    const ch = this.channels.get(id);
-    if (!ch) throw new HubError('not_found', 'unknown channel');
-    return ch;
-  }
-
+  /** Streams open in this process, and the channels they are on. */
   stats(): { channels: number; subscribers: number } {
-    return { channels: this.channels.size, subscribers: this.subscriberCount };
+    let channels = 0;
+    for (const ch of this.local.values()) if (ch.subscribers.size) channels++;
+    return { channels, subscribers: this.subscriberCount };
   }
 
-  create(): CreatedChannel {
-    this.ensureRoom();
+  async get(id: string): Promise<ChannelRecord> {
+    const record = await this.call(() => this.bus.get(id));
+    if (!record) throw new HubError('not_found', 'unknown channel');
+    return record;
+  }
+
+  async create(): Promise<CreatedChannel> {
+    await this.ensureRoom();
     const deckKey = newSecret();
     const id = channelIdFor(deckKey);
-    const channel = new Channel(id, hashSecret(deckKey), 0, this.now());
-    this.channels.set(id, channel);
-    return { channel, deckKey, pairCode: this.issuePairCode(channel) };
+    const record = { id, deckHash: hashSecret(deckKey), controllers: [], pairCodeHash: null, state: null, slides: null, questionsOpen: true, spotlight: null };
+    await this.call(() => this.bus.create(record, 0));
+    const pairCode = await this.issuePairCode({ ...record, seq: 0 });
+    return { channel: await this.get(id), deckKey, pairCode };
   }
 
   /**
@@ -178,228 +185,375 @@ export class Hub {
    * channel the key is checked against its hash, for an unknown one the id
    * must derive from the key.
    */
-  register(id: string, deckKey: string, body: Register): CreatedChannel {
-    let channel = this.channels.get(id);
-    if (channel) {
-      if (!matchesHash(deckKey, channel.deckHash)) throw new HubError('forbidden', 'wrong deck key');
+  async register(id: string, deckKey: string, body: Register): Promise<CreatedChannel> {
+    let record = await this.call(() => this.bus.get(id));
+    if (record) {
+      if (!this.isDeck(record, deckKey)) throw new HubError('forbidden', 'wrong deck key');
     } else {
       if (channelIdFor(deckKey) !== id) throw new HubError('forbidden', 'wrong deck key');
-      this.ensureRoom();
-      channel = new Channel(id, hashSecret(deckKey), body.lastEventId, this.now());
-      for (const h of body.controllers) channel.controllers.add(h);
-      this.channels.set(id, channel);
+      await this.ensureRoom();
+      const fresh = { id, deckHash: hashSecret(deckKey), controllers: [...new Set(body.controllers)], pairCodeHash: null, state: null, slides: null, questionsOpen: true, spotlight: null };
+      // Another instance may have brought it back a moment ago; either way it exists now.
+      await this.call(() => this.bus.create(fresh, body.lastEventId));
     }
-    if (body.report) this.applyReport(channel, body.report);
-    channel.lastActive = this.now();
+    if (body.report) await this.call(() => this.bus.setState(id, body.report!.state, body.report!.slides));
+    record = await this.get(id);
     // A deck with no phone yet always gets a fresh code to show; a paired deck shows the follow QR.
-    const pairCode = channel.controllers.size === 0 ? this.issuePairCode(channel) : null;
-    return { channel, deckKey, pairCode };
+    const pairCode = record.controllers.length === 0 ? await this.issuePairCode(record) : null;
+    return { channel: await this.get(id), deckKey, pairCode };
   }
 
-  isDeck(channel: Channel, key: string | undefined): boolean {
-    return key !== undefined && matchesHash(key, channel.deckHash);
+  isDeck(record: ChannelRecord, key: string | undefined): boolean {
+    return key !== undefined && sameHash(hashSecret(key), record.deckHash);
   }
 
   /** Commands may come from a paired controller, or from the deck key's holder (a script of the presenter's). */
-  canCommand(channel: Channel, key: string | undefined): boolean {
+  canCommand(record: ChannelRecord, key: string | undefined): boolean {
     if (key === undefined) return false;
     // Hashed once; then every stored hash is compared, so timing does not reveal which one matched.
     const presented = hashSecret(key);
-    let ok = sameHash(presented, channel.deckHash);
-    for (const h of channel.controllers) ok = sameHash(presented, h) || ok;
+    let ok = sameHash(presented, record.deckHash);
+    for (const h of record.controllers) ok = sameHash(presented, h) || ok;
     return ok;
   }
 
   /** Issues a new one-time pairing code; any earlier unspent one stops working. */
-  issuePairCode(channel: Channel): string {
+  async issuePairCode(record: ChannelRecord): Promise<string> {
     const code = newSecret();
-    channel.pairCodeHash = hashSecret(code);
-    this.publish(channel, EVENT.presence, JSON.stringify(channel.presence()), false);
+    const presence = await this.call(() => this.bus.setPairCode(record.id, hashSecret(code)));
+    await this.publish(record.id, EVENT.presence, JSON.stringify(presence));
     return code;
   }
 
-  /** Exchanges the open pairing code for a controller key, once. */
-  pair(channel: Channel, code: string): { controllerKey: string; controllerHash: string } {
-    if (channel.pairCodeHash === null || !matchesHash(code, channel.pairCodeHash)) {
-      throw new HubError('code_spent', 'this pairing code has already been used or replaced');
-    }
-    channel.pairCodeHash = null;
+  /** Exchanges the open pairing code for a controller key, once, whichever instance the phones reach. */
+  async pair(record: ChannelRecord, code: string): Promise<{ controllerKey: string; controllerHash: string }> {
     const controllerKey = newSecret();
     const controllerHash = hashSecret(controllerKey);
-    channel.controllers.add(controllerHash);
-    this.publish(channel, EVENT.presence, JSON.stringify(channel.presence()), false);
+    const presence = await this.call(() => this.bus.spendPairCode(record.id, hashSecret(code), controllerHash));
+    if (!presence) throw new HubError('code_spent', 'this pairing code has already been used or replaced');
+    await this.publish(record.id, EVENT.presence, JSON.stringify(presence));
     return { controllerKey, controllerHash };
   }
 
   /** Revokes one controller by its hash, or all of them. */
-  revoke(channel: Channel, controllerHash?: string): number {
-    let n = 0;
-    if (controllerHash === undefined) {
-      n = channel.controllers.size;
-      channel.controllers.clear();
-    } else if (channel.controllers.delete(controllerHash)) n = 1;
-    this.publish(channel, EVENT.presence, JSON.stringify(channel.presence()), false);
-    return n;
+  async revoke(record: ChannelRecord, controllerHash?: string): Promise<number> {
+    const { removed, presence } = await this.call(() => this.bus.revoke(record.id, controllerHash));
+    await this.publish(record.id, EVENT.presence, JSON.stringify(presence));
+    return removed;
   }
 
   /** Publishes a command unless its id was seen recently (a retried POST). */
-  command(channel: Channel, cmd: Command): PublishResult {
-    const seen = channel.recentCommands.get(cmd.id);
-    if (seen !== undefined) return { eventId: seen, duplicate: true, delivered: 0 };
-    const { eventId, delivered } = this.publish(channel, EVENT.command, JSON.stringify(cmd), true);
-    channel.recentCommands.set(cmd.id, eventId);
-    if (channel.recentCommands.size > DEDUP_WINDOW) {
-      const oldest = channel.recentCommands.keys().next();
-      if (!oldest.done) channel.recentCommands.delete(oldest.value);
-    }
-    return { eventId, duplicate: false, delivered };
+  command(record: ChannelRecord, cmd: Command): Promise<PublishResult> {
+    return this.publish(record.id, EVENT.command, JSON.stringify(cmd), { keep: true, dedup: cmd.id });
   }
 
-  report(channel: Channel, report: StateReport): PublishResult {
-    this.applyReport(channel, report);
+  async report(record: ChannelRecord, report: StateReport): Promise<PublishResult> {
+    await this.call(() => this.bus.setState(record.id, report.state, report.slides));
     const body: { state: DeckState; cause?: string; slides?: SlideRef[] } = { state: report.state };
     if (report.cause) body.cause = report.cause;
     if (report.slides) body.slides = report.slides;
-    const { eventId, delivered } = this.publish(channel, EVENT.state, JSON.stringify(body), false);
-    return { eventId, duplicate: false, delivered };
+    return this.publish(record.id, EVENT.state, JSON.stringify(body));
+  }
+
+  /** Laser pointer and pen: delivered now or never (see `deliver`), not kept. */
+  pointer(record: ChannelRecord, p: Pointer): Promise<PublishResult> {
+    return this.publish(record.id, EVENT.pointer, JSON.stringify(p));
+  }
+
+  /** A follower's question waits for the presenter; only a count goes out on the public stream. */
+  async ask(record: ChannelRecord, text: string): Promise<Question> {
+    if (!record.questionsOpen) throw new HubError('questions_closed', 'the presenter is not taking questions right now');
+    const question: Question = { id: newSecret().slice(0, 12), text, at: this.now(), status: 'pending' };
+    const summary = await this.call(() => this.bus.addQuestion(record.id, question));
+    await this.publish(record.id, EVENT.questions, JSON.stringify(summary));
+    return question;
+  }
+
+  questions(record: ChannelRecord): Promise<Question[]> {
+    return this.call(() => this.bus.questions(record.id));
+  }
+
+  /** Shows a question on the slideshow (and to followers), or dismisses it. */
+  async moderate(record: ChannelRecord, questionId: string, status: 'shown' | 'dismissed'): Promise<void> {
+    const r = await this.call(() => this.bus.moderate(record.id, questionId, status));
+    if (!r) throw new HubError('not_found', 'no such question');
+    await this.publish(record.id, EVENT.spotlight, JSON.stringify({ question: r.spotlight }));
+    await this.publish(record.id, EVENT.questions, JSON.stringify(r.summary));
+  }
+
+  async setQuestionsOpen(record: ChannelRecord, open: boolean): Promise<void> {
+    const summary = await this.call(() => this.bus.setQuestionsOpen(record.id, open));
+    await this.publish(record.id, EVENT.questions, JSON.stringify(summary));
+  }
+
+  /** A reaction for a brief burst on the slideshow; never kept. */
+  react(record: ChannelRecord, kind: ReactionKind): Promise<PublishResult> {
+    return this.publish(record.id, EVENT.reaction, JSON.stringify({ kind }));
   }
 
   /**
    * Opens a stream: the retry hint, then a snapshot of the current state, then
    * every command after `lastEventId` that is still in the history. State and
-   * presence events are not replayed, because the snapshot already supersedes them.
+   * presence events are not replayed, because the snapshot already supersedes
+   * them. `open` is called only once the limits have passed and the snapshot
+   * is read, so a refusal can still be a plain 4xx.
    */
-  subscribe(channel: Channel, to: Sink | (() => Sink), ip: string, lastEventId: number | 'unknown' | undefined): () => void {
-    if (channel.subscribers.size >= this.limits.maxSubscribersPerChannel) {
+  async subscribe(record: ChannelRecord, open: Sink | (() => Sink), ip: string, lastEventId: number | 'unknown' | undefined): Promise<() => void> {
+    const local = this.localChannel(record.id);
+    if (local.subscribers.size >= this.limits.maxSubscribersPerChannel) {
       throw new HubError('too_many_subscribers', 'this channel has too many open streams');
     }
     const fromIp = this.perIp.get(ip) ?? 0;
     if (fromIp >= this.limits.maxSubscribersPerIp) {
       throw new HubError('too_many_subscribers_ip', 'too many open streams from this address');
     }
-    this.trimHistory(channel);
-    const resumable = typeof lastEventId === 'number' && lastEventId >= channel.floor && lastEventId <= channel.seq;
-    const replay = resumable ? channel.history.filter((e) => e.id > lastEventId) : [];
-    const snapshot: Snapshot = {
-      state: channel.state,
-      slides: channel.slides,
-      presence: channel.presence(),
-      gap: lastEventId !== undefined && !resumable,
-    };
-    // A factory opens the stream only once the limits have passed, so a refusal can still be a plain 4xx.
-    const sink = typeof to === 'function' ? to() : to;
-    sink.write(this.retryFrame);
-    // With a replay to follow, the snapshot carries no id, so the browser's
-    // Last-Event-ID ends on the last replayed command rather than skipping it.
-    sink.write(
-      encodeEvent({ event: EVENT.snapshot, id: replay.length ? undefined : channel.seq, data: JSON.stringify(snapshot) }),
-    );
-    for (const e of replay) sink.write(e.frame);
-
-    const sub: Subscriber = { sink, ip };
-    channel.subscribers.add(sub);
-    channel.lastActive = this.now();
+    // Listed before the snapshot is read, so nothing published meanwhile is missed: it waits in `pending`.
+    const sub: Subscriber = { sink: null, ip, pending: [] };
+    local.subscribers.add(sub);
     this.perIp.set(ip, fromIp + 1);
     this.subscriberCount++;
-    let open = true;
-    return () => {
-      if (!open) return;
-      open = false;
-      channel.subscribers.delete(sub);
-      channel.lastActive = this.now();
+    let open_ = true;
+    const unsubscribe = () => {
+      if (!open_) return;
+      open_ = false;
+      local.subscribers.delete(sub);
       this.subscriberCount--;
       const left = (this.perIp.get(ip) ?? 1) - 1;
       if (left > 0) this.perIp.set(ip, left);
       else this.perIp.delete(ip);
+      if (local.subscribers.size === 0) void this.bus.touch([record.id]).catch(() => undefined);
     };
+
+    let fresh: ChannelRecord;
+    let replay: BusEvent[] = [];
+    let resumable = false;
+    /** Commands up to this id are in the snapshot's past or in the replay. */
+    let replayedUpTo = 0;
+    try {
+      fresh = await this.get(record.id);
+      replayedUpTo = fresh.seq;
+      if (typeof lastEventId === 'number') {
+        const history = await this.call(() => this.bus.since(record.id, lastEventId));
+        resumable = history.complete;
+        replay = history.events;
+        if (resumable) replayedUpTo = Math.max(replayedUpTo, history.last);
+      }
+    } catch (err) {
+      unsubscribe();
+      throw err;
+    }
+    let questions: Question[] = [];
+    try {
+      questions = await this.call(() => this.bus.questions(record.id));
+    } catch (err) {
+      unsubscribe();
+      throw err;
+    }
+    const snapshot: Snapshot = {
+      state: fresh.state,
+      slides: fresh.slides,
+      presence: presenceOf(fresh),
+      gap: lastEventId !== undefined && !resumable,
+      questions: summaryOf(fresh.questionsOpen, questions),
+      spotlight: fresh.spotlight,
+    };
+    const sink = typeof open === 'function' ? open() : open;
+    if (!open_ || !local.subscribers.has(sub)) {
+      // The client went away, or the hub closed, while the snapshot was read.
+      sink.end();
+      return unsubscribe;
+    }
+    sink.write(this.retryFrame);
+    // With a replay to follow, the snapshot carries no id, so the browser's
+    // Last-Event-ID ends on the last replayed command rather than skipping it.
+    sink.write(encodeEvent({ event: EVENT.snapshot, id: replay.length ? undefined : fresh.seq, data: JSON.stringify(snapshot) }));
+    for (const ev of replay) sink.write(this.frame(ev));
+    // What arrived meanwhile: a command unless the replay already carried it,
+    // anything else unless the snapshot already reflects it.
+    for (const p of sub.pending ?? []) if (p.id > (p.command ? replayedUpTo : fresh.seq)) sink.write(p.frame);
+    sub.pending = null;
+    sub.sink = sink;
+    return unsubscribe;
   }
 
   /**
-   * Sends one event to every open stream on every channel, unnumbered and not
+   * Sends one event to every open stream of this process, unnumbered and not
    * kept: it is news for whoever is connected now (the deck file changed), not
    * part of any channel's history.
    */
   broadcast(event: string, data: string): number {
     const frame = encodeEvent({ event, data });
     let n = 0;
-    for (const ch of this.channels.values()) {
+    for (const ch of this.local.values()) {
       for (const sub of ch.subscribers) {
-        sub.sink.write(frame);
+        if (sub.sink) sub.sink.write(frame);
+        else sub.pending?.push({ id: Number.MAX_SAFE_INTEGER, command: false, frame });
         n++;
       }
     }
     return n;
   }
 
-  /** Drops channels nobody has used for the TTL. */
-  sweep(): number {
-    const cutoff = this.now() - this.limits.channelTtlMs;
-    let dropped = 0;
-    for (const [id, ch] of this.channels) {
-      if (ch.subscribers.size === 0 && ch.lastActive < cutoff) {
-        this.channels.delete(id);
-        dropped++;
-      }
-    }
-    return dropped;
+  /** Keeps channels with open streams alive, and drops idle ones (the memory bus; Redis expires keys by itself). */
+  async sweep(): Promise<number> {
+    const active = [...this.local].filter(([, ch]) => ch.subscribers.size > 0).map(([id]) => id);
+    for (const [id, ch] of this.local) if (ch.subscribers.size === 0) this.local.delete(id);
+    await this.call(() => this.bus.touch(active));
+    return this.bus instanceof MemoryBus ? this.bus.sweep() : 0;
   }
 
-  private ensureRoom(): void {
-    if (this.channels.size >= this.limits.maxChannels) {
-      this.sweep();
-      if (this.channels.size >= this.limits.maxChannels) {
-        throw new HubError('too_many_channels', 'this server holds as many channels as it may');
-      }
-    }
-  }
-
-  private applyReport(channel: Channel, report: StateReport): void {
-    channel.state = report.state;
-    if (report.slides) channel.slides = report.slides;
-  }
-
-  /** Frames the event once and writes the same Buffer to every subscriber. */
-  private publish(channel: Channel, event: string, data: string, keep: boolean): { eventId: number; delivered: number } {
-    const eventId = ++channel.seq;
-    const frame = encodeEvent({ id: eventId, event, data });
-    const at = this.now();
-    channel.lastActive = at;
-    if (keep) {
-      channel.history.push({ id: eventId, at, frame });
-      if (channel.history.length > this.limits.historyMax) this.dropOldest(channel);
-    }
-    let delivered = 0;
-    for (const sub of channel.subscribers) {
-      // A subscriber that cannot keep up is cut loose rather than buffered
-      // without bound; its EventSource reconnects and replays from history.
-      if (sub.sink.writableLength > this.limits.maxQueuedBytes) {
-        // Out of the set at once, not on 'close': until the ended stream has
-        // flushed, any further write to it (the next event, a heartbeat)
-        // throws ERR_STREAM_WRITE_AFTER_END and takes the whole process down.
-        channel.subscribers.delete(sub);
-        // Destroy rather than end: ending would keep its queued megabyte (and
-        // its stream slot) until the stuck client finally reads or times out.
-        if (sub.sink.destroy) sub.sink.destroy();
-        else sub.sink.end();
+  /**
+   * After an outage of the link to other instances: what they published
+   * meanwhile never reached this process. Missed commands come from the
+   * history; the deck's current state is sent once, as the latest state event.
+   * Live events that arrive meanwhile are held and follow in order: written
+   * first, they would move `lastId` past the missed ones, which would then be
+   * skipped (and the state with them). A channel the store no longer has
+   * (Redis came back empty) has its streams ended, so every client
+   * reconnects and the slideshow re-registers it with its deck key on the way.
+   */
+  async catchUp(): Promise<void> {
+    let failure: unknown;
+    for (const [id, local] of [...this.local]) {
+      if (local.subscribers.size === 0) {
+        // Its streams left during the outage: nothing to catch up, and a stream joining later must not wait on a hold.
+        local.held = null;
         continue;
       }
-      sub.sink.write(frame);
+      // Usually set already, when the link dropped (onOutage).
+      local.held ??= [];
+      const from = local.lastId;
+      try {
+        const history = await this.call(() => this.bus.since(id, from));
+        const record = await this.get(id);
+        for (const ev of history.events) if (ev.id > local.lastId) this.write(id, local, ev);
+        // Compared with where the catch-up started, not with `lastId`: the
+        // replayed commands may already reach record.seq, and a state
+        // reported before the last of them was missed all the same.
+        if (record.seq > from && record.state) {
+          this.write(id, local, { id: record.seq, event: EVENT.state, data: JSON.stringify({ state: record.state }) });
+        }
+        if (record.seq > from) {
+          this.write(id, local, { id: record.seq, event: EVENT.presence, data: JSON.stringify(presenceOf(record)) });
+        }
+      } catch (err) {
+        if (err instanceof HubError && err.kind === 'not_found') this.endStreams(local);
+        // One channel failing must not leave the others without their catch-up.
+        else failure ??= err;
+      } finally {
+        const held = local.held;
+        local.held = null;
+        // Held events the catch-up already covered (kept commands from history, states superseded by the record's) are dropped.
+        for (const ev of held ?? []) if (ev.id > local.lastId) this.write(id, local, ev);
+      }
+    }
+    if (failure !== undefined) throw failure;
+  }
+
+  /** Ends every stream of a channel, as close() does for all of them. */
+  private endStreams(local: LocalChannel): void {
+    for (const sub of local.subscribers) sub.sink?.end();
+    // A stream still reading its snapshot sees it is no longer listed and ends itself.
+    local.subscribers.clear();
+  }
+
+  private async ensureRoom(): Promise<void> {
+    if ((await this.call(() => this.bus.count())) < this.limits.maxChannels) return;
+    await this.sweep();
+    if ((await this.call(() => this.bus.count())) >= this.limits.maxChannels) {
+      throw new HubError('too_many_channels', 'this server holds as many channels as it may');
+    }
+  }
+
+  /** Appends to the bus, then writes to this process's own streams (other instances hear it from the bus). */
+  private async publish(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<PublishResult> {
+    const at = Date.now();
+    const r = await this.call(() => this.bus.append(id, event, data, opts));
+    if (r.duplicate) return { eventId: r.eventId, duplicate: true, delivered: 0 };
+    if (event === EVENT.command) this.metrics.command();
+    // With a bus that echoes this process's own events (Redis), they are
+    // written when the echo arrives: the store numbers and relays events in
+    // one order, but an append's answer races other instances' relayed
+    // events, and writing the answer at once let a stream see ids 30, 31, 29
+    // (a stream cut after 31 then resumes past 29 and never gets it).
+    // `delivered` then counts the streams the echo will reach.
+    if (this.echoed) return { eventId: r.eventId, duplicate: false, delivered: this.local.get(id)?.subscribers.size ?? 0 };
+    return { eventId: r.eventId, duplicate: false, delivered: this.deliver(id, { id: r.eventId, event, data, at }) };
+  }
+
+  private frame(ev: BusEvent): Buffer {
+    return encodeEvent({ id: ev.id, event: ev.event, data: ev.data });
+  }
+
+  /** Frames the event once and writes the same Buffer to every local subscriber of the channel. */
+  private deliver(id: string, ev: BusEvent): number {
+    const local = this.local.get(id);
+    if (!local || local.subscribers.size === 0) return 0;
+    if (local.held) {
+      local.held.push(ev);
+      return 0;
+    }
+    return this.write(id, local, ev);
+  }
+
+  private write(id: string, local: LocalChannel, ev: BusEvent): number {
+    // Across instances two events can cross on the way; a state older than
+    // one already shown would move the phone backwards, so it is dropped.
+    // Commands are always delivered: the deck drops a repeat by its id.
+    if (ev.event === EVENT.state || ev.event === EVENT.presence || ev.event === EVENT.questions || ev.event === EVENT.spotlight) {
+      // Per kind: a presence event does not replace a state event, so neither may hide the other.
+      if (ev.id < (local.latest.get(ev.event) ?? 0)) return 0;
+      local.latest.set(ev.event, ev.id);
+    }
+    local.lastId = Math.max(local.lastId, ev.id);
+    const frame = this.frame(ev);
+    // A pointer position is only worth showing now: a stream that still has
+    // bytes queued (a slow phone, a congested link) skips it, and the newest
+    // position wins once the stream has drained.
+    const ephemeral = ev.event === EVENT.pointer;
+    let delivered = 0;
+    for (const sub of local.subscribers) {
+      const sink = sub.sink;
+      if (!sink) {
+        if (!ephemeral) sub.pending?.push({ id: ev.id, command: ev.event === EVENT.command, frame });
+        continue;
+      }
+      if (ephemeral && sink.writableLength > POINTER_BACKLOG_BYTES) continue;
+      // A subscriber that cannot keep up is cut loose rather than buffered
+      // without bound; its EventSource reconnects and replays from history.
+      if (sink.writableLength > this.limits.maxQueuedBytes) {
+        // Out of the set at once: until the dropped stream has closed, any
+        // further write to it would throw ERR_STREAM_WRITE_AFTER_END.
+        local.subscribers.delete(sub);
+        if (sink.destroy) sink.destroy();
+        else sink.end();
+        continue;
+      }
+      sink.write(frame);
       delivered++;
     }
-    return { eventId, delivered };
+    if (ev.at !== undefined) this.metrics.delivered((Date.now() - ev.at) / 1000, delivered);
+    return delivered;
   }
 
-  private trimHistory(channel: Channel): void {
-    const cutoff = this.now() - this.limits.historyMaxAgeMs;
-    while (channel.history.length && channel.history[0]!.at < cutoff) this.dropOldest(channel);
+  private localChannel(id: string): LocalChannel {
+    let ch = this.local.get(id);
+    if (!ch) this.local.set(id, (ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null }));
+    return ch;
   }
 
-  private dropOldest(channel: Channel): void {
-    const dropped = channel.history.shift();
-    if (dropped) channel.floor = dropped.id;
+  /** Runs a bus call, turning "the channel is gone" and "the bus is down" into HubErrors. */
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ChannelGone) throw new HubError('not_found', 'unknown channel');
+      if (err instanceof BusUnavailable) throw new HubError('unavailable', 'the channel store is unavailable; try again shortly');
+      throw err;
+    }
   }
 
   private heartbeat(): void {
-    for (const ch of this.channels.values()) for (const sub of ch.subscribers) sub.sink.write(HEARTBEAT);
+    for (const ch of this.local.values()) for (const sub of ch.subscribers) sub.sink?.write(HEARTBEAT);
   }
 }

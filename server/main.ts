@@ -13,6 +13,8 @@ import type { Config } from './config';
 import { loadDeck, type Deck } from './deck';
 import { exportPdf, ExportError } from './export';
 import { Hub } from './hub';
+import { RedisBus } from './bus-redis';
+import { logger } from './log';
 import { createHttpServer, makePublicBase } from './http';
 import { lanHost } from './net';
 
@@ -46,9 +48,21 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
   const host = config.host ?? lanHost();
   let port = config.port;
   const publicBase = makePublicBase(config, host, () => port);
-  const hub = new Hub(config);
+  let bus: RedisBus | undefined;
+  if (config.redisUrl) {
+    bus = new RedisBus({ url: config.redisUrl, limits: config });
+    try {
+      await bus.connected(5_000);
+      logger.info({ bus: 'redis' }, 'connected to Redis');
+    } catch {
+      // Serve anyway: /readyz says not ready, requests get 503 until Redis answers, and ioredis keeps trying.
+      logger.warn({ bus: 'redis' }, 'Redis does not answer yet; serving 503 until it does');
+    }
+  }
+  const hub = new Hub(config, Date.now, bus);
   hub.start();
-  const server = createHttpServer(config, createApp({ config, hub, clientDir, rootDir, deck, publicBase }));
+  const log = (line: string) => logger.error(line);
+  const server = createHttpServer(config, createApp({ config, hub, clientDir, rootDir, deck, publicBase, log }));
   server.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EADDRINUSE') fail(`port ${config.port} is already in use; pick another with --port <n> (or PORT=<n>)`);
     if (err.code === 'EACCES') fail(`not allowed to listen on port ${config.port}; pick another with --port <n>`);
@@ -92,7 +106,7 @@ function handleShutdown({ server, hub }: Running): void {
     if (closing) return;
     closing = true;
     process.stdout.write(`\n${signal}: shutting down\n`);
-    server.close(() => process.exit(0));
+    server.close(() => void hub.bus.close().finally(() => process.exit(0)));
     // Ending streams makes every EventSource reconnect at once, to whatever comes back.
     hub.close();
     server.closeIdleConnections();
@@ -145,6 +159,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
         throw err;
       } finally {
         running.hub.close();
+        await running.hub.bus.close();
         running.server.closeAllConnections();
         running.server.close();
       }

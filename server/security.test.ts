@@ -187,7 +187,7 @@ test('unknown fields, unknown commands and bad values are 400, and nothing is pu
 
   await fence(s, ch, st);
   assert.deepEqual(eventNames(st.text()), ['snapshot', 'command']);
-  assert.equal(s.hub.get(ch.id).state, null);
+  assert.equal((await s.hub.get(ch.id)).state, null);
 });
 
 // ------------------------------------------------------------------ content types
@@ -220,9 +220,9 @@ test('text/plain, form and multipart bodies are 415 on every endpoint, even with
       expectError(res, 415, /application\/json/);
     }
   }
-  assert.equal(s.hub.stats().channels, 1, 'no channel was created');
-  assert.equal(s.hub.get(ch.id).controllers.size, 1, 'nothing was revoked or paired');
-  assert.equal(s.hub.get(ch.id).state, null, 'no state was applied');
+  assert.equal((await s.hub.bus.count()), 1, 'no channel was created');
+  assert.equal((await s.hub.get(ch.id)).controllers.length, 1, 'nothing was revoked or paired');
+  assert.equal((await s.hub.get(ch.id)).state, null, 'no state was applied');
   // The code was neither spent nor replaced by any of the above.
   assert.equal((await call(s.base, 'POST', `/api/channels/${ch.id}/pair`, { code })).status, 201);
   await fence(s, ch, st);
@@ -256,8 +256,8 @@ test('a cross-origin POST, PUT or DELETE is 403 even with a valid key; same-orig
       expectError(await call(s.base, target.method, target.path, target.body, target.key, { Origin: origin }), 403, /cross-origin/);
     }
   }
-  assert.equal(s.hub.stats().channels, 1);
-  assert.equal(s.hub.get(ch.id).controllers.size, 1);
+  assert.equal((await s.hub.bus.count()), 1);
+  assert.equal((await s.hub.get(ch.id)).controllers.length, 1);
 
   // Controls: the page's own origin, the public origin in the QR code, and a configured one.
   const passed: string[] = [];
@@ -357,10 +357,10 @@ test('channel creation from one address is rate limited: 429, Retry-After, JSON;
   // Re-registration creates channels too (a fresh deck key derives a fresh id), so it shares the limit.
   const key = newSecret();
   expectError(await call(s.base, 'PUT', `/api/channels/${channelIdFor(key)}`, {}, key), 429);
-  assert.equal(s.hub.stats().channels, 5);
+  assert.equal((await s.hub.bus.count()), 5);
   // The limit is per address: another client still gets a channel.
   const other = await createChannel(s.base, OTHER_IP);
-  assert.equal(s.hub.get(other.id).id, other.id);
+  assert.equal((await s.hub.get(other.id)).id, other.id);
 });
 
 test('the channel cap answers a JSON 503 to creation and to re-registration of a new id; a live channel still re-registers', GUARD, async (t) => {
@@ -369,7 +369,7 @@ test('the channel cap answers a JSON 503 to creation and to re-registration of a
   expectError(await call(s.base, 'POST', '/api/channels'), 503, /as many channels/);
   const key = newSecret();
   expectError(await call(s.base, 'PUT', `/api/channels/${channelIdFor(key)}`, {}, key), 503, /as many channels/);
-  assert.equal(s.hub.stats().channels, 3);
+  assert.equal((await s.hub.bus.count()), 3);
   const again = await call(s.base, 'PUT', `/api/channels/${made[0]!.id}`, {}, made[0]!.deckKey);
   assert.equal(again.status, 200, again.text);
 });
@@ -415,7 +415,7 @@ test('an idle channel expires after the TTL; one with a stream or recent traffic
   clock += 30_000;
   assert.equal((await call(s.base, 'POST', `/api/channels/${busy.id}/commands`, { type: 'next', id: cmdId() }, busy.deckKey)).status, 202);
   clock += 40_000;
-  assert.equal(s.hub.sweep(), 1);
+  assert.equal(await s.hub.sweep(), 1);
   expectError(await call(s.base, 'POST', `/api/channels/${idle.id}/commands`, { type: 'next', id: cmdId() }, idle.deckKey), 404);
   expectError(await call(s.base, 'POST', `/api/channels/${idle.id}/pair`, { code: idle.pairCode }), 404);
   expectError(await rawRequest(s.base, { method: 'GET', path: `/api/channels/${idle.id}/events` }), 404);
@@ -424,8 +424,8 @@ test('an idle channel expires after the TTL; one with a stream or recent traffic
   watcher.close();
   await untilSubscribers(s, 0);
   clock += 61_000;
-  assert.equal(s.hub.sweep(), 2);
-  assert.equal(s.hub.stats().channels, 0);
+  assert.equal(await s.hub.sweep(), 2);
+  assert.equal((await s.hub.bus.count()), 0);
   // The deck key's holder can bring an expired channel back (a laptop that slept through the TTL).
   const back = await call(s.base, 'PUT', `/api/channels/${idle.id}`, {}, idle.deckKey);
   assert.equal(back.status, 200, back.text);
@@ -475,7 +475,7 @@ test('headersTimeout and requestTimeout cut off a client that sends slowly; an o
   );
   assert.match(body.answer, /^HTTP\/1\.1 408 /, 'a client still sending its body gets 408');
   assert.ok(body.drips < 200);
-  assert.equal(s.hub.stats().channels, 0);
+  assert.equal((await s.hub.bus.count()), 0);
 
   // A stream's request ended with its headers, so requestTimeout does not apply to the long response.
   const ch = await createChannel(s.base);
@@ -565,7 +565,7 @@ test('a spent pairing code is a JSON 410 with the follow URL and never yields a 
   const body = expectError(spent, 410, /already been used/);
   assert.equal(body.followUrl, `${s.publicBase}/f/${ch.id}`);
   assert.equal(body.controllerKey, undefined);
-  assert.equal(s.hub.get(ch.id).controllers.size, 1);
+  assert.equal((await s.hub.get(ch.id)).controllers.length, 1);
 
   // A fresh code: wrong guesses are refused and leave it redeemable, once.
   const fresh = (await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey)).json?.pairCode as string;
@@ -577,7 +577,7 @@ test('a spent pairing code is a JSON 410 with the follow URL and never yields a 
   const winners = racers.filter((r) => r.status === 201);
   assert.equal(winners.length, 1);
   for (const r of racers.filter((x) => x.status !== 201)) assert.equal(expectError(r, 410).controllerKey, undefined);
-  assert.equal(s.hub.get(ch.id).controllers.size, 2);
+  assert.equal((await s.hub.get(ch.id)).controllers.length, 2);
 
   // A code replaced by a newer one is dead too.
   const older = (await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey)).json?.pairCode as string;
@@ -618,9 +618,9 @@ test('the follow page and the event stream are read-only: with no key, nothing c
 
   await fence(s, ch, st);
   assert.deepEqual(eventNames(st.text()), ['snapshot', 'command']);
-  const channel = s.hub.get(ch.id);
+  const channel = await s.hub.get(ch.id);
   assert.equal(channel.state, null);
-  assert.equal(channel.controllers.size, 0);
+  assert.equal(channel.controllers.length, 0);
   assert.notEqual(channel.pairCodeHash, null, 'the code on the title slide is still open');
   assert.equal(channel.pairCodeHash, hashSecret(ch.pairCode ?? ''), 'and is still the same code');
 });

@@ -50,6 +50,8 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
   const clientDir = mkdtempSync(path.join(os.tmpdir(), 'clicker-test-client-'));
   writeFileSync(path.join(clientDir, 'slides.js'), 'export {};\n');
   writeFileSync(path.join(clientDir, 'controller.js'), 'export {};\n');
+  // The drop-in script is a classic script (an IIFE defining the global Clicker), not a module.
+  writeFileSync(path.join(clientDir, 'clicker.js'), 'var Clicker = {};\n');
 
   let port = 0;
   const publicBase = makePublicBase(config, config.host, () => port);

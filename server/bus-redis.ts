@@ -1,0 +1,509 @@
+// The Redis bus: channels shared by every Clicker instance that points at the
+// same Redis, so any instance can answer any request (no sticky sessions).
+//
+//   clicker:ch:{id}        hash    deckHash, pairCodeHash ('' = none), state, slides, spotlight (JSON), qopen ('1'/'0')
+//   clicker:ch:{id}:ctl    set     controller key hashes
+//   clicker:ch:{id}:seq    string  last event id: INCR keeps ids monotonic across instances
+//   clicker:ch:{id}:log    stream  kept events, entry id "<event id>-0", fields e, d, t
+//   clicker:ch:{id}:floor  string  events after this id are all still in the log
+//   clicker:ch:{id}:dd:{k} string  event id of a command id, for duplicate detection
+//   clicker:ch:{id}:q      list    audience questions (JSON), newest first, the last 30
+//   clicker:chans          zset    channel ids scored by expiry time, for count()
+//   clicker:events         pub/sub every event, tagged with the instance that appended it
+//
+// Every key of a channel carries the channel TTL, refreshed on use, so
+// abandoned channels vanish by themselves. Multi-key updates are Lua scripts,
+// so they are atomic across instances.
+//
+// While Redis is unreachable, commands fail at once (no offline queue) and
+// surface as BusUnavailable, which the HTTP layer answers with 503 and
+// Retry-After; open streams stay open, and ioredis reconnects by itself.
+import { createHash } from 'node:crypto';
+import { Redis, type RedisOptions } from 'ioredis';
+import { nanoid } from 'nanoid';
+import type { DeckState, Presence, Question, QuestionsSummary, SlideRef, Spotlight } from '../protocol/messages';
+import { BusUnavailable, ChannelGone, QUESTIONS_KEPT, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History } from './bus';
+
+const P = 'clicker:';
+const EVENTS = `${P}events`;
+const k = (id: string) => ({
+  hash: `${P}ch:${id}`,
+  ctl: `${P}ch:${id}:ctl`,
+  seq: `${P}ch:${id}:seq`,
+  log: `${P}ch:${id}:log`,
+  floor: `${P}ch:${id}:floor`,
+  q: `${P}ch:${id}:q`,
+});
+/** The keys every script refreshes the TTL of, in a fixed order. */
+const channelKeys = (id: string) => {
+  const x = k(id);
+  return [x.hash, x.ctl, x.seq, x.log, x.floor, x.q];
+};
+
+// KEYS: hash ctl seq log floor q chans (channelKeys, then chans); ARGV: id deckHash seq ttl now pairCodeHash state slides ctl...
+// ('' = none for pairCodeHash, state and slides). One script, so no instance reads a half-made record.
+const CREATE = `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'deckHash', ARGV[2], 'pairCodeHash', ARGV[6], 'state', ARGV[7], 'slides', ARGV[8], 'qopen', ARGV[9], 'spotlight', ARGV[10])
+for i = 11, #ARGV do redis.call('SADD', KEYS[2], ARGV[i]) end
+redis.call('SET', KEYS[3], ARGV[3])
+redis.call('SET', KEYS[5], ARGV[3])
+for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+redis.call('ZADD', KEYS[#KEYS], tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[1])
+return 1`;
+
+// KEYS: hash ctl seq log floor q dedup(or hash again); ARGV: event data keep maxlen now ttl dedupTtl instance id hasDedup
+const APPEND = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+if ARGV[10] == '1' then
+  local seen = redis.call('GET', KEYS[7])
+  if seen then return {tonumber(seen), 1} end
+end
+local id = redis.call('INCR', KEYS[3])
+if ARGV[3] == '1' then
+  local maxlen = tonumber(ARGV[4])
+  while redis.call('XLEN', KEYS[4]) >= maxlen do
+    local oldest = redis.call('XRANGE', KEYS[4], '-', '+', 'COUNT', 1)
+    redis.call('XDEL', KEYS[4], oldest[1][1])
+    redis.call('SET', KEYS[5], string.match(oldest[1][1], '^(%d+)'))
+  end
+  redis.call('XADD', KEYS[4], id .. '-0', 'e', ARGV[1], 'd', ARGV[2], 't', ARGV[5])
+end
+if ARGV[10] == '1' then redis.call('SET', KEYS[7], id, 'PX', ARGV[7]) end
+for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+redis.call('PUBLISH', '${EVENTS}', cjson.encode({i = ARGV[8], c = ARGV[9], n = id, e = ARGV[1], d = ARGV[2], t = tonumber(ARGV[5])}))
+return {id, 0}`;
+
+// KEYS: hash seq log floor; ARGV: after now maxAge. Drops entries past the age bound first.
+const SINCE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local cutoff = tonumber(ARGV[2]) - tonumber(ARGV[3])
+local floor = tonumber(redis.call('GET', KEYS[4]) or '0')
+local entries = redis.call('XRANGE', KEYS[3], '-', '+')
+local out = {}
+for _, e in ipairs(entries) do
+  local f = e[2]
+  local t = 0
+  for j = 1, #f, 2 do if f[j] == 't' then t = tonumber(f[j + 1]) end end
+  local n = tonumber(string.match(e[1], '^(%d+)'))
+  if t < cutoff then
+    redis.call('XDEL', KEYS[3], e[1])
+    if n > floor then floor = n end
+  else
+    table.insert(out, e)
+  end
+end
+redis.call('SET', KEYS[4], floor, 'KEEPTTL')
+local last = tonumber(redis.call('GET', KEYS[2]) or '0')
+return {last, floor, out}`;
+
+// KEYS: hash ctl; ARGV: expected code hash, controller hash
+const SPEND = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local open = redis.call('HGET', KEYS[1], 'pairCodeHash')
+if open == '' or open ~= ARGV[1] then return -2 end
+redis.call('HSET', KEYS[1], 'pairCodeHash', '')
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+return redis.call('SCARD', KEYS[2])`;
+
+// KEYS: hash ctl; ARGV: code hash ('' closes pairing)
+const SET_CODE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HSET', KEYS[1], 'pairCodeHash', ARGV[1])
+return redis.call('SCARD', KEYS[2])`;
+
+// KEYS: hash ctl; ARGV: controller hash ('' = all)
+const REVOKE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0, 0} end
+local removed
+if ARGV[1] == '' then removed = redis.call('SCARD', KEYS[2]); redis.call('DEL', KEYS[2])
+else removed = redis.call('SREM', KEYS[2], ARGV[1]) end
+local open = redis.call('HGET', KEYS[1], 'pairCodeHash') ~= '' and 1 or 0
+return {removed, redis.call('SCARD', KEYS[2]), open}`;
+
+// KEYS: hash q; ARGV: question JSON, kept
+const ADD_QUESTION = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('LTRIM', KEYS[2], 0, tonumber(ARGV[2]) - 1)
+redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
+local pending = 0
+for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  if cjson.decode(raw).status == 'pending' then pending = pending + 1 end
+end
+return {redis.call('HGET', KEYS[1], 'qopen') == '1' and 1 or 0, pending}`;
+
+// KEYS: hash q; ARGV: question id, status. Returns {found, spotlight JSON, open, pending}.
+const MODERATE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+local list = redis.call('LRANGE', KEYS[2], 0, -1)
+local found = 0
+local pending = 0
+for i, raw in ipairs(list) do
+  local q = cjson.decode(raw)
+  if q.id == ARGV[1] then
+    found = 1
+    q.status = ARGV[2]
+    redis.call('LSET', KEYS[2], i - 1, cjson.encode(q))
+    if ARGV[2] == 'shown' then
+      redis.call('HSET', KEYS[1], 'spotlight', cjson.encode({id = q.id, text = q.text}))
+    else
+      local cur = redis.call('HGET', KEYS[1], 'spotlight')
+      if cur and cur ~= '' and cjson.decode(cur).id == q.id then redis.call('HSET', KEYS[1], 'spotlight', '') end
+    end
+  end
+  if q.status == 'pending' then pending = pending + 1 end
+end
+return {found, redis.call('HGET', KEYS[1], 'spotlight') or '', redis.call('HGET', KEYS[1], 'qopen') == '1' and 1 or 0, pending}`;
+
+// KEYS: hash q; ARGV: '1' or '0'
+const QOPEN = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+redis.call('HSET', KEYS[1], 'qopen', ARGV[1])
+local pending = 0
+for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
+  if cjson.decode(raw).status == 'pending' then pending = pending + 1 end
+end
+return {tonumber(ARGV[1]), pending}`;
+
+// KEYS: hash; ARGV: state, slides ('' = keep)
+const SET_STATE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+redis.call('HSET', KEYS[1], 'state', ARGV[1])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'slides', ARGV[2]) end
+return 1`;
+
+/** How long a catch-up waits for the command link once the subscriber link is back. */
+const CATCH_UP_WAIT_MS = 5_000;
+
+export interface RedisBusOptions {
+  url: string;
+  limits: BusLimits;
+  now?: () => number;
+  /** Reconnect backoff cap, so delivery resumes within a few seconds of Redis coming back. */
+  maxReconnectDelayMs?: number;
+}
+
+/** Connection errors (and commands refused while disconnected) mean "unavailable", not "bug". */
+function isConnectionError(err: unknown): boolean {
+  const msg = err instanceof Error ? err.message : String(err);
+  return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|Connection is closed|Stream isn't writeable|enableOfflineQueue|Command timed out|max retries|LOADING|READONLY/i.test(msg);
+}
+
+export class RedisBus implements Bus {
+  readonly instanceId = nanoid(12);
+  private readonly cmd: Redis;
+  private readonly sub: Redis;
+  private readonly now: () => number;
+  private readonly limits: BusLimits;
+  private remote: ((channelId: string, ev: BusEvent) => void) | null = null;
+  private own: ((channelId: string, ev: BusEvent) => void) | null = null;
+  private reconnectListeners: (() => void)[] = [];
+  private outageListeners: (() => void)[] = [];
+  /** The subscriber link is up and subscribed; false from its drop until the catch-up may start. */
+  private linkUp = false;
+  private subscribedOnce = false;
+
+  constructor(opts: RedisBusOptions) {
+    this.limits = opts.limits;
+    this.now = opts.now ?? Date.now;
+    const base: RedisOptions = {
+      // Fail at once while disconnected: a request gets a 503, never a hang.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      commandTimeout: 2_000,
+      connectTimeout: 2_000,
+      retryStrategy: (times) => Math.min(100 * times, opts.maxReconnectDelayMs ?? 1_000),
+      lazyConnect: false,
+    };
+    this.cmd = new Redis(opts.url, base);
+    // The subscriber queues its SUBSCRIBE until connected and resubscribes after every reconnect.
+    this.sub = new Redis(opts.url, { ...base, enableOfflineQueue: true, maxRetriesPerRequest: null, commandTimeout: undefined });
+    // Errors are reported through the commands that fail; an unhandled 'error' event would crash the process.
+    this.cmd.on('error', () => undefined);
+    this.sub.on('error', () => undefined);
+    this.sub.on('message', (_channel: string, message: string) => this.onMessage(message));
+    this.sub.on('ready', () => {
+      // After the first connection, 'ready' means "back after an outage": the hub catches up from history.
+      if (this.subscribedOnce) void this.backAfterOutage();
+      else this.linkUp = true;
+      this.subscribedOnce = true;
+    });
+    // 'close' repeats on every failed reconnect attempt; the hub hears of the outage once.
+    this.sub.on('close', () => {
+      if (!this.linkUp) return;
+      this.linkUp = false;
+      for (const l of this.outageListeners) l();
+    });
+    void this.sub.subscribe(EVENTS).catch(() => undefined);
+  }
+
+  /** Resolves once both connections are up (or rejects after `timeoutMs`). */
+  async connected(timeoutMs = 5_000): Promise<void> {
+    const wait = (r: Redis) =>
+      r.status === 'ready'
+        ? Promise.resolve()
+        : new Promise<void>((resolve, reject) => {
+            const timer = setTimeout(() => reject(new BusUnavailable('Redis did not answer')), timeoutMs);
+            r.once('ready', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+          });
+    await Promise.all([wait(this.cmd), wait(this.sub)]);
+  }
+
+  /**
+   * Tells the hub to catch up, but only once both links can serve it: the
+   * subscription is confirmed (so everything appended from now on arrives
+   * live) and the command link answers (the catch-up reads the history
+   * through it). On 'ready' alone, ioredis's resubscription may still be in
+   * flight, and the command link is often still reconnecting: the catch-up
+   * failed, was never retried, and the streams here silently missed what
+   * other instances published during the outage.
+   */
+  private async backAfterOutage(): Promise<void> {
+    try {
+      // Answered after ioredis's own resubscription, sent just before on the same connection.
+      await this.sub.subscribe(EVENTS);
+      if (this.cmd.status !== 'ready') {
+        await new Promise<void>((resolve, reject) => {
+          // Not forever: the hub holds live events until its catch-up ends, even one that fails.
+          const timer = setTimeout(() => done(), CATCH_UP_WAIT_MS);
+          const done = (err?: Error) => {
+            clearTimeout(timer);
+            this.cmd.off('ready', ready);
+            this.sub.off('close', gone);
+            if (err) reject(err);
+            else resolve();
+          };
+          const ready = () => done();
+          // If the subscriber drops again first, its next 'ready' starts over.
+          const gone = () => done(new BusUnavailable('Redis went away again'));
+          this.cmd.once('ready', ready);
+          this.sub.once('close', gone);
+        });
+      }
+    } catch {
+      return;
+    }
+    this.linkUp = true;
+    for (const l of this.reconnectListeners) l();
+  }
+
+  private onMessage(message: string): void {
+    let m: { i: string; c: string; n: number; e: string; d: string; t: number };
+    try {
+      m = JSON.parse(message) as typeof m;
+    } catch {
+      return;
+    }
+    const ev: BusEvent = { id: m.n, event: m.e, data: m.d, at: m.t };
+    if (m.i === this.instanceId) this.own?.(m.c, ev);
+    else this.remote?.(m.c, ev);
+  }
+
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ChannelGone || err instanceof BusUnavailable) throw err;
+      if (this.cmd.status !== 'ready' || isConnectionError(err)) throw new BusUnavailable('Redis is unavailable');
+      throw err;
+    }
+  }
+
+  /** Runs a script by its SHA1 (EVALSHA), loading it on first use or after a Redis restart (NOSCRIPT). */
+  private async script(src: string, keys: string[], args: (string | number)[]): Promise<unknown> {
+    const sha = createHash('sha1').update(src).digest('hex');
+    const argv = [...keys, ...args.map(String)];
+    return this.run(async () => {
+      try {
+        return await this.cmd.evalsha(sha, keys.length, ...argv);
+      } catch (err) {
+        if (!(err instanceof Error) || !err.message.startsWith('NOSCRIPT')) throw err;
+        return this.cmd.eval(src, keys.length, ...argv);
+      }
+    });
+  }
+
+  async create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean> {
+    const r = await this.script(CREATE, [...channelKeys(record.id), `${P}chans`], [
+      record.id,
+      record.deckHash,
+      seq,
+      this.limits.channelTtlMs,
+      this.now(),
+      record.pairCodeHash ?? '',
+      record.state ? JSON.stringify(record.state) : '',
+      record.slides ? JSON.stringify(record.slides) : '',
+      record.questionsOpen ? '1' : '0',
+      record.spotlight ? JSON.stringify(record.spotlight) : '',
+      ...record.controllers,
+    ]);
+    return r === 1;
+  }
+
+  async get(id: string): Promise<ChannelRecord | null> {
+    const x = k(id);
+    const res = await this.run(() => this.cmd.multi().hgetall(x.hash).smembers(x.ctl).get(x.seq).exec());
+    if (!res) throw new BusUnavailable('Redis transaction aborted');
+    const [[e1, hash], [e2, ctl], [e3, seq]] = res as [[Error | null, Record<string, string>], [Error | null, string[]], [Error | null, string | null]];
+    if (e1 || e2 || e3) throw e1 ?? e2 ?? e3;
+    if (!hash || !hash.deckHash) return null;
+    return {
+      id,
+      deckHash: hash.deckHash,
+      controllers: ctl.sort(),
+      pairCodeHash: hash.pairCodeHash || null,
+      state: hash.state ? (JSON.parse(hash.state) as DeckState) : null,
+      slides: hash.slides ? (JSON.parse(hash.slides) as SlideRef[]) : null,
+      questionsOpen: hash.qopen !== '0',
+      spotlight: hash.spotlight ? (JSON.parse(hash.spotlight) as Spotlight['question']) : null,
+      seq: Number(seq ?? 0),
+    };
+  }
+
+  async setPairCode(id: string, hash: string | null): Promise<Presence> {
+    const x = k(id);
+    const n = Number(await this.script(SET_CODE, [x.hash, x.ctl], [hash ?? '']));
+    if (n < 0) throw new ChannelGone(id);
+    return { controllers: n, pairingOpen: hash !== null };
+  }
+
+  async spendPairCode(id: string, hash: string, controllerHash: string): Promise<Presence | null> {
+    const x = k(id);
+    const n = Number(await this.script(SPEND, [x.hash, x.ctl], [hash, controllerHash]));
+    if (n === -1) throw new ChannelGone(id);
+    if (n === -2) return null;
+    return { controllers: n, pairingOpen: false };
+  }
+
+  async revoke(id: string, controllerHash?: string): Promise<{ removed: number; presence: Presence }> {
+    const x = k(id);
+    const [removed, left, open] = (await this.script(REVOKE, [x.hash, x.ctl], [controllerHash ?? ''])) as number[];
+    if (removed === -1) throw new ChannelGone(id);
+    return { removed: removed!, presence: { controllers: left!, pairingOpen: open === 1 } };
+  }
+
+  async setState(id: string, state: DeckState, slides?: SlideRef[]): Promise<void> {
+    const r = await this.script(SET_STATE, [k(id).hash], [JSON.stringify(state), slides ? JSON.stringify(slides) : '']);
+    if (r === -1) throw new ChannelGone(id);
+  }
+
+  async addQuestion(id: string, question: Question): Promise<QuestionsSummary> {
+    const x = k(id);
+    const [open, pending] = (await this.script(ADD_QUESTION, [x.hash, x.q], [JSON.stringify(question), QUESTIONS_KEPT])) as number[];
+    if (open === -1) throw new ChannelGone(id);
+    return { open: open === 1, pending: pending! };
+  }
+
+  async questions(id: string): Promise<Question[]> {
+    const x = k(id);
+    const res = await this.run(() => this.cmd.multi().exists(x.hash).lrange(x.q, 0, -1).exec());
+    const [[, exists], [, list]] = res as [[Error | null, number], [Error | null, string[]]];
+    if (!exists) throw new ChannelGone(id);
+    return list.map((raw) => JSON.parse(raw) as Question);
+  }
+
+  async moderate(id: string, questionId: string, status: 'shown' | 'dismissed'): Promise<{ spotlight: Spotlight['question']; summary: QuestionsSummary } | null> {
+    const x = k(id);
+    const r = (await this.script(MODERATE, [x.hash, x.q], [questionId, status])) as [number, string, number, number];
+    if (r[0] === -1) throw new ChannelGone(id);
+    if (r[0] === 0) return null;
+    return { spotlight: r[1] ? (JSON.parse(r[1]) as Spotlight['question']) : null, summary: { open: r[2] === 1, pending: r[3] } };
+  }
+
+  async setQuestionsOpen(id: string, open: boolean): Promise<QuestionsSummary> {
+    const x = k(id);
+    const [o, pending] = (await this.script(QOPEN, [x.hash, x.q], [open ? '1' : '0'])) as number[];
+    if (o === -1) throw new ChannelGone(id);
+    return { open, pending: pending! };
+  }
+
+  async append(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<AppendResult> {
+    const x = k(id);
+    const dedupKey = opts.dedup === undefined ? x.hash : `${P}ch:${id}:dd:${opts.dedup}`;
+    const [eventId, dup] = (await this.script(APPEND, [...channelKeys(id), dedupKey], [
+      event,
+      data,
+      opts.keep ? '1' : '0',
+      this.limits.historyMax,
+      this.now(),
+      this.limits.channelTtlMs,
+      this.limits.historyMaxAgeMs,
+      this.instanceId,
+      id,
+      opts.dedup === undefined ? '0' : '1',
+    ])) as number[];
+    if (eventId === -1) throw new ChannelGone(id);
+    return { eventId: eventId!, duplicate: dup === 1 };
+  }
+
+  async since(id: string, after: number): Promise<History> {
+    const x = k(id);
+    const r = (await this.script(SINCE, [x.hash, x.seq, x.log, x.floor], [after, this.now(), this.limits.historyMaxAgeMs])) as [number, number, [string, string[]][]];
+    if (r[0] === -1) throw new ChannelGone(id);
+    const [last, floor, entries] = r;
+    if (after < floor || after > last) return { events: [], complete: false, last };
+    const events: BusEvent[] = [];
+    for (const [entryId, fields] of entries) {
+      const n = Number(entryId.split('-')[0]);
+      if (n <= after) continue;
+      const f: Record<string, string> = {};
+      for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      events.push({ id: n, event: f.e!, data: f.d! });
+    }
+    return { events, complete: true, last };
+  }
+
+  onRemote(listener: (channelId: string, ev: BusEvent) => void): void {
+    this.remote = listener;
+  }
+
+  /** This instance's own events, relayed back in the store's order (see Bus.onOwn). */
+  onOwn(listener: (channelId: string, ev: BusEvent) => void): void {
+    this.own = listener;
+  }
+
+  /** Called when the pub/sub link drops: the hub holds live events from then until its catch-up. */
+  onOutage(listener: () => void): void {
+    this.outageListeners.push(listener);
+  }
+
+  /** Called when the pub/sub link comes back after an outage: events meanwhile must be caught up from history. */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
+  }
+
+  async touch(ids: Iterable<string>): Promise<void> {
+    const list = [...ids];
+    if (!list.length) return;
+    const p = this.cmd.pipeline();
+    const expires = this.now() + this.limits.channelTtlMs;
+    for (const id of list) {
+      for (const key of channelKeys(id)) p.pexpire(key, this.limits.channelTtlMs);
+      p.zadd(`${P}chans`, 'XX', expires, id);
+    }
+    await this.run(() => p.exec());
+  }
+
+  async count(): Promise<number> {
+    const res = await this.run(() => this.cmd.multi().zremrangebyscore(`${P}chans`, '-inf', this.now()).zcard(`${P}chans`).exec());
+    return Number(res?.[1]?.[1] ?? 0);
+  }
+
+  async ready(): Promise<boolean> {
+    try {
+      return (await this.run(() => this.cmd.ping())) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    this.cmd.disconnect();
+    this.sub.disconnect();
+  }
+}

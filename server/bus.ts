@@ -1,0 +1,290 @@
+// The Bus: what several Clicker instances must share about a channel, behind
+// one narrow interface. The in-memory bus is the embedded default; the Redis
+// bus (bus-redis.ts) lets instances behind a load balancer serve the same
+// channels. The hub (hub.ts) keeps only what is local to one process: the
+// open streams. Both buses pass the same contract suite (bus-contract.ts).
+import type { DeckState, Presence, Question, QuestionsSummary, SlideRef, Spotlight } from '../protocol/messages';
+
+/** A channel as every instance sees it. Secrets appear only as hashes. */
+export interface ChannelRecord {
+  id: string;
+  deckHash: string;
+  /** Hashes of paired controller keys. */
+  controllers: string[];
+  /** Hash of the one open pairing code, if any. */
+  pairCodeHash: string | null;
+  state: DeckState | null;
+  slides: SlideRef[] | null;
+  /** Whether the audience may ask questions (the presenter can turn it off). */
+  questionsOpen: boolean;
+  /** The question on the slideshow, if any. */
+  spotlight: Spotlight['question'];
+  /** Id of the last event on the channel when the record was read. */
+  seq: number;
+}
+
+/** Audience questions kept per channel; a phone that reconnects sees these. */
+export const QUESTIONS_KEPT = 30;
+
+/** One event on a channel, with its channel-wide monotonic id. */
+export interface BusEvent {
+  id: number;
+  event: string;
+  data: string;
+  /** Wall-clock ms when it was published, for the delivery-latency metric (live events only). */
+  at?: number;
+}
+
+export interface AppendResult {
+  eventId: number;
+  /** The dedup key was seen before: nothing was appended, `eventId` is the first one's. */
+  duplicate: boolean;
+}
+
+export interface History {
+  /** Kept events after the asked-for id, oldest first. */
+  events: BusEvent[];
+  /** False when the asked-for id is unknown or events after it were already dropped. */
+  complete: boolean;
+  /** Id of the channel's last event. */
+  last: number;
+}
+
+export interface BusLimits {
+  historyMax: number;
+  historyMaxAgeMs: number;
+  channelTtlMs: number;
+}
+
+/** Raised when the bus cannot be reached (Redis down): the HTTP layer answers 503 with Retry-After. */
+export class BusUnavailable extends Error {}
+
+export interface Bus {
+  /** Tags this instance's own messages so it can ignore their echo. */
+  readonly instanceId: string;
+  /** Creates a channel; false if the id is taken. Ids continue after `seq` (a restart's last id). */
+  create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean>;
+  get(id: string): Promise<ChannelRecord | null>;
+  /** Opens (a hash) or closes (null) pairing. */
+  setPairCode(id: string, hash: string | null): Promise<Presence>;
+  /** Spends the open code if it is `hash`, adding a controller, atomically across instances; null if it was not open. */
+  spendPairCode(id: string, hash: string, controllerHash: string): Promise<Presence | null>;
+  /** Removes one controller, or all. */
+  revoke(id: string, controllerHash?: string): Promise<{ removed: number; presence: Presence }>;
+  setState(id: string, state: DeckState, slides?: SlideRef[]): Promise<void>;
+  /** Keeps a new question (the newest QUESTIONS_KEPT are kept). */
+  addQuestion(id: string, question: Question): Promise<QuestionsSummary>;
+  /** The kept questions, newest first. */
+  questions(id: string): Promise<Question[]>;
+  /** Shows (into the spotlight) or dismisses a question; null if it is not kept. */
+  moderate(id: string, questionId: string, status: 'shown' | 'dismissed'): Promise<{ spotlight: Spotlight['question']; summary: QuestionsSummary } | null>;
+  setQuestionsOpen(id: string, open: boolean): Promise<QuestionsSummary>;
+  /**
+   * Appends an event with the next id and hands it to every other instance.
+   * `keep` puts it in the replay history; a repeated `dedup` key appends nothing.
+   */
+  append(id: string, event: string, data: string, opts?: { keep?: boolean; dedup?: string }): Promise<AppendResult>;
+  /** Kept events after `after`, within the history's count and age bounds. */
+  since(id: string, after: number): Promise<History>;
+  /** Receives events appended by other instances. */
+  onRemote(listener: (channelId: string, event: BusEvent) => void): void;
+  /**
+   * Receives this instance's own events back from the shared store, in the
+   * one order in which the store numbered everyone's. A hub given this
+   * writes its own events to its streams from here rather than as it appends
+   * them, so ids never go back on a stream when instances append at once.
+   */
+  onOwn?(listener: (channelId: string, event: BusEvent) => void): void;
+  /** Called when the link to other instances drops: their events stop arriving until onReconnect. */
+  onOutage?(listener: () => void): void;
+  /** Called when the link to other instances comes back after an outage, so streams can catch up from history. */
+  onReconnect?(listener: () => void): void;
+  /** Keeps a channel alive while someone uses it; idle channels expire after the TTL. */
+  touch(ids: Iterable<string>): Promise<void>;
+  /** Channels held (by this process, for the memory bus). */
+  count(): Promise<number>;
+  /** Whether the shared store answers right now (readiness). */
+  ready(): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+const DEDUP_WINDOW = 1024;
+
+interface MemoryChannel {
+  record: Omit<ChannelRecord, 'seq'>;
+  /** Newest first. */
+  questions: Question[];
+  seq: number;
+  /** Kept events, with the time they were appended. */
+  history: { ev: BusEvent; at: number }[];
+  /** Events after this id are all still in `history`. */
+  floor: number;
+  dedup: Map<string, number>;
+  lastActive: number;
+}
+
+/**
+ * The embedded bus: one process, no setup. Everything is synchronous under
+ * the promise surface, so the single-instance default pays no I/O.
+ */
+export class MemoryBus implements Bus {
+  readonly instanceId = 'memory';
+  private readonly channels = new Map<string, MemoryChannel>();
+
+  constructor(
+    private readonly limits: BusLimits,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  async create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean> {
+    if (this.channels.has(record.id)) return false;
+    const at = this.now();
+    this.channels.set(record.id, { record: { ...record, controllers: [...record.controllers] }, questions: [], seq, history: [], floor: seq, dedup: new Map(), lastActive: at });
+    return true;
+  }
+
+  async get(id: string): Promise<ChannelRecord | null> {
+    const ch = this.channels.get(id);
+    return ch ? { ...ch.record, controllers: [...ch.record.controllers], seq: ch.seq } : null;
+  }
+
+  async setPairCode(id: string, hash: string | null): Promise<Presence> {
+    const ch = this.must(id);
+    ch.record.pairCodeHash = hash;
+    return presenceOf(ch.record);
+  }
+
+  async spendPairCode(id: string, hash: string, controllerHash: string): Promise<Presence | null> {
+    const ch = this.must(id);
+    if (ch.record.pairCodeHash !== hash) return null;
+    ch.record.pairCodeHash = null;
+    if (!ch.record.controllers.includes(controllerHash)) ch.record.controllers.push(controllerHash);
+    return presenceOf(ch.record);
+  }
+
+  async revoke(id: string, controllerHash?: string): Promise<{ removed: number; presence: Presence }> {
+    const ch = this.must(id);
+    const before = ch.record.controllers.length;
+    ch.record.controllers = controllerHash === undefined ? [] : ch.record.controllers.filter((h) => h !== controllerHash);
+    return { removed: before - ch.record.controllers.length, presence: presenceOf(ch.record) };
+  }
+
+  async setState(id: string, state: DeckState, slides?: SlideRef[]): Promise<void> {
+    const ch = this.must(id);
+    ch.record.state = state;
+    if (slides) ch.record.slides = slides;
+  }
+
+  async addQuestion(id: string, question: Question): Promise<QuestionsSummary> {
+    const ch = this.must(id);
+    ch.questions.unshift({ ...question });
+    if (ch.questions.length > QUESTIONS_KEPT) ch.questions.length = QUESTIONS_KEPT;
+    return summaryOf(ch.record.questionsOpen, ch.questions);
+  }
+
+  async questions(id: string): Promise<Question[]> {
+    return this.must(id).questions.map((q) => ({ ...q }));
+  }
+
+  async moderate(id: string, questionId: string, status: 'shown' | 'dismissed'): Promise<{ spotlight: Spotlight['question']; summary: QuestionsSummary } | null> {
+    const ch = this.must(id);
+    const q = ch.questions.find((x) => x.id === questionId);
+    if (!q) return null;
+    q.status = status;
+    if (status === 'shown') ch.record.spotlight = { id: q.id, text: q.text };
+    else if (ch.record.spotlight?.id === q.id) ch.record.spotlight = null;
+    return { spotlight: ch.record.spotlight, summary: summaryOf(ch.record.questionsOpen, ch.questions) };
+  }
+
+  async setQuestionsOpen(id: string, open: boolean): Promise<QuestionsSummary> {
+    const ch = this.must(id);
+    ch.record.questionsOpen = open;
+    return summaryOf(open, ch.questions);
+  }
+
+  async append(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<AppendResult> {
+    const ch = this.must(id);
+    if (opts.dedup !== undefined) {
+      const seen = ch.dedup.get(opts.dedup);
+      if (seen !== undefined) return { eventId: seen, duplicate: true };
+    }
+    const eventId = ++ch.seq;
+    const at = this.now();
+    ch.lastActive = at;
+    if (opts.keep) {
+      ch.history.push({ ev: { id: eventId, event, data }, at });
+      if (ch.history.length > this.limits.historyMax) ch.floor = ch.history.shift()!.ev.id;
+    }
+    if (opts.dedup !== undefined) {
+      ch.dedup.set(opts.dedup, eventId);
+      if (ch.dedup.size > DEDUP_WINDOW) ch.dedup.delete(ch.dedup.keys().next().value!);
+    }
+    return { eventId, duplicate: false };
+  }
+
+  async since(id: string, after: number): Promise<History> {
+    const ch = this.must(id);
+    const cutoff = this.now() - this.limits.historyMaxAgeMs;
+    while (ch.history.length && ch.history[0]!.at < cutoff) ch.floor = ch.history.shift()!.ev.id;
+    if (after < ch.floor || after > ch.seq) return { events: [], complete: false, last: ch.seq };
+    return { events: ch.history.filter((h) => h.ev.id > after).map((h) => h.ev), complete: true, last: ch.seq };
+  }
+
+  onRemote(): void {
+    // One process: there is no other instance to hear from.
+  }
+
+  async touch(ids: Iterable<string>): Promise<void> {
+    const at = this.now();
+    for (const id of ids) {
+      const ch = this.channels.get(id);
+      if (ch) ch.lastActive = at;
+    }
+  }
+
+  async count(): Promise<number> {
+    return this.channels.size;
+  }
+
+  async ready(): Promise<boolean> {
+    return true;
+  }
+
+  async close(): Promise<void> {
+    // Nothing to release: the hub drives the sweep.
+  }
+
+  /** Drops channels idle for the TTL; the hub touches the ones with open streams first, and calls this on its timer. */
+  sweep(): number {
+    const cutoff = this.now() - this.limits.channelTtlMs;
+    let dropped = 0;
+    for (const [id, ch] of this.channels) {
+      if (ch.lastActive < cutoff) {
+        this.channels.delete(id);
+        dropped++;
+      }
+    }
+    return dropped;
+  }
+
+  private must(id: string): MemoryChannel {
+    const ch = this.channels.get(id);
+    if (!ch) throw new ChannelGone(id);
+    return ch;
+  }
+}
+
+/** The channel expired or never existed. */
+export class ChannelGone extends Error {
+  constructor(readonly id: string) {
+    super('unknown channel');
+  }
+}
+
+export function presenceOf(record: Pick<ChannelRecord, 'controllers' | 'pairCodeHash'>): Presence {
+  return { controllers: record.controllers.length, pairingOpen: record.pairCodeHash !== null };
+}
+
+export function summaryOf(open: boolean, questions: Pick<Question, 'status'>[]): QuestionsSummary {
+  return { open, pending: questions.filter((q) => q.status === 'pending').length };
+}

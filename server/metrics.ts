@@ -1,0 +1,72 @@
+// Prometheus metrics, one registry per app so tests can run several side by
+// side. The hub reports through the small `HubMetrics` surface; nothing on the
+// per-delivery path does more than bump a number.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Hub } from './hub';
+
+export interface HubMetrics {
+  /** A command was accepted (not a duplicate). */
+  command(): void;
+  /** An event reached this process's streams, `seconds` after it was published (on any instance). */
+  delivered(seconds: number, streams: number): void;
+}
+
+export const NO_METRICS: HubMetrics = { command: () => undefined, delivered: () => undefined };
+
+export class Metrics implements HubMetrics {
+  readonly registry = new Registry();
+  private readonly commands: Counter;
+  private readonly deliveries: Counter;
+  private readonly latency: Histogram;
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'clicker_process_' });
+    this.commands = new Counter({ name: 'clicker_commands_total', help: 'Commands accepted (duplicates excluded).', registers: [this.registry] });
+    this.deliveries = new Counter({ name: 'clicker_deliveries_total', help: 'Event writes to open streams in this process.', registers: [this.registry] });
+    this.latency = new Histogram({
+      name: 'clicker_delivery_latency_seconds',
+      help: 'From publish (on any instance) to the write to this process\'s streams.',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [this.registry],
+    });
+  }
+
+  /** Gauges read at scrape time: channels (from the bus, so shared across instances with Redis) and this process's streams. */
+  watch(hub: Hub): void {
+    new Gauge({
+      name: 'clicker_channels',
+      help: 'Channels held (by the shared store with Redis; by this process otherwise).',
+      registers: [this.registry],
+      async collect() {
+        const n = await hub.bus.count().catch(() => Number.NaN);
+        this.set(n);
+      },
+    });
+    new Gauge({
+      name: 'clicker_subscribers',
+      help: 'Open streams in this process.',
+      registers: [this.registry],
+      collect() {
+        this.set(hub.stats().subscribers);
+      },
+    });
+    new Gauge({
+      name: 'clicker_bus_ready',
+      help: '1 when the channel store answers.',
+      registers: [this.registry],
+      async collect() {
+        this.set((await hub.bus.ready()) ? 1 : 0);
+      },
+    });
+  }
+
+  command(): void {
+    this.commands.inc();
+  }
+
+  delivered(seconds: number, streams: number): void {
+    if (streams === 0) return;
+    this.latency.observe(seconds);
+    this.deliveries.inc(streams);
+  }
+}
