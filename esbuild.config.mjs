@@ -9,6 +9,8 @@ const quiet = process.argv.includes('--quiet') || process.env.npm_lifecycle_even
 
 /** The controller's JS + CSS must stay within this many gzipped bytes. */
 const CONTROLLER_BUDGET = 25 * 1024;
+/** The drop-in script (dist/client/clicker.js) loads into other people's pages; most of it is the QR encoder. */
+const DROPIN_BUDGET = 16 * 1024;
 
 const common = { bundle: true, minify: true, sourcemap: 'linked', legalComments: 'none', logLevel: 'warning' };
 
@@ -23,6 +25,20 @@ await Promise.all([
     // reveal.js themes inline their fonts as data: URLs; anything else stays a file we serve ourselves.
     loader: { '.woff': 'file', '.woff2': 'file', '.ttf': 'file', '.svg': 'file', '.png': 'file' },
     metafile: true,
+  }),
+  // The drop-in script for any web page: a classic script (an IIFE defining
+  // the global `Clicker`), because <script src> from another origin is how
+  // pages load it. Its map is not linked: /clicker.js is served from the
+  // site root, where the map is not.
+  build({
+    ...common,
+    sourcemap: 'external',
+    entryPoints: { clicker: 'dropin/clicker.ts' },
+    outdir: 'dist/client',
+    format: 'iife',
+    globalName: 'Clicker',
+    platform: 'browser',
+    target: ['chrome100', 'safari15', 'firefox100'],
   }),
   build({
     ...common,
@@ -45,6 +61,8 @@ const gz = (file) => gzipSync(readFileSync(file)).length;
 const sizes = {
   slides: { js: gz('dist/client/slides.js'), css: gz('dist/client/slides.css') },
   controller: { js: gz('dist/client/controller.js'), css: gz('dist/client/controller.css') },
+  // Its overlay's styles live inside the script (shadow DOM), so css is 0.
+  dropin: { js: gz('dist/client/clicker.js'), css: 0 },
 };
 mkdirSync('dist', { recursive: true });
 writeFileSync('dist/sizes.json', JSON.stringify(sizes, null, 2));
@@ -53,8 +71,13 @@ const controllerTotal = sizes.controller.js + sizes.controller.css;
 if (!quiet) {
   console.log(
     `built: slideshow ${kib(sizes.slides.js + sizes.slides.css)} gzipped, ` +
-      `controller ${kib(controllerTotal)} gzipped (budget ${kib(CONTROLLER_BUDGET)})`,
+      `controller ${kib(controllerTotal)} gzipped (budget ${kib(CONTROLLER_BUDGET)}), ` +
+      `drop-in clicker.js ${kib(sizes.dropin.js)} gzipped (budget ${kib(DROPIN_BUDGET)})`,
   );
+}
+if (sizes.dropin.js > DROPIN_BUDGET) {
+  console.error(`drop-in clicker.js is ${kib(sizes.dropin.js)} gzipped, over its ${kib(DROPIN_BUDGET)} budget`);
+  process.exit(1);
 }
 if (controllerTotal > CONTROLLER_BUDGET) {
   console.error(`controller bundle is ${kib(controllerTotal)} gzipped, over its ${kib(CONTROLLER_BUDGET)} budget`);

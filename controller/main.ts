@@ -14,6 +14,8 @@ import {
   type StateEvent,
 } from '../protocol/wire';
 import { commandId, HttpStatusError, LiveStream, requestJson, sendCommand, type LinkState } from '../protocol/live';
+import { PointerPad } from './pointer';
+import { QUESTION_EVENTS, QuestionsPanel } from './questions';
 
 const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getElementById(id) as T;
 
@@ -25,6 +27,8 @@ const followUrl = `${location.origin}/f/${channelId}`;
 let state: DeckState | null = null;
 let slides: SlideRef[] = [];
 let key = '';
+/** The laser pointer and pen (pointer.ts), once the remote is up. */
+let pad: PointerPad | null = null;
 
 // ---------------------------------------------------------------- views
 function showMessage(title: string, text: string, link?: string): void {
@@ -60,6 +64,7 @@ function setLink(s: LinkState): void {
 function render(): void {
   if (!state) return;
   const s = state;
+  pad?.update(s);
   $('position').textContent = `${s.position} / ${s.total}`;
   $('title').textContent = s.title || `Slide ${s.position}`;
   $('fragments').textContent = s.fragments > 0 ? `${s.indexf + 1} of ${s.fragments} builds shown` : '';
@@ -103,13 +108,16 @@ type Cmd =
   | { type: 'goto'; h: number; v: number }
   | { type: 'pause'; on: boolean };
 
+/** The presenter revoked this phone (a command or a pointer update answered 401). */
+function unpaired(): void {
+  localStorage.removeItem(keyName);
+  showMessage('This remote was unpaired', 'The presenter revoked this phone. You can still follow along.', followUrl);
+}
+
 function send(cmd: Cmd): void {
   navigator.vibrate?.(12);
   sendCommand(`${api}/commands`, key, { ...cmd, id: commandId() }).catch((err: unknown) => {
-    if (err instanceof HttpStatusError && err.status === 401) {
-      localStorage.removeItem(keyName);
-      showMessage('This remote was unpaired', 'The presenter revoked this phone. You can still follow along.', followUrl);
-    }
+    if (err instanceof HttpStatusError && err.status === 401) unpaired();
   });
 }
 
@@ -279,15 +287,18 @@ async function start(): Promise<void> {
 
   showRemote();
   wireControls();
+  pad = new PointerPad({ api, key: () => key, nav: (type) => send({ type }), unpaired });
   wireTime();
   keepAwake();
-  new LiveStream(`${api}/events`, [EVENT.snapshot, EVENT.state], {
+  const questions = new QuestionsPanel({ api, key: () => key, unpaired });
+  new LiveStream(`${api}/events`, [EVENT.snapshot, EVENT.state, ...QUESTION_EVENTS], {
     onEvent(name, data) {
+      questions.onEvent(name, data);
       if (name === EVENT.snapshot) {
         const snap = data as Snapshot;
         state = snap.state;
         if (snap.slides) slides = snap.slides;
-      } else {
+      } else if (name === EVENT.state) {
         const ev = data as StateEvent;
         state = ev.state;
         if (ev.slides) slides = ev.slides;

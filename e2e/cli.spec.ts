@@ -57,7 +57,9 @@ test.beforeEach(async () => {
   writeFileSync(path.join(dir, '.env'), 'TOKEN=hidden');
   server = await ClickerServer.start([path.join(dir, 'talk.md')]);
 });
-test.afterEach(async () => {
+test.afterEach(async ({ browser }) => {
+  // Pages left open would keep reconnecting to the next test's server.
+  await Promise.all(browser.contexts().map((c) => c.close()));
   await server.stop();
 });
 

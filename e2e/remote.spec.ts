@@ -7,7 +7,9 @@ let server: ClickerServer;
 test.beforeEach(async () => {
   server = await ClickerServer.start();
 });
-test.afterEach(async () => {
+test.afterEach(async ({ browser }) => {
+  // Pages left open would keep reconnecting to the next test's server.
+  await Promise.all(browser.contexts().map((c) => c.close()));
   await server.stop();
 });
 

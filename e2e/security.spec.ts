@@ -20,7 +20,9 @@ test.beforeEach(async () => {
   offLoopback = [];
   server = await ClickerServer.start();
 });
-test.afterEach(async () => {
+test.afterEach(async ({ browser }) => {
+  // Pages left open would keep reconnecting to the next test's server.
+  await Promise.all(browser.contexts().map((c) => c.close()));
   await server.stop();
   expect(offLoopback, 'every request went to 127.0.0.1').toEqual([]);
 });

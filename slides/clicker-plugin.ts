@@ -6,7 +6,9 @@
 // every change. The deck is the source of truth: it never applies a `state`
 // event, which is only its own report coming back.
 //
-// Follow mode: read-only; applies the presenter's state and sends nothing.
+// Follow mode: read-only; applies the presenter's state and never sends a
+// command. Its only writes are a follower's own questions and reactions, on
+// a tap (audience.ts).
 import QRCode from 'qrcode';
 import type { RevealApi, RevealPlugin } from 'reveal.js';
 import {
@@ -22,8 +24,13 @@ import {
 } from '../protocol/messages';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
 import { PresenterStatus } from './status';
+import { deckAspect, PointerOverlay } from './pointer-overlay';
+import { AudienceOverlay, OVERLAY_EVENTS } from './spotlight';
+import { AUDIENCE_EVENTS, AudienceBar } from './audience';
 
 const STORE_KEY = 'clicker.deck.v1';
+/** Wait before re-sending a state report that failed. */
+const REPORT_RETRY_MS = 1_000;
 /** Command ids already applied, so a replay after reconnect never moves the deck twice. */
 const APPLIED_WINDOW = 2048;
 
@@ -94,6 +101,7 @@ export function describe(deck: RevealApi): { state: DeckState; slides: SlideRef[
     title: titleOf(current, `Slide ${deck.getSlidePastCount() + 1}`),
     notes: notesOf(current),
     nextTitle: titleOf(slides[pos + 1], `Slide ${pos + 2}`),
+    aspect: deckAspect(deck),
   };
   const outline = slides.slice(0, 1_000).map((s, i) => {
     const { h, v } = deck.getIndices(s);
@@ -188,19 +196,30 @@ export function clickerPlugin(mode: ClickerMode): RevealPlugin {
 
 async function startFollower(deck: RevealApi, channelId: string): Promise<void> {
   const status = new PresenterStatus('follow');
+  // Followers see the shown question and the room's reactions, and may ask
+  // and react: the only writes follow mode makes, and never a command.
+  const overlay = new AudienceOverlay();
+  const audience = new AudienceBar(api(`/${channelId}`));
   await whenReady(deck);
   const qr = document.querySelector<HTMLElement>('[data-clicker-qr]');
-  if (qr) qr.hidden = true;
+  // Hidden but still taking its space: the title slide keeps the presenter's
+  // layout, so the laser dot and the ink land on the same words here.
+  if (qr) qr.style.visibility = 'hidden';
+  const pointer = new PointerOverlay(deck);
   const follow = (state: DeckState | null) => {
     if (!state) return;
     deck.slide(state.indexh, state.indexv, state.indexf);
     if (deck.isPaused() !== state.paused) deck.togglePause(state.paused);
   };
-  new LiveStream(api(`/${channelId}/events`), [EVENT.snapshot, EVENT.state, EVENT.reload], {
+  new LiveStream(api(`/${channelId}/events`), [EVENT.snapshot, EVENT.state, EVENT.reload, EVENT.pointer, ...OVERLAY_EVENTS, ...AUDIENCE_EVENTS], {
     onEvent(name, data) {
+      // Up to 60 a second: straight to the overlay, past everything else.
+      if (name === EVENT.pointer) return pointer.apply(data);
+      overlay.onEvent(name, data);
+      audience.onEvent(name, data);
       if (name === EVENT.reload) reloadSoon();
       else if (name === EVENT.snapshot) follow((data as Snapshot).state);
-      else follow((data as StateEvent).state);
+      else if (name === EVENT.state) follow((data as StateEvent).state);
     },
     onState: (s) => status.setLink(s),
   }).start();
@@ -212,7 +231,10 @@ const whenReady = (deck: RevealApi) =>
 
 async function startPresenter(deck: RevealApi): Promise<void> {
   const status = new PresenterStatus('present');
+  // The question the presenter shows from the phone, and the audience's reactions.
+  const overlay = new AudienceOverlay();
   await whenReady(deck);
+  const pointer = new PointerOverlay(deck);
   let saved = loadSaved();
   const persist = () => {
     if (saved) localStorage.setItem(STORE_KEY, JSON.stringify(saved));
@@ -284,6 +306,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
 
   // ------------------------------------------------------------ reports
   let inFlight = false;
+  let retryTimer: ReturnType<typeof setTimeout> | undefined;
   let queued: { cause?: string } | null = null;
   const sendReport = async (cause?: string) => {
     if (!info) return;
@@ -295,13 +318,22 @@ async function startPresenter(deck: RevealApi): Promise<void> {
     inFlight = true;
     const body = report();
     if (cause) body.cause = cause;
+    let failed = false;
     try {
       await requestJson('PUT', api(`/${info.id}/state`), { key: info.deckKey, body });
       if (body.slides) outlineSent = true;
-    } catch {
-      // The stream's reconnect re-registers with the current state; nothing to retry here.
+    } catch (err) {
+      // A 503 (the shared store is briefly away) or a network error: the
+      // phone must not keep showing an old slide, so the newest state is sent
+      // again shortly. Anything else (the channel is gone after a restart) is
+      // the stream's reconnect to repair: it re-registers with the current state.
+      failed = !(err instanceof HttpStatusError) || err.status >= 500 || err.status === 429;
     } finally {
       inFlight = false;
+    }
+    if (failed && !queued) {
+      clearTimeout(retryTimer);
+      retryTimer = setTimeout(() => void sendReport(), REPORT_RETRY_MS);
     }
     const r = deck.getState();
     if (saved) {
@@ -363,9 +395,12 @@ async function startPresenter(deck: RevealApi): Promise<void> {
 
   stream = new LiveStream(
     api(`/${channelId}/events`),
-    [EVENT.snapshot, EVENT.command, EVENT.presence, EVENT.reload],
+    [EVENT.snapshot, EVENT.command, EVENT.presence, EVENT.reload, EVENT.pointer, ...OVERLAY_EVENTS],
     {
       onEvent(name, data) {
+        // Up to 60 a second, and never replayed: no need to persist the stream position for them.
+        if (name === EVENT.pointer) return pointer.apply(data);
+        overlay.onEvent(name, data);
         if (name === EVENT.reload) reloadSoon();
         else if (name === EVENT.command) onCommand(data);
         else if (name === EVENT.presence) onPresence(data as Presence);
