@@ -6,6 +6,8 @@
 //   GET  /sub/:ch   text/event-stream
 //   POST /pub/:ch   JSON body -> one `data:` event to every subscriber of :ch
 //   GET  /healthz   {"subscribers": n}
+//   POST /debug/gc  full collection, then {"ok": true, "rss": bytes}; only when
+//                   node runs with --expose-gc and only from loopback, like Clicker's
 //
 // Run it alone with `PORT=0 node --import tsx bench/relay.ts`; it prints
 // "relay listening on http://127.0.0.1:PORT/". It only ever binds loopback.
@@ -24,6 +26,7 @@ const SSE_HEADERS = {
 // Written on subscribe so the response head leaves at once, as Clicker's
 // retry hint and snapshot make it do; otherwise a client would wait for the first event.
 const HELLO = Buffer.from(':ok\n\n');
+const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
 
 export interface Relay {
   server: http.Server;
@@ -35,6 +38,8 @@ export interface Relay {
 export async function startRelay(port: number, host = '127.0.0.1'): Promise<Relay> {
   const channels = new Map<string, Set<http.ServerResponse>>();
   let count = 0;
+  // The memory scenario compares RSS after a full collection on both Node servers, so the relay offers the same hook.
+  const gc = (globalThis as { gc?: () => void }).gc;
 
   const reply = (res: http.ServerResponse, status: number, body: unknown) => {
     const text = JSON.stringify(body);
@@ -47,6 +52,10 @@ export async function startRelay(port: number, host = '127.0.0.1'): Promise<Rela
     (req, res) => {
       const url = req.url ?? '/';
       if (req.method === 'GET' && url === '/healthz') return reply(res, 200, { subscribers: count });
+      if (req.method === 'POST' && url === '/debug/gc' && gc && LOOPBACK.has(req.socket.remoteAddress ?? '')) {
+        gc();
+        return reply(res, 200, { ok: true, rss: process.memoryUsage().rss });
+      }
       const m = CHANNEL_RE.exec(url);
       if (!m) return reply(res, 404, { error: 'not found' });
       const verb = m[1];

@@ -2,7 +2,6 @@
 // through Playwright. The app runs in-process on loopback for the duration.
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { chromium } from 'playwright-core';
 
 export class ExportError extends Error {}
 
@@ -16,6 +15,8 @@ export function findChromium(env: NodeJS.ProcessEnv): string | undefined {
 export async function exportPdf(base: string, pdf: string, env: NodeJS.ProcessEnv): Promise<number> {
   const executablePath = findChromium(env);
   if (!executablePath) throw new ExportError('export needs Chromium: install it (Debian: apt-get install chromium) or set CHROMIUM_PATH');
+  // Loaded only here: Playwright adds tens of MiB to a process that never exports.
+  const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({
     executablePath,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],

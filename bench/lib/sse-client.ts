@@ -295,30 +295,3 @@ export class SseSubscriber {
     });
   }
 }
-
-/** Opens `count` subscribers with at most `concurrency` connecting at once, so the server's accept backlog never overflows. */
-export async function openMany(
-  count: number,
-  concurrency: number,
-  make: (i: number) => SubscribeOptions,
-): Promise<SseSubscriber[]> {
-  const subs: SseSubscriber[] = new Array<SseSubscriber>(count);
-  let next = 0;
-  let failure: unknown;
-  const worker = async () => {
-    while (next < count && failure === undefined) {
-      const i = next++;
-      try {
-        subs[i] = await SseSubscriber.open(make(i));
-      } catch (err) {
-        failure ??= err;
-      }
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
-  if (failure !== undefined) {
-    for (const s of subs) s?.close();
-    throw failure;
-  }
-  return subs;
-}

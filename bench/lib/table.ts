@@ -1,38 +1,66 @@
-// The printed summary: one row per figure, Clicker beside the baseline.
-import type { Row } from './scenario';
+// The printed summary: one row per figure, Clicker beside the relay and (when
+// it ran) nchan, each with Clicker's ratio to it, and issue 8's goals marked
+// PASS or FAIL in the last column.
+import type { Cell, Goal, Row } from './scenario';
 
 function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return 'n/a';
   const a = Math.abs(v);
   if (a >= 1000) return Math.round(v).toLocaleString('en-US');
+  // Counts (errors, subscribers) read as counts, not as 0.000.
+  if (Number.isInteger(v)) return String(v);
   if (a >= 100) return v.toFixed(0);
   if (a >= 10) return v.toFixed(1);
   return v.toFixed(a >= 1 ? 2 : 3);
 }
 
-function cell(v: number | string | null, unit: string): string {
-  if (v === null) return '-';
+function cell(v: Cell | undefined, unit: string): string {
+  if (v === null || v === undefined) return '-';
   if (typeof v === 'string') return v;
   const n = formatNumber(v);
   return unit && n !== 'n/a' ? `${n} ${unit}` : n;
 }
 
-export function ratioOf(row: Row): number | null {
-  if (row.ratio !== undefined) return row.ratio;
-  if (typeof row.clicker !== 'number' || typeof row.relay !== 'number' || row.relay === 0) return null;
-  const r = row.clicker / row.relay;
+function ratio(a: Cell | undefined, b: Cell | undefined): number | null {
+  if (typeof a !== 'number' || typeof b !== 'number' || b === 0) return null;
+  const r = a / b;
   return Number.isFinite(r) ? r : null;
 }
 
-export function renderTable(rows: readonly Row[]): string {
-  const header = ['figure', 'clicker', 'relay', 'clicker/relay'];
-  const body = rows.map((r) => {
-    const ratio = ratioOf(r);
-    return [r.figure, cell(r.clicker, r.unit), cell(r.relay, r.unit), ratio === null ? '-' : `${ratio.toFixed(2)}x`];
-  });
+export function ratioOf(row: Row): number | null {
+  if (row.ratio !== undefined) return row.ratio;
+  return ratio(row.clicker, row.relay);
+}
+
+export function nchanRatioOf(row: Row): number | null {
+  return ratio(row.clicker, row.nchan);
+}
+
+export function goalText(g: Goal): string {
+  return `${g.pass === null ? 'n/a' : g.pass ? 'PASS' : 'FAIL'} ${g.text}`;
+}
+
+export interface TableOptions {
+  /** Show the nchan columns (nchan was part of the run). */
+  nchan: boolean;
+}
+
+export function renderTable(rows: readonly Row[], opts: TableOptions = { nchan: false }): string {
+  const x = (r: number | null) => (r === null ? '-' : `${r.toFixed(2)}x`);
+  const header = ['figure', 'clicker', 'relay', 'clicker/relay', ...(opts.nchan ? ['nchan', 'clicker/nchan'] : []), 'goal (issue 8)'];
+  const body = rows.map((r) => [
+    r.figure,
+    cell(r.clicker, r.unit),
+    cell(r.relay, r.unit),
+    x(ratioOf(r)),
+    ...(opts.nchan ? [cell(r.nchan, r.unit), x(nchanRatioOf(r))] : []),
+    (r.goals ?? []).map(goalText).join('; '),
+  ]);
+  const last = header.length - 1;
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
-  const line = (cells: string[]) =>
-    `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  // The figure and the goal read as text (left); the numbers line up on the right.
+  const left = (i: number) => i === 0 || i === last;
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (left(i) ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (left(i) ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
   return [line(header), rule, ...body.map(line)].join('\n');
 }

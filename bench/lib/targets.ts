@@ -1,10 +1,13 @@
 // The servers under test, behind one small interface, so every scenario runs
-// the same code against each and a new peer (nchan, say) is one more adapter.
+// the same code against each: Clicker, the node:http relay and (lib/nchan.ts)
+// nginx with nchan.
 import path from 'node:path';
-import { freePort, startChild, StartError, type Child } from './children';
+import { cpuSeconds, freePort, rssKiB, startChild, StartError, type Child } from './children';
 import { isRecord, JsonClient, parseJson } from './http';
 
-const HOST = '127.0.0.1';
+export const HOST = '127.0.0.1';
+
+export type TargetName = 'clicker' | 'relay' | 'nchan';
 
 /** One channel on a target: where to subscribe and how to publish a command on it. */
 export interface BenchChannel {
@@ -14,12 +17,12 @@ export interface BenchChannel {
   eventName: string;
   /** Publishes {"type":"next","id":id}; resolves with the HTTP status. */
   publish(client: JsonClient, id: string): Promise<number>;
-  /** Status a successful publish answers with. */
-  publishOk: number;
+  /** Statuses a successful publish may answer with (nchan: 201 with subscribers, 202 without). */
+  publishOk: readonly number[];
 }
 
 export interface Target {
-  readonly name: string;
+  readonly name: TargetName;
   readonly host: string;
   readonly port: number;
   /** http://127.0.0.1:PORT, no trailing slash. */
@@ -29,10 +32,32 @@ export interface Target {
   openChannel(client: JsonClient): Promise<BenchChannel>;
   /** Streams the server says it holds, to check that a fan-out is complete or torn down. */
   subscribers(client: JsonClient): Promise<number>;
+  /** Resident memory in KiB: the process, or nginx's master and workers together. */
+  rssKiB(): Promise<number>;
+  /** CPU seconds used so far (user + system), workers included. */
+  cpuSeconds(): Promise<number>;
+  /**
+   * Runs a full garbage collection in the server (POST /debug/gc, there when
+   * node runs with --expose-gc); false for a server with no collector (nginx).
+   */
+  collectGarbage(client: JsonClient): Promise<boolean>;
   stop(): Promise<void>;
 }
 
-const commandBody = (id: string) => JSON.stringify({ type: 'next', id });
+/** Starts a fresh instance of one target, for a scenario that must begin from an untouched process. */
+export type Launcher = () => Promise<Target>;
+
+/** POST /debug/gc, which both Node servers answer with {ok: true, rss} when started with --expose-gc. */
+async function debugGc(client: JsonClient, name: string): Promise<boolean> {
+  const res = await client.post('/debug/gc');
+  const body = parseJson(res, `${name}: POST /debug/gc`);
+  if (res.status !== 200 || !isRecord(body) || body.ok !== true) {
+    throw new Error(`${name}: POST /debug/gc answered ${res.status}: ${res.body.slice(0, 200)} (is node started with --expose-gc?)`);
+  }
+  return true;
+}
+
+export const commandBody = (id: string) => JSON.stringify({ type: 'next', id });
 
 async function healthSubscribers(client: JsonClient): Promise<number> {
   const res = await client.get('/healthz');
@@ -75,7 +100,8 @@ export async function startClicker(opts: ClickerOptions): Promise<Target> {
       child = await startChild({
         name: 'clicker',
         command: process.execPath,
-        args: [entry, '--port', String(port), '--bind', HOST, '--host', HOST],
+        // --expose-gc: the memory scenario reads RSS after a full collection (POST /debug/gc).
+        args: ['--expose-gc', entry, '--port', String(port), '--bind', HOST, '--host', HOST],
         env,
         cwd: opts.rootDir,
         ready,
@@ -91,7 +117,7 @@ export async function startClicker(opts: ClickerOptions): Promise<Target> {
   }
   if (!child) throw lastError instanceof Error ? lastError : new Error('clicker did not start');
   const started = child;
-  const port = Number(started.match[2]);
+  const port = Number(started.match?.[2]);
 
   return {
     name: 'clicker',
@@ -110,11 +136,14 @@ export async function startClicker(opts: ClickerOptions): Promise<Target> {
       return {
         subscribePath: `/api/channels/${id}/events`,
         eventName: 'command',
-        publishOk: 202,
+        publishOk: [202],
         publish: async (c, cmdId) => (await c.post(`/api/channels/${id}/commands`, commandBody(cmdId), headers)).status,
       };
     },
     subscribers: healthSubscribers,
+    rssKiB: () => rssKiB(started.pid),
+    cpuSeconds: () => cpuSeconds(started.pid),
+    collectGarbage: (client) => debugGc(client, 'clicker'),
     stop: () => started.stop(),
   };
 }
@@ -129,14 +158,14 @@ export async function startRelayProcess(opts: RelayOptions): Promise<Target> {
   const child = await startChild({
     name: 'relay',
     command: process.execPath,
-    args: ['--import', 'tsx', path.join(opts.rootDir, 'bench', 'relay.ts')],
+    args: ['--expose-gc', '--import', 'tsx', path.join(opts.rootDir, 'bench', 'relay.ts')],
     env,
     cwd: opts.rootDir,
     ready: /relay listening on http:\/\/127\.0\.0\.1:(\d+)\//,
     timeoutMs: 15_000,
     fdLimit: opts.fdLimit,
   });
-  const port = Number(child.match[1]);
+  const port = Number(child.match?.[1]);
   let n = 0;
   return {
     name: 'relay',
@@ -150,11 +179,14 @@ export async function startRelayProcess(opts: RelayOptions): Promise<Target> {
       return Promise.resolve({
         subscribePath: `/sub/${ch}`,
         eventName: 'message',
-        publishOk: 202,
+        publishOk: [202],
         publish: async (c, cmdId) => (await c.post(`/pub/${ch}`, commandBody(cmdId))).status,
       });
     },
     subscribers: healthSubscribers,
+    rssKiB: () => rssKiB(child.pid),
+    cpuSeconds: () => cpuSeconds(child.pid),
+    collectGarbage: (client) => debugGc(client, 'relay'),
     stop: () => child.stop(),
   };
 }

@@ -1,16 +1,17 @@
 // Command latency with one subscriber: publish-start to delivery, one command
-// at a time, on each target. Both clocks are this process's performance.now(),
-// so there is no cross-process clock to trust.
+// at a time, on each target (Clicker, the relay, nchan when it runs). Both
+// clocks are this process's performance.now(), so there is no cross-process
+// clock to trust.
 //
-// The targets take turns in blocks (ABBA order) rather than one whole run
+// The targets take turns in blocks (ABC CBA order) rather than one whole run
 // after the other: this machine is shared and its noise drifts over seconds,
-// and alternating spreads the drift over both instead of charging it to one.
+// and alternating spreads the drift over all of them instead of charging it to one.
 import { performance } from 'node:perf_hooks';
 import { JsonClient } from '../lib/http';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats';
 import { SseSubscriber } from '../lib/sse-client';
 import { commandIdFactory, commandIdOf, type Target } from '../lib/targets';
-import { withTimeout, type Scenario } from '../lib/scenario';
+import { judge, targetsOf, withTimeout, type Scenario } from '../lib/scenario';
 
 export interface LatencyOptions {
   warmup: number;
@@ -33,7 +34,7 @@ export class LatencyProbe {
     readonly target: Target,
     private readonly client: JsonClient,
     private readonly publish: (id: string) => Promise<number>,
-    private readonly publishOk: number,
+    private readonly publishOk: readonly number[],
     private sub: SseSubscriber | undefined,
   ) {
     this.nextId = commandIdFactory(`lat-${target.name}`);
@@ -80,7 +81,7 @@ export class LatencyProbe {
         this.publish(id),
         withTimeout(delivered, timeoutMs, `${this.target.name}: delivery of ${id}`),
       ]);
-      if (status !== this.publishOk) throw new Error(`${this.target.name}: publish answered ${status}`);
+      if (!this.publishOk.includes(status)) throw new Error(`${this.target.name}: publish answered ${status}`);
       if (record) this.samples.push(at - t0);
     }
   }
@@ -97,12 +98,14 @@ export function latencyScenario(opts: LatencyOptions = LATENCY_DEFAULTS): Scenar
     needsServers: true,
     description: `command latency, 1 subscriber, ${opts.count} sequential commands after ${opts.warmup} warm-up`,
     async run(ctx) {
-      const probes = [await LatencyProbe.open(ctx.clicker), await LatencyProbe.open(ctx.relay)] as const;
+      const probes: LatencyProbe[] = [];
       try {
+        for (const t of targetsOf(ctx)) probes.push(await LatencyProbe.open(t));
         for (const p of probes) await p.run(opts.warmup, false, opts.deliveryTimeoutMs);
         const perBlock = Math.ceil(opts.count / opts.blocks);
         for (let b = 0; b < opts.blocks; b++) {
-          const order = b % 2 === 0 ? probes : ([probes[1], probes[0]] as const);
+          if (Date.now() > ctx.deadline) throw new Error('out of time');
+          const order = b % 2 === 0 ? probes : [...probes].reverse();
           for (const p of order) {
             const left = opts.count - p.samples.length;
             await p.run(Math.min(perBlock, left), true, opts.deliveryTimeoutMs);
@@ -111,19 +114,33 @@ export function latencyScenario(opts: LatencyOptions = LATENCY_DEFAULTS): Scenar
       } finally {
         for (const p of probes) p.close();
       }
-      const [c, r] = probes.map((p) => summarize(p.samples)) as [Summary, Summary];
-      ctx.log(`latency: clicker p50 ${c.p50.toFixed(3)} ms, relay p50 ${r.p50.toFixed(3)} ms`);
+      const [c, r, n] = probes.map((p) => summarize(p.samples)) as [Summary, Summary, Summary | undefined];
+      ctx.log(
+        `latency: p50 clicker ${c.p50.toFixed(3)} ms, relay ${r.p50.toFixed(3)} ms${n ? `, nchan ${n.p50.toFixed(3)} ms` : ''}`,
+      );
       return {
         rows: [
-          { figure: 'command latency p50 (1 sub)', clicker: c.p50, relay: r.p50, unit: 'ms' },
-          { figure: 'command latency p99 (1 sub)', clicker: c.p99, relay: r.p99, unit: 'ms' },
-          { figure: 'command latency mean (1 sub)', clicker: c.mean, relay: r.mean, unit: 'ms' },
+          {
+            figure: 'command latency p50 (1 sub)',
+            clicker: c.p50,
+            relay: r.p50,
+            nchan: n?.p50 ?? null,
+            unit: 'ms',
+            goals: [
+              { text: '<= 1.1x relay', pass: judge(c.p50 / r.p50, '<=', 1.1) },
+              { text: '<= 1.3x nchan', pass: n ? judge(c.p50 / n.p50, '<=', 1.3) : null },
+            ],
+          },
+          { figure: 'command latency p99 (1 sub)', clicker: c.p99, relay: r.p99, nchan: n?.p99 ?? null, unit: 'ms' },
+          { figure: 'command latency mean (1 sub)', clicker: c.mean, relay: r.mean, nchan: n?.mean ?? null, unit: 'ms' },
         ],
         data: {
           options: { ...opts },
           clicker: { ...roundSummary(c) },
           relay: { ...roundSummary(r) },
+          nchan: n ? { ...roundSummary(n) } : null,
           ratio: { p50: round(c.p50 / r.p50), p99: round(c.p99 / r.p99), mean: round(c.mean / r.mean) },
+          ratioNchan: n ? { p50: round(c.p50 / n.p50), p99: round(c.p99 / n.p99), mean: round(c.mean / n.mean) } : null,
         },
       };
     },

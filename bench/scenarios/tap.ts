@@ -16,7 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import { chromium, devices, type Browser, type Page } from '@playwright/test';
 import { round, roundSummary, summarize } from '../lib/stats';
-import type { Scenario } from '../lib/scenario';
+import { judge, type Scenario } from '../lib/scenario';
 
 declare global {
   interface Window {
@@ -197,7 +197,7 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
         ctx.log(`tap: p50 ${all.p50.toFixed(1)} ms over ${all.n} taps, ${failures} without a move`);
         return {
           rows: [
-            { figure: 'tap-to-slide p50 (Chromium)', clicker: all.p50, relay: null, unit: 'ms' },
+            { figure: 'tap-to-slide p50 (Chromium)', clicker: all.p50, relay: null, unit: 'ms', goals: [{ text: '<= 5 ms', pass: judge(all.p50, '<=', 5) }] },
             { figure: 'tap-to-slide p99 (Chromium)', clicker: all.p99, relay: null, unit: 'ms' },
           ],
           data: {
