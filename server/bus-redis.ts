@@ -15,9 +15,15 @@
 // abandoned channels vanish by themselves. Multi-key updates are Lua scripts,
 // so they are atomic across instances.
 //
+// Every instance writes its own events to its streams from their pub/sub
+// echo too (onOwn), not from an append's answer, so every stream on every
+// instance sees the one order in which Redis numbered them.
+//
 // While Redis is unreachable, commands fail at once (no offline queue) and
 // surface as BusUnavailable, which the HTTP layer answers with 503 and
 // Retry-After; open streams stay open, and ioredis reconnects by itself.
+// The hub hears when the pub/sub link drops (onOutage) and when it is back
+// and subscribed with the command link up (onReconnect), to catch up.
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { nanoid } from 'nanoid';

@@ -33,6 +33,9 @@ export function checkJsonBody(req: IncomingMessage): void {
   const length = header(req, 'content-length');
   const chunked = header(req, 'transfer-encoding') !== undefined;
   if (!chunked && (length === undefined || length === '0')) return;
+  // No client of ours compresses its tiny bodies; refusing every encoding keeps one code path for all of them.
+  const encoding = header(req, 'content-encoding')?.trim().toLowerCase();
+  if (encoding !== undefined && encoding !== '' && encoding !== 'identity') throw new HttpError(415, 'unsupported content encoding');
   const type = header(req, 'content-type') ?? '';
   const [mime, ...params] = type.split(';');
   if (mime!.trim().toLowerCase() !== 'application/json') throw new HttpError(415, 'send application/json');

@@ -68,6 +68,8 @@ interface LocalChannel {
   latest: Map<string, number>;
   /** Live events held back while the channel catches up from history (null otherwise), so the stream stays in id order. */
   held: BusEvent[] | null;
+  /** The last catch-up covered every event up to this id; a relayed copy of one arriving later is dropped. */
+  caughtUpTo: number;
 }
 
 export type HubLimits = Pick<
@@ -417,7 +419,7 @@ export class Hub {
     for (const [id, local] of [...this.local]) {
       if (local.subscribers.size === 0) {
         // Its streams left during the outage: nothing to catch up, and a stream joining later must not wait on a hold.
-        local.held = null;
+        this.local.delete(id);
         continue;
       }
       // Usually set already, when the link dropped (onOutage).
@@ -425,36 +427,42 @@ export class Hub {
       const from = local.lastId;
       try {
         const history = await this.call(() => this.bus.since(id, from));
+        // Read after the history, so it holds every state change up to history.last (and maybe a few after).
         const record = await this.get(id);
         for (const ev of history.events) if (ev.id > local.lastId) this.write(id, local, ev);
-        // Compared with where the catch-up started, not with `lastId`: the
-        // replayed commands may already reach record.seq, and a state
-        // reported before the last of them was missed all the same.
-        if (record.seq > from && record.state) {
-          this.write(id, local, { id: record.seq, event: EVENT.state, data: JSON.stringify({ state: record.state }) });
+        // Labelled history.last, not record.seq: events after history.last
+        // are relayed live, and a stream must never see ids go back. Compared
+        // with where the catch-up started, not with `lastId`: the replayed
+        // commands may reach history.last, and a state reported before the
+        // last of them was missed all the same.
+        if (history.last > from) {
+          if (record.state) this.write(id, local, { id: history.last, event: EVENT.state, data: JSON.stringify({ state: record.state }) });
+          this.write(id, local, { id: history.last, event: EVENT.presence, data: JSON.stringify(presenceOf(record)) });
         }
-        if (record.seq > from) {
-          this.write(id, local, { id: record.seq, event: EVENT.presence, data: JSON.stringify(presenceOf(record)) });
-        }
+        // Relayed events up to history.last may still be on their way (the
+        // two links are read in no set order): kept commands among them were
+        // just written from history, and the rest are superseded.
+        local.caughtUpTo = Math.max(local.caughtUpTo, history.last);
       } catch (err) {
-        if (err instanceof HubError && err.kind === 'not_found') this.endStreams(local);
+        if (err instanceof HubError && err.kind === 'not_found') this.endStreams(id, local);
         // One channel failing must not leave the others without their catch-up.
         else failure ??= err;
       } finally {
         const held = local.held;
         local.held = null;
-        // Held events the catch-up already covered (kept commands from history, states superseded by the record's) are dropped.
-        for (const ev of held ?? []) if (ev.id > local.lastId) this.write(id, local, ev);
+        for (const ev of held ?? []) if (ev.id > Math.max(local.lastId, local.caughtUpTo)) this.write(id, local, ev);
       }
     }
     if (failure !== undefined) throw failure;
   }
 
-  /** Ends every stream of a channel, as close() does for all of them. */
-  private endStreams(local: LocalChannel): void {
+  /** Ends every stream of a channel, as close() does for all of them, and forgets what this process knew of it. */
+  private endStreams(id: string, local: LocalChannel): void {
     for (const sub of local.subscribers) sub.sink?.end();
     // A stream still reading its snapshot sees it is no longer listed and ends itself.
     local.subscribers.clear();
+    // Brought back, the channel may count again from a lower id.
+    this.local.delete(id);
   }
 
   private async ensureRoom(): Promise<void> {
@@ -493,6 +501,7 @@ export class Hub {
       local.held.push(ev);
       return 0;
     }
+    if (ev.id <= local.caughtUpTo) return 0;
     return this.write(id, local, ev);
   }
 
@@ -538,7 +547,7 @@ export class Hub {
 
   private localChannel(id: string): LocalChannel {
     let ch = this.local.get(id);
-    if (!ch) this.local.set(id, (ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null }));
+    if (!ch) this.local.set(id, (ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0 }));
     return ch;
   }
 
