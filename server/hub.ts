@@ -438,6 +438,10 @@ export class Hub {
         if (history.last > from) {
           if (record.state) this.write(id, local, { id: history.last, event: EVENT.state, data: JSON.stringify({ state: record.state }) });
           this.write(id, local, { id: history.last, event: EVENT.presence, data: JSON.stringify(presenceOf(record)) });
+          // The audience side too: a question shown or asked meanwhile.
+          const questions = await this.call(() => this.bus.questions(id));
+          this.write(id, local, { id: history.last, event: EVENT.questions, data: JSON.stringify(summaryOf(record.questionsOpen, questions)) });
+          this.write(id, local, { id: history.last, event: EVENT.spotlight, data: JSON.stringify({ question: record.spotlight }) });
         }
         // Relayed events up to history.last may still be on their way (the
         // two links are read in no set order): kept commands among them were

@@ -51,6 +51,9 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
   let bus: RedisBus | undefined;
   if (config.redisUrl) {
     bus = new RedisBus({ url: config.redisUrl, limits: config });
+    // Operators see the outage and the recovery in the logs, not only in /readyz.
+    bus.onOutage(() => logger.warn({ bus: 'redis' }, 'lost the link to Redis; answering 503 until it is back'));
+    bus.onReconnect(() => logger.info({ bus: 'redis' }, 'Redis is back; streams are catching up'));
     try {
       await bus.connected(5_000);
       logger.info({ bus: 'redis' }, 'connected to Redis');
