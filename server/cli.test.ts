@@ -132,3 +132,37 @@ test('decks: front matter, flags over front matter, folders, HTML sections', () 
   // A title with markup is escaped into the page's <title>.
   assert.match(loadDeck(ROOT, undefined, { title: '<script>x</script>' }).page(), /<title>&lt;script&gt;x&lt;\/script&gt;<\/title>/);
 });
+
+test('the server prints the LAN URL and its QR code, starts quickly, and a port in use is a one-line error naming the flag', async () => {
+  const { spawn } = await import('node:child_process');
+  const started = performance.now();
+  const first = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT });
+  let out = '';
+  first.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 30_000);
+      first.stdout.on('data', () => {
+        const m = /Open the slideshow on this laptop:\s+(\S+)/.exec(out);
+        // Wait for the QR code too, which follows the URL.
+        if (m && /[▀▄█]{5,}/.test(out)) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+    });
+    // A figure for the closing note, never an assertion: machines differ.
+    console.log(`startup: ${(performance.now() - started).toFixed(0)} ms from spawn to the printed URL and QR`);
+    const host = new URL(url).hostname;
+    assert.notEqual(host, 'localhost');
+    assert.notEqual(host, '127.0.0.1');
+    const port = new URL(url).port;
+    const second = clicker(['--port', port, '--bind', '127.0.0.1'], ROOT);
+    assert.equal(second.code, 2);
+    assert.equal(second.stdout, '');
+    assert.equal(second.stderr.trimEnd().split('\n').length, 1, second.stderr);
+    assert.match(second.stderr, new RegExp(`^clicker: port ${port} is already in use; pick another with --port <n> \\(or PORT=<n>\\)`));
+  } finally {
+    first.kill('SIGTERM');
+  }
+});
