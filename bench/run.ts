@@ -8,6 +8,7 @@
 //   npm run bench                      everything
 //   npm run bench -- --only latency    some scenarios (comma-separated names)
 //   npm run bench -- --skip fanout10k
+//   npm run bench -- --only fanout3    3 instances on a private Redis vs 1
 //   npm run bench -- --quick           smaller counts, for trying the bench itself
 //   npm run bench -- --no-nchan        leave nginx + nchan out
 //
@@ -27,6 +28,7 @@ import { startClicker, startRelayProcess, type Launcher, type Target, type Targe
 import type { BaseContext, Json, Row, Scenario, ScenarioResult } from './lib/scenario';
 import { CAPACITY_DEFAULTS, capacityScenario } from './scenarios/capacity';
 import { FANOUT_DEFAULTS, fanOutScenario } from './scenarios/fanout';
+import { FANOUT3_DEFAULTS, fanOut3Scenario, type ClickerLauncher } from './scenarios/fanout3';
 import { LATENCY_DEFAULTS, latencyScenario } from './scenarios/latency';
 import { MEMORY_DEFAULTS, memoryScenario } from './scenarios/memory';
 import { sizesScenario } from './scenarios/sizes';
@@ -50,12 +52,13 @@ const USUAL_SECONDS: Readonly<Record<string, number>> = {
   fanout: 40,
   fanout10k: 60,
   capacity: 95,
+  fanout3: 40,
 };
 /** Open files each server may use: the machine's hard limit, above the 19,000 subscribers of the capacity run. */
 const SERVER_FD_LIMIT = 20_000;
 
 /** Scenarios whose subscribers live in worker processes (lib/pool.ts). */
-const POOLED = new Set(['fanout', 'fanout10k', 'memory', 'capacity']);
+const POOLED = new Set(['fanout', 'fanout10k', 'memory', 'capacity', 'fanout3']);
 
 const USAGE = 'usage: node --import tsx bench/run.ts [--only a,b] [--skip a,b] [--quick] [--no-nchan]';
 
@@ -131,6 +134,12 @@ async function main(): Promise<number> {
   const softFdLimit = fdLimit();
   // Workers raise their own limit to the hard one: each holds at most `perWorker` subscribers.
   const workerFdLimit = Math.min(SERVER_FD_LIMIT, fdLimit(true) || SERVER_FD_LIMIT);
+  // Every bench subscriber comes from 127.0.0.1, which the per-address cap is meant to
+  // stop, and the capacity run puts 19,000 on one channel.
+  const clickerEnv = { MAX_SUBSCRIBERS_PER_IP: String(SERVER_FD_LIMIT), MAX_SUBSCRIBERS_PER_CHANNEL: String(SERVER_FD_LIMIT) };
+  /** A fresh Clicker for fanout3: one of the instances sharing its private Redis, or (undefined) the in-memory one beside them. */
+  const launchClickerOn: ClickerLauncher = (redisUrl) =>
+    startClicker({ rootDir: ROOT, fdLimit: SERVER_FD_LIMIT, env: { ...clickerEnv, ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }) } });
   const all: Scenario[] = [
     sizesScenario,
     latencyScenario(quick ? { ...LATENCY_DEFAULTS, warmup: 20, count: 200 } : LATENCY_DEFAULTS),
@@ -143,6 +152,11 @@ async function main(): Promise<number> {
       quick ? { ...FANOUT_DEFAULTS, subscribers: 1_000, commands: 10, block: 5, perWorker: 500 } : { ...FANOUT_DEFAULTS, subscribers: 10_000 },
     ),
     capacityScenario(quick ? { ...CAPACITY_DEFAULTS, subscribers: 2_000, perWorker: 700, holdMs: 200 } : CAPACITY_DEFAULTS),
+    // Last: no goal hangs on it, so on a slow run it is the one that gives way.
+    fanOut3Scenario(
+      { launch: launchClickerOn, workerFdLimit },
+      quick ? { ...FANOUT3_DEFAULTS, subscribers: 600, commands: 10, block: 5, warmup: 1 } : FANOUT3_DEFAULTS,
+    ),
   ];
   const unknown = [...(cli.only ?? []), ...cli.skip].filter((n) => !all.some((s) => s.name === n));
   if (unknown.length) {
@@ -191,14 +205,7 @@ async function main(): Promise<number> {
 
   const pressureBefore = await cpuPressure();
   const loadBefore = os.loadavg().map((l) => round(l, 2));
-  const launchClicker: Launcher = () =>
-    startClicker({
-      rootDir: ROOT,
-      fdLimit: SERVER_FD_LIMIT,
-      // Every bench subscriber comes from 127.0.0.1, which the per-address cap is meant to
-      // stop, and the capacity run puts 19,000 on one channel.
-      env: { MAX_SUBSCRIBERS_PER_IP: String(SERVER_FD_LIMIT), MAX_SUBSCRIBERS_PER_CHANNEL: String(SERVER_FD_LIMIT) },
-    });
+  const launchClicker: Launcher = () => launchClickerOn(undefined);
   const launchRelay: Launcher = () => startRelayProcess({ rootDir: ROOT, fdLimit: SERVER_FD_LIMIT });
   const launch: Partial<Record<TargetName, Launcher>> = { clicker: launchClicker, relay: launchRelay };
   let clicker: Target | undefined;
@@ -244,6 +251,11 @@ async function main(): Promise<number> {
       const usualMs = (USUAL_SECONDS[scenario.name] ?? 30) * 1000 * (quick ? 0.2 : 1);
       if (Date.now() + usualMs > started + SOFT_LIMIT_MS) {
         skip(scenario, `out of time (it usually takes ${Math.round(usualMs / 1000)} s; run it alone with --only ${scenario.name})`);
+        continue;
+      }
+      const unavailable = scenario.unavailable?.();
+      if (unavailable !== undefined) {
+        skip(scenario, unavailable);
         continue;
       }
       if (scenario.needsServers && startFailure !== undefined) {
@@ -339,6 +351,8 @@ async function main(): Promise<number> {
           ratio: ratio === null ? null : round(ratio),
           ratioNchan: ratioNchan === null ? null : round(ratioNchan),
           goals: (r.goals ?? []).map((g) => ({ text: g.text, pass: g.pass })),
+          // A row group of its own (fanout3): what `clicker`, `relay` and `ratio` hold there.
+          ...(r.columns ? { columns: { ...r.columns } } : {}),
         };
       }),
       goals: goals.map((g) => `${g.figure}: ${goalText(g)}`),

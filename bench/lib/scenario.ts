@@ -24,6 +24,20 @@ export interface Row {
   /** clicker / relay when both are numbers; set by the table code unless given. */
   ratio?: number | null;
   goals?: Goal[];
+  /**
+   * A row group whose columns hold something else than Clicker beside its
+   * peers (fanout3: three instances beside one): the table prints a heading
+   * row with these names before the group, and the JSON carries them.
+   */
+  columns?: ColumnNames;
+}
+
+/** Headings for a row group: its title (in the figure column) and what the clicker, relay and ratio columns hold. */
+export interface ColumnNames {
+  group: string;
+  clicker: string;
+  relay: string;
+  ratio: string;
 }
 
 export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
@@ -68,9 +82,17 @@ export function judge(value: number | null | undefined, op: '<=' | '>=', limit: 
 }
 
 /** A scenario either measures the running servers or reads something that needs none (so none are started for it alone). */
-export type Scenario =
+export type Scenario = (
   | { name: string; description: string; needsServers: true; run(ctx: Context): Promise<ScenarioResult> }
-  | { name: string; description: string; needsServers: false; run(ctx: BaseContext): Promise<ScenarioResult> };
+  | { name: string; description: string; needsServers: false; run(ctx: BaseContext): Promise<ScenarioResult> }
+) & {
+  /**
+   * Why the scenario cannot run on this machine (a program it needs is
+   * missing), or undefined; checked just before it would start, and the run
+   * skips it with this as the note.
+   */
+  unavailable?: () => string | undefined;
+};
 
 /** Rejects after `ms` with a message naming what was awaited. */
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {

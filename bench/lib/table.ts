@@ -1,7 +1,9 @@
 // The printed summary: one row per figure, Clicker beside the relay and (when
 // it ran) nchan, each with Clicker's ratio to it, and issue 8's goals marked
-// PASS or FAIL in the last column.
-import type { Cell, Goal, Row } from './scenario';
+// PASS or FAIL in the last column. A row group that compares something else
+// (fanout3: three Clicker instances beside one) names its own columns in a
+// heading row of its own.
+import type { Cell, ColumnNames, Goal, Row } from './scenario';
 
 function formatNumber(v: number): string {
   if (!Number.isFinite(v)) return 'n/a';
@@ -45,17 +47,36 @@ export interface TableOptions {
   nchan: boolean;
 }
 
+/** Key telling one row group's headings from another's ('' for the table's own). */
+const columnsKey = (c: ColumnNames | undefined) => (c ? `${c.group}\u0000${c.clicker}\u0000${c.relay}\u0000${c.ratio}` : '');
+
 export function renderTable(rows: readonly Row[], opts: TableOptions = { nchan: false }): string {
   const x = (r: number | null) => (r === null ? '-' : `${r.toFixed(2)}x`);
   const header = ['figure', 'clicker', 'relay', 'clicker/relay', ...(opts.nchan ? ['nchan', 'clicker/nchan'] : []), 'goal (issue 8)'];
-  const body = rows.map((r) => [
-    r.figure,
-    cell(r.clicker, r.unit),
-    cell(r.relay, r.unit),
-    x(ratioOf(r)),
-    ...(opts.nchan ? [cell(r.nchan, r.unit), x(nchanRatioOf(r))] : []),
-    (r.goals ?? []).map(goalText).join('; '),
-  ]);
+  // A row group with columns of its own (fanout3) gets a heading row naming them; rows
+  // after it that have none get the table's own headings again.
+  const body: string[][] = [];
+  let current = '';
+  for (const r of rows) {
+    const key = columnsKey(r.columns);
+    if (key !== current) {
+      const c = r.columns;
+      body.push(
+        c
+          ? [`[${c.group}]`, c.clicker, c.relay, c.ratio, ...(opts.nchan ? ['', ''] : []), '']
+          : [...header.slice(0, -1).map((h, i) => (i === 0 ? `[${h}]` : h)), ''],
+      );
+      current = key;
+    }
+    body.push([
+      r.figure,
+      cell(r.clicker, r.unit),
+      cell(r.relay, r.unit),
+      x(ratioOf(r)),
+      ...(opts.nchan ? [cell(r.nchan, r.unit), x(nchanRatioOf(r))] : []),
+      (r.goals ?? []).map(goalText).join('; '),
+    ]);
+  }
   const last = header.length - 1;
   const widths = header.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
   // The figure and the goal read as text (left); the numbers line up on the right.

@@ -68,7 +68,7 @@ async function healthSubscribers(client: JsonClient): Promise<number> {
 
 export interface ClickerOptions {
   rootDir: string;
-  /** Extra environment, e.g. limits raised for a fan-out. */
+  /** Extra environment, e.g. limits raised for a fan-out, or REDIS_URL (the only way it reaches the server). */
   env?: Record<string, string>;
   fdLimit?: number;
 }
@@ -80,16 +80,19 @@ export interface ClickerOptions {
  */
 export async function startClicker(opts: ClickerOptions): Promise<Target> {
   const entry = process.env.BENCH_CLICKER_ENTRY ?? path.join(opts.rootDir, 'dist', 'server', 'main.js');
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
+  const env: NodeJS.ProcessEnv = { ...process.env };
+  // None may leak in from the caller's shell and point the server elsewhere:
+  // a REDIS_URL there would turn the in-memory baseline into a Redis client
+  // of somebody's Redis. Only a scenario sets it (fanout3, a private one).
+  delete env.PORT;
+  delete env.PUBLIC_URL;
+  delete env.REDIS_URL;
+  Object.assign(env, {
     // Every scenario creates channels, and the Chromium one reloads pages; the
     // per-address rate limit is for the internet, not for a bench on loopback.
     CREATE_PER_MINUTE: '100000',
     ...opts.env,
-  };
-  // Neither may leak in from the caller's shell and point the server elsewhere.
-  delete env.PORT;
-  delete env.PUBLIC_URL;
+  });
   const ready = /Open the slideshow on this laptop:\s+(http:\/\/127\.0\.0\.1:(\d+))\//;
 
   let child: Child | undefined;
