@@ -7,7 +7,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { QUESTION_MAX, type ChannelInfo, type PairResult, type QuestionList, type Snapshot } from '../protocol/messages';
 import type { Config } from './config';
-import { call, createChannel, openRawStream, pairPhone, rawRequest, startTestServer, type RawAnswer, type RawStream, type TestServer } from './testing';
+import { call, createChannel, expectError, openRawStream, pairPhone, rawRequest, startTestServer, type RawAnswer, type RawStream, type TestServer } from './testing';
 
 /** Guards against a hang when an awaited event never comes; not a timing assertion. */
 const GUARD = { timeout: 30_000 };
@@ -61,17 +61,6 @@ async function nth(st: RawStream, event: string, n: number): Promise<unknown> {
     if (found.length >= n) return found[n - 1]!.data;
     await new Promise((r) => setTimeout(r, 10));
   }
-}
-
-/** Every error answer is JSON with a non-empty `error` string. */
-function expectError(res: RawAnswer, status: number, message?: RegExp): Record<string, unknown> {
-  assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${res.text}`);
-  assert.match(String(res.headers['content-type']), /^application\/json\b/);
-  assert.ok(res.json, 'error body is a JSON object');
-  assert.equal(typeof res.json.error, 'string');
-  assert.notEqual(res.json.error, '');
-  if (message) assert.match(String(res.json.error), message);
-  return res.json;
 }
 
 const ask = (s: TestServer, base: string, body: unknown, localAddress?: string) =>

@@ -24,6 +24,7 @@ import {
   type RawStream,
   type TestServer,
   type TestServerOptions,
+  expectError,
 } from './testing';
 
 /** Guards against a hang when an awaited event never comes; not a timing assertion. */
@@ -43,17 +44,6 @@ async function stream(t: TestContext, s: TestServer, id: string, opts: { headers
   t.after(() => st.close());
   if (st.status === 200) await st.waitFor('event: snapshot');
   return st;
-}
-
-/** Every error answer is JSON with a non-empty `error` string. */
-function expectError(res: RawAnswer, status: number, message?: RegExp): Record<string, unknown> {
-  assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${res.text}`);
-  assert.match(String(res.headers['content-type']), /^application\/json\b/);
-  assert.ok(res.json, 'error body is a JSON object');
-  assert.equal(typeof res.json.error, 'string');
-  assert.notEqual(res.json.error, '');
-  if (message) assert.match(String(res.json.error), message);
-  return res.json;
 }
 
 const state = (over: Partial<DeckState> = {}): DeckState => ({

@@ -3,6 +3,7 @@
 // server/main.ts (Hub, createApp, createHttpServer, makePublicBase), plus raw
 // HTTP helpers for requests that fetch refuses to send and for reading an
 // event stream's bytes exactly as they go out.
+import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -262,4 +263,15 @@ export function eventNames(raw: string): string[] {
     .split('\n')
     .filter((line) => line.startsWith('event:'))
     .map((line) => line.slice('event:'.length).trim());
+}
+
+/** Every error answer is JSON with a non-empty `error` string. */
+export function expectError(res: RawAnswer, status: number, message?: RegExp): Record<string, unknown> {
+  assert.equal(res.status, status, `expected ${status}, got ${res.status}: ${res.text}`);
+  assert.match(String(res.headers['content-type']), /^application\/json\b/);
+  assert.ok(res.json, 'error body is a JSON object');
+  assert.equal(typeof res.json.error, 'string');
+  assert.notEqual(res.json.error, '');
+  if (message) assert.match(String(res.json.error), message);
+  return res.json;
 }
