@@ -179,11 +179,19 @@ export class PointerOverlay {
 
 /**
  * Width over height of the deck's slide area, for the phone's pointer pad.
- * offsetWidth/Height are the configured size, before reveal.js scales it.
+ * Read from the configured size when it is in pixels: reading offsetWidth
+ * would force a layout on every state report, on the tap's path.
+ * offsetWidth/Height (the size before reveal.js scales it) cover the rest.
  */
 export function deckAspect(deck: RevealApi): number | undefined {
-  const slides = deck.getSlidesElement();
-  if (!slides || !slides.offsetWidth || !slides.offsetHeight) return undefined;
-  const aspect = Math.round((slides.offsetWidth / slides.offsetHeight) * 10_000) / 10_000;
+  const { width, height } = deck.getConfig();
+  let aspect: number | undefined;
+  if (typeof width === 'number' && typeof height === 'number' && height > 0) aspect = width / height;
+  else {
+    const slides = deck.getSlidesElement();
+    if (!slides || !slides.offsetWidth || !slides.offsetHeight) return undefined;
+    aspect = slides.offsetWidth / slides.offsetHeight;
+  }
+  aspect = Math.round(aspect * 10_000) / 10_000;
   return aspect >= 0.2 && aspect <= 5 ? aspect : undefined;
 }
