@@ -20,7 +20,7 @@ import http from 'node:http';
 import fc from 'fast-check';
 import { Command, PairRequest, Register, StateReport, type ChannelInfo, type DeckState, type PairResult } from '../protocol/messages';
 import { hashSecret } from './keys';
-import { call, cmdId, createChannel, eventNames, openRawStream, pairPhone, startTestServer, type RawStream, type TestServer } from './testing';
+import { call, cmdId, createChannel, eventNames, openRawStream, pairPhone, sampleState, startTestServer, type RawStream, type TestServer } from './testing';
 
 /** Runs per endpoint: 9 endpoints, a few thousand requests in all, a few seconds on two cores. */
 const RUNS = 150;
@@ -148,20 +148,7 @@ const validCommand = fc.oneof(
   fc.record({ type: fc.constant('goto'), id: commandId, h: fc.integer({ min: 0, max: 100 }), v: fc.integer({ min: 0, max: 10 }) }),
   fc.record({ type: fc.constant('pause'), id: commandId, on: fc.boolean() }),
 );
-const deckState: DeckState = {
-  indexh: 0,
-  indexv: 0,
-  indexf: -1,
-  fragments: 0,
-  paused: false,
-  position: 1,
-  total: 3,
-  isFirst: true,
-  isLast: false,
-  title: 'Title',
-  notes: '',
-  nextTitle: 'Next',
-};
+const deckState: DeckState = sampleState();
 const validState = printable(50).map((title) => ({ state: { ...deckState, title } }));
 /** A valid shape with one thing wrong: an extra field, or one field replaced by anything. */
 const spoiled = <T extends Record<string, unknown>>(valid: fc.Arbitrary<T>) =>

@@ -25,6 +25,7 @@ import {
   type TestServer,
   type TestServerOptions,
   expectError,
+  sampleState,
 } from './testing';
 
 /** Guards against a hang when an awaited event never comes; not a timing assertion. */
@@ -46,21 +47,7 @@ async function stream(t: TestContext, s: TestServer, id: string, opts: { headers
   return st;
 }
 
-const state = (over: Partial<DeckState> = {}): DeckState => ({
-  indexh: 0,
-  indexv: 0,
-  indexf: -1,
-  fragments: 0,
-  paused: false,
-  position: 1,
-  total: 3,
-  isFirst: true,
-  isLast: false,
-  title: 'Title',
-  notes: '',
-  nextTitle: 'Next',
-  ...over,
-});
+const state = sampleState;
 
 /** Waits until the server has noticed closed streams (it learns of a disconnect asynchronously). */
 async function untilSubscribers(s: TestServer, n: number): Promise<void> {

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChannelInfo, PairResult } from '../protocol/messages';
+import type { ChannelInfo, DeckState, PairResult } from '../protocol/messages';
 import { createApp } from './app';
 import { DEFAULTS, type Config } from './config';
 import { Hub } from './hub';
@@ -275,3 +275,20 @@ export function expectError(res: RawAnswer, status: number, message?: RegExp): R
   if (message) assert.match(String(res.json.error), message);
   return res.json;
 }
+
+/** A valid deck state: the first of three slides. Tests override what they look at. */
+export const sampleState = (over: Partial<DeckState> = {}): DeckState => ({
+  indexh: 0,
+  indexv: 0,
+  indexf: -1,
+  fragments: 0,
+  paused: false,
+  position: 1,
+  total: 3,
+  isFirst: true,
+  isLast: false,
+  title: 'Title',
+  notes: '',
+  nextTitle: 'Next',
+  ...over,
+});
