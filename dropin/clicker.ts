@@ -1,4 +1,4 @@
-// The drop-in script: any web page, not only a reveal.js deck, can be driven
+// The drop-in script. With it, any web page, not only a reveal.js deck, can be driven
 // by the Clicker phone remote with
 //
 //   <script src="http://<clicker host:port>/clicker.js"></script>
@@ -560,7 +560,7 @@ class Overlay {
   private returnFocus: Element | null = null;
 
   constructor() {
-    // A custom element name: any name of that form may host a shadow root, and no page CSS targets it by accident.
+    // A custom element name, since any name of that form may host a shadow root, and no page CSS targets it by accident.
     this.host = document.createElement('clicker-overlay');
     // Inline !important beats the page's own !important rules on the one element it can reach.
     for (const [prop, value] of [
