@@ -26,7 +26,7 @@ import { errorHandler, HttpError } from './errors';
 import { summaryOf, type ChannelRecord } from './bus';
 import { Hub, type CreatedChannel } from './hub';
 import { loadDeck, type Deck } from './deck';
-import { createHotRoutes } from './fast';
+import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
 import { bearer } from './keys';
@@ -51,10 +51,13 @@ export interface AppDeps {
 }
 
 /**
- * The request listener: the hot paths (streams and commands) straight on
- * node:http, everything else through Express.
+ * The request listener (the hot paths straight on node:http, everything else
+ * through Express), carrying the hot routes for the raw front in
+ * raw-http.ts, which createHttpServer puts before it.
  */
-export function createApp(deps: AppDeps): RequestListener {
+export type App = RequestListener & { readonly hot: HotRoutes };
+
+export function createApp(deps: AppDeps): App {
   const { config, hub, clientDir, rootDir } = deps;
   const log = deps.log ?? ((line: string) => console.error(line));
   const app = express();
@@ -355,7 +358,8 @@ export function createApp(deps: AppDeps): RequestListener {
   app.use(errorHandler(log));
 
   const hot = createHotRoutes({ config, hub, allowedOrigins, originAllowed, log });
-  return (req, res) => {
-    if (!hot(req, res)) app(req, res);
+  const listener: RequestListener = (req, res) => {
+    if (!hot.node(req, res)) app(req, res);
   };
+  return Object.assign(listener, { hot });
 }

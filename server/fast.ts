@@ -1,9 +1,12 @@
-// The two hot paths, served straight on node:http without Express: opening
-// a stream (every phone, every follower) and posting a command (every tap).
-// Express adds routing, a re-prototyped request and response, and a dozen
-// headers per answer: measurable per tap and, held for the life of every
-// stream, in memory per follower. The checks are the same guards the Express
-// routes use (guards.ts), and errors have the same JSON shape.
+// The hot paths, without Express: opening a stream (every phone, every
+// follower), posting a command (every tap) and pointer positions. Express adds
+// routing, a re-prototyped request and response, and a dozen headers per
+// answer: measurable per tap and, held for the life of every stream, in
+// memory per follower. The routes answer through an `Exchange`, so the same
+// code serves requests read by the raw front (raw-http.ts, the usual case)
+// and by node:http (connections the raw front handed over). The checks are
+// the same guards the Express routes use (guards.ts), and errors have the
+// same JSON shape.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import proxyaddr from 'proxy-addr';
 import { Command, ID_RE, Pointer } from '../protocol/messages';
@@ -11,6 +14,7 @@ import type { Config } from './config';
 import { HttpError, toHttpError } from './errors';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
 import type { Hub, Sink } from './hub';
+import type { Exchange, RawRoutes } from './raw-http';
 import { bearer } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
 
@@ -26,55 +30,57 @@ const JSON_HEADERS = {
   'X-Content-Type-Options': 'nosniff',
 };
 
-export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+/** A complete JSON answer with the hot paths' headers. */
+function sendJson(ex: Exchange, status: number, body: unknown, headers: Readonly<Record<string, string>> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(status, { ...JSON_HEADERS, ...headers, 'Content-Length': Buffer.byteLength(text) });
-  res.end(text);
+  ex.send(status, { ...JSON_HEADERS, ...headers, 'Content-Length': Buffer.byteLength(text) }, text);
 }
 
 /**
- * A stream's writes go straight to its socket: the response is delimited by
- * the connection's end (no chunked framing), so each event is one socket
+ * The node:http side of an exchange, for a connection node:http owns. A
+ * stream's writes still go straight to its socket: the response is delimited
+ * by the connection's end (no chunked framing), so each event is one socket
  * write of the Buffer the hub framed once for everybody.
  */
-class SocketSink implements Sink {
-  private readonly socket: NonNullable<ServerResponse['socket']>;
-  /** False if a pipelined answer ahead of this one still holds the socket. */
-  private readonly direct: boolean;
-
-  constructor(private readonly res: ServerResponse) {
-    this.socket = res.socket!;
-    this.direct = res.writableLength === this.socket.writableLength;
-  }
-
-  write(chunk: Buffer): boolean {
-    return this.direct ? this.socket.write(chunk) : this.res.write(chunk);
-  }
-
-  end(): void {
-    this.res.end();
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-
-  get writableLength(): number {
-    return this.socket.writableLength;
-  }
+function nodeExchange(req: IncomingMessage, res: ServerResponse): Exchange {
+  return {
+    req,
+    body: (limit) => readBody(req, limit),
+    send(status, headers, body) {
+      res.writeHead(status, headers);
+      res.end(body);
+    },
+    openStream(headers) {
+      res.useChunkedEncodingByDefault = false;
+      res.writeHead(200, headers);
+      res.flushHeaders();
+      const socket = res.socket!;
+      // A connection node:http got from the raw front is a tunnel (a Duplex, no Nagle to turn off: its socket has none already).
+      if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+      // False if a pipelined answer ahead of this one still holds the socket.
+      const direct = res.writableLength === socket.writableLength;
+      return {
+        write: (chunk) => (direct ? socket.write(chunk) : res.write(chunk)),
+        end: () => res.end(),
+        destroy: () => socket.destroy(),
+        get writableLength() {
+          return socket.writableLength;
+        },
+      };
+    },
+    onClose: (fn) => res.on('close', fn),
+    get answered() {
+      return res.headersSent;
+    },
+    destroy: () => res.destroy(),
+  };
 }
 
-/** Reads a JSON body of at most `limit` bytes; 413 past it, 400 if it is not JSON. */
-function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
+/** Reads a body of at most `limit` bytes from node:http; a RangeError past it. */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    if (declared > limit) {
-      reject(new HttpError(413, 'request body too large'));
-      return;
-    }
-    const encoding = req.headers['content-encoding'];
-    if (encoding !== undefined && encoding !== 'identity') {
-      reject(new HttpError(415, 'unsupported content encoding'));
+    if (Number(req.headers['content-length']) > limit) {
+      reject(new RangeError('body over the limit'));
       return;
     }
     const parts: Buffer[] = [];
@@ -82,7 +88,7 @@ function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       if (size > limit) {
-        reject(new HttpError(413, 'request body too large'));
+        reject(new RangeError('body over the limit'));
         req.removeAllListeners('data');
         req.resume();
         return;
@@ -90,19 +96,26 @@ function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
       parts.push(chunk);
     });
     req.on('end', () => {
-      if (size > limit) return;
-      if (size === 0) {
-        resolve(undefined);
-        return;
-      }
-      try {
-        resolve(JSON.parse(Buffer.concat(parts, size).toString('utf8')));
-      } catch {
-        reject(new HttpError(400, 'malformed JSON'));
-      }
+      if (size <= limit) resolve(Buffer.concat(parts, size));
     });
     req.on('error', () => reject(new HttpError(400, 'request aborted')));
   });
+}
+
+/** Reads a JSON body of at most `limit` bytes; 413 past it, 400 if it is not JSON. */
+async function readJson(ex: Exchange, limit: number): Promise<unknown> {
+  let bytes: Buffer;
+  try {
+    bytes = await ex.body(limit);
+  } catch (err) {
+    throw err instanceof RangeError ? new HttpError(413, 'request body too large') : err;
+  }
+  if (bytes.length === 0) return undefined;
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'malformed JSON');
+  }
 }
 
 export interface HotDeps {
@@ -115,66 +128,66 @@ export interface HotDeps {
   log: (line: string) => void;
 }
 
-/** Answers the hot routes and returns true, or returns false for Express to handle the request. */
-export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, log }: HotDeps): (req: IncomingMessage, res: ServerResponse) => boolean {
+/** The hot routes, for both fronts: node:http's request listener and the raw path (raw-http.ts). */
+export interface HotRoutes extends RawRoutes {
+  /** Answers a hot route on node:http and returns true, or returns false for Express to handle the request. */
+  node(req: IncomingMessage, res: ServerResponse): boolean;
+}
+
+export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, log }: HotDeps): HotRoutes {
   // The same trust rule as Express's `trust proxy` setting in app.ts.
   const trust = proxyaddr.compile(config.trustProxy ? ['loopback', 'linklocal', 'uniquelocal'] : []);
-  const fail = (req: IncomingMessage, res: ServerResponse, err: unknown) => {
+  const unauthorized = () => new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
+
+  const fail = (ex: Exchange, cors: Readonly<Record<string, string>>, err: unknown) => {
+    const { req } = ex;
     const httpErr = toHttpError(err);
     if (!httpErr) {
       // The path only: a query string may carry a stream position, and nothing secret is ever in a path.
       log(`error ${req.method} ${(req.url ?? '').split('?')[0]}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-      else res.destroy();
+      if (!ex.answered) sendJson(ex, 500, { error: 'internal error' }, cors);
+      else ex.destroy();
       return;
     }
-    if (res.headersSent) {
-      res.destroy();
+    if (ex.answered) {
+      ex.destroy();
       return;
     }
     // A refused body may still be arriving; the connection closes rather than parse its rest as a request.
     const close: Record<string, string> = httpErr.status === 413 ? { Connection: 'close' } : {};
-    sendJson(res, httpErr.status, { error: httpErr.message, ...httpErr.extra }, { ...httpErr.headers, ...close });
+    sendJson(ex, httpErr.status, { error: httpErr.message, ...httpErr.extra }, { ...cors, ...httpErr.headers, ...close });
   };
 
-  const events = async (req: IncomingMessage, res: ServerResponse, id: string, query: string | undefined) => {
+  const events = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string, query: string | undefined) => {
+    const { req } = ex;
     const channel = await hub.get(id);
     const q = query === undefined ? undefined : new URLSearchParams(query).getAll('lastEventId');
     const lastEventId = parseLastEventId(req.headers['last-event-id'] as string | undefined, q?.length === 1 ? q[0] : undefined);
     if (req.method === 'HEAD') {
       // A HEAD never sees a body, so it must not hold a stream slot open waiting for one.
-      res.writeHead(200, SSE_HEADERS);
-      res.end();
+      ex.send(200, { ...SSE_HEADERS, ...cors });
       return;
     }
     // The client may leave while the snapshot is read: the close handler is in place first.
     let unsubscribe: (() => void) | undefined;
     let closed = false;
-    res.on('close', () => {
+    ex.onClose(() => {
       closed = true;
       unsubscribe?.();
     });
     // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
-    unsubscribe = await hub.subscribe(channel, () => {
-      // End of body = end of connection: no chunked framing around every event.
-      res.useChunkedEncodingByDefault = false;
-      res.writeHead(200, SSE_HEADERS);
-      res.flushHeaders();
-      req.socket.setNoDelay(true);
-      return new SocketSink(res);
-    }, proxyaddr(req, trust), lastEventId);
+    unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), proxyaddr(req, trust), lastEventId);
     if (closed) unsubscribe();
   };
 
-  const command = async (req: IncomingMessage, res: ServerResponse, id: string) => {
+  const command = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) => {
+    const { req } = ex;
     checkOrigin(req, (origin) => originAllowed(req, origin));
     checkJsonBody(req);
-    const [channel, body] = await Promise.all([hub.get(id), readJson(req, config.maxBodyBytes)]);
-    if (!hub.canCommand(channel, bearer(req.headers.authorization))) {
-      throw new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
-    }
+    const [channel, body] = await Promise.all([hub.get(id), readJson(ex, config.maxBodyBytes)]);
+    if (!hub.canCommand(channel, bearer(req.headers.authorization))) throw unauthorized();
     const result = await hub.command(channel, validate(Command, body));
-    sendJson(res, result.duplicate ? 200 : 202, result);
+    sendJson(ex, result.duplicate ? 200 : 202, result, cors);
   };
 
   /** Token buckets per presented key hash, so one phone cannot flood a room's streams with positions. */
@@ -191,43 +204,54 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     return true;
   };
 
-  const pointer = async (req: IncomingMessage, res: ServerResponse, id: string) => {
+  const pointer = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) => {
+    const { req } = ex;
     checkOrigin(req, (origin) => originAllowed(req, origin));
     checkJsonBody(req);
-    const [channel, body] = await Promise.all([hub.get(id), readJson(req, config.maxBodyBytes)]);
+    const [channel, body] = await Promise.all([hub.get(id), readJson(ex, config.maxBodyBytes)]);
     const key = bearer(req.headers.authorization);
-    if (!hub.canCommand(channel, key)) throw new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
+    if (!hub.canCommand(channel, key)) throw unauthorized();
     const p = validate(Pointer, body);
     if (!takeToken(`${id}:${key}`)) throw new HttpError(429, 'too many pointer updates; slow down', {}, { 'Retry-After': '1' });
     await hub.pointer(channel, p);
-    res.writeHead(204, { 'Cache-Control': 'no-store' });
-    res.end();
+    ex.send(204, { ...cors, 'Cache-Control': 'no-store' });
   };
 
-  return (req, res) => {
+  const serve = (ex: Exchange): void => {
+    const { req } = ex;
     const m = ROUTE.exec(req.url ?? '');
-    if (!m) return false;
+    if (!m) throw new Error(`not a hot route: ${req.url}`);
     const [, id, what, query] = m;
     const isEvents = what === 'events';
     const method = req.method ?? '';
     if (method === 'OPTIONS') {
       const p = preflight(req, allowedOrigins);
-      res.writeHead(p.status, p.headers);
-      res.end(p.body);
-      return true;
+      ex.send(p.status, p.body === undefined ? p.headers : { ...p.headers, 'Content-Length': Buffer.byteLength(p.body) }, p.body);
+      return;
     }
-    const cors = corsHeaders(req, allowedOrigins);
-    if (cors) for (const [name, value] of Object.entries(cors)) res.setHeader(name, value);
+    const cors = corsHeaders(req, allowedOrigins) ?? {};
     if (isEvents ? method !== 'GET' && method !== 'HEAD' : method !== 'POST') {
-      fail(req, res, new HttpError(405, 'method not allowed', {}, { Allow: isEvents ? 'GET, HEAD' : 'POST' }));
-      return true;
+      fail(ex, cors, new HttpError(405, 'method not allowed', {}, { Allow: isEvents ? 'GET, HEAD' : 'POST' }));
+      return;
     }
     try {
       if (!ID_RE.test(id!)) throw new HttpError(404, 'unknown channel');
-      (isEvents ? events(req, res, id!, query) : what === 'pointer' ? pointer(req, res, id!) : command(req, res, id!)).catch((err: unknown) => fail(req, res, err));
+      (isEvents ? events(ex, cors, id!, query) : what === 'pointer' ? pointer(ex, cors, id!) : command(ex, cors, id!)).catch((err: unknown) =>
+        fail(ex, cors, err),
+      );
     } catch (err) {
-      fail(req, res, err);
+      fail(ex, cors, err);
     }
-    return true;
+  };
+
+  return {
+    // Every method goes to `serve` (which answers 405 for the wrong one), as on node:http.
+    matches: (_method, url) => ROUTE.test(url),
+    serve,
+    node(req, res) {
+      if (!ROUTE.test(req.url ?? '')) return false;
+      serve(nodeExchange(req, res));
+      return true;
+    },
   };
 }

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import proxyaddr from 'proxy-addr';
 import type { Config } from './config';
+import { NodeTunnel, RawFront, type RawRoutes } from './raw-http';
 
 /** Proxies on this machine or the LAN, the same rule as Express's `trust proxy` in app.ts. */
 export const TRUSTED_PROXIES = ['loopback', 'linklocal', 'uniquelocal'];
@@ -46,8 +47,48 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   );
 }
 
-export function createHttpServer(config: Config, listener: RequestListener, extra: http.ServerOptions = {}): http.Server {
-  const server = http.createServer(
+/**
+ * node:http's server with Clicker's raw front (raw-http.ts) before it: every
+ * connection is read by the raw path, which serves hot-route requests itself
+ * and passes every other request to node:http through a tunnel.
+ */
+export class ClickerServer extends http.Server {
+  /** Null when the raw front is off (config.rawHttp false, or no hot routes given). */
+  readonly raw: RawFront | null = null;
+
+  constructor(options: http.ServerOptions, listener: RequestListener, routes: RawRoutes | undefined, config: Config) {
+    super(options, listener);
+    // node:http serves a connection from its own 'connection' listener, the
+    // one documented way in (the docs suggest emitting 'connection' to inject
+    // a socket). The raw front takes that event and calls node's listener for
+    // the connections it hands over.
+    const nodeListeners = this.listeners('connection') as ((socket: Duplex) => void)[];
+    if (!routes || !config.rawHttp || nodeListeners.length !== 1) return;
+    const [nodeConnection] = nodeListeners;
+    this.removeAllListeners('connection');
+    const raw = new RawFront(routes, config, (tunnel) => nodeConnection!.call(this, tunnel));
+    this.raw = raw;
+    this.on('connection', (socket: Socket) => raw.accept(socket));
+    // The tunnel learns when node:http has written each answer, so the next request can go.
+    this.on('request', (req: IncomingMessage, res: http.ServerResponse) => {
+      if (req.socket instanceof NodeTunnel) req.socket.track(res);
+    });
+  }
+
+  override closeAllConnections(): void {
+    super.closeAllConnections();
+    this.raw?.closeAll();
+  }
+
+  override closeIdleConnections(): void {
+    super.closeIdleConnections();
+    this.raw?.closeIdle();
+  }
+}
+
+/** The server for an app; `app.hot`, when there, is served by the raw front. */
+export function createHttpServer(config: Config, app: RequestListener & { readonly hot?: RawRoutes }, extra: http.ServerOptions = {}): ClickerServer {
+  const server = new ClickerServer(
     {
       // Taps are tiny writes that must leave at once.
       noDelay: true,
@@ -59,7 +100,9 @@ export function createHttpServer(config: Config, listener: RequestListener, extr
       keepAliveTimeout: config.keepAliveTimeoutMs,
       ...extra,
     },
-    listener,
+    app,
+    app.hot,
+    config,
   );
   server.on('clientError', answerClientError);
   return server;

@@ -14,7 +14,7 @@ import type { ChannelInfo, DeckState, PairResult } from '../protocol/messages';
 import { createApp } from './app';
 import { DEFAULTS, type Config } from './config';
 import { Hub } from './hub';
-import { createHttpServer, makePublicBase } from './http';
+import { type ClickerServer, createHttpServer, makePublicBase } from './http';
 
 const rootDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -34,7 +34,7 @@ export interface TestServerOptions {
 export interface TestServer {
   readonly config: Config;
   readonly hub: Hub;
-  readonly server: http.Server;
+  readonly server: ClickerServer;
   readonly port: number;
   /** http://127.0.0.1:<port>: where tests send traffic. */
   readonly base: string;

@@ -1,0 +1,424 @@
+// The raw HTTP/1.1 front (raw-http.ts): the parser and the answer framing as
+// pure functions with exact bytes, then whole connections against the real
+// app on an ephemeral port, written byte by byte on a plain socket so that
+// keep-alive, pipelining and the hand-over to node:http are exactly what a
+// test says they are.
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import type { ChannelInfo } from '../protocol/messages';
+import type { Config } from './config';
+import { frameResponse, parseHead, type RawHead } from './raw-http';
+import { cmdId, createChannel, openRawStream, startTestServer, type TestServer } from './testing';
+
+const GUARD = { timeout: 30_000 };
+const HOT = /^\/api\/channels\/[^/?]*\/(events|commands|pointer)(\?.*)?$/;
+const isHot = (_method: string, url: string) => HOT.test(url);
+
+function head(text: string): RawHead {
+  const r = parseHead(Buffer.from(text, 'latin1'), isHot);
+  assert.equal(r.kind, 'head', `expected a head for ${JSON.stringify(text)}`);
+  return (r as { head: RawHead }).head;
+}
+
+const kind = (text: string) => parseHead(Buffer.from(text, 'latin1'), isHot).kind;
+
+// ------------------------------------------------------------------ parser
+
+test('parseHead reads a hot POST: method, target, lower-cased headers, lengths and keep-alive', () => {
+  const body = '{"type":"next","id":"abcdefgh"}';
+  const text =
+    'POST /api/channels/abc/commands HTTP/1.1\r\nHost: 127.0.0.1:3000\r\nContent-Type: application/json\r\n' +
+    `Content-Length: ${body.length}\r\nAuthorization:   Bearer k\t\r\n\r\n${body}`;
+  const h = head(text);
+  assert.equal(h.hot, true);
+  assert.equal(h.method, 'POST');
+  assert.equal(h.url, '/api/channels/abc/commands');
+  assert.deepEqual({ ...h.headers }, {
+    host: '127.0.0.1:3000',
+    'content-type': 'application/json',
+    'content-length': String(body.length),
+    authorization: 'Bearer k',
+  });
+  assert.equal(h.headBytes, text.length - body.length);
+  assert.equal(h.contentLength, body.length);
+  assert.equal(h.close, false);
+  assert.equal(head('GET /api/channels/abc/events HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, Close\r\n\r\n').close, true);
+});
+
+test('parseHead marks other routes as not hot, and waits for the rest of a head', () => {
+  const page = head('GET /r/abc HTTP/1.1\r\nHost: x\r\n\r\n');
+  assert.equal(page.hot, false);
+  // A non-hot request may carry a body (node:http reads it); its length is still known.
+  assert.equal(head('PUT /api/channels/abc/state HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n').contentLength, 9);
+  assert.equal(kind(''), 'partial');
+  assert.equal(kind('POST /api/channels/abc/comm'), 'partial');
+  assert.equal(kind('POST /api/channels/abc/commands HTTP/1.1\r\nHost: x\r\n'), 'partial');
+});
+
+test('parseHead hands over everything outside its strict subset', () => {
+  const hotLine = 'POST /api/channels/abc/commands HTTP/1.1\r\n';
+  const cases: [string, string][] = [
+    ['chunked body', `${hotLine}Host: x\r\nTransfer-Encoding: chunked\r\n\r\n`],
+    ['Expect', `${hotLine}Host: x\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n`],
+    ['Upgrade', 'GET /api/channels/abc/events HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n'],
+    ['duplicate Content-Length', `${hotLine}Host: x\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n`],
+    ['duplicate header', `${hotLine}Host: x\r\nAuthorization: a\r\nauthorization: b\r\n\r\n`],
+    ['folded header', `${hotLine}Host: x\r\nX-A: 1\r\n  continued\r\n\r\n`],
+    ['space before colon', `${hotLine}Host: x\r\nX-A : 1\r\n\r\n`],
+    ['control character in a value', `${hotLine}Host: x\r\nX-A: a\u0001b\r\n\r\n`],
+    ['bare CR in a value', `${hotLine}Host: x\r\nX-A: a\rb\r\n\r\n`],
+    ['bare LF inside the head', `${hotLine}Host: x\nX-A: 1\r\n\r\n`],
+    ['head ended by bare LFs', 'POST /api/channels/abc/commands HTTP/1.1\nHost: x\n\n'],
+    ['no Host', `${hotLine}Content-Length: 0\r\n\r\n`],
+    ['HTTP/1.0', 'GET /api/channels/abc/events HTTP/1.0\r\nHost: x\r\n\r\n'],
+    ['lower-case method', 'get /api/channels/abc/events HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['absolute target', 'GET http://x/api/channels/abc/events HTTP/1.1\r\nHost: x\r\n\r\n'],
+    ['signed length', `${hotLine}Host: x\r\nContent-Length: +2\r\n\r\n`],
+    ['length with a unit', `${hotLine}Host: x\r\nContent-Length: 2e1\r\n\r\n`],
+    ['empty length', `${hotLine}Host: x\r\nContent-Length:\r\n\r\n`],
+    ['stream request with a body', 'GET /api/channels/abc/events HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n'],
+    ['head over 16 KiB', `${hotLine}Host: x\r\nX-A: ${'a'.repeat(17 * 1024)}\r\n\r\n`],
+    ['head over 16 KiB, unfinished', `${hotLine}Host: x\r\nX-A: ${'a'.repeat(17 * 1024)}`],
+  ];
+  for (const [what, text] of cases) assert.equal(kind(text), 'handover', what);
+});
+
+test('parseHead keeps __proto__ and constructor as plain header names', () => {
+  const h = head('GET /api/channels/abc/events HTTP/1.1\r\nHost: x\r\n__proto__: a\r\nconstructor: b\r\n\r\n');
+  assert.equal(h.headers['__proto__'], 'a');
+  assert.equal(h.headers.constructor, 'b');
+  assert.equal(Object.getPrototypeOf(h.headers), null);
+});
+
+// ------------------------------------------------------------------ framing
+
+test('frameResponse writes the exact bytes node:http would: Date, then keep-alive or close', () => {
+  const date = 'Sat, 21 Nov 2026 14:00:00 GMT';
+  assert.equal(
+    frameResponse(202, { 'Content-Type': 'application/json', 'Content-Length': 2 }, '{}', { close: false, keepAliveSeconds: 120, date }).toString(),
+    'HTTP/1.1 202 Accepted\r\nContent-Type: application/json\r\nContent-Length: 2\r\n' +
+      `Date: ${date}\r\nConnection: keep-alive\r\nKeep-Alive: timeout=120\r\n\r\n{}`,
+  );
+  // A handler's own Connection header is replaced by the one the connection's state decides.
+  assert.equal(
+    frameResponse(204, { Connection: 'close', 'Cache-Control': 'no-store' }, undefined, { close: true, keepAliveSeconds: 120, date }).toString(),
+    `HTTP/1.1 204 No Content\r\nCache-Control: no-store\r\nDate: ${date}\r\nConnection: close\r\n\r\n`,
+  );
+  assert.equal(frameResponse(200, {}, 'é', { close: true, keepAliveSeconds: 0, date }).subarray(-2).toString('hex'), 'c3a9');
+});
+
+test('frameResponse refuses a header that would break the framing', () => {
+  const opts = { close: false, keepAliveSeconds: 5 };
+  assert.throws(() => frameResponse(200, { 'X-A': 'a\r\nSet-Cookie: x' }, '', opts), /unsafe response header/);
+  assert.throws(() => frameResponse(200, { 'X-A': 'a\nb' }, '', opts), /unsafe response header/);
+  assert.throws(() => frameResponse(200, { 'X-A': 'a\0b' }, '', opts), /unsafe response header/);
+  assert.throws(() => frameResponse(200, { 'X A': 'a' }, '', opts), /unsafe response header/);
+});
+
+// ------------------------------------------------------------------ connections
+
+interface Answer {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** A plain socket that reads back HTTP answers delimited by Content-Length, in order. */
+class Wire {
+  private buf = Buffer.alloc(0);
+  private ended = false;
+  private wake: (() => void) | undefined;
+  readonly socket: net.Socket;
+
+  constructor(port: number, localAddress?: string) {
+    this.socket = net.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
+    this.socket.on('data', (d: Buffer) => {
+      this.buf = Buffer.concat([this.buf, d]);
+      this.wake?.();
+    });
+    const end = () => {
+      this.ended = true;
+      this.wake?.();
+    };
+    this.socket.on('end', end);
+    this.socket.on('close', end);
+    this.socket.on('error', end);
+  }
+
+  send(text: string | Buffer): void {
+    this.socket.write(text);
+  }
+
+  get closed(): boolean {
+    return this.ended;
+  }
+
+  private async more(): Promise<void> {
+    if (this.ended) throw new Error(`connection closed; unread: ${JSON.stringify(this.buf.toString('latin1').slice(0, 300))}`);
+    await new Promise<void>((resolve) => {
+      this.wake = resolve;
+    });
+    this.wake = undefined;
+  }
+
+  /** The next answer; a head-only answer when `headOnly` (HEAD, or a stream's head). */
+  async answer(headOnly = false): Promise<Answer> {
+    for (;;) {
+      const end = this.buf.indexOf('\r\n\r\n');
+      if (end >= 0) {
+        const lines = this.buf.toString('latin1', 0, end).split('\r\n');
+        const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(lines[0]!)?.[1]);
+        const headers: Record<string, string> = {};
+        for (const l of lines.slice(1)) {
+          const i = l.indexOf(':');
+          headers[l.slice(0, i).toLowerCase()] = l.slice(i + 1).trim();
+        }
+        const length = headOnly ? 0 : Number(headers['content-length'] ?? 0);
+        if (this.buf.length >= end + 4 + length) {
+          const body = this.buf.toString('utf8', end + 4, end + 4 + length);
+          this.buf = this.buf.subarray(end + 4 + length);
+          return { status, headers, body };
+        }
+      }
+      await this.more();
+    }
+  }
+
+  /** Waits until the unread bytes contain `needle` (a stream's events). */
+  async waitForText(needle: string): Promise<void> {
+    while (!this.buf.toString('utf8').includes(needle)) await this.more();
+  }
+
+  /** Waits until the server has closed the connection. */
+  async closedByServer(): Promise<void> {
+    while (!this.ended) await this.more().catch(() => undefined);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+async function setup(t: TestContext, overrides: Partial<Config> = {}): Promise<{ s: TestServer; ch: ChannelInfo; wire: (localAddress?: string) => Wire }> {
+  const s = await startTestServer(overrides);
+  t.after(() => s.close());
+  const ch = await createChannel(s.base);
+  const wires: Wire[] = [];
+  t.after(() => wires.forEach((w) => w.close()));
+  return {
+    s,
+    ch,
+    wire: (localAddress?: string) => {
+      const w = new Wire(s.port, localAddress);
+      wires.push(w);
+      return w;
+    },
+  };
+}
+
+const commandRequest = (ch: ChannelInfo, id = cmdId(), extra = '') => {
+  const body = JSON.stringify({ type: 'next', id });
+  return (
+    `POST /api/channels/${ch.id}/commands HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+    `Authorization: Bearer ${ch.deckKey}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`
+  );
+};
+
+test('one kept-alive connection mixes raw and node:http requests, answered in order, with the raw ones on the raw path', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const raw = s.server.raw!;
+  assert.ok(raw, 'the raw front is on by default');
+  const st = await openRawStream(s.base, `/api/channels/${ch.id}/events`);
+  t.after(() => st.close());
+  const before = { ...raw.stats };
+
+  const w = wire();
+  const id1 = cmdId();
+  w.send(commandRequest(ch, id1));
+  const a1 = await w.answer();
+  assert.equal(a1.status, 202);
+  assert.equal(a1.headers.connection, 'keep-alive');
+  assert.equal(a1.headers['keep-alive'], 'timeout=120');
+  assert.match(a1.headers.date!, /GMT$/);
+  await st.waitFor(id1);
+
+  // A page: node:http (Express) answers it through the tunnel, on the same socket.
+  w.send('GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  const a2 = await w.answer();
+  assert.equal(a2.status, 200);
+  assert.equal((JSON.parse(a2.body) as { ok: boolean }).ok, true);
+
+  // Back on the raw path for the next command.
+  const id2 = cmdId();
+  w.send(commandRequest(ch, id2));
+  assert.equal((await w.answer()).status, 202);
+  await st.waitFor(id2);
+
+  assert.equal(raw.stats.served - before.served, 2, 'the two commands');
+  assert.equal(raw.stats.forwarded - before.forwarded, 1);
+  assert.equal(raw.stats.tunnels - before.tunnels, 1);
+  assert.equal(w.closed, false);
+});
+
+test('pipelined requests, raw and not, in one write are answered in the order sent', GUARD, async (t) => {
+  const { ch, wire } = await setup(t);
+  const w = wire();
+  const [a, b] = [cmdId(), cmdId()];
+  const state = JSON.stringify({ type: 'next', id: a }); // not a state: node:http answers it 400
+  w.send(
+    commandRequest(ch, a) +
+      `PUT /api/channels/${ch.id}/state HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `Authorization: Bearer ${ch.deckKey}\r\nContent-Length: ${state.length}\r\n\r\n${state}` +
+      commandRequest(ch, a) +
+      commandRequest(ch, b),
+  );
+  const answers = [await w.answer(), await w.answer(), await w.answer(), await w.answer()];
+  assert.deepEqual(
+    answers.map((x) => x.status),
+    [202, 400, 200, 202],
+    'accepted, refused by Express, a duplicate, accepted',
+  );
+  assert.equal((JSON.parse(answers[2]!.body) as { duplicate: boolean }).duplicate, true);
+});
+
+test('a chunked command goes to node:http and is still served; the connection stays open', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const w = wire();
+  const before = s.server.raw!.stats.served;
+  const body = JSON.stringify({ type: 'next', id: cmdId() });
+  w.send(
+    `POST /api/channels/${ch.id}/commands HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `Authorization: Bearer ${ch.deckKey}\r\nTransfer-Encoding: chunked\r\n\r\n${body.length.toString(16)}\r\n${body}\r\n0\r\n\r\n`,
+  );
+  assert.equal((await w.answer()).status, 202);
+  // node:http owns the connection now, and serves the next command too.
+  w.send(commandRequest(ch));
+  assert.equal((await w.answer()).status, 202);
+  assert.equal(s.server.raw!.stats.served, before, 'neither was served by the raw path');
+});
+
+test('Connection: close on a raw request closes after the answer', GUARD, async (t) => {
+  const { ch, wire } = await setup(t);
+  const w = wire();
+  w.send(commandRequest(ch, cmdId(), 'Connection: close\r\n'));
+  const a = await w.answer();
+  assert.equal(a.status, 202);
+  assert.equal(a.headers.connection, 'close');
+  await w.closedByServer();
+});
+
+test('a command body over the cap is refused with 413 and the connection closes', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const w = wire();
+  const big = JSON.stringify({ type: 'next', id: cmdId(), pad: 'x'.repeat(s.config.maxBodyBytes) });
+  w.send(
+    `POST /api/channels/${ch.id}/commands HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
+      `Authorization: Bearer ${ch.deckKey}\r\nContent-Length: ${big.length}\r\n\r\n${big}`,
+  );
+  const a = await w.answer();
+  assert.equal(a.status, 413);
+  assert.deepEqual(JSON.parse(a.body), { error: 'request body too large' });
+  await w.closedByServer();
+});
+
+test('a hot request that arrives too slowly gets 408 and is cut off, headers or body', GUARD, async (t) => {
+  const { ch, wire } = await setup(t, { headersTimeoutMs: 300, requestTimeoutMs: 600 });
+  const slowHead = wire();
+  slowHead.send(`POST /api/channels/${ch.id}/commands HTTP/1.1\r\nHost: 127.0.0.1\r\n`);
+  const drip = setInterval(() => slowHead.send('X-Slow: 1\r\n'), 50);
+  t.after(() => clearInterval(drip));
+  const a = await slowHead.answer();
+  clearInterval(drip);
+  assert.equal(a.status, 408);
+  assert.deepEqual(JSON.parse(a.body), { error: 'request timed out' });
+  await slowHead.closedByServer();
+
+  const slowBody = wire();
+  slowBody.send(commandRequest(ch).slice(0, -5));
+  const b = await slowBody.answer();
+  assert.equal(b.status, 408);
+  await slowBody.closedByServer();
+});
+
+test('an idle kept-alive connection is closed after keepAliveTimeoutMs', GUARD, async (t) => {
+  const { ch, wire } = await setup(t, { keepAliveTimeoutMs: 300 });
+  const w = wire();
+  w.send(commandRequest(ch));
+  const a = await w.answer();
+  assert.equal(a.headers['keep-alive'], 'timeout=0');
+  const at = Date.now();
+  await w.closedByServer();
+  assert.ok(Date.now() - at < 5_000);
+});
+
+test('HEAD on a stream answers its head and keeps the connection; GET opens the stream on the raw path', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const w = wire();
+  w.send(`HEAD /api/channels/${ch.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  const h = await w.answer(true);
+  assert.equal(h.status, 200);
+  assert.equal(h.headers['content-type'], 'text/event-stream; charset=utf-8');
+  assert.equal(h.headers.connection, 'keep-alive');
+  w.send(`GET /api/channels/${ch.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  const g = await w.answer(true);
+  assert.equal(g.status, 200);
+  // The stream's body ends with the connection: no length, no chunking.
+  assert.equal(g.headers.connection, 'close');
+  assert.equal(g.headers['content-length'], undefined);
+  assert.equal(g.headers['transfer-encoding'], undefined);
+  assert.equal(g.headers['x-accel-buffering'], 'no');
+  const id = cmdId();
+  const phone = wire();
+  phone.send(commandRequest(ch, id));
+  assert.equal((await phone.answer()).status, 202);
+  await w.waitForText(id);
+  assert.ok(s.server.raw!.stats.served >= 3);
+});
+
+test('node:http sees the client address through the tunnel: the per-address creation limit tells two addresses apart', GUARD, async (t) => {
+  // setup() made this address's one channel for the minute.
+  const { wire } = await setup(t, { createPerMinute: 1 });
+  const create = 'POST /api/channels HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}';
+  const same = wire();
+  same.send(create);
+  const refused = await same.answer();
+  assert.equal(refused.status, 429, refused.body);
+  const other = wire('127.0.0.2');
+  other.send(create);
+  const created = await other.answer();
+  assert.equal(created.status, 201, created.body);
+});
+
+test('malformed HTTP on a fresh connection gets node:http\'s JSON 400, and the server keeps serving', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const w = wire();
+  w.send(`POST /api/channels/${ch.id}/commands HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab`);
+  const a = await w.answer();
+  assert.equal(a.status, 400);
+  assert.deepEqual(JSON.parse(a.body), { error: 'bad request' });
+  const ok = wire();
+  ok.send(commandRequest(ch));
+  assert.equal((await ok.answer()).status, 202);
+  assert.ok(s.server.raw!.size >= 1);
+});
+
+test('closeAllConnections drops raw connections and open raw streams', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const w = wire();
+  w.send(commandRequest(ch));
+  await w.answer();
+  const st = await openRawStream(s.base, `/api/channels/${ch.id}/events`);
+  s.server.closeIdleConnections();
+  await w.closedByServer();
+  s.server.closeAllConnections();
+  await st.ended;
+});
+
+test('with rawHttp off, node:http serves everything and the raw front does not exist', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t, { rawHttp: false });
+  assert.equal(s.server.raw, null);
+  const w = wire();
+  w.send(commandRequest(ch));
+  assert.equal((await w.answer()).status, 202);
+});

@@ -1,0 +1,638 @@
+// Clicker's own HTTP/1.1 front for the hot routes (streams, commands and
+// pointer positions). node:http costs about 0.08 ms a request on this class
+// of machine (bench: one-subscriber latency 0.25 ms through node:http, 0.17 ms
+// through a bare socket, nginx+nchan 0.16 ms), which is most of the gap to a
+// C hub. So every connection starts here, and requests in a strict, small
+// subset of HTTP/1.1 for a hot route are answered straight on the socket.
+//
+// Anything else goes to node:http, which owns the connection from then on:
+// the first request that is not for a hot route (a page, an asset, pairing),
+// and any request this parser does not fully understand or chooses not to:
+// chunked bodies, Expect, Upgrade, duplicate or folded headers, a missing
+// Host, bodies over the cap, bare LFs, other HTTP versions. Handing over is
+// always safe because it happens on a request boundary with no answer
+// pending, and the bytes already read go back to the socket first, so
+// node:http sees exactly what the client sent and applies its own rules and
+// refusals. The parser never has to be lenient, only strict.
+import { IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
+import { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+
+/** Same limit as node:http's default maxHeaderSize: a longer head is node's to refuse (431). */
+export const MAX_HEAD_BYTES = 16 * 1024;
+/** The request line must fit here; a longer one is node's to judge. */
+const MAX_REQUEST_LINE = 4 * 1024;
+
+const REQUEST_LINE = /^([A-Z]{1,20}) (\/[!-~]*) HTTP\/1\.1$/;
+/** RFC 9110 token: a header name. Leading whitespace (obsolete line folding) fails it. */
+const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Visible ASCII, space, tab and obs-text (bytes 0x80-0xff, read as latin1): no control characters. */
+const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+const DIGITS = /^\d{1,9}$/;
+/** Headers this parser leaves to node:http, whose handling of them is complete. */
+const HANDED_OVER = new Set(['transfer-encoding', 'expect', 'upgrade']);
+
+export interface RawHead {
+  /** For a hot route: the raw path serves it. Otherwise node:http does, through the connection's tunnel. */
+  hot: boolean;
+  method: string;
+  url: string;
+  /** Lower-cased names, as node:http gives them. Duplicates are handed over, so each value is one string. */
+  headers: Record<string, string>;
+  /** Bytes of the head, the blank line included. */
+  headBytes: number;
+  /** The body's length; 0 without Content-Length. */
+  contentLength: number;
+  /** The client asked for the connection to close after this answer. */
+  close: boolean;
+}
+
+export type HeadResult = { kind: 'head'; head: RawHead } | { kind: 'partial' } | { kind: 'handover' };
+
+const PARTIAL: HeadResult = { kind: 'partial' };
+const HANDOVER: HeadResult = { kind: 'handover' };
+
+const CRLF = Buffer.from('\r\n');
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+const LFLF = Buffer.from('\n\n');
+
+/** The value without the optional whitespace (spaces and tabs only) around it. */
+function trimOws(v: string): string {
+  let start = 0;
+  let end = v.length;
+  while (start < end && (v.charCodeAt(start) === 32 || v.charCodeAt(start) === 9)) start++;
+  while (end > start && (v.charCodeAt(end - 1) === 32 || v.charCodeAt(end - 1) === 9)) end--;
+  return start === 0 && end === v.length ? v : v.slice(start, end);
+}
+
+/**
+ * Reads one request head from the front of `buf`: a complete head, a partial
+ * one, or `handover` for anything outside the strict subset this parser
+ * reads, which node:http then gets byte for byte.
+ */
+export function parseHead(buf: Buffer, isHot: (method: string, url: string) => boolean): HeadResult {
+  const end = buf.indexOf(CRLFCRLF);
+  if (end < 0) {
+    const lineEnd = buf.indexOf(CRLF);
+    // A head ended by bare LFs, or a request line that is not CRLF-terminated, is node's to judge.
+    if (buf.indexOf(LFLF) >= 0 || (lineEnd < 0 ? buf.indexOf(10) >= 0 || buf.length > MAX_REQUEST_LINE : false)) return HANDOVER;
+    return buf.length > MAX_HEAD_BYTES ? HANDOVER : PARTIAL;
+  }
+  if (end + 4 > MAX_HEAD_BYTES) return HANDOVER;
+  // One latin1 decode of the whole head; CR and LF left inside any line after the split fail the checks below.
+  const text = buf.toString('latin1', 0, end);
+  let lineEnd = text.indexOf('\r\n');
+  if (lineEnd < 0) lineEnd = text.length;
+  const line = lineEnd <= MAX_REQUEST_LINE ? REQUEST_LINE.exec(text.slice(0, lineEnd)) : null;
+  if (!line) return HANDOVER;
+  // No prototype: a header named __proto__ or constructor is just a name.
+  const headers = Object.create(null) as Record<string, string>;
+  let pos = lineEnd + 2;
+  while (pos < text.length) {
+    let next = text.indexOf('\r\n', pos);
+    if (next < 0) next = text.length;
+    const colon = text.indexOf(':', pos);
+    if (colon <= pos || colon >= next) return HANDOVER;
+    const name = text.slice(pos, colon);
+    const value = trimOws(text.slice(colon + 1, next));
+    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) return HANDOVER;
+    const key = name.toLowerCase();
+    if (headers[key] !== undefined || HANDED_OVER.has(key)) return HANDOVER;
+    headers[key] = value;
+    pos = next + 2;
+  }
+  if (headers.host === undefined) return HANDOVER;
+  let contentLength = 0;
+  const declared = headers['content-length'];
+  if (declared !== undefined) {
+    if (!DIGITS.test(declared)) return HANDOVER;
+    contentLength = Number(declared);
+  }
+  const hot = isHot(line[1]!, line[2]!);
+  // A hot route's body comes with a POST only; a stream request with a body is unusual enough to be node's.
+  if (hot && contentLength > 0 && line[1] !== 'POST') return HANDOVER;
+  const connection = headers.connection;
+  const close = connection !== undefined && connection.split(',').some((t) => t.trim().toLowerCase() === 'close');
+  return { kind: 'head', head: { hot, method: line[1]!, url: line[2]!, headers, headBytes: end + 4, contentLength, close } };
+}
+
+/** Header values the raw path writes must not break the framing, whatever a handler passes. */
+const UNSAFE_VALUE = /[\r\n\0]/;
+
+let dateSecond = -1;
+let dateText = '';
+/** The Date header, formatted once a second as node:http does. */
+function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
+}
+
+export interface FrameOptions {
+  /** `Connection: close`; otherwise keep-alive with this idle timeout in seconds. */
+  close: boolean;
+  keepAliveSeconds: number;
+  /** The Date header's value; the current time when left out. */
+  date?: string;
+}
+
+/**
+ * One answer's bytes: status line, the handler's headers, Date and the
+ * connection headers node:http would add, the blank line and the body. A
+ * body of `undefined` writes the head only (a stream, a HEAD or a 204).
+ */
+export function frameResponse(status: number, headers: Readonly<Record<string, string | number>>, body: string | undefined, opts: FrameOptions): Buffer {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+  for (const [name, value] of Object.entries(headers)) {
+    const text = String(value);
+    if (!TOKEN.test(name) || UNSAFE_VALUE.test(text)) throw new Error(`unsafe response header ${JSON.stringify(name)}`);
+    if (name.toLowerCase() === 'connection') continue;
+    head += `${name}: ${text}\r\n`;
+  }
+  head += `Date: ${opts.date ?? httpDate()}\r\n`;
+  head += opts.close ? 'Connection: close\r\n\r\n' : `Connection: keep-alive\r\nKeep-Alive: timeout=${opts.keepAliveSeconds}\r\n\r\n`;
+  return Buffer.from(body === undefined ? head : head + body, 'utf8');
+}
+
+/** How a hot route answers, whichever front parsed its request. */
+export interface Exchange {
+  /** The request head (method, url, headers, socket); its body is read with `body()`. */
+  readonly req: IncomingMessage;
+  /** The body, at most `limit` bytes, undecoded. */
+  body(limit: number): Promise<Buffer>;
+  /** A complete answer. `Connection: close` among the headers closes the connection after it. */
+  send(status: number, headers: Readonly<Record<string, string | number>>, body?: string): void;
+  /** Answers 200 with these headers and hands the connection to an endless event stream. */
+  openStream(headers: Readonly<Record<string, string>>): StreamSocket;
+  /** Runs once if the client goes away before the exchange ends (and for a stream, when it ends). */
+  onClose(fn: () => void): void;
+  /** Whether the status line has been written. */
+  readonly answered: boolean;
+  /** Drops the connection. */
+  destroy(): void;
+}
+
+/** The socket under an open event stream: writes go straight to it, no chunked framing. */
+export interface StreamSocket {
+  write(chunk: Buffer): boolean;
+  end(): void;
+  destroy(): void;
+  readonly writableLength: number;
+}
+
+export interface RawRoutes {
+  /** Whether this method and target is a hot route the raw path may serve. */
+  matches(method: string, url: string): boolean;
+  /** Serves a request whose head (and body) the raw path has read. */
+  serve(ex: Exchange): void;
+}
+
+export interface RawOptions {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  /** Largest body read here; a longer one goes to node:http, which streams it and refuses it there. */
+  maxBodyBytes: number;
+}
+
+export interface RawStats {
+  /** Requests answered by the raw path. */
+  served: number;
+  /** Requests passed to node:http whole. */
+  forwarded: number;
+  /** Connections that needed node:http at least once. */
+  tunnels: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+const closingHeader = (headers: Readonly<Record<string, string | number>>): boolean =>
+  Object.entries(headers).some(([n, v]) => n.toLowerCase() === 'connection' && String(v).toLowerCase() === 'close');
+
+/**
+ * node:http's view of a connection the raw path keeps: requests that are not
+ * for a hot route are pushed into it whole, and what node:http writes back
+ * goes out on the real socket. node:http takes any Duplex as a connection
+ * (its docs say so for the 'connection' event); the address getters are what
+ * Express, rate limits and proxy-addr read.
+ */
+export class NodeTunnel extends Duplex {
+  constructor(
+    readonly real: Socket,
+    /** Called when node:http has written a whole answer to a forwarded request. */
+    private readonly answered: () => void,
+  ) {
+    // As http.Server's own sockets: the client ending its side does not end ours; node:http decides.
+    super({ allowHalfOpen: true });
+  }
+
+  get remoteAddress(): string | undefined {
+    return this.real.remoteAddress;
+  }
+
+  get remotePort(): number | undefined {
+    return this.real.remotePort;
+  }
+
+  get remoteFamily(): string | undefined {
+    return this.real.remoteFamily;
+  }
+
+  get localAddress(): string | undefined {
+    return this.real.localAddress;
+  }
+
+  get localPort(): number | undefined {
+    return this.real.localPort;
+  }
+
+  get bytesWritten(): number {
+    return this.real.bytesWritten;
+  }
+
+  /** node:http began answering a request it read from this tunnel. */
+  track(res: ServerResponse): void {
+    let done = false;
+    const end = () => {
+      if (done) return;
+      done = true;
+      this.answered();
+    };
+    res.once('finish', end);
+    res.once('close', end);
+  }
+
+  override _read(): void {
+    // Bytes are pushed as the real socket delivers them.
+  }
+
+  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    if (this.real.destroyed) callback();
+    else this.real.write(chunk, () => callback());
+  }
+
+  override _final(callback: (err?: Error | null) => void): void {
+    this.real.end();
+    callback();
+  }
+
+  override _destroy(err: Error | null, callback: (err?: Error | null) => void): void {
+    this.real.destroy();
+    callback(err);
+  }
+}
+
+/**
+ * One client connection. Requests are read one at a time, in order: a hot
+ * one is served here, any other is passed whole to node:http through the
+ * tunnel, and the next request waits until the answer ahead of it is written,
+ * so answers leave in request order. Bytes of a pipelined request wait in
+ * `buf`. Anything the parser does not take puts the connection in tunnel
+ * mode for good: every byte from then on goes to node:http unread.
+ */
+class RawConnection {
+  private buf: Buffer = EMPTY;
+  /** The raw exchange in progress. */
+  private current: RawExchange | null = null;
+  /** A forwarded request's answer is still being written by node:http. */
+  private nodeBusy = false;
+  /** Body bytes of the forwarded request still to pass on. */
+  private bodyLeft = 0;
+  private tunnel: NodeTunnel | null = null;
+  private mode: 'requests' | 'tunnel' | 'stream' | 'closing' = 'requests';
+  private timer: NodeJS.Timeout | undefined;
+  private timerKind: 'idle' | 'request' | undefined;
+  /** The client has ended its side: no request comes after the one in progress. */
+  private clientEnded = false;
+
+  constructor(
+    readonly socket: Socket,
+    private readonly routes: RawRoutes,
+    private readonly opts: RawOptions,
+    private readonly toNode: (tunnel: NodeTunnel) => void,
+    private readonly stats: RawStats,
+    private readonly onDone: (conn: RawConnection) => void,
+  ) {}
+
+  start(): void {
+    this.socket.setNoDelay(true);
+    this.socket.on('data', this.onData);
+    this.socket.on('error', this.onError);
+    this.socket.once('end', this.onEnd);
+    this.socket.once('close', this.onSocketClose);
+    this.armTimer();
+  }
+
+  /**
+   * The client finished sending. http.Server's sockets are half-open, so the
+   * connection stays up until this side ends it too: at once when nothing is
+   * in progress, after the answer when one is, and for a stream now (its
+   * client has left).
+   */
+  private readonly onEnd = (): void => {
+    this.clientEnded = true;
+    if (this.mode === 'tunnel') {
+      this.tunnel!.push(null);
+      return;
+    }
+    // node:http's answer is on its way; nodeAnswered() ends the connection after it.
+    if (this.nodeBusy) return;
+    if (this.mode === 'stream') {
+      this.socket.destroy();
+      return;
+    }
+    if (this.current === null) {
+      this.mode = 'closing';
+      this.clearTimer();
+      this.socket.end();
+    }
+  };
+
+  /** True while no request is in progress: what closeIdleConnections may cut. */
+  get idle(): boolean {
+    return this.mode === 'requests' && this.current === null && !this.nodeBusy && this.buf.length === 0;
+  }
+
+  private readonly onError = (): void => {
+    // ECONNRESET and friends: 'close' follows and cleans up.
+  };
+
+  private readonly onSocketClose = (): void => {
+    this.clearTimer();
+    const ex = this.current;
+    this.current = null;
+    ex?.closed();
+    this.tunnel?.destroy();
+    this.onDone(this);
+  };
+
+  private readonly onData = (chunk: Buffer): void => {
+    switch (this.mode) {
+      case 'tunnel':
+        this.tunnel!.push(chunk);
+        return;
+      case 'stream':
+      case 'closing':
+        // A stream's request is its connection's last; nothing after it is read.
+        return;
+    }
+    if (this.bodyLeft > 0) {
+      const n = Math.min(this.bodyLeft, chunk.length);
+      this.tunnel!.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+      this.bodyLeft -= n;
+      if (n === chunk.length) return;
+      chunk = chunk.subarray(n);
+    }
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    if (this.current || this.nodeBusy) {
+      // A pipelined request waits for the answer ahead of it, within bounds.
+      if (this.buf.length > MAX_HEAD_BYTES + this.opts.maxBodyBytes) this.socket.destroy();
+      return;
+    }
+    this.pump();
+  };
+
+  /** Serves or forwards the next request in `buf`, or waits for more bytes. */
+  private pump(): void {
+    if (this.mode !== 'requests' || this.current || this.nodeBusy || this.socket.destroyed) return;
+    if (this.buf.length === 0) {
+      this.armTimer();
+      return;
+    }
+    const parsed = parseHead(this.buf, (m, u) => this.routes.matches(m, u));
+    if (parsed.kind === 'handover') return this.tunnelForGood();
+    if (parsed.kind === 'partial') return this.armTimer();
+    const { head } = parsed;
+    this.clearTimer();
+    if (!head.hot) return this.forward(head);
+    // A hot body over the cap goes to node:http, which refuses it as it streams in.
+    if (head.contentLength > this.opts.maxBodyBytes) return this.tunnelForGood();
+    const total = head.headBytes + head.contentLength;
+    if (this.buf.length < total) return this.armTimer();
+    const body = this.buf.subarray(head.headBytes, total);
+    this.buf = this.buf.length === total ? EMPTY : this.buf.subarray(total);
+
+    const req = new IncomingMessage(this.socket);
+    req.method = head.method;
+    req.url = head.url;
+    req.headers = head.headers;
+    req.httpVersion = '1.1';
+    req.httpVersionMajor = 1;
+    req.httpVersionMinor = 1;
+    req.complete = true;
+    const ex = new RawExchange(this, req, body, head.close);
+    this.current = ex;
+    this.stats.served++;
+    this.routes.serve(ex);
+  }
+
+  private nodeTunnel(): NodeTunnel {
+    if (!this.tunnel) {
+      this.tunnel = new NodeTunnel(this.socket, () => this.nodeAnswered());
+      this.stats.tunnels++;
+      this.toNode(this.tunnel);
+    }
+    return this.tunnel;
+  }
+
+  /** Passes one request, head and body, to node:http; the next waits for its answer. */
+  private forward(head: RawHead): void {
+    const tunnel = this.nodeTunnel();
+    this.stats.forwarded++;
+    this.nodeBusy = true;
+    const available = Math.min(this.buf.length, head.headBytes + head.contentLength);
+    tunnel.push(this.buf.subarray(0, available));
+    this.bodyLeft = head.headBytes + head.contentLength - available;
+    this.buf = available === this.buf.length ? EMPTY : this.buf.subarray(available);
+    // node:http's own headers and request timeouts watch the body from here.
+  }
+
+  private nodeAnswered(): void {
+    this.nodeBusy = false;
+    if (this.bodyLeft > 0 || this.clientEnded) {
+      // node:http answered before the whole body arrived (a refusal), or the
+      // client has finished sending: node:http reads the rest, and ends the
+      // connection when it sees the end.
+      this.tunnelForGood();
+      if (this.clientEnded) this.tunnel!.push(null);
+      return;
+    }
+    this.pump();
+  }
+
+  /** Everything from here on is node:http's to read, starting with what is buffered. */
+  private tunnelForGood(): void {
+    const tunnel = this.nodeTunnel();
+    this.mode = 'tunnel';
+    this.clearTimer();
+    const rest = this.buf;
+    this.buf = EMPTY;
+    if (rest.length) tunnel.push(rest);
+  }
+
+  write(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  /** The answer to `ex` is written: close if asked, else go on with the next request. */
+  finished(ex: RawExchange, close: boolean): void {
+    if (this.current !== ex) return;
+    this.current = null;
+    if (close || this.clientEnded) {
+      this.mode = 'closing';
+      this.clearTimer();
+      this.socket.end();
+      return;
+    }
+    this.pump();
+  }
+
+  /** The answer became an endless stream: the connection is its own from now on. */
+  streaming(): void {
+    this.mode = 'stream';
+    this.clearTimer();
+    this.buf = EMPTY;
+  }
+
+  keepAliveSeconds(): number {
+    return Math.round(this.opts.keepAliveTimeoutMs / 1000);
+  }
+
+  /** Drops the connection if no request is in progress (shutdown). */
+  closeIfIdle(): void {
+    if (this.idle) this.socket.destroy();
+  }
+
+  private armTimer(): void {
+    // Between requests the keep-alive timeout applies; once a request has started, the headers and request timeouts.
+    const kind = this.buf.length === 0 ? 'idle' : 'request';
+    if (this.timer && this.timerKind === kind) return;
+    this.clearTimer();
+    this.timerKind = kind;
+    const ms = kind === 'idle' ? this.opts.keepAliveTimeoutMs : Math.min(this.opts.headersTimeoutMs, this.opts.requestTimeoutMs);
+    this.timer = setTimeout(() => this.timedOut(kind), ms);
+    this.timer.unref();
+  }
+
+  private clearTimer(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerKind = undefined;
+  }
+
+  private timedOut(kind: 'idle' | 'request'): void {
+    this.timer = undefined;
+    this.timerKind = undefined;
+    if (this.mode !== 'requests' || this.current || this.nodeBusy) return;
+    this.mode = 'closing';
+    if (kind === 'idle') {
+      this.socket.destroy();
+      return;
+    }
+    // The same answer node:http gives a client that is too slow with its request.
+    const body = JSON.stringify({ error: 'request timed out' });
+    this.socket.end(
+      frameResponse(408, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body) }, body, {
+        close: true,
+        keepAliveSeconds: 0,
+      }),
+    );
+  }
+}
+
+class RawExchange implements Exchange {
+  answered = false;
+  private closeFns: (() => void)[] = [];
+
+  constructor(
+    private readonly conn: RawConnection,
+    readonly req: IncomingMessage,
+    private readonly bodyBytes: Buffer,
+    private readonly clientClose: boolean,
+  ) {}
+
+  body(limit: number): Promise<Buffer> {
+    // The raw path never reads a body over its own cap, which is the routes' cap; this guards a route with a smaller one.
+    if (this.bodyBytes.length > limit) return Promise.reject(new RangeError('body over the limit'));
+    return Promise.resolve(this.bodyBytes);
+  }
+
+  send(status: number, headers: Readonly<Record<string, string | number>>, body?: string): void {
+    if (this.answered) return;
+    this.answered = true;
+    const close = this.clientClose || closingHeader(headers);
+    this.conn.write(frameResponse(status, headers, body, { close, keepAliveSeconds: this.conn.keepAliveSeconds() }));
+    this.closeFns = [];
+    this.conn.finished(this, close);
+  }
+
+  openStream(headers: Readonly<Record<string, string>>): StreamSocket {
+    this.answered = true;
+    // The stream's body ends with the connection, so there is no length and no chunking: say so.
+    this.conn.write(frameResponse(200, headers, undefined, { close: true, keepAliveSeconds: 0 }));
+    this.conn.streaming();
+    const socket = this.conn.socket;
+    return {
+      write: (chunk) => socket.write(chunk),
+      end: () => socket.end(),
+      destroy: () => socket.destroy(),
+      get writableLength() {
+        return socket.writableLength;
+      },
+    };
+  }
+
+  onClose(fn: () => void): void {
+    this.closeFns.push(fn);
+  }
+
+  /** The socket closed while this exchange was current (for a stream: whenever it ends). */
+  closed(): void {
+    const fns = this.closeFns;
+    this.closeFns = [];
+    for (const fn of fns) fn();
+  }
+
+  destroy(): void {
+    this.conn.socket.destroy();
+  }
+}
+
+/**
+ * Accepts every connection; `toNode` gives node:http a tunnel the first time
+ * a connection has a request for it. `closeAll` and `closeIdle` are the raw
+ * side of a server's closeAllConnections and closeIdleConnections.
+ */
+export class RawFront {
+  readonly stats: RawStats = { served: 0, forwarded: 0, tunnels: 0 };
+  private readonly open = new Set<RawConnection>();
+
+  constructor(
+    private readonly routes: RawRoutes,
+    private readonly opts: RawOptions,
+    private readonly toNode: (tunnel: NodeTunnel) => void,
+  ) {}
+
+  accept(socket: Socket): void {
+    const conn = new RawConnection(socket, this.routes, this.opts, this.toNode, this.stats, (c) => this.open.delete(c));
+    this.open.add(conn);
+    conn.start();
+  }
+
+  /** Open connections. */
+  get size(): number {
+    return this.open.size;
+  }
+
+  closeAll(): void {
+    for (const conn of this.open) conn.socket.destroy();
+  }
+
+  closeIdle(): void {
+    for (const conn of this.open) conn.closeIfIdle();
+  }
+}
