@@ -115,10 +115,11 @@ function unpaired(): void {
 }
 
 function send(cmd: Cmd): void {
-  navigator.vibrate?.(12);
+  // The request leaves first; the buzz (a call into the browser) can wait the microseconds.
   sendCommand(`${api}/commands`, key, { ...cmd, id: commandId() }).catch((err: unknown) => {
     if (err instanceof HttpStatusError && err.status === 401) unpaired();
   });
+  navigator.vibrate?.(12);
 }
 
 /**
@@ -234,13 +235,20 @@ function wireTime(): void {
  */
 function keepAwake(): void {
   const noSleep = new NoSleep();
+  let triedAt = -Infinity;
   const arm = () => {
-    if (!noSleep.isEnabled) noSleep.enable().catch(() => undefined);
+    // A refused wake lock (battery saver, a browser policy) is asked again now and then, not on every tap.
+    if (noSleep.isEnabled || performance.now() - triedAt < 10_000) return;
+    triedAt = performance.now();
+    noSleep.enable().catch(() => undefined);
   };
-  document.addEventListener('pointerdown', arm, { capture: true });
-  document.addEventListener('click', arm, { capture: true });
+  // Bubbling, so a tap's own command is on its way before this runs; the gesture still counts.
+  document.addEventListener('pointerdown', arm);
+  document.addEventListener('click', arm);
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'hidden') noSleep.disable();
+    // Back in front: the next tap asks at once.
+    triedAt = -Infinity;
   });
 }
 
