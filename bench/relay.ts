@@ -8,6 +8,9 @@
 //   GET  /healthz   {"subscribers": n}
 //   POST /debug/gc  full collection, then {"ok": true, "rss": bytes}; only when
 //                   node runs with --expose-gc and only from loopback, like Clicker's
+//   GET  /floor.html a blank page for the tap scenario's floor: with #sub/:ch it
+//                   listens on /sub/:ch, with #pub/:ch a button POSTs to
+//                   /pub/:ch on pointerdown (the least a remote can do)
 //
 // Run it alone with `PORT=0 node --import tsx bench/relay.ts`; it prints
 // "relay listening on http://127.0.0.1:PORT/". It only ever binds loopback.
@@ -27,6 +30,23 @@ const SSE_HEADERS = {
 // retry hint and snapshot make it do; otherwise a client would wait for the first event.
 const HELLO = Buffer.from(':ok\n\n');
 const LOOPBACK = new Set(['127.0.0.1', '::1', '::ffff:127.0.0.1']);
+// The bench stamps its own times in these pages (scenarios/tap.ts); the page only listens or posts.
+const FLOOR_PAGE = `<!doctype html><meta charset="utf-8"><meta name="viewport" content="width=device-width">
+<title>floor</title><button id="go" style="width:60vw;height:40vh;font-size:2rem">Next</button>
+<script>
+const [mode, ch] = location.hash.slice(1).split('/');
+if (mode === 'sub') {
+  document.getElementById('go').hidden = true;
+  const es = new EventSource('/sub/' + ch);
+  es.onopen = () => { document.body.dataset.open = '1'; };
+  es.onmessage = () => window.dispatchEvent(new Event('floor-event'));
+} else {
+  let n = 0;
+  document.getElementById('go').addEventListener('pointerdown', () => {
+    fetch('/pub/' + ch, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ type: 'next', id: 'floor-' + ++n }) });
+  });
+}
+</script>`;
 
 export interface Relay {
   server: http.Server;
@@ -52,6 +72,10 @@ export async function startRelay(port: number, host = '127.0.0.1'): Promise<Rela
     (req, res) => {
       const url = req.url ?? '/';
       if (req.method === 'GET' && url === '/healthz') return reply(res, 200, { subscribers: count });
+      if (req.method === 'GET' && url === '/floor.html') {
+        res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Content-Length': Buffer.byteLength(FLOOR_PAGE) });
+        return res.end(FLOOR_PAGE);
+      }
       if (req.method === 'POST' && url === '/debug/gc' && gc && LOOPBACK.has(req.socket.remoteAddress ?? '')) {
         gc();
         return reply(res, 200, { ok: true, rss: process.memoryUsage().rss });

@@ -5,12 +5,12 @@
 // heading row of its own.
 import type { Cell, ColumnNames, Goal, Row } from './scenario';
 
-function formatNumber(v: number): string {
+function formatNumber(v: number, unit: string): string {
   if (!Number.isFinite(v)) return 'n/a';
   const a = Math.abs(v);
   if (a >= 1000) return Math.round(v).toLocaleString('en-US');
-  // Counts (errors, subscribers) read as counts, not as 0.000.
-  if (Number.isInteger(v)) return String(v);
+  // Counts (errors, subscribers) read as counts, not as 0.000; a time that happens to be whole keeps its decimals.
+  if (Number.isInteger(v) && unit !== 'ms') return String(v);
   if (a >= 100) return v.toFixed(0);
   if (a >= 10) return v.toFixed(1);
   return v.toFixed(a >= 1 ? 2 : 3);
@@ -19,7 +19,7 @@ function formatNumber(v: number): string {
 function cell(v: Cell | undefined, unit: string): string {
   if (v === null || v === undefined) return '-';
   if (typeof v === 'string') return v;
-  const n = formatNumber(v);
+  const n = formatNumber(v, unit);
   return unit && n !== 'n/a' ? `${n} ${unit}` : n;
 }
 

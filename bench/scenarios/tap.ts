@@ -10,17 +10,24 @@
 // performance.now(), the one clock two renderer processes share closely
 // enough; the Playwright-side time of each tap call is kept too, as a check.
 //
+// The same run also measures two reference points on the same browser:
+// tap-to-event, the tap to the moment the slideshow's EventSource hands the
+// command to the page (before reveal.js moves), and the floor: a blank page
+// with one button posting to the bare relay (bench/relay.ts /floor.html) and a
+// blank page listening on it. The floor is what Chromium's own IPC and
+// network stack take on this machine, with no app at all on either side.
+//
 // In-page callbacks below declare no named inner functions: tsx compiles this
 // file with keepNames, which would wrap them in a `__name` helper that does
 // not exist inside the page.
 import { performance } from 'node:perf_hooks';
 import { chromium, devices, type Browser, type Page } from '@playwright/test';
-import { round, roundSummary, summarize } from '../lib/stats';
+import { round, roundSummary, summarize, type Summary } from '../lib/stats';
 import { judge, type Scenario } from '../lib/scenario';
 
 declare global {
   interface Window {
-    __clickerBench?: { moves: number[]; taps: number[] };
+    __clickerBench?: { moves: number[]; taps: number[]; events: number[] };
   }
 }
 
@@ -52,7 +59,7 @@ export const CHROMIUM_ARGS = [
 
 /** Records deck moves in the slideshow page. */
 function installMoveObserver(): void {
-  const bench = { moves: [] as number[], taps: [] as number[] };
+  const bench = window.__clickerBench ?? { moves: [] as number[], taps: [] as number[], events: [] as number[] };
   window.__clickerBench = bench;
   const root = document.querySelector('.reveal .slides');
   if (!root) throw new Error('no .reveal .slides element in the slideshow page');
@@ -70,9 +77,41 @@ function installMoveObserver(): void {
   }).observe(root, { subtree: true, attributes: true, attributeFilter: ['class'], attributeOldValue: true });
 }
 
+/**
+ * Stamps each `command` event as the slideshow's EventSource delivers it,
+ * before the page's own listener runs: installed before any page script, it
+ * wraps the listeners the page adds for that event name.
+ */
+function installEventStamp(): void {
+  const bench = { moves: [] as number[], taps: [] as number[], events: [] as number[] };
+  window.__clickerBench = bench;
+  const add = EventSource.prototype.addEventListener;
+  EventSource.prototype.addEventListener = function (this: EventSource, type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions) {
+    if (type !== 'command' || typeof listener !== 'function') return add.call(this, type, listener, options);
+    return add.call(
+      this,
+      type,
+      (ev: Event) => {
+        bench.events.push(window.performance.timeOrigin + window.performance.now());
+        listener.call(this, ev);
+      },
+      options,
+    );
+  } as typeof EventSource.prototype.addEventListener;
+}
+
+/** The floor's listening page: stamps each message the blank page's EventSource delivers. */
+function installFloorStamp(): void {
+  const bench = { moves: [] as number[], taps: [] as number[], events: [] as number[] };
+  window.__clickerBench = bench;
+  window.addEventListener('floor-event', () => {
+    bench.events.push(window.performance.timeOrigin + window.performance.now());
+  });
+}
+
 /** Records taps in the phone page, before any of the page's own scripts run. */
 function installTapStamp(): void {
-  const bench = { moves: [] as number[], taps: [] as number[] };
+  const bench = { moves: [] as number[], taps: [] as number[], events: [] as number[] };
   window.__clickerBench = bench;
   // Room for every command's resource timing entry (the default keeps 250).
   window.performance.setResourceTimingBufferSize(5_000);
@@ -98,11 +137,11 @@ async function commandRequests(phone: Page): Promise<[number, number][]> {
   );
 }
 
-async function count(page: Page, what: 'moves' | 'taps'): Promise<number> {
+async function count(page: Page, what: 'moves' | 'taps' | 'events'): Promise<number> {
   return page.evaluate((w) => window.__clickerBench?.[w].length ?? 0, what);
 }
 
-async function stamp(page: Page, what: 'moves' | 'taps', index: number): Promise<number> {
+async function stamp(page: Page, what: 'moves' | 'taps' | 'events', index: number): Promise<number> {
   return page.evaluate(([w, i]) => window.__clickerBench?.[w][i] ?? Number.NaN, [what, index] as const);
 }
 
@@ -119,6 +158,7 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
         browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
 
         const deckContext = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+        await deckContext.addInitScript(installEventStamp);
         const deck = await deckContext.newPage();
         deck.on('pageerror', (err) => pageErrors.push(`slideshow: ${err.message}`));
         await deck.goto(`${ctx.clicker.baseUrl}/`, { waitUntil: 'load', timeout: 15_000 });
@@ -142,12 +182,13 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
         const prev = phone.getByRole('button', { name: 'Previous', exact: true });
         await next.waitFor({ state: 'visible', timeout: 15_000 });
 
-        const samples: { dir: 'next' | 'prev'; ms: number; outsideMs: number; tapAt: number; moveAt: number }[] = [];
+        const samples: { dir: 'next' | 'prev'; ms: number; outsideMs: number; tapAt: number; moveAt: number; eventMs: number }[] = [];
         let failures = 0;
         let consecutive = 0;
         const tapOnce = async (dir: 'next' | 'prev', record: boolean): Promise<void> => {
           const button = dir === 'next' ? next : prev;
           const movesBefore = await count(deck, 'moves');
+          const eventsBefore = await count(deck, 'events');
           const tapsBefore = await count(phone, 'taps');
           const t0 = performance.now();
           await button.tap({ timeout: opts.moveTimeoutMs });
@@ -164,8 +205,8 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
           }
           const outsideMs = performance.now() - t0;
           consecutive = 0;
-          const [tapAt, moveAt] = [await stamp(phone, 'taps', tapsBefore), await stamp(deck, 'moves', movesBefore)];
-          if (record) samples.push({ dir, ms: moveAt - tapAt, outsideMs, tapAt, moveAt });
+          const [tapAt, moveAt, eventAt] = [await stamp(phone, 'taps', tapsBefore), await stamp(deck, 'moves', movesBefore), await stamp(deck, 'events', eventsBefore)];
+          if (record) samples.push({ dir, ms: moveAt - tapAt, outsideMs, tapAt, moveAt, eventMs: eventAt - tapAt });
           await new Promise((resolve) => setTimeout(resolve, opts.settleMs));
         };
 
@@ -176,11 +217,16 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
           await tapOnce('prev', record);
         }
 
+        const requests = await commandRequests(phone);
+        await phoneContext.close();
+        await deckContext.close();
+        const floor = await measureFloor(browser, ctx.relay.baseUrl, opts);
+
         const all = summarize(samples.map((s) => s.ms));
+        const toEvent = summarize(samples.map((s) => s.eventMs));
         // Where the time goes, from the phone's resource timing: tap to request start (the
         // remote's own work), the POST's round trip, and the deck's move after the answer
         // (negative when the event reached the deck before the answer reached the phone).
-        const requests = await commandRequests(phone);
         const toRequest: number[] = [];
         const post: number[] = [];
         const afterAnswer: number[] = [];
@@ -194,16 +240,21 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
         const outside = summarize(samples.map((s) => s.outsideMs));
         const negative = samples.filter((s) => s.ms < 0).length;
         if (pageErrors.length) ctx.log(`tap: page errors: ${pageErrors.slice(0, 3).join(' | ')}`);
-        ctx.log(`tap: p50 ${all.p50.toFixed(1)} ms over ${all.n} taps, ${failures} without a move`);
+        ctx.log(`tap: p50 ${all.p50.toFixed(1)} ms over ${all.n} taps, ${failures} without a move; tap-to-event p50 ${toEvent.p50.toFixed(1)} ms, floor ${floor.p50.toFixed(1)} ms`);
         return {
           rows: [
             { figure: 'tap-to-slide p50 (Chromium)', clicker: all.p50, relay: null, unit: 'ms', goals: [{ text: '<= 5 ms', pass: judge(all.p50, '<=', 5) }] },
             { figure: 'tap-to-slide p99 (Chromium)', clicker: all.p99, relay: null, unit: 'ms' },
+            // Relay column: the floor, blank pages on the bare relay.
+            { figure: 'tap-to-event p50 (Chromium; relay: blank-page floor)', clicker: toEvent.p50, relay: floor.p50, unit: 'ms' },
           ],
           data: {
             options: { ...opts },
             chromium: browser.version(),
             tapToSlide: { ...roundSummary(all) },
+            // Tap to the slideshow's EventSource delivering the command; the rest of tap-to-slide is the page and reveal.js.
+            tapToEvent: { ...roundSummary(toEvent) },
+            floor: { ...roundSummary(floor) },
             next: { ...roundSummary(summarize(samples.filter((s) => s.dir === 'next').map((s) => s.ms))) },
             prev: { ...roundSummary(summarize(samples.filter((s) => s.dir === 'prev').map((s) => s.ms))) },
             // Playwright's tap call to the observed move, on this process's clock: includes CDP round trips.
@@ -226,4 +277,35 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
       }
     },
   };
+}
+
+/** Tap-to-event with no app: two blank pages on the bare relay, in the same browser. */
+async function measureFloor(browser: Browser, relayBase: string, opts: TapOptions): Promise<Summary> {
+  const ch = `floor-${process.pid}`;
+  const listenContext = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const phoneContext = await browser.newContext({ ...devices['Pixel 7'] });
+  try {
+    await listenContext.addInitScript(installFloorStamp);
+    await phoneContext.addInitScript(installTapStamp);
+    const listener = await listenContext.newPage();
+    await listener.goto(`${relayBase}/floor.html#sub/${ch}`, { waitUntil: 'load', timeout: 15_000 });
+    const phone = await phoneContext.newPage();
+    await phone.goto(`${relayBase}/floor.html#pub/${ch}`, { waitUntil: 'load', timeout: 15_000 });
+    const button = phone.getByRole('button', { name: 'Next' });
+    await listener.locator('body[data-open]').waitFor({ state: 'attached', timeout: 15_000 });
+    const samples: number[] = [];
+    const taps = 2 * (opts.warmup + opts.pairs);
+    for (let i = 0; i < taps; i++) {
+      const eventsBefore = await count(listener, 'events');
+      const tapsBefore = await count(phone, 'taps');
+      await button.tap({ timeout: opts.moveTimeoutMs });
+      await listener.waitForFunction((n) => (window.__clickerBench?.events.length ?? 0) > n, eventsBefore, { timeout: opts.moveTimeoutMs, polling: 5 });
+      if (i >= 2 * opts.warmup) samples.push((await stamp(listener, 'events', eventsBefore)) - (await stamp(phone, 'taps', tapsBefore)));
+      await new Promise((resolve) => setTimeout(resolve, opts.settleMs));
+    }
+    return summarize(samples);
+  } finally {
+    await phoneContext.close().catch(() => undefined);
+    await listenContext.close().catch(() => undefined);
+  }
 }
