@@ -89,6 +89,8 @@ test('a phone that scans the QR code drives the slideshow, and shows where it is
   await phone.getByRole('button', { name: 'Previous' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('1 / 8');
   await deck.locator('[data-clicker-qr-code] img').waitFor();
+  // The slide transition is still running after the move: the README shows the slide where it lands.
+  await expect.poll(() => deck.evaluate(() => document.querySelector('.reveal .slides')?.getAnimations({ subtree: true }).length)).toBe(0);
   await deck.screenshot({ path: 'docs/slideshow.png' });
 });
 
