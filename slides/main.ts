@@ -35,4 +35,16 @@ const deck = new Reveal({
   // A PDF export is not a talk: no channel, no QR.
   plugins: printing ? [Markdown, Highlight] : [Markdown, Highlight, clickerPlugin(mode)],
 });
-void deck.initialize();
+/**
+ * A talk-sized deck keeps every slide rendered. reveal.js hides slides beyond
+ * `viewDistance` (3 by default) with display:none, so each move shows one
+ * slide and hides another, and the browser rebuilds their layout inside the
+ * move: about a millisecond per tap on a modest laptop. A long deck keeps the
+ * default, which also keeps lazy-loaded media of far slides unloaded.
+ */
+const KEEP_RENDERED_UP_TO = 40;
+
+void deck.initialize().then(() => {
+  const total = deck.getTotalSlides();
+  if (!printing && total <= KEEP_RENDERED_UP_TO) deck.configure({ viewDistance: total, mobileViewDistance: total });
+});
