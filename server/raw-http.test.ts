@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import type { ChannelInfo } from '../protocol/messages';
 import type { Config } from './config';
-import { frameResponse, parseHead, type RawHead } from './raw-http';
+import { type Exchange, frameResponse, parseHead, RawFront, type RawHead } from './raw-http';
 import { cmdId, createChannel, openRawStream, startTestServer, type TestServer } from './testing';
 
 const GUARD = { timeout: 30_000 };
@@ -280,6 +280,38 @@ test('pipelined requests, raw and not, in one write are answered in the order se
     'accepted, refused by Express, a duplicate, accepted',
   );
   assert.equal((JSON.parse(answers[2]!.body) as { duplicate: boolean }).duplicate, true);
+});
+
+test('requests pipelined behind a slow answer wait for it, however large, and are answered in order', GUARD, async (t) => {
+  // A raw front of its own, whose route answers only when the test says so.
+  const pending: Exchange[] = [];
+  const routes = { matches: (_m: string, u: string) => u.startsWith('/hot'), serve: (ex: Exchange) => void pending.push(ex) };
+  const front = new RawFront(routes, { headersTimeoutMs: 5_000, requestTimeoutMs: 5_000, keepAliveTimeoutMs: 5_000, maxBodyBytes: 1024 * 1024 }, () => {
+    throw new Error('nothing here goes to node:http');
+  });
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => front.accept(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    front.closeAll();
+    server.close();
+  });
+  const w = new Wire((server.address() as net.AddressInfo).port);
+  t.after(() => w.close());
+  const big = 'x'.repeat(900 * 1024);
+  w.send('POST /hot/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\na');
+  w.send(`POST /hot/2 HTTP/1.1\r\nHost: x\r\nContent-Length: ${big.length}\r\n\r\n`);
+  for (let i = 0; i < big.length; i += 64 * 1024) w.send(big.slice(i, i + 64 * 1024));
+  while (pending.length < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+  // Far more than the read-ahead bound has been sent while the first answer is pending.
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(pending.length, 1, 'the second waits for the first');
+  assert.equal(w.closed, false, 'and the connection is not dropped for it');
+  pending[0]!.send(200, { 'Content-Length': 3 }, 'one');
+  assert.equal((await w.answer()).body, 'one');
+  while (pending.length < 2) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal((await pending[1]!.body(1024 * 1024)).length, big.length);
+  pending[1]!.send(200, { 'Content-Length': 3 }, 'two');
+  assert.equal((await w.answer()).body, 'two');
 });
 
 test('a chunked command goes to node:http and is still served; the connection stays open', GUARD, async (t) => {

@@ -20,6 +20,8 @@ import type { Socket } from 'node:net';
 
 /** Same limit as node:http's default maxHeaderSize: a longer head is node's to refuse (431). */
 export const MAX_HEAD_BYTES = 16 * 1024;
+/** Bytes of pipelined requests read ahead while an answer is pending, before reading pauses. */
+const PIPELINE_BYTES = 256 * 1024;
 /** The request line must fit here; a longer one is node's to judge. */
 const MAX_REQUEST_LINE = 4 * 1024;
 
@@ -267,7 +269,13 @@ export class NodeTunnel extends Duplex {
   }
 
   override _read(): void {
-    // Bytes are pushed as the real socket delivers them.
+    // node:http wants more: the real socket may read again if feed() paused it.
+    if (this.real.isPaused()) this.real.resume();
+  }
+
+  /** Passes client bytes to node:http; past its buffer, the real socket pauses until _read(). */
+  feed(chunk: Buffer): void {
+    if (!this.push(chunk)) this.real.pause();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
@@ -373,7 +381,7 @@ class RawConnection {
   private readonly onData = (chunk: Buffer): void => {
     switch (this.mode) {
       case 'tunnel':
-        this.tunnel!.push(chunk);
+        this.tunnel!.feed(chunk);
         return;
       case 'stream':
       case 'closing':
@@ -382,15 +390,16 @@ class RawConnection {
     }
     if (this.bodyLeft > 0) {
       const n = Math.min(this.bodyLeft, chunk.length);
-      this.tunnel!.push(n === chunk.length ? chunk : chunk.subarray(0, n));
+      this.tunnel!.feed(n === chunk.length ? chunk : chunk.subarray(0, n));
       this.bodyLeft -= n;
       if (n === chunk.length) return;
       chunk = chunk.subarray(n);
     }
     this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     if (this.current || this.nodeBusy) {
-      // A pipelined request waits for the answer ahead of it, within bounds.
-      if (this.buf.length > MAX_HEAD_BYTES + this.opts.maxBodyBytes) this.socket.destroy();
+      // A pipelined request waits for the answer ahead of it; past a bound,
+      // the socket stops reading (TCP pushes back on the client) until pump() resumes it.
+      if (this.buf.length > PIPELINE_BYTES) this.socket.pause();
       return;
     }
     this.pump();
@@ -399,6 +408,7 @@ class RawConnection {
   /** Serves or forwards the next request in `buf`, or waits for more bytes. */
   private pump(): void {
     if (this.mode !== 'requests' || this.current || this.nodeBusy || this.socket.destroyed) return;
+    if (this.socket.isPaused()) this.socket.resume();
     if (this.buf.length === 0) {
       this.armTimer();
       return;
@@ -445,7 +455,7 @@ class RawConnection {
     this.stats.forwarded++;
     this.nodeBusy = true;
     const available = Math.min(this.buf.length, head.headBytes + head.contentLength);
-    tunnel.push(this.buf.subarray(0, available));
+    tunnel.feed(this.buf.subarray(0, available));
     this.bodyLeft = head.headBytes + head.contentLength - available;
     this.buf = available === this.buf.length ? EMPTY : this.buf.subarray(available);
     // node:http's own headers and request timeouts watch the body from here.
@@ -471,7 +481,8 @@ class RawConnection {
     this.clearTimer();
     const rest = this.buf;
     this.buf = EMPTY;
-    if (rest.length) tunnel.push(rest);
+    if (this.socket.isPaused()) this.socket.resume();
+    if (rest.length) tunnel.feed(rest);
   }
 
   write(bytes: Buffer): void {
