@@ -340,6 +340,15 @@ test('Connection: close on a raw request closes after the answer', GUARD, async 
   await w.closedByServer();
 });
 
+test('a client that sends two requests and ends its side gets both answers, then the connection closes', GUARD, async (t) => {
+  const { ch, wire } = await setup(t);
+  const w = wire();
+  w.socket.end(commandRequest(ch) + commandRequest(ch));
+  assert.equal((await w.answer()).status, 202);
+  assert.equal((await w.answer()).status, 202);
+  await w.closedByServer();
+});
+
 test('a command body over the cap is refused with 413 and the connection closes', GUARD, async (t) => {
   const { s, ch, wire } = await setup(t);
   const w = wire();

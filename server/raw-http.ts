@@ -353,12 +353,15 @@ class RawConnection {
       this.socket.destroy();
       return;
     }
-    if (this.current === null) {
-      this.mode = 'closing';
-      this.clearTimer();
-      this.socket.end();
-    }
+    // With nothing in progress, pump() serves whatever complete requests are left, then ends.
+    if (this.current === null) this.pump();
   };
+
+  private endConnection(): void {
+    this.mode = 'closing';
+    this.clearTimer();
+    this.socket.end();
+  }
 
   /** True while no request is in progress: what closeIdleConnections may cut. */
   get idle(): boolean {
@@ -409,13 +412,11 @@ class RawConnection {
   private pump(): void {
     if (this.mode !== 'requests' || this.current || this.nodeBusy || this.socket.destroyed) return;
     if (this.socket.isPaused()) this.socket.resume();
-    if (this.buf.length === 0) {
-      this.armTimer();
-      return;
-    }
+    if (this.buf.length === 0) return this.clientEnded ? this.endConnection() : this.armTimer();
     const parsed = parseHead(this.buf, (m, u) => this.routes.matches(m, u));
     if (parsed.kind === 'handover') return this.tunnelForGood();
-    if (parsed.kind === 'partial') return this.armTimer();
+    // A request the client will never finish (it has ended its side) gets no answer.
+    if (parsed.kind === 'partial') return this.clientEnded ? this.endConnection() : this.armTimer();
     const { head } = parsed;
     this.clearTimer();
     if (!head.hot) return this.forward(head);
@@ -493,12 +494,7 @@ class RawConnection {
   finished(ex: RawExchange, close: boolean): void {
     if (this.current !== ex) return;
     this.current = null;
-    if (close || this.clientEnded) {
-      this.mode = 'closing';
-      this.clearTimer();
-      this.socket.end();
-      return;
-    }
+    if (close) return this.endConnection();
     this.pump();
   }
 
