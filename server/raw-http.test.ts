@@ -6,6 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import fc from 'fast-check';
 import type { ChannelInfo } from '../protocol/messages';
 import type { Config } from './config';
 import { type Exchange, frameResponse, parseHead, RawFront, type RawHead } from './raw-http';
@@ -89,6 +90,49 @@ test('parseHead keeps __proto__ and constructor as plain header names', () => {
   assert.equal(h.headers['__proto__'], 'a');
   assert.equal(h.headers.constructor, 'b');
   assert.equal(Object.getPrototypeOf(h.headers), null);
+});
+
+test('parseHead never throws, and a head it reads is one node:http would read the same way', () => {
+  const valid = 'POST /api/channels/abc/commands HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}';
+  // Random bytes, and a valid request with bytes flipped, cut or inserted.
+  const mutated = fc
+    .tuple(fc.nat(valid.length), fc.nat(valid.length), fc.uint8Array({ maxLength: 8 }))
+    .map(([at, cut, bytes]) => Buffer.concat([Buffer.from(valid.slice(0, at), 'latin1'), Buffer.from(bytes), Buffer.from(valid.slice(Math.min(valid.length, at + (cut % 4))), 'latin1')]));
+  fc.assert(
+    fc.property(fc.oneof(fc.uint8Array({ maxLength: 300 }).map((b) => Buffer.from(b)), mutated), (buf) => {
+      const r = parseHead(buf, isHot);
+      if (r.kind !== 'head') return;
+      const { head: h } = r;
+      const text = buf.toString('latin1', 0, h.headBytes);
+      // What it read is CRLF-framed, free of control characters, with a Host and a plain length.
+      assert.ok(text.endsWith('\r\n\r\n'));
+      assert.doesNotMatch(text.slice(0, -4).replace(/\r\n/g, ''), /[\0-\x08\x0a-\x1f\x7f]/);
+      assert.ok(h.headers.host !== undefined);
+      assert.ok(Number.isSafeInteger(h.contentLength) && h.contentLength >= 0);
+    }),
+    { numRuns: 3_000 },
+  );
+});
+
+test('mangled requests on the wire get a 4xx or a close, never a 5xx, and the server keeps serving', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const valid = commandRequest(ch);
+  await fc.assert(
+    fc.asyncProperty(fc.nat(valid.length - 1), fc.uint8Array({ minLength: 1, maxLength: 4 }), async (at, bytes) => {
+      const w = wire();
+      w.send(Buffer.concat([Buffer.from(valid.slice(0, at), 'latin1'), Buffer.from(bytes), Buffer.from(valid.slice(at + 1), 'latin1')]));
+      // A request left incomplete by the mangling is finished off by the client closing its side.
+      w.socket.end();
+      const a = await w.answer().catch(() => undefined);
+      w.close();
+      if (a) assert.ok(a.status < 500, `status ${a.status}: ${a.body}`);
+    }),
+    { numRuns: 150 },
+  );
+  const after = wire();
+  after.send(commandRequest(ch));
+  assert.equal((await after.answer()).status, 202);
+  assert.deepEqual(s.logs, [], 'nothing was logged as an unknown error');
 });
 
 // ------------------------------------------------------------------ framing
