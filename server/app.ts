@@ -55,7 +55,7 @@ export interface AppDeps {
  * through Express), carrying the hot routes for the raw front in
  * raw-http.ts, which createHttpServer puts before it.
  */
-export type App = RequestListener & { readonly hot: HotRoutes };
+export type App = RequestListener & { readonly hot: HotRoutes; readonly metrics: Metrics };
 
 export function createApp(deps: AppDeps): App {
   const { config, hub, clientDir, rootDir } = deps;
@@ -361,5 +361,5 @@ export function createApp(deps: AppDeps): App {
   const listener: RequestListener = (req, res) => {
     if (!hot.node(req, res)) app(req, res);
   };
-  return Object.assign(listener, { hot });
+  return Object.assign(listener, { hot, metrics });
 }

@@ -6,6 +6,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import proxyaddr from 'proxy-addr';
 import type { Config } from './config';
+import type { Metrics } from './metrics';
 import { NodeTunnel, RawFront, type RawRoutes } from './raw-http';
 
 /** Proxies on this machine or the LAN, the same rule as Express's `trust proxy` in app.ts. */
@@ -87,7 +88,11 @@ export class ClickerServer extends http.Server {
 }
 
 /** The server for an app; `app.hot`, when there, is served by the raw front. */
-export function createHttpServer(config: Config, app: RequestListener & { readonly hot?: RawRoutes }, extra: http.ServerOptions = {}): ClickerServer {
+export function createHttpServer(
+  config: Config,
+  app: RequestListener & { readonly hot?: RawRoutes; readonly metrics?: Metrics },
+  extra: http.ServerOptions = {},
+): ClickerServer {
   const server = new ClickerServer(
     {
       // Taps are tiny writes that must leave at once.
@@ -105,5 +110,7 @@ export function createHttpServer(config: Config, app: RequestListener & { readon
     config,
   );
   server.on('clientError', answerClientError);
+  const raw = server.raw;
+  if (raw) app.metrics?.watchRaw(() => raw.stats);
   return server;
 }

@@ -3,6 +3,7 @@
 // per-delivery path does more than bump a number.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Hub } from './hub';
+import type { RawStats } from './raw-http';
 
 export interface HubMetrics {
   /** A command was accepted (not a duplicate). */
@@ -58,6 +59,28 @@ export class Metrics implements HubMetrics {
         this.set((await hub.bus.ready()) ? 1 : 0);
       },
     });
+  }
+
+  /**
+   * The raw HTTP front's counts, read at scrape time: how much of the traffic
+   * the fast parser serves, and how much it passes to node:http.
+   */
+  watchRaw(stats: () => RawStats | undefined): void {
+    const counter = (name: string, help: string, read: (s: RawStats) => number) =>
+      new Counter({
+        name,
+        help,
+        registers: [this.registry],
+        collect() {
+          const s = stats();
+          if (!s) return;
+          // The front keeps the totals; the counter mirrors them at each scrape.
+          this.reset();
+          this.inc(read(s));
+        },
+      });
+    counter('clicker_http_fast_requests_total', 'Requests answered by the raw HTTP front.', (s) => s.served);
+    counter('clicker_http_forwarded_requests_total', 'Requests the raw HTTP front passed to node:http.', (s) => s.forwarded);
   }
 
   command(): void {

@@ -500,6 +500,25 @@ test('closeAllConnections drops raw connections and open raw streams', GUARD, as
   await st.ended;
 });
 
+test('/metrics counts the requests the raw front served and the ones it passed to node:http', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const w = wire();
+  for (let i = 0; i < 3; i++) {
+    w.send(commandRequest(ch));
+    assert.equal((await w.answer()).status, 202);
+  }
+  w.send('GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n');
+  const m = await w.answer();
+  assert.equal(m.status, 200);
+  const value = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(m.body)?.[1]);
+  const { served, forwarded } = s.server.raw!.stats;
+  assert.equal(value('clicker_http_fast_requests_total'), served);
+  assert.ok(served >= 3);
+  // The scrape itself is node:http's, counted as it is passed on.
+  assert.equal(value('clicker_http_forwarded_requests_total'), forwarded);
+  assert.ok(forwarded >= 1);
+});
+
 test('with rawHttp off, node:http serves everything and the raw front does not exist', GUARD, async (t) => {
   const { s, ch, wire } = await setup(t, { rawHttp: false });
   assert.equal(s.server.raw, null);
