@@ -197,6 +197,17 @@ function isConnectionError(err: unknown): boolean {
   return /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|Connection is closed|Stream isn't writeable|enableOfflineQueue|Command timed out|max retries|LOADING|READONLY/i.test(msg);
 }
 
+/** SHA1 of each script, worked out once: scripts run on every tap and every pointer update. */
+const SCRIPT_SHA = new Map<string, string>();
+function scriptSha(src: string): string {
+  let sha = SCRIPT_SHA.get(src);
+  if (sha === undefined) {
+    sha = createHash('sha1').update(src).digest('hex');
+    SCRIPT_SHA.set(src, sha);
+  }
+  return sha;
+}
+
 export class RedisBus implements Bus {
   readonly instanceId = nanoid(12);
   private readonly cmd: Redis;
@@ -322,7 +333,7 @@ export class RedisBus implements Bus {
 
   /** Runs a script by its SHA1 (EVALSHA), loading it on first use or after a Redis restart (NOSCRIPT). */
   private async script(src: string, keys: string[], args: (string | number)[]): Promise<unknown> {
-    const sha = createHash('sha1').update(src).digest('hex');
+    const sha = scriptSha(src);
     const argv = [...keys, ...args.map(String)];
     return this.run(async () => {
       try {

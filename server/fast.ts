@@ -11,9 +11,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import proxyaddr from 'proxy-addr';
 import { Command, ID_RE, Pointer } from '../protocol/messages';
 import type { Config } from './config';
-import { HttpError, toHttpError } from './errors';
+import { controllerKeyRequired, HttpError, toHttpError } from './errors';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
 import type { Hub, Sink } from './hub';
+import { TRUSTED_PROXIES } from './http';
 import type { Exchange, RawRoutes } from './raw-http';
 import { bearer } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
@@ -57,10 +58,10 @@ function nodeExchange(req: IncomingMessage, res: ServerResponse): Exchange {
       const socket = res.socket!;
       // A connection node:http got from the raw front is a tunnel (a Duplex, no Nagle to turn off: its socket has none already).
       if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
-      // False if a pipelined answer ahead of this one still holds the socket.
+      // Straight to the socket, unless a pipelined answer ahead of this one still holds it.
       const direct = res.writableLength === socket.writableLength;
       return {
-        write: (chunk) => (direct ? socket.write(chunk) : res.write(chunk)),
+        write: direct ? (chunk) => socket.write(chunk) : (chunk) => res.write(chunk),
         end: () => res.end(),
         destroy: () => socket.destroy(),
         get writableLength() {
@@ -129,15 +130,14 @@ export interface HotDeps {
 }
 
 /** The hot routes, for both fronts: node:http's request listener and the raw path (raw-http.ts). */
-export interface HotRoutes extends RawRoutes {
+export interface HotRoutes extends RawRoutes<RegExpExecArray> {
   /** Answers a hot route on node:http and returns true, or returns false for Express to handle the request. */
   node(req: IncomingMessage, res: ServerResponse): boolean;
 }
 
 export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, log }: HotDeps): HotRoutes {
   // The same trust rule as Express's `trust proxy` setting in app.ts.
-  const trust = proxyaddr.compile(config.trustProxy ? ['loopback', 'linklocal', 'uniquelocal'] : []);
-  const unauthorized = () => new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
+  const trust = proxyaddr.compile(config.trustProxy ? TRUSTED_PROXIES : []);
 
   const fail = (ex: Exchange, cors: Readonly<Record<string, string>>, err: unknown) => {
     const { req } = ex;
@@ -180,12 +180,19 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     if (closed) unsubscribe();
   };
 
-  const command = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) => {
+  /** A controller's write: origin and body type checked, then the channel and the body read together, then the key. */
+  const controllerWrite = async (ex: Exchange, id: string) => {
     const { req } = ex;
-    checkOrigin(req, (origin) => originAllowed(req, origin));
+    checkOrigin(req, originAllowed);
     checkJsonBody(req);
     const [channel, body] = await Promise.all([hub.get(id), readJson(ex, config.maxBodyBytes)]);
-    if (!hub.canCommand(channel, bearer(req.headers.authorization))) throw unauthorized();
+    const key = bearer(req.headers.authorization);
+    if (!hub.canCommand(channel, key)) throw controllerKeyRequired();
+    return { channel, body, key };
+  };
+
+  const command = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) => {
+    const { channel, body } = await controllerWrite(ex, id);
     const result = await hub.command(channel, validate(Command, body));
     sendJson(ex, result.duplicate ? 200 : 202, result, cors);
   };
@@ -205,23 +212,16 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
   };
 
   const pointer = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) => {
-    const { req } = ex;
-    checkOrigin(req, (origin) => originAllowed(req, origin));
-    checkJsonBody(req);
-    const [channel, body] = await Promise.all([hub.get(id), readJson(ex, config.maxBodyBytes)]);
-    const key = bearer(req.headers.authorization);
-    if (!hub.canCommand(channel, key)) throw unauthorized();
+    const { channel, body, key } = await controllerWrite(ex, id);
     const p = validate(Pointer, body);
     if (!takeToken(`${id}:${key}`)) throw new HttpError(429, 'too many pointer updates; slow down', {}, { 'Retry-After': '1' });
     await hub.pointer(channel, p);
     ex.send(204, { ...cors, 'Cache-Control': 'no-store' });
   };
 
-  const serve = (ex: Exchange): void => {
+  const serve = (ex: Exchange, route: RegExpExecArray): void => {
     const { req } = ex;
-    const m = ROUTE.exec(req.url ?? '');
-    if (!m) throw new Error(`not a hot route: ${req.url}`);
-    const [, id, what, query] = m;
+    const [, id, what, query] = route;
     const isEvents = what === 'events';
     const method = req.method ?? '';
     if (method === 'OPTIONS') {
@@ -246,11 +246,12 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
 
   return {
     // Every method goes to `serve` (which answers 405 for the wrong one), as on node:http.
-    matches: (_method, url) => ROUTE.test(url),
+    matches: (_method, url) => ROUTE.exec(url),
     serve,
     node(req, res) {
-      if (!ROUTE.test(req.url ?? '')) return false;
-      serve(nodeExchange(req, res));
+      const route = ROUTE.exec(req.url ?? '');
+      if (!route) return false;
+      serve(nodeExchange(req, res), route);
       return true;
     },
   };

@@ -11,7 +11,6 @@ import {
   type Command,
   type DeckState,
   type Pointer,
-  type Presence,
   type Question,
   type ReactionKind,
   type Register,
@@ -21,7 +20,7 @@ import {
 } from '../protocol/messages';
 import { BusUnavailable, ChannelGone, MemoryBus, presenceOf, summaryOf, type Bus, type BusEvent, type ChannelRecord } from './bus';
 import type { Config } from './config';
-import { channelIdFor, hashSecret, newSecret, sameHash } from './keys';
+import { channelIdFor, hashSecret, matchesHash, newSecret, sameHash } from './keys';
 import { NO_METRICS, type HubMetrics } from './metrics';
 import { encodeEvent, formatComment } from './sse';
 
@@ -206,7 +205,7 @@ export class Hub {
   }
 
   isDeck(record: ChannelRecord, key: string | undefined): boolean {
-    return key !== undefined && sameHash(hashSecret(key), record.deckHash);
+    return key !== undefined && matchesHash(key, record.deckHash);
   }
 
   /** Commands may come from a paired controller, or from the deck key's holder (a script of the presenter's). */
@@ -331,6 +330,7 @@ export class Hub {
     let resumable = false;
     /** Commands up to this id are in the snapshot's past or in the replay. */
     let replayedUpTo = 0;
+    let questions: Question[];
     try {
       fresh = await this.get(record.id);
       replayedUpTo = fresh.seq;
@@ -340,12 +340,6 @@ export class Hub {
         replay = history.events;
         if (resumable) replayedUpTo = Math.max(replayedUpTo, history.last);
       }
-    } catch (err) {
-      unsubscribe();
-      throw err;
-    }
-    let questions: Question[] = [];
-    try {
       questions = await this.call(() => this.bus.questions(record.id));
     } catch (err) {
       unsubscribe();
@@ -429,19 +423,19 @@ export class Hub {
         const history = await this.call(() => this.bus.since(id, from));
         // Read after the history, so it holds every state change up to history.last (and maybe a few after).
         const record = await this.get(id);
-        for (const ev of history.events) if (ev.id > local.lastId) this.write(id, local, ev);
+        for (const ev of history.events) if (ev.id > local.lastId) this.write(local, ev);
         // Labelled history.last, not record.seq: events after history.last
         // are relayed live, and a stream must never see ids go back. Compared
         // with where the catch-up started, not with `lastId`: the replayed
         // commands may reach history.last, and a state reported before the
         // last of them was missed all the same.
         if (history.last > from) {
-          if (record.state) this.write(id, local, { id: history.last, event: EVENT.state, data: JSON.stringify({ state: record.state }) });
-          this.write(id, local, { id: history.last, event: EVENT.presence, data: JSON.stringify(presenceOf(record)) });
+          if (record.state) this.write(local, { id: history.last, event: EVENT.state, data: JSON.stringify({ state: record.state }) });
+          this.write(local, { id: history.last, event: EVENT.presence, data: JSON.stringify(presenceOf(record)) });
           // The audience side too: a question shown or asked meanwhile.
           const questions = await this.call(() => this.bus.questions(id));
-          this.write(id, local, { id: history.last, event: EVENT.questions, data: JSON.stringify(summaryOf(record.questionsOpen, questions)) });
-          this.write(id, local, { id: history.last, event: EVENT.spotlight, data: JSON.stringify({ question: record.spotlight }) });
+          this.write(local, { id: history.last, event: EVENT.questions, data: JSON.stringify(summaryOf(record.questionsOpen, questions)) });
+          this.write(local, { id: history.last, event: EVENT.spotlight, data: JSON.stringify({ question: record.spotlight }) });
         }
         // Relayed events up to history.last may still be on their way (the
         // two links are read in no set order): kept commands among them were
@@ -454,7 +448,7 @@ export class Hub {
       } finally {
         const held = local.held;
         local.held = null;
-        for (const ev of held ?? []) if (ev.id > Math.max(local.lastId, local.caughtUpTo)) this.write(id, local, ev);
+        for (const ev of held ?? []) if (ev.id > Math.max(local.lastId, local.caughtUpTo)) this.write(local, ev);
       }
     }
     if (failure !== undefined) throw failure;
@@ -506,10 +500,10 @@ export class Hub {
       return 0;
     }
     if (ev.id <= local.caughtUpTo) return 0;
-    return this.write(id, local, ev);
+    return this.write(local, ev);
   }
 
-  private write(id: string, local: LocalChannel, ev: BusEvent): number {
+  private write(local: LocalChannel, ev: BusEvent): number {
     // Across instances two events can cross on the way; a state older than
     // one already shown would move the phone backwards, so it is dropped.
     // Commands are always delivered: the deck drops a repeat by its id.
@@ -520,6 +514,7 @@ export class Hub {
     }
     local.lastId = Math.max(local.lastId, ev.id);
     const frame = this.frame(ev);
+    const command = ev.event === EVENT.command;
     // A pointer position is only worth showing now: a stream that still has
     // bytes queued (a slow phone, a congested link) skips it, and the newest
     // position wins once the stream has drained.
@@ -528,7 +523,7 @@ export class Hub {
     for (const sub of local.subscribers) {
       const sink = sub.sink;
       if (!sink) {
-        if (!ephemeral) sub.pending?.push({ id: ev.id, command: ev.event === EVENT.command, frame });
+        if (!ephemeral) sub.pending?.push({ id: ev.id, command, frame });
         continue;
       }
       if (ephemeral && sink.writableLength > POINTER_BACKLOG_BYTES) continue;

@@ -16,6 +16,7 @@
 // refusals. The parser never has to be lenient, only strict.
 import { IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
+import type { Sink } from './hub';
 import type { Socket } from 'node:net';
 
 /** Same limit as node:http's default maxHeaderSize: a longer head is node's to refuse (431). */
@@ -37,6 +38,8 @@ const HANDED_OVER = new Set(['transfer-encoding', 'expect', 'upgrade']);
 export interface RawHead {
   /** For a hot route: the raw path serves it. Otherwise node:http does, through the connection's tunnel. */
   hot: boolean;
+  /** What the routes' `matches` answered for a hot route, handed back to `serve`. */
+  route: unknown;
   method: string;
   url: string;
   /** Lower-cased names, as node:http gives them. Duplicates are handed over, so each value is one string. */
@@ -72,7 +75,7 @@ function trimOws(v: string): string {
  * one, or `handover` for anything outside the strict subset this parser
  * reads, which node:http then gets byte for byte.
  */
-export function parseHead(buf: Buffer, isHot: (method: string, url: string) => boolean): HeadResult {
+export function parseHead(buf: Buffer, isHot: (method: string, url: string) => unknown): HeadResult {
   const end = buf.indexOf(CRLFCRLF);
   if (end < 0) {
     const lineEnd = buf.indexOf(CRLF);
@@ -110,12 +113,13 @@ export function parseHead(buf: Buffer, isHot: (method: string, url: string) => b
     if (!DIGITS.test(declared)) return HANDOVER;
     contentLength = Number(declared);
   }
-  const hot = isHot(line[1]!, line[2]!);
+  const route = isHot(line[1]!, line[2]!);
+  const hot = Boolean(route);
   // A hot route's body comes with a POST only; a stream request with a body is unusual enough to be node's.
   if (hot && contentLength > 0 && line[1] !== 'POST') return HANDOVER;
   const connection = headers.connection;
   const close = connection !== undefined && connection.split(',').some((t) => t.trim().toLowerCase() === 'close');
-  return { kind: 'head', head: { hot, method: line[1]!, url: line[2]!, headers, headBytes: end + 4, contentLength, close } };
+  return { kind: 'head', head: { hot, route, method: line[1]!, url: line[2]!, headers, headBytes: end + 4, contentLength, close } };
 }
 
 /** Header values the raw path writes must not break the framing, whatever a handler passes. */
@@ -168,8 +172,8 @@ export interface Exchange {
   body(limit: number): Promise<Buffer>;
   /** A complete answer. `Connection: close` among the headers closes the connection after it. */
   send(status: number, headers: Readonly<Record<string, string | number>>, body?: string): void;
-  /** Answers 200 with these headers and hands the connection to an endless event stream. */
-  openStream(headers: Readonly<Record<string, string>>): StreamSocket;
+  /** Answers 200 with these headers and hands the connection to an endless event stream, written straight to the socket (no chunked framing). */
+  openStream(headers: Readonly<Record<string, string>>): Sink;
   /** Runs once if the client goes away before the exchange ends (and for a stream, when it ends). */
   onClose(fn: () => void): void;
   /** Whether the status line has been written. */
@@ -178,19 +182,11 @@ export interface Exchange {
   destroy(): void;
 }
 
-/** The socket under an open event stream: writes go straight to it, no chunked framing. */
-export interface StreamSocket {
-  write(chunk: Buffer): boolean;
-  end(): void;
-  destroy(): void;
-  readonly writableLength: number;
-}
-
-export interface RawRoutes {
-  /** Whether this method and target is a hot route the raw path may serve. */
-  matches(method: string, url: string): boolean;
-  /** Serves a request whose head (and body) the raw path has read. */
-  serve(ex: Exchange): void;
+export interface RawRoutes<R = unknown> {
+  /** The route of a hot method and target the raw path may serve; null (or anything falsy) for any other. */
+  matches(method: string, url: string): R | null;
+  /** Serves a request whose head (and body) the raw path has read; `route` is what `matches` answered. */
+  serve(ex: Exchange, route: R): void;
 }
 
 export interface RawOptions {
@@ -212,8 +208,10 @@ export interface RawStats {
 
 const EMPTY = Buffer.alloc(0);
 
-const closingHeader = (headers: Readonly<Record<string, string | number>>): boolean =>
-  Object.entries(headers).some(([n, v]) => n.toLowerCase() === 'connection' && String(v).toLowerCase() === 'close');
+function closingHeader(headers: Readonly<Record<string, string | number>>): boolean {
+  for (const name in headers) if (name.toLowerCase() === 'connection' && String(headers[name]).toLowerCase() === 'close') return true;
+  return false;
+}
 
 /**
  * node:http's view of a connection the raw path keeps: requests that are not
@@ -314,6 +312,9 @@ class RawConnection {
   private mode: 'requests' | 'tunnel' | 'stream' | 'closing' = 'requests';
   private timer: NodeJS.Timeout | undefined;
   private timerKind: 'idle' | 'request' | undefined;
+  /** The head of a hot request whose body is still arriving, so it is parsed once. */
+  private waiting: RawHead | null = null;
+  private readonly isHot = (method: string, url: string): unknown => this.routes.matches(method, url);
   /** The client has ended its side: no request comes after the one in progress. */
   private clientEnded = false;
 
@@ -413,17 +414,26 @@ class RawConnection {
     if (this.mode !== 'requests' || this.current || this.nodeBusy || this.socket.destroyed) return;
     if (this.socket.isPaused()) this.socket.resume();
     if (this.buf.length === 0) return this.clientEnded ? this.endConnection() : this.armTimer();
-    const parsed = parseHead(this.buf, (m, u) => this.routes.matches(m, u));
-    if (parsed.kind === 'handover') return this.tunnelForGood();
-    // A request the client will never finish (it has ended its side) gets no answer.
-    if (parsed.kind === 'partial') return this.clientEnded ? this.endConnection() : this.armTimer();
-    const { head } = parsed;
-    this.clearTimer();
-    if (!head.hot) return this.forward(head);
-    // A hot body over the cap goes to node:http, which refuses it as it streams in.
-    if (head.contentLength > this.opts.maxBodyBytes) return this.tunnelForGood();
+    let head = this.waiting;
+    if (!head) {
+      const parsed = parseHead(this.buf, this.isHot);
+      if (parsed.kind === 'handover') return this.tunnelForGood();
+      // A request the client will never finish (it has ended its side) gets no answer.
+      if (parsed.kind === 'partial') return this.clientEnded ? this.endConnection() : this.armTimer();
+      head = parsed.head;
+      this.clearTimer();
+      if (!head.hot) return this.forward(head);
+      // A hot body over the cap goes to node:http, which refuses it as it streams in.
+      if (head.contentLength > this.opts.maxBodyBytes) return this.tunnelForGood();
+    }
     const total = head.headBytes + head.contentLength;
-    if (this.buf.length < total) return this.armTimer();
+    if (this.buf.length < total) {
+      // Only bytes are appended until the body is complete, so the head read stays right.
+      this.waiting = head;
+      return this.armTimer();
+    }
+    this.waiting = null;
+    this.clearTimer();
     const body = this.buf.subarray(head.headBytes, total);
     this.buf = this.buf.length === total ? EMPTY : this.buf.subarray(total);
 
@@ -438,7 +448,7 @@ class RawConnection {
     const ex = new RawExchange(this, req, body, head.close);
     this.current = ex;
     this.stats.served++;
-    this.routes.serve(ex);
+    this.routes.serve(ex, head.route);
   }
 
   private nodeTunnel(): NodeTunnel {
@@ -577,20 +587,13 @@ class RawExchange implements Exchange {
     this.conn.finished(this, close);
   }
 
-  openStream(headers: Readonly<Record<string, string>>): StreamSocket {
+  openStream(headers: Readonly<Record<string, string>>): Sink {
     this.answered = true;
     // The stream's body ends with the connection, so there is no length and no chunking: say so.
     this.conn.write(frameResponse(200, headers, undefined, { close: true, keepAliveSeconds: 0 }));
     this.conn.streaming();
-    const socket = this.conn.socket;
-    return {
-      write: (chunk) => socket.write(chunk),
-      end: () => socket.end(),
-      destroy: () => socket.destroy(),
-      get writableLength() {
-        return socket.writableLength;
-      },
-    };
+    // The socket is the sink: every event is one write straight to it.
+    return this.conn.socket;
   }
 
   onClose(fn: () => void): void {

@@ -34,10 +34,13 @@ export function formatEvent(ev: SseEvent): string {
     if (!Number.isSafeInteger(ev.retry) || ev.retry < 0) throw new SseFieldError('SSE retry must be a non-negative integer');
     out += `retry: ${ev.retry}\n`;
   }
-  if (ev.id !== undefined) out += `id: ${checkField('id', String(ev.id))}\n`;
+  // A number needs no check: its digits can hold no line break.
+  if (ev.id !== undefined) out += `id: ${typeof ev.id === 'number' ? ev.id : checkField('id', ev.id)}\n`;
   if (ev.event !== undefined) out += `event: ${checkField('event', ev.event)}\n`;
-  // CRLF, CR and LF all end a line in SSE, so split on each; a NUL in data is
-  // legal for the parser but never meaningful here, so it becomes U+FFFD.
+  // The usual data, one line of JSON, is written as it is. Otherwise CRLF, CR
+  // and LF all end a line in SSE, so each becomes its own data line, and a NUL
+  // (legal for the parser but never meaningful here) becomes U+FFFD.
+  if (!LINE_BREAK_OR_NUL.test(ev.data)) return `${out}data: ${ev.data}\n\n`;
   for (const line of ev.data.replace(/\0/g, '\uFFFD').split(/\r\n|\r|\n/)) out += `data: ${line}\n`;
   return out + '\n';
 }
