@@ -4,7 +4,6 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, RequestListener } from 'node:http';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import express, { type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
@@ -22,10 +21,11 @@ import {
   type PairResult,
 } from '../protocol/messages';
 import type { Config } from './config';
-import { errorHandler, HttpError } from './errors';
+import { controllerKeyRequired, errorHandler, HttpError } from './errors';
+import { TRUSTED_PROXIES } from './http';
 import { summaryOf, type ChannelRecord } from './bus';
 import { Hub, type CreatedChannel } from './hub';
-import { loadDeck, type Deck } from './deck';
+import { loadDeck, THEME_DIR, type Deck } from './deck';
 import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
@@ -63,10 +63,9 @@ export function createApp(deps: AppDeps): App {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', 'strong');
-  app.set('trust proxy', config.trustProxy ? 'loopback, linklocal, uniquelocal' : false);
+  app.set('trust proxy', config.trustProxy ? TRUSTED_PROXIES : false);
 
   const deck = deps.deck ?? loadDeck(rootDir, undefined, {});
-  const themeDir = path.dirname(fileURLToPath(import.meta.resolve('reveal.js/theme/black.css')));
   const controllerHtml = readFileSync(path.join(rootDir, 'controller', 'index.html'), 'utf8');
 
   app.use(
@@ -129,7 +128,7 @@ export function createApp(deps: AppDeps): App {
     res.sendFile(path.join(clientDir, 'clicker.js'));
   });
   // Every theme reveal.js ships, straight from its own folder.
-  app.use('/assets/theme', express.static(themeDir, { index: false, fallthrough: false }));
+  app.use('/assets/theme', express.static(THEME_DIR, { index: false, fallthrough: false }));
   app.use(
     '/assets',
     express.static(clientDir, { index: false, fallthrough: false, setHeaders: (res) => res.set('Cache-Control', 'no-cache') }),
@@ -181,22 +180,26 @@ export function createApp(deps: AppDeps): App {
   };
   const originAllowed = (req: IncomingMessage, origin: string) => allowedOrigins.has(origin) || origin === publicOrigin(req);
   const guard: RequestHandler = (req, _res, next) => {
-    checkOrigin(req, (origin) => originAllowed(req, origin));
+    checkOrigin(req, originAllowed);
     checkJsonBody(req);
     next();
   };
   const json = express.json({ limit: config.maxBodyBytes, strict: true, type: 'application/json' });
   const stateJson = express.json({ limit: config.maxStateBytes, strict: true, type: 'application/json' });
-  const createLimit = rateLimit({
-    windowMs: 60_000,
-    limit: config.createPerMinute,
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
-    handler: (_req, res, next, options) => {
-      res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
-      next(new HttpError(429, 'too many channels created from this address; try again shortly'));
-    },
-  });
+  /** A rate limit answering the usual JSON 429 with Retry-After; keyed by client address unless `keyGenerator` says otherwise. */
+  const limiter = (limit: number, windowMs: number, message: string, keyGenerator?: (req: Request) => string) =>
+    rateLimit({
+      windowMs,
+      limit,
+      standardHeaders: 'draft-7',
+      legacyHeaders: false,
+      ...(keyGenerator ? { keyGenerator } : {}),
+      handler: (_req, res, next, options) => {
+        res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
+        next(new HttpError(429, message));
+      },
+    });
+  const createLimit = limiter(config.createPerMinute, 60_000, 'too many channels created from this address; try again shortly');
 
   const channel = (req: Request): Promise<ChannelRecord> => {
     if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
@@ -254,7 +257,8 @@ export function createApp(deps: AppDeps): App {
     const ch = await channel(req);
     requireDeck(req, ch);
     const pairCode = await hub.issuePairCode(ch);
-    res.status(201).json(info(req, { channel: await hub.get(ch.id), deckKey: '', pairCode }));
+    // A new code changes neither the id nor the controllers, which is all `info` reads.
+    res.status(201).json(info(req, { channel: ch, deckKey: '', pairCode }));
   });
 
   /** Revoke every controller, or one by its hash. */
@@ -283,22 +287,12 @@ export function createApp(deps: AppDeps): App {
 
   // ---------------------------------------------------------------- audience
   const audienceLimit = (limit: number, windowMs: number, what: string) =>
-    rateLimit({
-      windowMs,
-      limit,
-      standardHeaders: 'draft-7',
-      legacyHeaders: false,
-      // Per follower address and channel: one noisy phone cannot silence the room.
-      // An IPv6 address counts by its /56 (ipKeyGenerator), or one phone could
-      // rotate through its own prefix's addresses and never meet the limit.
-      keyGenerator: (req) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`,
-      handler: (_req, res, next, options) => {
-        res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
-        next(new HttpError(429, `too many ${what}; try again shortly`));
-      },
-    });
+    // Per follower address and channel: one noisy phone cannot silence the room.
+    // An IPv6 address counts by its /56 (ipKeyGenerator), or one phone could
+    // rotate through its own prefix's addresses and never meet the limit.
+    limiter(limit, windowMs, `too many ${what}; try again shortly`, (req) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`);
   const requireController = (req: Request, ch: ChannelRecord): void => {
-    if (!hub.canCommand(ch, bearer(req.get('authorization')))) throw new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
+    if (!hub.canCommand(ch, bearer(req.get('authorization')))) throw controllerKeyRequired();
   };
 
   /** A follower asks a question. Public: anyone who can follow may ask, at a bounded rate. */

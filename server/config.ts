@@ -109,11 +109,11 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     const v = values[flag];
     return typeof v === 'string' ? v : env[envName] || undefined;
   };
-  const num = (flag: string | null, envName: string, fallback: number): number => {
-    const raw = flag ? pick(flag, envName) : env[envName];
+  const num = (envName: string, fallback: number): number => {
+    const raw = env[envName];
     if (raw === undefined) return fallback;
     const parsed = positiveInt.safeParse(raw);
-    if (!parsed.success) throw new ConfigError(`${flag ? `--${flag}` : envName} must be a positive integer, got "${raw}"`);
+    if (!parsed.success) throw new ConfigError(`${envName} must be a positive integer, got "${raw}"`);
     return parsed.data;
   };
 
@@ -167,19 +167,19 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     bind: pick('bind', 'BIND') ?? DEFAULTS.bind,
     host,
     publicUrl: publicUrl?.replace(/\/+$/, ''),
-    heartbeatMs: num(null, 'HEARTBEAT_MS', DEFAULTS.heartbeatMs),
-    retryMs: num(null, 'SSE_RETRY_MS', DEFAULTS.retryMs),
-    historyMax: num(null, 'HISTORY_MAX', DEFAULTS.historyMax),
-    historyMaxAgeMs: num(null, 'HISTORY_MAX_AGE_MS', DEFAULTS.historyMaxAgeMs),
-    channelTtlMs: num(null, 'CHANNEL_TTL_MS', DEFAULTS.channelTtlMs),
-    maxChannels: num(null, 'MAX_CHANNELS', DEFAULTS.maxChannels),
-    maxSubscribersPerChannel: num(null, 'MAX_SUBSCRIBERS_PER_CHANNEL', DEFAULTS.maxSubscribersPerChannel),
-    maxSubscribersPerIp: num(null, 'MAX_SUBSCRIBERS_PER_IP', DEFAULTS.maxSubscribersPerIp),
-    createPerMinute: num(null, 'CREATE_PER_MINUTE', DEFAULTS.createPerMinute),
-    questionsPerMinute: num(null, 'QUESTIONS_PER_MINUTE', DEFAULTS.questionsPerMinute),
-    reactionsPer10s: num(null, 'REACTIONS_PER_10S', DEFAULTS.reactionsPer10s),
-    headersTimeoutMs: num(null, 'HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs),
-    requestTimeoutMs: num(null, 'REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs),
+    heartbeatMs: num('HEARTBEAT_MS', DEFAULTS.heartbeatMs),
+    retryMs: num('SSE_RETRY_MS', DEFAULTS.retryMs),
+    historyMax: num('HISTORY_MAX', DEFAULTS.historyMax),
+    historyMaxAgeMs: num('HISTORY_MAX_AGE_MS', DEFAULTS.historyMaxAgeMs),
+    channelTtlMs: num('CHANNEL_TTL_MS', DEFAULTS.channelTtlMs),
+    maxChannels: num('MAX_CHANNELS', DEFAULTS.maxChannels),
+    maxSubscribersPerChannel: num('MAX_SUBSCRIBERS_PER_CHANNEL', DEFAULTS.maxSubscribersPerChannel),
+    maxSubscribersPerIp: num('MAX_SUBSCRIBERS_PER_IP', DEFAULTS.maxSubscribersPerIp),
+    createPerMinute: num('CREATE_PER_MINUTE', DEFAULTS.createPerMinute),
+    questionsPerMinute: num('QUESTIONS_PER_MINUTE', DEFAULTS.questionsPerMinute),
+    reactionsPer10s: num('REACTIONS_PER_10S', DEFAULTS.reactionsPer10s),
+    headersTimeoutMs: num('HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs),
+    requestTimeoutMs: num('REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs),
     trustProxy: values['trust-proxy'] === true || env.TRUST_PROXY === '1',
     rawHttp: env.RAW_HTTP !== '0',
     allowOrigins,

@@ -9,8 +9,11 @@ import { parse as parseYaml } from 'yaml';
 
 export const TRANSITIONS = ['none', 'fade', 'slide', 'convex', 'concave', 'zoom'] as const;
 
+/** reveal.js's own theme folder, served at /assets/theme. */
+export const THEME_DIR = path.dirname(fileURLToPath(import.meta.resolve('reveal.js/theme/black.css')));
+
 /** Every theme reveal.js ships, read from its own dist folder so a new release's themes just work. */
-export const THEMES: readonly string[] = readdirSync(path.dirname(fileURLToPath(import.meta.resolve('reveal.js/theme/black.css'))))
+export const THEMES: readonly string[] = readdirSync(THEME_DIR)
   .filter((f) => f.endsWith('.css'))
   .map((f) => f.slice(0, -4))
   .sort();

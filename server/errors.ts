@@ -17,6 +17,11 @@ export class HttpError extends Error {
   }
 }
 
+/** 401 for a command or pointer update without a paired controller's key (or the deck key). */
+export function controllerKeyRequired(): HttpError {
+  return new HttpError(401, 'controller key required', {}, { 'WWW-Authenticate': 'Bearer' });
+}
+
 const HUB_STATUS: Record<HubErrorKind, number> = {
   not_found: 404,
   forbidden: 403,

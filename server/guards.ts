@@ -15,12 +15,12 @@ const header = (req: IncomingMessage, name: string): string | undefined => {
  * origin, the public base and configured origins pass; programs without an
  * Origin (curl, bridges) pass too and are held to their keys instead.
  */
-export function checkOrigin(req: IncomingMessage, allowed: (origin: string) => boolean): void {
+export function checkOrigin(req: IncomingMessage, allowed: (req: IncomingMessage, origin: string) => boolean): void {
   if (req.method === 'GET' || req.method === 'HEAD') return;
   const origin = header(req, 'origin');
   if (origin === undefined) return;
   const scheme = (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http';
-  if (origin === `${scheme}://${header(req, 'host')}` || allowed(origin)) return;
+  if (origin === `${scheme}://${header(req, 'host')}` || allowed(req, origin)) return;
   throw new HttpError(403, 'cross-origin request refused');
 }
 
