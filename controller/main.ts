@@ -310,6 +310,9 @@ async function start(): Promise<void> {
         const ev = data as StateEvent;
         state = ev.state;
         if (ev.slides) slides = ev.slides;
+      } else {
+        // Questions and spotlight are the panel's own: the remote's view is unchanged.
+        return;
       }
       render();
     },

@@ -179,7 +179,7 @@ export class PointerPad {
   private stroke = Math.floor(Math.random() * (STROKE_IDS / 2));
   private holdTimer: ReturnType<typeof setInterval> | undefined;
 
-  constructor(private readonly opts: PointerPadOptions) {
+  constructor(opts: PointerPadOptions) {
     this.sender = new PointerSender(`${opts.api}/pointer`, {
       key: opts.key,
       unpaired: () => {

@@ -79,7 +79,8 @@ function notesOf(slide: Element): string {
     .slice(0, 8_000);
 }
 
-export function describe(deck: RevealApi): { state: DeckState; slides: SlideRef[] } {
+/** Where the deck is: what every report carries. */
+function describeState(deck: RevealApi): DeckState {
   const slides = deck.getSlides();
   const current = deck.getCurrentSlide();
   const idx = deck.getIndices();
@@ -88,26 +89,33 @@ export function describe(deck: RevealApi): { state: DeckState; slides: SlideRef[
     [...current.querySelectorAll('.fragment')].map((f, i) => f.getAttribute('data-fragment-index') ?? `x${i}`),
   ).size;
   const avail = deck.availableFragments();
-  const state: DeckState = {
+  const past = deck.getSlidePastCount();
+  return {
     indexh: idx.h,
     indexv: idx.v ?? 0,
     indexf: typeof idx.f === 'number' ? idx.f : -1,
     fragments,
     paused: deck.isPaused(),
-    position: deck.getSlidePastCount() + 1,
+    position: past + 1,
     total: Math.max(1, deck.getTotalSlides()),
     isFirst: deck.isFirstSlide() && !avail.prev,
     isLast: deck.isLastSlide() && !avail.next,
-    title: titleOf(current, `Slide ${deck.getSlidePastCount() + 1}`),
+    title: titleOf(current, `Slide ${past + 1}`),
     notes: notesOf(current),
     nextTitle: titleOf(slides[pos + 1], `Slide ${pos + 2}`),
     aspect: deckAspect(deck),
   };
-  const outline = slides.slice(0, 1_000).map((s, i) => {
-    const { h, v } = deck.getIndices(s);
-    return { h, v: v ?? 0, title: titleOf(s, `Slide ${i + 1}`) };
-  });
-  return { state, slides: outline };
+}
+
+/** The deck's outline, for the phone's jump list: sent once per connection, not with every move. */
+function outlineOf(deck: RevealApi): SlideRef[] {
+  return deck
+    .getSlides()
+    .slice(0, 1_000)
+    .map((s, i) => {
+      const { h, v } = deck.getIndices(s);
+      return { h, v: v ?? 0, title: titleOf(s, `Slide ${i + 1}`) };
+    });
 }
 
 /** Applies one command through a fixed allow-list of reveal.js calls. */
@@ -255,6 +263,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
     if (!box || !code || !caption || !info) return;
     const pairing = info.controllerUrl !== null && presence.pairingOpen;
     const url = pairing ? info.controllerUrl! : info.followUrl;
+    // Presence and snapshot events come often; the QR is drawn again only when its URL changes.
+    if (box.dataset.url === url && code.querySelector('img')?.src) return;
     box.dataset.url = url;
     box.dataset.kind = pairing ? 'pair' : 'follow';
     const img = code.querySelector('img') ?? code.appendChild(document.createElement('img'));
@@ -277,10 +287,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
     void showQr();
   };
 
-  const report = (): StateReport => {
-    const { state, slides } = describe(deck);
-    return outlineSent ? { state } : { state, slides };
-  };
+  const report = (): StateReport => (outlineSent ? { state: describeState(deck) } : { state: describeState(deck), slides: outlineOf(deck) });
 
   /** Opens a channel, or brings back the saved one with its keys, paired phones and current state. */
   const register = async () => {
@@ -289,7 +296,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
         adopt(
           await requestJson<ChannelInfo>('PUT', api(`/${saved.id}`), {
             key: saved.deckKey,
-            body: { controllers: saved.controllers, lastEventId: Number(saved.lastEventId) || 0, report: { ...report(), slides: describe(deck).slides } },
+            body: { controllers: saved.controllers, lastEventId: Number(saved.lastEventId) || 0, report: { state: describeState(deck), slides: outlineOf(deck) } },
           }),
         );
         outlineSent = true;
@@ -316,6 +323,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
       return;
     }
     inFlight = true;
+    // This send carries the newest state: a retry still waiting for an older one is moot.
+    clearTimeout(retryTimer);
     const body = report();
     if (cause) body.cause = cause;
     let failed = false;
