@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { devices, expect, test } from '@playwright/test';
-import { ClickerServer, deckPosition, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback } from './fixtures';
 
 const TALK = `---
 title: Owls at night
@@ -58,8 +58,7 @@ test.beforeEach(async () => {
   server = await ClickerServer.start([path.join(dir, 'talk.md')]);
 });
 test.afterEach(async ({ browser }) => {
-  // Pages left open would keep reconnecting to the next test's server.
-  await Promise.all(browser.contexts().map((c) => c.close()));
+  await closePages(browser);
   await server.stop();
 });
 

@@ -12,9 +12,9 @@ import { readFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { devices, expect, test, type Browser, type BrowserContextOptions, type Page } from '@playwright/test';
+import { devices, expect, test, type Page } from '@playwright/test';
 import type { ChannelInfo } from '../protocol/wire';
-import { ClickerServer, decodeQr, lanAddresses, toLoopback } from './fixtures';
+import { ClickerServer, closePages, decodeQr, lanAddresses, LoopbackOnly, toLoopback } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
 const EXAMPLES = path.resolve(import.meta.dirname, '..', 'examples');
@@ -62,32 +62,22 @@ let clicker: ClickerServer;
 let allowed: StaticSite;
 /** A page origin Clicker does not allow. */
 let foreign: StaticSite;
-/** Requests that left loopback: must stay empty. */
-let offLoopback: string[] = [];
+const loopback = new LoopbackOnly();
 
 test.beforeEach(async () => {
-  offLoopback = [];
+  loopback.reset();
   allowed = await serveExamples(() => clicker.base);
   foreign = await serveExamples(() => clicker.base);
   clicker = await ClickerServer.start(['--allow-origin', allowed.origin]);
 });
 test.afterEach(async ({ browser }) => {
-  // Pages left open would keep reconnecting to the next test's server.
-  await Promise.all(browser.contexts().map((c) => c.close()));
+  await closePages(browser);
   // Optional: a beforeEach that failed part-way leaves some of these unset.
   await clicker?.stop();
   await Promise.all([allowed?.close(), foreign?.close()]);
-  expect(offLoopback, 'every request went to 127.0.0.1').toEqual([]);
+  expect(loopback.off, 'every request went to 127.0.0.1').toEqual([]);
 });
 
-async function newPage(browser: Browser, options: BrowserContextOptions): Promise<Page> {
-  const ctx = await browser.newContext(options);
-  ctx.on('request', (req) => {
-    const url = new URL(req.url());
-    if ((url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '127.0.0.1') offLoopback.push(req.url());
-  });
-  return ctx.newPage();
-}
 
 /** Screenshots the QR inside the overlay's shadow root (Playwright's CSS locators pierce open shadow roots) and decodes it. */
 async function readOverlayQr(page: Page): Promise<string> {
@@ -128,7 +118,7 @@ let seq = 0;
 const cmdId = () => `dropin${process.pid}x${String(++seq).padStart(6, '0')}`;
 
 test('a plain page of another origin pairs a phone through the QR overlay and follows Next and Previous', async ({ browser }) => {
-  const page = await newPage(browser, { viewport: { width: 1280, height: 720 } });
+  const page = await loopback.newPage(browser, { viewport: { width: 1280, height: 720 } });
   await openExample(page, allowed, 'ready');
   await expect(page.locator('#position')).toHaveText('1 / 4');
 
@@ -150,7 +140,7 @@ test('a plain page of another origin pairs a phone through the QR overlay and fo
   // Screenshot for the README, taken by the test itself.
   await page.screenshot({ path: 'docs/dropin.png' });
 
-  const phone = await newPage(browser, { ...phoneDevice });
+  const phone = await loopback.newPage(browser, { ...phoneDevice });
   await phone.goto(toLoopback(controllerUrl.toString()));
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   await expect(phone.locator('#position')).toHaveText('1 / 4');
@@ -215,7 +205,7 @@ test('a plain page of another origin pairs a phone through the QR overlay and fo
 });
 
 test('callbacks win over keys, onCommand sees every command, and subscribe() gets the public stream', async ({ browser }) => {
-  const page = await newPage(browser, { viewport: { width: 1024, height: 640 } });
+  const page = await loopback.newPage(browser, { viewport: { width: 1024, height: 640 } });
   await openExample(page, allowed, 'ready');
   await expect(page.locator('#position')).toHaveText('1 / 4');
   const ch = await savedChannel(page);
@@ -280,7 +270,7 @@ test('callbacks win over keys, onCommand sees every command, and subscribe() get
 });
 
 test('a page from an origin that is not allowed is refused: start() rejects, onError fires, no channel, nothing posted', async ({ browser }) => {
-  const page = await newPage(browser, { viewport: { width: 1024, height: 640 } });
+  const page = await loopback.newPage(browser, { viewport: { width: 1024, height: 640 } });
   const errors: string[] = [];
   page.on('pageerror', (err) => errors.push(err.message));
   await openExample(page, foreign, 'error');

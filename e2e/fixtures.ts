@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import jsQR from 'jsqr';
 import { PNG } from 'pngjs';
-import type { Page } from '@playwright/test';
+import type { Browser, BrowserContextOptions, Page } from '@playwright/test';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -110,4 +110,35 @@ export async function readDeckQr(deck: Page): Promise<string> {
 /** The slideshow's "n / N" slide number as reveal.js renders it. */
 export async function deckPosition(deck: Page): Promise<string> {
   return (await deck.locator('.reveal .slide-number').innerText()).replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * Closes every page a test opened. Run after each test, before its server
+ * stops: a page left open keeps reconnecting, and could reach the next
+ * test's server if the OS hands out the same port again.
+ */
+export async function closePages(browser: Browser): Promise<void> {
+  await Promise.all(browser.contexts().map((c) => c.close()));
+}
+
+/**
+ * Opens pages whose every request is watched. The tests only ever talk to
+ * 127.0.0.1, never to the LAN address a QR code carries: `off` lists any
+ * request that went elsewhere, and a test's afterEach expects it empty.
+ */
+export class LoopbackOnly {
+  off: string[] = [];
+
+  reset(): void {
+    this.off = [];
+  }
+
+  async newPage(browser: Browser, options: BrowserContextOptions): Promise<Page> {
+    const ctx = await browser.newContext(options);
+    ctx.on('request', (req) => {
+      const url = new URL(req.url());
+      if ((url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '127.0.0.1') this.off.push(req.url());
+    });
+    return ctx.newPage();
+  }
 }

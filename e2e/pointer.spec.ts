@@ -3,15 +3,14 @@
 // rather than shown late. Touches are real touch input (CDP), so the pad's
 // pointer events and touch-action: none are what a phone would exercise.
 import { devices, expect, test, type Browser, type Locator, type Page } from '@playwright/test';
-import { ClickerServer, deckPosition, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback } from './fixtures';
 
 let server: ClickerServer;
 test.beforeEach(async () => {
   server = await ClickerServer.start();
 });
 test.afterEach(async ({ browser }) => {
-  // Pages left open would keep reconnecting to the next test's server.
-  await Promise.all(browser.contexts().map((c) => c.close()));
+  await closePages(browser);
   await server.stop();
 });
 

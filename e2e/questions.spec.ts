@@ -10,34 +10,24 @@
 // swapped for loopback (toLoopback) before a page goes there, and every
 // context records the hosts it contacts.
 import { devices, expect, test, type Browser, type BrowserContextOptions, type Locator, type Page, type TestInfo } from '@playwright/test';
-import { ClickerServer, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, LoopbackOnly, readDeckQr, toLoopback } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
 let server: ClickerServer;
-/** Requests that left loopback: must stay empty. */
-let offLoopback: string[] = [];
+const loopback = new LoopbackOnly();
 
 test.afterEach(async ({ browser }) => {
-  // Pages left open would keep reconnecting to the next test's server.
-  await Promise.all(browser.contexts().map((c) => c.close()));
+  await closePages(browser);
   await server.stop();
-  expect(offLoopback, 'every request went to 127.0.0.1').toEqual([]);
+  expect(loopback.off, 'every request went to 127.0.0.1').toEqual([]);
 });
 
 /** A fresh server per test; `env` raises the per-follower limits where a test is about something else. */
 async function startServer(env: NodeJS.ProcessEnv = { QUESTIONS_PER_MINUTE: '100', REACTIONS_PER_10S: '1000' }): Promise<void> {
-  offLoopback = [];
+  loopback.reset();
   server = await ClickerServer.start([], env);
 }
 
-async function newPage(browser: Browser, options: BrowserContextOptions): Promise<Page> {
-  const ctx = await browser.newContext(options);
-  ctx.on('request', (req) => {
-    const url = new URL(req.url());
-    if ((url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '127.0.0.1') offLoopback.push(req.url());
-  });
-  return ctx.newPage();
-}
 
 interface Talk {
   deck: Page;
@@ -48,11 +38,11 @@ interface Talk {
 
 /** The slideshow on the laptop, the presenter's phone paired from its QR, and the follow URL it then offers. */
 async function startTalk(browser: Browser): Promise<Talk> {
-  const deck = await newPage(browser, { viewport: { width: 1280, height: 720 } });
+  const deck = await loopback.newPage(browser, { viewport: { width: 1280, height: 720 } });
   await deck.goto(`${server.base}/`);
   const qr = new URL(await readDeckQr(deck));
   const id = qr.pathname.split('/').pop() ?? '';
-  const phone = await newPage(browser, { ...phoneDevice });
+  const phone = await loopback.newPage(browser, { ...phoneDevice });
   await phone.goto(toLoopback(qr.toString()));
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   const box = deck.locator('[data-clicker-qr]');
@@ -63,7 +53,7 @@ async function startTalk(browser: Browser): Promise<Talk> {
 }
 
 async function openFollower(browser: Browser, t: Talk, options: BrowserContextOptions = { ...phoneDevice }): Promise<Page> {
-  const page = await newPage(browser, options);
+  const page = await loopback.newPage(browser, options);
   await page.goto(toLoopback(t.followUrl));
   await expect(page.locator('.clicker-status')).toContainText('Following the presenter');
   await expect(page.locator('.clicker-status')).toHaveAttribute('data-link', 'live');

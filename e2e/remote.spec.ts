@@ -1,15 +1,14 @@
 // The remote a presenter gives a whole talk with: notes, timer, jump list,
 // blackout, the laptop's own keyboard, keep-awake and both orientations.
 import { devices, expect, test, type Browser, type Page } from '@playwright/test';
-import { ClickerServer, deckPosition, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback } from './fixtures';
 
 let server: ClickerServer;
 test.beforeEach(async () => {
   server = await ClickerServer.start();
 });
 test.afterEach(async ({ browser }) => {
-  // Pages left open would keep reconnecting to the next test's server.
-  await Promise.all(browser.contexts().map((c) => c.close()));
+  await closePages(browser);
   await server.stop();
 });
 

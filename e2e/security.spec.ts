@@ -8,37 +8,27 @@
 // read, checked, and swapped for loopback (toLoopback) before a page goes
 // there. Every context records the hosts it contacts, and the test fails if
 // one is not loopback.
-import { devices, expect, test, type Browser, type BrowserContextOptions, type Page } from '@playwright/test';
-import { ClickerServer, deckPosition, lanAddresses, readDeckQr, toLoopback } from './fixtures';
+import { devices, expect, test, type Browser, type Page } from '@playwright/test';
+import { ClickerServer, closePages, deckPosition, lanAddresses, LoopbackOnly, readDeckQr, toLoopback } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
 let server: ClickerServer;
-/** Requests that left loopback: must stay empty. */
-let offLoopback: string[] = [];
+const loopback = new LoopbackOnly();
 
 test.beforeEach(async () => {
-  offLoopback = [];
+  loopback.reset();
   server = await ClickerServer.start();
 });
 test.afterEach(async ({ browser }) => {
-  // Pages left open would keep reconnecting to the next test's server.
-  await Promise.all(browser.contexts().map((c) => c.close()));
+  await closePages(browser);
   await server.stop();
-  expect(offLoopback, 'every request went to 127.0.0.1').toEqual([]);
+  expect(loopback.off, 'every request went to 127.0.0.1').toEqual([]);
 });
 
-async function newPage(browser: Browser, options: BrowserContextOptions): Promise<Page> {
-  const ctx = await browser.newContext(options);
-  ctx.on('request', (req) => {
-    const url = new URL(req.url());
-    if ((url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '127.0.0.1') offLoopback.push(req.url());
-  });
-  return ctx.newPage();
-}
 
 /** The slideshow on the laptop, with its first pairing QR decoded. */
 async function openDeck(browser: Browser): Promise<{ deck: Page; qr: URL; id: string; total: string }> {
-  const deck = await newPage(browser, { viewport: { width: 1280, height: 720 } });
+  const deck = await loopback.newPage(browser, { viewport: { width: 1280, height: 720 } });
   await deck.goto(`${server.base}/`);
   const qr = new URL(await readDeckQr(deck));
   // The QR carries the LAN address, never loopback; tests only ever open it rewritten.
@@ -50,7 +40,7 @@ async function openDeck(browser: Browser): Promise<{ deck: Page; qr: URL; id: st
 }
 
 async function openPhone(browser: Browser, qr: URL | string): Promise<Page> {
-  const phone = await newPage(browser, { ...phoneDevice });
+  const phone = await loopback.newPage(browser, { ...phoneDevice });
   await phone.goto(toLoopback(qr.toString()));
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   return phone;
@@ -69,7 +59,7 @@ test('a second phone scanning the used QR is told so, offered follow mode, has n
   await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
 
   // Someone in the room photographed the projected QR and opens it a moment later.
-  const intruder = await newPage(browser, { ...phoneDevice });
+  const intruder = await loopback.newPage(browser, { ...phoneDevice });
   const sent = recordRequests(intruder);
   await intruder.goto(toLoopback(qr.toString()));
   await expect(intruder.getByRole('heading', { name: 'This code was already used' })).toBeVisible();
@@ -137,7 +127,7 @@ test('follow mode shows the presenter\'s slide on join, follows every move, and 
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect(deck.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(1);
 
-  const audience = await newPage(browser, { viewport: { width: 1024, height: 640 } });
+  const audience = await loopback.newPage(browser, { viewport: { width: 1024, height: 640 } });
   const sent = recordRequests(audience);
   await audience.goto(toLoopback(followUrl));
   // The snapshot on join puts it where the presenter is, fragment included.

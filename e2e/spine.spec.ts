@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { devices, expect, test } from '@playwright/test';
-import { ClickerServer, deckPosition, lanAddresses, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, deckPosition, lanAddresses, readDeckQr, toLoopback } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
 let server: ClickerServer;
@@ -9,8 +9,7 @@ test.beforeEach(async () => {
   server = await ClickerServer.start();
 });
 test.afterEach(async ({ browser }) => {
-  // Pages left open would keep reconnecting to the next test's server.
-  await Promise.all(browser.contexts().map((c) => c.close()));
+  await closePages(browser);
   await server.stop();
 });
 

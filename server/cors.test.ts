@@ -5,8 +5,7 @@
 // browser origin gets neither the headers nor a write.
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DeckState } from '../protocol/messages';
-import { call, cmdId, createChannel, openRawStream, rawRequest, startTestServer, type RawAnswer, type TestServer } from './testing';
+import { call, cmdId, createChannel, openRawStream, rawRequest, sampleState, startTestServer, type RawAnswer, type TestServer } from './testing';
 
 const ALLOWED = 'https://talk.example.org';
 /** Guards against a hang if an awaited answer never comes; not a timing assertion. */
@@ -21,20 +20,7 @@ async function start(t: TestContext): Promise<TestServer> {
 /** Origins a browser might send that must not pass: another site, a sibling port, a look-alike, an opaque origin. */
 const foreignOrigins = (s: TestServer) => ['https://evil.example', `http://127.0.0.1:${s.port + 1}`, 'https://talk.example.org.evil.example', 'http://talk.example.org', 'null'];
 
-const state: DeckState = {
-  indexh: 1,
-  indexv: 0,
-  indexf: -1,
-  fragments: 0,
-  paused: false,
-  position: 2,
-  total: 4,
-  isFirst: false,
-  isLast: false,
-  title: 'Second',
-  notes: '',
-  nextTitle: 'Third',
-};
+const state = sampleState({ indexh: 1, position: 2, total: 4, isFirst: false, title: 'Second', nextTitle: 'Third' });
 
 function preflight(s: TestServer, path: string, origin: string, method: string, headers: string): Promise<RawAnswer> {
   return rawRequest(s.base, {

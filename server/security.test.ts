@@ -20,7 +20,6 @@ import {
   pairPhone,
   rawRequest,
   startTestServer,
-  type RawAnswer,
   type RawStream,
   type TestServer,
   type TestServerOptions,

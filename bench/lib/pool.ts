@@ -35,6 +35,31 @@ export interface Samples {
   dropReasons: string[];
 }
 
+/**
+ * Every delivery's latency in ms (its receive time minus its command's send
+ * time) over the commands in `sentAt`, at most `capacity` of them, and how
+ * many came out negative (which would mean the shared clock is not shared).
+ */
+export function deliveryLatencies(samples: readonly Samples[], sentAt: ReadonlyMap<string, number>, capacity: number): { latencies: Float64Array; negative: number } {
+  const latencies = new Float64Array(capacity);
+  let k = 0;
+  let negative = 0;
+  for (const s of samples) {
+    for (const [id, lists] of s.times) {
+      const at = sentAt.get(id);
+      if (at === undefined) continue;
+      for (const times of lists) {
+        for (const t of times) {
+          const ms = t - at;
+          if (ms < 0) negative++;
+          if (k < capacity) latencies[k++] = ms;
+        }
+      }
+    }
+  }
+  return { latencies: latencies.subarray(0, k), negative };
+}
+
 type Listener = (m: FromWorker) => void;
 
 class WorkerHandle {

@@ -17,7 +17,7 @@
 // noise on a shared machine is spread over all of them.
 import { monoNow } from '../lib/clock';
 import { JsonClient } from '../lib/http';
-import { SubscriberPool } from '../lib/pool';
+import { deliveryLatencies, SubscriberPool } from '../lib/pool';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats';
 import { commandIdFactory, type BenchChannel, type Target } from '../lib/targets';
 import { judge, sleep, targetsOf, type Json, type Row, type Scenario } from '../lib/scenario';
@@ -162,23 +162,10 @@ export class FanOutProbe {
     const samples = await pool.collect();
     let delivered = 0;
     for (const n of samples.received.values()) delivered += n;
-    const latencies = new Float64Array(delivered);
-    let k = 0;
-    let negative = 0;
-    for (const [id, lists] of samples.times) {
-      const sentAt = this.sentAt.get(id);
-      if (sentAt === undefined) continue;
-      for (const times of lists) {
-        for (const t of times) {
-          const ms = t - sentAt;
-          if (ms < 0) negative++;
-          if (k < latencies.length) latencies[k++] = ms;
-        }
-      }
-    }
+    const { latencies, negative } = deliveryLatencies([samples], this.sentAt, delivered);
     const wallSeconds = this.wallMs / 1000;
     return {
-      latency: summarize(latencies.subarray(0, k)),
+      latency: summarize(latencies),
       deliveriesPerSecond: this.busyMs > 0 ? delivered / (this.busyMs / 1000) : Number.NaN,
       expected: this.opts.subscribers * this.opts.commands,
       delivered,

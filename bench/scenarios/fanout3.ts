@@ -24,7 +24,7 @@
 // loses nothing.
 import { monoNow } from '../lib/clock';
 import { JsonClient } from '../lib/http';
-import { shares, SubscriberPool, type Samples } from '../lib/pool';
+import { deliveryLatencies, shares, SubscriberPool, type Samples } from '../lib/pool';
 import { findRedisServer, startRedis, type BenchRedis } from '../lib/redis';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats';
 import { commandIdFactory, type BenchChannel, type Target } from '../lib/targets';
@@ -246,25 +246,10 @@ class SpreadFanOut {
       return { subscribers: this.counts[i]!, delivered, commandsPostedHere: this.postedAt[i]! };
     });
     const delivered = perInstance.reduce((n, x) => n + x.delivered, 0);
-    const latencies = new Float64Array(delivered);
-    let k = 0;
-    let negative = 0;
-    for (const s of all) {
-      for (const [id, lists] of s.times) {
-        const sentAt = this.sentAt.get(id);
-        if (sentAt === undefined) continue;
-        for (const times of lists) {
-          for (const t of times) {
-            const ms = t - sentAt;
-            if (ms < 0) negative++;
-            if (k < latencies.length) latencies[k++] = ms;
-          }
-        }
-      }
-    }
+    const { latencies, negative } = deliveryLatencies(all, this.sentAt, delivered);
     const wallSeconds = this.wallMs / 1000;
     return {
-      latency: summarize(latencies.subarray(0, k)),
+      latency: summarize(latencies),
       deliveriesPerSecond: this.busyMs > 0 ? delivered / (this.busyMs / 1000) : Number.NaN,
       expected: this.opts.subscribers * this.opts.commands,
       delivered,
