@@ -180,7 +180,7 @@ export function createApp(deps: AppDeps): App {
   };
   const originAllowed = (req: IncomingMessage, origin: string) => allowedOrigins.has(origin) || origin === publicOrigin(req);
   const guard: RequestHandler = (req, _res, next) => {
-    checkOrigin(req, originAllowed);
+    checkOrigin(req, (origin) => originAllowed(req, origin));
     checkJsonBody(req);
     next();
   };

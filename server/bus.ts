@@ -59,9 +59,27 @@ export interface BusLimits {
 /** Raised when the bus cannot be reached (Redis down): the HTTP layer answers 503 with Retry-After. */
 export class BusUnavailable extends Error {}
 
+/**
+ * The two calls of every tap, answered at once by a bus whose store is this
+ * process's memory. The hub's command path uses them instead of the promise
+ * round trips a remote store needs: on one process those round trips were
+ * most of a command's time on the server (bench: latency).
+ */
+export interface LocalStore {
+  /** The channel as stored, not a copy (so nothing is allocated per tap); null when there is none. */
+  peek(id: string): Readonly<ChannelHead> | null;
+  /** `append`, at once. */
+  appendNow(id: string, event: string, data: string, opts?: { keep?: boolean; dedup?: string }): AppendResult;
+}
+
+/** What a command's checks read of a channel. */
+export type ChannelHead = Pick<ChannelRecord, 'id' | 'deckHash' | 'controllers'>;
+
 export interface Bus {
   /** Tags this instance's own messages so it can ignore their echo. */
   readonly instanceId: string;
+  /** Present when the store is in this process and answers synchronously (the memory bus). */
+  readonly local?: LocalStore;
   /** Creates a channel; false if the id is taken. Ids continue after `seq` (a restart's last id). */
   create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean>;
   get(id: string): Promise<ChannelRecord | null>;
@@ -127,8 +145,9 @@ interface MemoryChannel {
  * The embedded bus: one process, no setup. Everything is synchronous under
  * the promise surface, so the single-instance default pays no I/O.
  */
-export class MemoryBus implements Bus {
+export class MemoryBus implements Bus, LocalStore {
   readonly instanceId = 'memory';
+  readonly local: LocalStore = this;
   private readonly channels = new Map<string, MemoryChannel>();
 
   constructor(
@@ -202,7 +221,15 @@ export class MemoryBus implements Bus {
     return summaryOf(open, ch.questions);
   }
 
-  async append(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<AppendResult> {
+  async append(id: string, event: string, data: string, opts?: { keep?: boolean; dedup?: string }): Promise<AppendResult> {
+    return this.appendNow(id, event, data, opts);
+  }
+
+  peek(id: string): Readonly<ChannelHead> | null {
+    return this.channels.get(id)?.record ?? null;
+  }
+
+  appendNow(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): AppendResult {
     const ch = this.must(id);
     if (opts.dedup !== undefined) {
       const seen = ch.dedup.get(opts.dedup);

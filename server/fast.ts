@@ -12,8 +12,9 @@ import proxyaddr from 'proxy-addr';
 import { Command, ID_RE, Pointer } from '../protocol/messages';
 import type { Config } from './config';
 import { controllerKeyRequired, HttpError, toHttpError } from './errors';
-import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
-import type { Hub, Sink } from './hub';
+import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate, type RequestHead } from './guards';
+import type { ChannelHead, ChannelRecord } from './bus';
+import type { Hub, PublishResult, Sink } from './hub';
 import { TRUSTED_PROXIES } from './http';
 import type { Exchange, RawRoutes } from './raw-http';
 import { bearer } from './keys';
@@ -45,8 +46,11 @@ function sendJson(ex: Exchange, status: number, body: unknown, headers: Readonly
  */
 function nodeExchange(req: IncomingMessage, res: ServerResponse): Exchange {
   return {
+    head: req,
     req,
     body: (limit) => readBody(req, limit),
+    // node:http streams the body in after the head.
+    bodyNow: () => undefined,
     send(status, headers, body) {
       res.writeHead(status, headers);
       res.end(body);
@@ -103,19 +107,36 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
+/** 413 for a body over the limit; any other failure as it is. */
+const bodyError = (err: unknown): unknown => (err instanceof RangeError ? new HttpError(413, 'request body too large') : err);
+
+/** A JSON body's value; 400 if it is not JSON, undefined when empty. */
+function parseJson(bytes: Buffer): unknown {
+  if (bytes.length === 0) return undefined;
+  try {
+    return JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw new HttpError(400, 'malformed JSON');
+  }
+}
+
 /** Reads a JSON body of at most `limit` bytes; 413 past it, 400 if it is not JSON. */
 async function readJson(ex: Exchange, limit: number): Promise<unknown> {
   let bytes: Buffer;
   try {
     bytes = await ex.body(limit);
   } catch (err) {
-    throw err instanceof RangeError ? new HttpError(413, 'request body too large') : err;
+    throw bodyError(err);
   }
-  if (bytes.length === 0) return undefined;
+  return parseJson(bytes);
+}
+
+/** The body at once if it came with the head (see Exchange.bodyNow); 413 past the limit. */
+function bodyNow(ex: Exchange, limit: number): Buffer | undefined {
   try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw new HttpError(400, 'malformed JSON');
+    return ex.bodyNow(limit);
+  } catch (err) {
+    throw bodyError(err);
   }
 }
 
@@ -140,7 +161,7 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
   const trust = proxyaddr.compile(config.trustProxy ? TRUSTED_PROXIES : []);
 
   const fail = (ex: Exchange, cors: Readonly<Record<string, string>>, err: unknown) => {
-    const { req } = ex;
+    const req = ex.head;
     const httpErr = toHttpError(err);
     if (!httpErr) {
       // The path only: a query string may carry a stream position, and nothing secret is ever in a path.
@@ -159,7 +180,7 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
   };
 
   const events = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string, query: string | undefined) => {
-    const { req } = ex;
+    const req = ex.head;
     const channel = await hub.get(id);
     const q = query === undefined ? undefined : new URLSearchParams(query).getAll('lastEventId');
     const lastEventId = parseLastEventId(req.headers['last-event-id'] as string | undefined, q?.length === 1 ? q[0] : undefined);
@@ -176,26 +197,50 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
       unsubscribe?.();
     });
     // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
-    unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), proxyaddr(req, trust), lastEventId);
+    unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), proxyaddr(ex.req, trust), lastEventId);
     if (closed) unsubscribe();
   };
 
-  /** A controller's write: origin and body type checked, then the channel and the body read together, then the key. */
-  const controllerWrite = async (ex: Exchange, id: string) => {
-    const { req } = ex;
-    checkOrigin(req, originAllowed);
-    checkJsonBody(req);
-    const [channel, body] = await Promise.all([hub.get(id), readJson(ex, config.maxBodyBytes)]);
+  /** The key a controller's write carries, if it may write to this channel: a paired phone's or the deck's; 401 otherwise. */
+  const authorize = (req: RequestHead, channel: Pick<ChannelRecord, 'deckHash' | 'controllers'>): string => {
     const key = bearer(req.headers.authorization);
-    if (!hub.canCommand(channel, key)) throw controllerKeyRequired();
-    return { channel, body, key };
+    if (key === undefined || !hub.canCommand(channel, key)) throw controllerKeyRequired();
+    return key;
   };
 
-  const command = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) => {
-    const { channel, body } = await controllerWrite(ex, id);
-    const result = await hub.command(channel, validate(Command, body));
-    sendJson(ex, result.duplicate ? 200 : 202, result, cors);
+  /**
+   * A controller's write (a command, a pointer position): origin and body
+   * type checked, then the body and the channel, then the key; then `write`.
+   * With the in-memory bus and a body that came with its head (the raw
+   * front), all of it runs within this call, and a tap reaches the
+   * slideshow's stream without waiting on a single promise. Otherwise the
+   * channel and the body are awaited, and the same checks follow.
+   */
+  const controllerWrite = (
+    ex: Exchange,
+    id: string,
+    write: (channel: Readonly<ChannelHead>, body: unknown, key: string, now: boolean) => void | Promise<void>,
+  ): void | Promise<void> => {
+    const req = ex.head;
+    checkOrigin(req, (origin) => originAllowed(ex.req, origin));
+    checkJsonBody(req);
+    const bytes = bodyNow(ex, config.maxBodyBytes);
+    if (bytes !== undefined) {
+      const body = parseJson(bytes);
+      const channel = hub.peek(id);
+      if (channel !== undefined) return write(channel, body, authorize(req, channel), true);
+    }
+    return Promise.all([hub.get(id), readJson(ex, config.maxBodyBytes)]).then(([channel, body]) => write(channel, body, authorize(req, channel), false));
   };
+
+  const answerCommand = (ex: Exchange, cors: Readonly<Record<string, string>>, result: PublishResult) => sendJson(ex, result.duplicate ? 200 : 202, result, cors);
+
+  const command = (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) =>
+    controllerWrite(ex, id, (channel, body, _key, now) => {
+      const cmd = validate(Command, body);
+      if (now) return answerCommand(ex, cors, hub.commandNow(channel, cmd));
+      return hub.command(channel, cmd).then((result) => answerCommand(ex, cors, result));
+    });
 
   /** Token buckets per presented key hash, so one phone cannot flood a room's streams with positions. */
   const buckets = new Map<string, { tokens: number; at: number }>();
@@ -211,16 +256,16 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     return true;
   };
 
-  const pointer = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) => {
-    const { channel, body, key } = await controllerWrite(ex, id);
-    const p = validate(Pointer, body);
-    if (!takeToken(`${id}:${key}`)) throw new HttpError(429, 'too many pointer updates; slow down', {}, { 'Retry-After': '1' });
-    await hub.pointer(channel, p);
-    ex.send(204, { ...cors, 'Cache-Control': 'no-store' });
-  };
+  const pointer = (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) =>
+    controllerWrite(ex, id, async (channel, body, key) => {
+      const p = validate(Pointer, body);
+      if (!takeToken(`${id}:${key}`)) throw new HttpError(429, 'too many pointer updates; slow down', {}, { 'Retry-After': '1' });
+      await hub.pointer(channel, p);
+      ex.send(204, { ...cors, 'Cache-Control': 'no-store' });
+    });
 
   const serve = (ex: Exchange, route: RegExpExecArray): void => {
-    const { req } = ex;
+    const req = ex.head;
     const [, id, what, query] = route;
     const isEvents = what === 'events';
     const method = req.method ?? '';
@@ -236,9 +281,9 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     }
     try {
       if (!ID_RE.test(id!)) throw new HttpError(404, 'unknown channel');
-      (isEvents ? events(ex, cors, id!, query) : what === 'pointer' ? pointer(ex, cors, id!) : command(ex, cors, id!)).catch((err: unknown) =>
-        fail(ex, cors, err),
-      );
+      // A command on the in-memory bus is answered within this call (no promise comes back); the rest finish later.
+      const pending = isEvents ? events(ex, cors, id!, query) : what === 'pointer' ? pointer(ex, cors, id!) : command(ex, cors, id!);
+      pending?.catch((err: unknown) => fail(ex, cors, err));
     } catch (err) {
       fail(ex, cors, err);
     }

@@ -395,6 +395,34 @@ test('a command id seen before is acknowledged as a duplicate and not sent again
   assert.equal((await hub.bus.since(channel.id, 1)).events.length, 1);
 });
 
+test('on the memory bus a command is published and written within the call: no promise between the tap and the stream', async () => {
+  const { hub } = makeHub();
+  const { channel } = await hub.create();
+  const sink = new RecordingSink();
+  await hub.subscribe(channel, sink, 'ip', undefined);
+  const head = hub.peek(channel.id);
+  assert.ok(head, 'the memory bus answers at once');
+  assert.equal(head.id, channel.id);
+  assert.equal(head.deckHash, channel.deckHash);
+  const cmd = next();
+  // No await: the frame is on the stream when commandNow returns.
+  const r = hub.commandNow(head, cmd);
+  assert.deepEqual(r, { eventId: channel.seq + 1, duplicate: false, delivered: 1 });
+  assert.deepEqual(sink.events().at(-1), { id: String(r.eventId), event: 'command', data: JSON.stringify(cmd) });
+  // The same dedup and history as the awaited path.
+  assert.deepEqual(hub.commandNow(head, { type: 'prev', id: cmd.id }), { eventId: r.eventId, duplicate: true, delivered: 0 });
+  assert.deepEqual(await hub.command(channel, { type: 'prev', id: cmd.id }), { eventId: r.eventId, duplicate: true, delivered: 0 });
+  assert.deepEqual((await hub.bus.since(channel.id, channel.seq)).events.map((e) => e.id), [r.eventId]);
+  assert.throws(() => hub.peek('AAAAAAAAAAAAAAAAAAAAAA'), isHubError('not_found'));
+});
+
+test('a bus that must be awaited offers no at-once path', async () => {
+  const { hub } = makeTestHub();
+  const { channel } = await hub.create();
+  assert.equal(hub.peek(channel.id), undefined);
+  assert.throws(() => hub.commandNow(channel, next()), /needs a bus that answers at once/);
+});
+
 test('duplicate detection remembers the last 1024 command ids', async () => {
   const { hub } = makeHub();
   const { channel } = await hub.create();

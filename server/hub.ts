@@ -18,7 +18,7 @@ import {
   type Snapshot,
   type StateReport,
 } from '../protocol/messages';
-import { BusUnavailable, ChannelGone, MemoryBus, presenceOf, summaryOf, type Bus, type BusEvent, type ChannelRecord } from './bus';
+import { BusUnavailable, ChannelGone, MemoryBus, presenceOf, summaryOf, type AppendResult, type Bus, type BusEvent, type ChannelHead, type ChannelRecord } from './bus';
 import type { Config } from './config';
 import { channelIdFor, hashSecret, matchesHash, newSecret, sameHash } from './keys';
 import { NO_METRICS, type HubMetrics } from './metrics';
@@ -204,12 +204,26 @@ export class Hub {
     return { channel: await this.get(id), deckKey, pairCode };
   }
 
-  isDeck(record: ChannelRecord, key: string | undefined): boolean {
+  isDeck(record: Pick<ChannelRecord, 'deckHash'>, key: string | undefined): boolean {
     return key !== undefined && matchesHash(key, record.deckHash);
   }
 
+  /**
+   * The channel at once, when the bus holds it in this process (the memory
+   * bus): the command path then runs start to finish without a promise.
+   * Undefined when the bus has to be awaited (Redis); throws like `get` for
+   * a channel that does not exist.
+   */
+  peek(id: string): Readonly<ChannelHead> | undefined {
+    const local = this.bus.local;
+    if (!local) return undefined;
+    const head = local.peek(id);
+    if (!head) throw new HubError('not_found', 'unknown channel');
+    return head;
+  }
+
   /** Commands may come from a paired controller, or from the deck key's holder (a script of the presenter's). */
-  canCommand(record: ChannelRecord, key: string | undefined): boolean {
+  canCommand(record: Pick<ChannelRecord, 'deckHash' | 'controllers'>, key: string | undefined): boolean {
     if (key === undefined) return false;
     // Hashed once; then every stored hash is compared, so timing does not reveal which one matched.
     const presented = hashSecret(key);
@@ -244,8 +258,24 @@ export class Hub {
   }
 
   /** Publishes a command unless its id was seen recently (a retried POST). */
-  command(record: ChannelRecord, cmd: Command): Promise<PublishResult> {
+  command(record: Pick<ChannelRecord, 'id'>, cmd: Command): Promise<PublishResult> {
     return this.publish(record.id, EVENT.command, JSON.stringify(cmd), { keep: true, dedup: cmd.id });
+  }
+
+  /** `command` at once, for a channel `peek` returned (so the bus is local). */
+  commandNow(record: Readonly<ChannelHead>, cmd: Command): PublishResult {
+    const local = this.bus.local;
+    if (!local) throw new Error('commandNow needs a bus that answers at once; use command');
+    const at = Date.now();
+    const data = JSON.stringify(cmd);
+    const opts = { keep: true, dedup: cmd.id };
+    let r: AppendResult;
+    try {
+      r = local.appendNow(record.id, EVENT.command, data, opts);
+    } catch (err) {
+      throw this.hubError(err);
+    }
+    return this.published(record.id, EVENT.command, data, r, at);
   }
 
   async report(record: ChannelRecord, report: StateReport): Promise<PublishResult> {
@@ -257,7 +287,7 @@ export class Hub {
   }
 
   /** Laser pointer and pen: delivered now or never (see `deliver`), not kept. */
-  pointer(record: ChannelRecord, p: Pointer): Promise<PublishResult> {
+  pointer(record: Pick<ChannelRecord, 'id'>, p: Pointer): Promise<PublishResult> {
     return this.publish(record.id, EVENT.pointer, JSON.stringify(p));
   }
 
@@ -475,16 +505,22 @@ export class Hub {
   private async publish(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<PublishResult> {
     const at = Date.now();
     const r = await this.call(() => this.bus.append(id, event, data, opts));
+    return this.published(id, event, data, r, at);
+  }
+
+  /** After an append: the event goes to this process's streams, unless it was a repeat. */
+  private published(id: string, event: string, data: string, r: AppendResult, at: number): PublishResult {
     if (r.duplicate) return { eventId: r.eventId, duplicate: true, delivered: 0 };
-    if (event === EVENT.command) this.metrics.command();
     // With a bus that echoes this process's own events (Redis), they are
     // written when the echo arrives: the store numbers and relays events in
     // one order, but an append's answer races other instances' relayed
     // events, and writing the answer at once let a stream see ids 30, 31, 29
     // (a stream cut after 31 then resumes past 29 and never gets it).
     // `delivered` then counts the streams the echo will reach.
-    if (this.echoed) return { eventId: r.eventId, duplicate: false, delivered: this.local.get(id)?.subscribers.size ?? 0 };
-    return { eventId: r.eventId, duplicate: false, delivered: this.deliver(id, { id: r.eventId, event, data, at }) };
+    const delivered = this.echoed ? (this.local.get(id)?.subscribers.size ?? 0) : this.deliver(id, { id: r.eventId, event, data, at });
+    // Counted after the write: the tap's delivery does not wait for bookkeeping.
+    if (event === EVENT.command) this.metrics.command();
+    return { eventId: r.eventId, duplicate: false, delivered };
   }
 
   private frame(ev: BusEvent): Buffer {
@@ -555,10 +591,14 @@ export class Hub {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof ChannelGone) throw new HubError('not_found', 'unknown channel');
-      if (err instanceof BusUnavailable) throw new HubError('unavailable', 'the channel store is unavailable; try again shortly');
-      throw err;
+      throw this.hubError(err);
     }
+  }
+
+  private hubError(err: unknown): unknown {
+    if (err instanceof ChannelGone) return new HubError('not_found', 'unknown channel');
+    if (err instanceof BusUnavailable) return new HubError('unavailable', 'the channel store is unavailable; try again shortly');
+    return err;
   }
 
   private heartbeat(): void {

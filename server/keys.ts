@@ -1,7 +1,7 @@
 // Channel ids, keys and pairing codes. Secrets are kept only as SHA-256
 // hashes, so a memory dump or a shared store (Redis, later) never holds a
 // usable key, and comparisons run in constant time over equal-length digests.
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, timingSafeEqual } from 'node:crypto';
 import { nanoid } from 'nanoid';
 
 /** 32 nanoid characters carry 192 bits. */
@@ -9,7 +9,8 @@ export const newSecret = (): string => nanoid(32);
 
 /** Base64url SHA-256 of a secret: 43 characters. */
 export function hashSecret(secret: string): string {
-  return createHash('sha256').update(secret, 'utf8').digest('base64url');
+  // One-shot, with no Hash object to build: every tap hashes the key it carries.
+  return hash('sha256', secret, 'base64url');
 }
 
 /**

@@ -437,6 +437,19 @@ test('an idle kept-alive connection is closed after keepAliveTimeoutMs', GUARD, 
   assert.ok(Date.now() - at < 5_000);
 });
 
+test('the keep-alive timeout counts from the last answer, not from the first one', GUARD, async (t) => {
+  // Requests 400 ms apart on a 600 ms keep-alive: the third comes 800 ms in,
+  // after the first idle deadline, and must still be served.
+  const { ch, wire } = await setup(t, { keepAliveTimeoutMs: 600 });
+  const w = wire();
+  for (let i = 0; i < 3; i++) {
+    if (i > 0) await new Promise((resolve) => setTimeout(resolve, 400));
+    w.send(commandRequest(ch));
+    assert.equal((await w.answer()).status, 202, `request ${i + 1}`);
+  }
+  await w.closedByServer();
+});
+
 test('HEAD on a stream answers its head and keeps the connection; GET opens the stream on the raw path', GUARD, async (t) => {
   const { s, ch, wire } = await setup(t);
   const w = wire();

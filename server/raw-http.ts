@@ -16,6 +16,7 @@
 // refusals. The parser never has to be lenient, only strict.
 import { IncomingMessage, STATUS_CODES, type ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
+import type { RequestHead } from './guards';
 import type { Sink } from './hub';
 import type { Socket } from 'node:net';
 
@@ -27,10 +28,17 @@ const PIPELINE_BYTES = 256 * 1024;
 const MAX_REQUEST_LINE = 4 * 1024;
 
 const REQUEST_LINE = /^([A-Z]{1,20}) (\/[!-~]*) HTTP\/1\.1$/;
-/** RFC 9110 token: a header name. Leading whitespace (obsolete line folding) fails it. */
+/**
+ * One header line, read where the last one ended (sticky): an RFC 9110 token
+ * for the name, a colon, then visible ASCII, spaces, tabs and obs-text
+ * (bytes 0x80-0xff, read as latin1) up to CRLF. Anything else fails it and
+ * is handed over: obsolete line folding (leading whitespace), a space before
+ * the colon, a control character, a bare CR or LF. Neither part can match a
+ * CR, so a failed match never backtracks far: one pass per line.
+ */
+const HEADER_LINE = /([!#$%&'*+.^_`|~0-9A-Za-z-]+):([\t\x20-\x7e\x80-\xff]*)\r\n/y;
+/** RFC 9110 token: a header name. */
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
-/** Visible ASCII, space, tab and obs-text (bytes 0x80-0xff, read as latin1): no control characters. */
-const FIELD_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 const DIGITS = /^\d{1,9}$/;
 /** Headers this parser leaves to node:http, whose handling of them is complete. */
 const HANDED_OVER = new Set(['transfer-encoding', 'expect', 'upgrade']);
@@ -84,27 +92,22 @@ export function parseHead(buf: Buffer, isHot: (method: string, url: string) => u
     return buf.length > MAX_HEAD_BYTES ? HANDOVER : PARTIAL;
   }
   if (end + 4 > MAX_HEAD_BYTES) return HANDOVER;
-  // One latin1 decode of the whole head; CR and LF left inside any line after the split fail the checks below.
-  const text = buf.toString('latin1', 0, end);
-  let lineEnd = text.indexOf('\r\n');
-  if (lineEnd < 0) lineEnd = text.length;
+  // One latin1 decode of the whole head, with the CRLF that ends its last line.
+  const text = buf.toString('latin1', 0, end + 2);
+  const lineEnd = text.indexOf('\r\n');
   const line = lineEnd <= MAX_REQUEST_LINE ? REQUEST_LINE.exec(text.slice(0, lineEnd)) : null;
   if (!line) return HANDOVER;
   // No prototype: a header named __proto__ or constructor is just a name.
   const headers = Object.create(null) as Record<string, string>;
   let pos = lineEnd + 2;
   while (pos < text.length) {
-    let next = text.indexOf('\r\n', pos);
-    if (next < 0) next = text.length;
-    const colon = text.indexOf(':', pos);
-    if (colon <= pos || colon >= next) return HANDOVER;
-    const name = text.slice(pos, colon);
-    const value = trimOws(text.slice(colon + 1, next));
-    if (!TOKEN.test(name) || !FIELD_VALUE.test(value)) return HANDOVER;
-    const key = name.toLowerCase();
+    HEADER_LINE.lastIndex = pos;
+    const m = HEADER_LINE.exec(text);
+    if (!m) return HANDOVER;
+    const key = m[1]!.toLowerCase();
     if (headers[key] !== undefined || HANDED_OVER.has(key)) return HANDOVER;
-    headers[key] = value;
-    pos = next + 2;
+    headers[key] = trimOws(m[2]!);
+    pos = HEADER_LINE.lastIndex;
   }
   if (headers.host === undefined) return HANDOVER;
   let contentLength = 0;
@@ -118,7 +121,7 @@ export function parseHead(buf: Buffer, isHot: (method: string, url: string) => u
   // A hot route's body comes with a POST only; a stream request with a body is unusual enough to be node's.
   if (hot && contentLength > 0 && line[1] !== 'POST') return HANDOVER;
   const connection = headers.connection;
-  const close = connection !== undefined && connection.split(',').some((t) => t.trim().toLowerCase() === 'close');
+  const close = connection !== undefined && connection !== 'keep-alive' && connection.split(',').some((t) => t.trim().toLowerCase() === 'close');
   return { kind: 'head', head: { hot, route, method: line[1]!, url: line[2]!, headers, headBytes: end + 4, contentLength, close } };
 }
 
@@ -166,10 +169,18 @@ export function frameResponse(status: number, headers: Readonly<Record<string, s
 
 /** How a hot route answers, whichever front parsed its request. */
 export interface Exchange {
-  /** The request head (method, url, headers, socket); its body is read with `body()`. */
+  /** The request head (method, url, headers, socket), all the hot checks read; the body is read with `body()`. */
+  readonly head: RequestHead;
+  /** The same request as node:http's IncomingMessage, for what needs one (proxy-addr); built when first asked for. */
   readonly req: IncomingMessage;
   /** The body, at most `limit` bytes, undecoded. */
   body(limit: number): Promise<Buffer>;
+  /**
+   * The body at once when it arrived with the head (the raw front reads
+   * both before serving), so a route can answer without awaiting; undefined
+   * when it must be read with `body`. Over `limit`: a RangeError.
+   */
+  bodyNow(limit: number): Buffer | undefined;
   /** A complete answer. `Connection: close` among the headers closes the connection after it. */
   send(status: number, headers: Readonly<Record<string, string | number>>, body?: string): void;
   /** Answers 200 with these headers and hands the connection to an endless event stream, written straight to the socket (no chunked framing). */
@@ -310,7 +321,16 @@ class RawConnection {
   private bodyLeft = 0;
   private tunnel: NodeTunnel | null = null;
   private mode: 'requests' | 'tunnel' | 'stream' | 'closing' = 'requests';
+  /**
+   * The connection's one timer, re-armed lazily: a keep-alive connection
+   * starts and ends a request on every tap, and a Node timer set and cleared
+   * for each of them was measurable per tap. What is armed is `timerKind`
+   * until `deadline` (performance.now() ms); the pending timer, due at
+   * `firesAt`, checks the deadline when it fires and waits on if it moved.
+   */
   private timer: NodeJS.Timeout | undefined;
+  private firesAt = 0;
+  private deadline = 0;
   private timerKind: 'idle' | 'request' | undefined;
   /** The head of a hot request whose body is still arriving, so it is parsed once. */
   private waiting: RawHead | null = null;
@@ -360,7 +380,7 @@ class RawConnection {
 
   private endConnection(): void {
     this.mode = 'closing';
-    this.clearTimer();
+    this.dropTimer();
     this.socket.end();
   }
 
@@ -374,7 +394,7 @@ class RawConnection {
   };
 
   private readonly onSocketClose = (): void => {
-    this.clearTimer();
+    this.dropTimer();
     const ex = this.current;
     this.current = null;
     ex?.closed();
@@ -437,14 +457,8 @@ class RawConnection {
     const body = this.buf.subarray(head.headBytes, total);
     this.buf = this.buf.length === total ? EMPTY : this.buf.subarray(total);
 
-    const req = new IncomingMessage(this.socket);
-    req.method = head.method;
-    req.url = head.url;
-    req.headers = head.headers;
-    req.httpVersion = '1.1';
-    req.httpVersionMajor = 1;
-    req.httpVersionMinor = 1;
-    req.complete = true;
+    // A plain record, not an IncomingMessage (a whole Readable, measurable per tap): only a stream's address needs one.
+    const req: RequestHead = { method: head.method, url: head.url, headers: head.headers, socket: this.socket };
     const ex = new RawExchange(this, req, body, head.close);
     this.current = ex;
     this.stats.served++;
@@ -489,7 +503,7 @@ class RawConnection {
   private tunnelForGood(): void {
     const tunnel = this.nodeTunnel();
     this.mode = 'tunnel';
-    this.clearTimer();
+    this.dropTimer();
     const rest = this.buf;
     this.buf = EMPTY;
     if (this.socket.isPaused()) this.socket.resume();
@@ -511,7 +525,7 @@ class RawConnection {
   /** The answer became an endless stream: the connection is its own from now on. */
   streaming(): void {
     this.mode = 'stream';
-    this.clearTimer();
+    this.dropTimer();
     this.buf = EMPTY;
   }
 
@@ -527,23 +541,44 @@ class RawConnection {
   private armTimer(): void {
     // Between requests the keep-alive timeout applies; once a request has started, the headers and request timeouts.
     const kind = this.buf.length === 0 ? 'idle' : 'request';
-    if (this.timer && this.timerKind === kind) return;
-    this.clearTimer();
-    this.timerKind = kind;
+    // Armed already: a head arriving in pieces does not push its deadline back.
+    if (this.timerKind === kind) return;
     const ms = kind === 'idle' ? this.opts.keepAliveTimeoutMs : Math.min(this.opts.headersTimeoutMs, this.opts.requestTimeoutMs);
-    this.timer = setTimeout(() => this.timedOut(kind), ms);
+    this.timerKind = kind;
+    this.deadline = performance.now() + ms;
+    if (this.timer === undefined || this.deadline < this.firesAt) this.schedule(ms);
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.firesAt = performance.now() + ms;
+    this.timer = setTimeout(this.onTimer, ms);
     this.timer.unref();
   }
 
-  private clearTimer(): void {
-    if (this.timer) clearTimeout(this.timer);
+  private readonly onTimer = (): void => {
     this.timer = undefined;
+    const kind = this.timerKind;
+    if (kind === undefined) return;
+    const left = this.deadline - performance.now();
+    if (left > 0) return this.schedule(left);
+    this.timerKind = undefined;
+    this.timedOut(kind);
+  };
+
+  /** Nothing is timed any more; the pending timer, if any, finds nothing armed when it fires. */
+  private clearTimer(): void {
     this.timerKind = undefined;
   }
 
-  private timedOut(kind: 'idle' | 'request'): void {
-    this.timer = undefined;
+  /** The connection no longer takes requests (closing, tunnelled, streaming, closed): its timer goes. */
+  private dropTimer(): void {
     this.timerKind = undefined;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  private timedOut(kind: 'idle' | 'request'): void {
     if (this.mode !== 'requests' || this.current || this.nodeBusy) return;
     this.mode = 'closing';
     if (kind === 'idle') {
@@ -564,18 +599,42 @@ class RawConnection {
 class RawExchange implements Exchange {
   answered = false;
   private closeFns: (() => void)[] = [];
+  private incoming: IncomingMessage | undefined;
 
   constructor(
     private readonly conn: RawConnection,
-    readonly req: IncomingMessage,
+    readonly head: RequestHead,
     private readonly bodyBytes: Buffer,
     private readonly clientClose: boolean,
   ) {}
 
+  get req(): IncomingMessage {
+    if (!this.incoming) {
+      const req = new IncomingMessage(this.conn.socket);
+      req.method = this.head.method;
+      req.url = this.head.url;
+      req.headers = this.head.headers;
+      req.httpVersion = '1.1';
+      req.httpVersionMajor = 1;
+      req.httpVersionMinor = 1;
+      req.complete = true;
+      this.incoming = req;
+    }
+    return this.incoming;
+  }
+
   body(limit: number): Promise<Buffer> {
+    try {
+      return Promise.resolve(this.bodyNow(limit));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  bodyNow(limit: number): Buffer {
     // The raw path never reads a body over its own cap, which is the routes' cap; this guards a route with a smaller one.
-    if (this.bodyBytes.length > limit) return Promise.reject(new RangeError('body over the limit'));
-    return Promise.resolve(this.bodyBytes);
+    if (this.bodyBytes.length > limit) throw new RangeError('body over the limit');
+    return this.bodyBytes;
   }
 
   send(status: number, headers: Readonly<Record<string, string | number>>, body?: string): void {

@@ -655,9 +655,12 @@ test('no deck key, controller key or pairing code appears in any log line, whate
   await untilSubscribers(s, 0);
 
   // Internal failures are logged with their stack: make the hub fail while a request carries every secret.
-  t.mock.method(s.hub, 'command', () => {
-    throw new Error('hub failure (simulated)');
-  });
+  // Both command paths: awaited (a remote bus) and at once (the memory bus this server runs on).
+  for (const name of ['command', 'commandNow'] as const) {
+    t.mock.method(s.hub, name, () => {
+      throw new Error('hub failure (simulated)');
+    });
+  }
   t.mock.method(s.hub, 'subscribe', () => {
     throw new Error('hub failure (simulated)');
   });
