@@ -98,3 +98,14 @@ test('a bad numeric variable names the variable', () => {
   assert.throws(() => loadConfig([], { MAX_CHANNELS: 'lots' }), configError(/^MAX_CHANNELS must be a positive integer, got "lots"/));
   assert.throws(() => loadConfig([], { HISTORY_MAX: '0' }), configError(/^HISTORY_MAX must be a positive integer/));
 });
+
+test('WARMUP_COMMANDS sets the startup warm-up; 0 turns it off; anything else is refused', () => {
+  assert.equal(loadConfig([], {}).warmupCommands, DEFAULTS.warmupCommands);
+  assert.equal(loadConfig([], { WARMUP_COMMANDS: '0' }).warmupCommands, 0);
+  assert.equal(loadConfig([], { WARMUP_COMMANDS: '500' }).warmupCommands, 500);
+  for (const bad of ['-1', 'lots', '1.5']) {
+    assert.throws(() => loadConfig([], { WARMUP_COMMANDS: bad }), configError(/^WARMUP_COMMANDS must be a whole number, got "/), bad);
+  }
+  // The other numbers stay positive.
+  assert.throws(() => loadConfig([], { HISTORY_MAX: '0' }), configError(/^HISTORY_MAX must be a positive integer, got "0"/));
+});

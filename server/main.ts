@@ -17,6 +17,7 @@ import { RedisBus } from './bus-redis';
 import { logger } from './log';
 import { createHttpServer, makePublicBase } from './http';
 import { lanHost } from './net';
+import { warmUp } from './warmup';
 
 /** The project root: the nearest folder above this file that holds package.json (works from dist/ and from sources). */
 function findRoot(): string {
@@ -62,10 +63,15 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
       logger.warn({ bus: 'redis' }, 'Redis does not answer yet; serving 503 until it does');
     }
   }
+  const log = (line: string) => logger.error(line);
   const hub = new Hub(config, Date.now, bus);
   hub.start();
-  const log = (line: string) => logger.error(line);
   const server = createHttpServer(config, createApp({ config, hub, clientDir, rootDir, deck, publicBase, log }));
+  // After the real app exists (see warmup.ts for why the order matters), before it listens.
+  if (!bus && config.warmupCommands > 0) {
+    const warm = await warmUp(config, { clientDir, rootDir, deck, publicBase, log }, config.warmupCommands);
+    logger.debug({ commands: warm.commands, ms: Math.round(warm.ms) }, 'warmed up the hot path');
+  }
   server.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EADDRINUSE') fail(`port ${config.port} is already in use; pick another with --port <n> (or PORT=<n>)`);
     if (err.code === 'EACCES') fail(`not allowed to listen on port ${config.port}; pick another with --port <n>`);
