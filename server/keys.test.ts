@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { bearer, channelIdFor, hashSecret, matchesHash, newSecret } from './keys';
+import { bearer, channelIdFor, hashSecret, matchesHash, newSecret, sameHash } from './keys';
 
 test('secrets are 32 base64url characters and do not repeat', () => {
   const seen = new Set<string>();
@@ -46,4 +46,17 @@ test('bearer reads only a well-formed Bearer header', () => {
     assert.equal(bearer(bad), undefined, String(bad));
   }
   assert.equal(bearer(`Bearer ${'A'.repeat(128)}`), 'A'.repeat(128));
+});
+
+test('sameHash is true only for the same hash: a difference at any position, or any length, is false', () => {
+  const h = hashSecret(newSecret());
+  assert.equal(sameHash(h, `${h}`), true);
+  for (let i = 0; i < h.length; i++) {
+    const other = h.slice(0, i) + (h[i] === 'A' ? 'B' : 'A') + h.slice(i + 1);
+    assert.equal(sameHash(h, other), false, `differs at ${i}`);
+  }
+  assert.equal(sameHash(h, h.slice(0, -1)), false);
+  assert.equal(sameHash(h, `${h}A`), false);
+  assert.equal(sameHash('', h), false);
+  assert.equal(sameHash('', ''), true);
 });

@@ -1,7 +1,7 @@
 // Channel ids, keys and pairing codes. Secrets are kept only as SHA-256
 // hashes, so a memory dump or a shared store (Redis, later) never holds a
 // usable key, and comparisons run in constant time over equal-length digests.
-import { createHash, hash, timingSafeEqual } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 import { nanoid } from 'nanoid';
 
 /** 32 nanoid characters carry 192 bits. */
@@ -22,11 +22,17 @@ export function channelIdFor(deckKey: string): string {
   return createHash('sha256').update(`clicker-channel:${deckKey}`, 'utf8').digest('base64url').slice(0, 22);
 }
 
-/** Constant-time comparison of two hashes (as hashSecret makes them). */
+/**
+ * Constant-time comparison of two hashes (as hashSecret makes them): every
+ * character is looked at, wherever the first difference is. Written out
+ * rather than crypto.timingSafeEqual, which needs two Buffers made per call,
+ * on every tap; a hash's length is public (always 43), so it may end early.
+ */
 export function sameHash(a: string, b: string): boolean {
-  const x = Buffer.from(a, 'utf8');
-  const y = Buffer.from(b, 'utf8');
-  return x.length === y.length && timingSafeEqual(x, y);
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
+  return diff === 0;
 }
 
 /** Constant-time comparison of a presented secret against a stored hash. */
