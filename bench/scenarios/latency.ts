@@ -21,7 +21,14 @@ export interface LatencyOptions {
   deliveryTimeoutMs: number;
 }
 
-export const LATENCY_DEFAULTS: LatencyOptions = { warmup: 100, count: 2_000, blocks: 4, deliveryTimeoutMs: 5_000 };
+/**
+ * 2,000 unmeasured commands per target first. With 100, the whole measured
+ * run fell in the machine's own settling time: on the 2-core reference
+ * machine even nchan, which has no JIT, answered its first 1,000 commands at
+ * 0.11 ms and later ones at 0.06 ms, and a Node server took about 2,500
+ * commands to reach its steady figure. Every target gets the same warm-up.
+ */
+export const LATENCY_DEFAULTS: LatencyOptions = { warmup: 2_000, count: 2_000, blocks: 4, deliveryTimeoutMs: 5_000 };
 
 /** One subscriber and one kept-alive publisher on a fresh channel of one target. */
 export class LatencyProbe {
