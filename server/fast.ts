@@ -25,6 +25,9 @@ const ROUTE = /^\/api\/channels\/([^/?]*)\/(events|commands|pointer)(?:\?(.*))?$
 /** Pointer updates per controller: a 60 Hz finger with room for bursts; more is refused with 429. */
 const POINTER_RATE = { perSecond: 90, burst: 45 };
 
+/** The CORS headers of a same-origin request, or of one from a program: none. */
+const NO_CORS: Readonly<Record<string, string>> = Object.freeze({});
+
 /** Headers on every JSON answer of the hot paths. */
 const JSON_HEADERS = {
   'Content-Type': 'application/json; charset=utf-8',
@@ -266,7 +269,10 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
 
   const serve = (ex: Exchange, route: RegExpExecArray): void => {
     const req = ex.head;
-    const [, id, what, query] = route;
+    // Indexed, not destructured: a RegExpExecArray goes through the iterator protocol, on every tap.
+    const id = route[1];
+    const what = route[2];
+    const query = route[3];
     const isEvents = what === 'events';
     const method = req.method ?? '';
     if (method === 'OPTIONS') {
@@ -274,7 +280,7 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
       ex.send(p.status, p.body === undefined ? p.headers : { ...p.headers, 'Content-Length': Buffer.byteLength(p.body) }, p.body);
       return;
     }
-    const cors = corsHeaders(req, allowedOrigins) ?? {};
+    const cors = corsHeaders(req, allowedOrigins) ?? NO_CORS;
     if (isEvents ? method !== 'GET' && method !== 'HEAD' : method !== 'POST') {
       fail(ex, cors, new HttpError(405, 'method not allowed', {}, { Allow: isEvents ? 'GET, HEAD' : 'POST' }));
       return;
