@@ -166,3 +166,34 @@ test('the server prints the LAN URL and its QR code, starts quickly, and a port 
     first.kill('SIGTERM');
   }
 });
+
+test('the served app warms its hot path right after the banner, on a private port, and says so at debug level', { timeout: 60_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  const run = (env: NodeJS.ProcessEnv) =>
+    new Promise<string>((resolve, reject) => {
+      const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], {
+        cwd: ROOT,
+        env: { ...process.env, LOG_LEVEL: 'debug', ...env },
+      });
+      let out = '';
+      let err = '';
+      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const timer = setTimeout(() => proc.kill('SIGTERM'), 4_000);
+      // Done once the warm-up has reported, or at the deadline for a run without one.
+      proc.stderr.on('data', () => {
+        if (/warmed up the hot path|warm-up failed/.test(err)) proc.kill('SIGTERM');
+      });
+      proc.on('exit', () => {
+        clearTimeout(timer);
+        if (!/Open the slideshow on this laptop/.test(out)) reject(new Error(`no banner: ${out}${err}`));
+        else resolve(err);
+      });
+    });
+  const logs = await run({ WARMUP_COMMANDS: '200' });
+  const line = logs.split('\n').find((l) => l.includes('warmed up the hot path'));
+  assert.ok(line, logs);
+  assert.equal((JSON.parse(line) as { commands: number }).commands, 200);
+  assert.doesNotMatch(logs, /warm-up failed/);
+  assert.doesNotMatch(await run({ WARMUP_COMMANDS: '0' }), /warm/, 'WARMUP_COMMANDS=0 turns it off');
+});

@@ -54,10 +54,11 @@ export const DEFAULTS = {
    */
   rawHttp: true,
   /**
-   * Commands the server sends itself at startup, through a throwaway copy of
-   * the app on a private loopback port, before it listens (warmup.ts): the
-   * first real taps then run optimized code. About a third of a second on a
-   * 2-core machine. Skipped with Redis. `WARMUP_COMMANDS`; 0 turns it off.
+   * Commands the server sends itself right after it starts, through a
+   * throwaway copy of the app on a private loopback port (warmup.ts), so the
+   * first real taps run optimized code. Under a second on a 2-core machine,
+   * while the presenter opens the slideshow. Skipped with Redis.
+   * `WARMUP_COMMANDS`; 0 turns it off.
    */
   warmupCommands: 3_000,
   /** Honour X-Forwarded-* from a reverse proxy in front. `--trust-proxy` or `TRUST_PROXY=1`. */

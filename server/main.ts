@@ -17,7 +17,7 @@ import { RedisBus } from './bus-redis';
 import { logger } from './log';
 import { createHttpServer, makePublicBase } from './http';
 import { lanHost } from './net';
-import { warmUp } from './warmup';
+import { warmUp, type WarmupResult } from './warmup';
 
 /** The project root: the nearest folder above this file that holds package.json (works from dist/ and from sources). */
 function findRoot(): string {
@@ -40,6 +40,8 @@ interface Running {
   hub: Hub;
   port: number;
   host: string | undefined;
+  /** Warms the hot path up (warmup.ts); absent with Redis, where a throwaway copy would share its channel. */
+  warmUp?: () => Promise<WarmupResult>;
 }
 
 async function startServer(config: Config, deck: Deck, rootDir: string): Promise<Running> {
@@ -67,11 +69,7 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
   const hub = new Hub(config, Date.now, bus);
   hub.start();
   const server = createHttpServer(config, createApp({ config, hub, clientDir, rootDir, deck, publicBase, log }));
-  // After the real app exists (see warmup.ts for why the order matters), before it listens.
-  if (!bus && config.warmupCommands > 0) {
-    const warm = await warmUp(config, { clientDir, rootDir, deck, publicBase, log }, config.warmupCommands);
-    logger.debug({ commands: warm.commands, ms: Math.round(warm.ms) }, 'warmed up the hot path');
-  }
+
   server.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EADDRINUSE') fail(`port ${config.port} is already in use; pick another with --port <n> (or PORT=<n>)`);
     if (err.code === 'EACCES') fail(`not allowed to listen on port ${config.port}; pick another with --port <n>`);
@@ -81,7 +79,8 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
   await new Promise<void>((resolve) => server.listen(port, config.bind, resolve));
   const addr = server.address();
   if (addr && typeof addr === 'object') port = addr.port;
-  return { server, hub, port, host };
+  const warm = () => warmUp(config, { clientDir, rootDir, deck, publicBase, log }, config.warmupCommands);
+  return { server, hub, port, host, ...(bus ? {} : { warmUp: warm }) };
 }
 
 /**
@@ -187,6 +186,13 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       );
       if (deck!.kind !== 'builtin') watchDeck(deck!, running.hub);
       handleShutdown(running);
+      if (running.warmUp && config.warmupCommands > 0) {
+        // After the banner, not before: the presenter needs a few seconds to open the slideshow anyway.
+        running.warmUp().then(
+          (r) => logger.debug({ commands: r.commands, ms: Math.round(r.ms) }, 'warmed up the hot path'),
+          (err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'the startup warm-up failed; serving anyway'),
+        );
+      }
       return;
     }
   }

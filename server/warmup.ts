@@ -1,16 +1,16 @@
-// Startup warm-up: before the real server listens, a throwaway copy of the
-// app on a private loopback port is sent commands through the very code that
-// will serve taps (the raw HTTP front, the hot routes, the hub, SSE framing,
+// Startup warm-up: as the real server starts, a throwaway copy of the app on
+// a private loopback port is sent commands through the very code that will
+// serve taps (the raw HTTP front, the hot routes, the hub, SSE framing,
 // socket writes), with one stream listening.
 //
-// Why: V8 runs new code unoptimized until it has seen it run many times. On
-// the 2-core reference machine a fresh server took about 0.09 ms of its own
-// time per command for the first 5,000 commands and 0.02 ms once warm (bench:
-// latency), so the first taps of a talk paid four times what later ones did.
-// Optimized code and its type feedback belong to the functions, not to one
-// app instance, so the real app starts warm. The copy has its own hub, bus
-// and metrics, so no channel, rate limit or counter of the real server sees
-// any of it.
+// Why: V8 runs new code unoptimized until it has run many times, and
+// optimized code belongs to the functions, not to one app instance. Measured
+// on the 2-core reference machine with a warm client, the first 2,000
+// commands to a fresh server had a p50 of 2.4-3.0x nchan's without the
+// warm-up and 1.7x with it (about 1.3x once everything has settled; the rest
+// of the difference is the machine's own settling, which nchan shows too).
+// The copy has its own hub, bus and metrics, so no channel, rate limit or
+// counter of the real server sees any of it.
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { createApp, type AppDeps } from './app';
