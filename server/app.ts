@@ -46,6 +46,8 @@ export interface AppDeps {
    */
   publicBase: (req: IncomingMessage) => string;
   log?: (line: string) => void;
+  /** True while the startup warm-up runs (warmup.ts): /readyz says not ready yet, so a load balancer or the bench waits for it. */
+  warmingUp?: () => boolean;
   /** Prometheus metrics for /metrics; a fresh registry when absent. */
   metrics?: Metrics;
 }
@@ -155,7 +157,8 @@ export function createApp(deps: AppDeps): App {
   });
   // Readiness: the channel store answers. A load balancer takes an instance out while Redis is away from it.
   app.get('/readyz', async (_req, res) => {
-    if (await hub.bus.ready()) res.set('Cache-Control', 'no-store').json({ ready: true });
+    if (deps.warmingUp?.()) res.status(503).set({ 'Retry-After': '1', 'Cache-Control': 'no-store' }).json({ error: 'warming up' });
+    else if (await hub.bus.ready()) res.set('Cache-Control', 'no-store').json({ ready: true });
     else res.status(503).set({ 'Retry-After': '2', 'Cache-Control': 'no-store' }).json({ error: 'the channel store is unavailable' });
   });
   app.get('/healthz', async (_req, res) => {

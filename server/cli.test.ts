@@ -167,33 +167,59 @@ test('the server prints the LAN URL and its QR code, starts quickly, and a port 
   }
 });
 
-test('the served app warms its hot path right after the banner, on a private port, and says so at debug level', { timeout: 60_000 }, async () => {
+test('the served app warms its hot path right after the banner, on a private port; /readyz says 503 until it is done', { timeout: 60_000 }, async () => {
   const { spawn } = await import('node:child_process');
   const run = (env: NodeJS.ProcessEnv) =>
-    new Promise<string>((resolve, reject) => {
+    new Promise<{ logs: string; readyDuring?: number; readyAfter?: number; body?: unknown }>((resolve, reject) => {
       const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], {
         cwd: ROOT,
         env: { ...process.env, LOG_LEVEL: 'debug', ...env },
       });
+      const result: { logs: string; readyDuring?: number; readyAfter?: number; body?: unknown } = { logs: '' };
       let out = '';
-      let err = '';
-      proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      const timer = setTimeout(() => proc.kill('SIGTERM'), 4_000);
-      // Done once the warm-up has reported, or at the deadline for a run without one.
-      proc.stderr.on('data', () => {
-        if (/warmed up the hot path|warm-up failed/.test(err)) proc.kill('SIGTERM');
+      let port: string | undefined;
+      // Loopback only: the banner's URL carries the LAN address, which tests never call.
+      const readyz = async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/readyz`);
+        return { status: res.status, body: (await res.json()) as unknown };
+      };
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /Open the slideshow on this laptop:\s+http:\/\/[^/]+:(\d+)\//.exec(out);
+        if (m && port === undefined) {
+          port = m[1];
+          void readyz().then((r) => {
+            result.readyDuring = r.status;
+            result.body = r.body;
+          });
+        }
+      });
+      const timer = setTimeout(() => proc.kill('SIGTERM'), 6_000);
+      proc.stderr.on('data', (d: Buffer) => {
+        result.logs += d.toString();
+        if (/warmed up the hot path|warm-up failed/.test(result.logs) && result.readyAfter === undefined) {
+          result.readyAfter = 0;
+          void readyz().then((r) => {
+            result.readyAfter = r.status;
+            proc.kill('SIGTERM');
+          });
+        }
       });
       proc.on('exit', () => {
         clearTimeout(timer);
-        if (!/Open the slideshow on this laptop/.test(out)) reject(new Error(`no banner: ${out}${err}`));
-        else resolve(err);
+        if (port === undefined) reject(new Error(`no banner: ${out}${result.logs}`));
+        else resolve(result);
       });
     });
-  const logs = await run({ WARMUP_COMMANDS: '200' });
-  const line = logs.split('\n').find((l) => l.includes('warmed up the hot path'));
-  assert.ok(line, logs);
-  assert.equal((JSON.parse(line) as { commands: number }).commands, 200);
-  assert.doesNotMatch(logs, /warm-up failed/);
-  assert.doesNotMatch(await run({ WARMUP_COMMANDS: '0' }), /warm/, 'WARMUP_COMMANDS=0 turns it off');
+  const warm = await run({ WARMUP_COMMANDS: '3000' });
+  const line = warm.logs.split('\n').find((l) => l.includes('warmed up the hot path'));
+  assert.ok(line, warm.logs);
+  assert.equal((JSON.parse(line) as { commands: number }).commands, 3000);
+  assert.doesNotMatch(warm.logs, /warm-up failed/);
+  assert.equal(warm.readyDuring, 503, 'not ready while warming up');
+  assert.deepEqual(warm.body, { error: 'warming up' });
+  assert.equal(warm.readyAfter, 200, 'ready once warm');
+  const cold = await run({ WARMUP_COMMANDS: '0' });
+  assert.doesNotMatch(cold.logs, /warm/, 'WARMUP_COMMANDS=0 turns it off');
+  assert.equal(cold.readyDuring, 200);
 });

@@ -68,7 +68,8 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
   const log = (line: string) => logger.error(line);
   const hub = new Hub(config, Date.now, bus);
   hub.start();
-  const server = createHttpServer(config, createApp({ config, hub, clientDir, rootDir, deck, publicBase, log }));
+  let warming = false;
+  const server = createHttpServer(config, createApp({ config, hub, clientDir, rootDir, deck, publicBase, log, warmingUp: () => warming }));
 
   server.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EADDRINUSE') fail(`port ${config.port} is already in use; pick another with --port <n> (or PORT=<n>)`);
@@ -79,7 +80,14 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
   await new Promise<void>((resolve) => server.listen(port, config.bind, resolve));
   const addr = server.address();
   if (addr && typeof addr === 'object') port = addr.port;
-  const warm = () => warmUp(config, { clientDir, rootDir, deck, publicBase, log }, config.warmupCommands);
+  const warm = async () => {
+    warming = true;
+    try {
+      return await warmUp(config, { clientDir, rootDir, deck, publicBase, log }, config.warmupCommands);
+    } finally {
+      warming = false;
+    }
+  };
   return { server, hub, port, host, ...(bus ? {} : { warmUp: warm }) };
 }
 

@@ -122,7 +122,7 @@ export async function startClicker(opts: ClickerOptions): Promise<Target> {
   const started = child;
   const port = Number(started.match?.[2]);
 
-  return {
+  const target: Target = {
     name: 'clicker',
     host: HOST,
     port,
@@ -149,6 +149,14 @@ export async function startClicker(opts: ClickerOptions): Promise<Target> {
     collectGarbage: (client) => debugGc(client, 'clicker'),
     stop: () => started.stop(),
   };
+  // Measured from ready on: after its startup warm-up, and (with Redis) once it reaches the store.
+  try {
+    await waitReady(target, 15_000);
+  } catch (err) {
+    await started.stop();
+    throw err;
+  }
+  return target;
 }
 
 export interface RelayOptions {
@@ -192,6 +200,29 @@ export async function startRelayProcess(opts: RelayOptions): Promise<Target> {
     collectGarbage: (client) => debugGc(client, 'relay'),
     stop: () => child.stop(),
   };
+}
+
+/**
+ * Polls GET /readyz until Clicker says it is ready, or `ms` passes: it answers
+ * 503 while it warms its hot path up after starting, and while it cannot
+ * reach its channel store (Redis).
+ */
+export async function waitReady(target: Target, ms: number): Promise<void> {
+  const client = new JsonClient(target.host, target.port);
+  const until = Date.now() + ms;
+  try {
+    for (;;) {
+      const status = await client.get('/readyz').then(
+        (r) => r.status,
+        () => 0,
+      );
+      if (status === 200) return;
+      if (Date.now() > until) throw new Error(`clicker on ${target.baseUrl}: /readyz still answers ${status} after ${ms} ms`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  } finally {
+    client.close();
+  }
 }
 
 /** Reads the command id out of an event's data; undefined for anything else. */

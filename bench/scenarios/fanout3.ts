@@ -27,7 +27,7 @@ import { JsonClient } from '../lib/http';
 import { deliveryLatencies, shares, SubscriberPool, type Samples } from '../lib/pool';
 import { findRedisServer, startRedis, type BenchRedis } from '../lib/redis';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats';
-import { commandIdFactory, type BenchChannel, type Target } from '../lib/targets';
+import { commandIdFactory, waitReady, type BenchChannel, type Target } from '../lib/targets';
 import { sleep, type ColumnNames, type Json, type Row, type Scenario } from '../lib/scenario';
 import { waitForSubscribers } from './fanout';
 
@@ -275,25 +275,6 @@ class SpreadFanOut {
       await waitForSubscribers(this.instances[i]!, this.clients[i]!, (n) => n <= this.bases[i]!, 10_000).catch(() => 0);
     }
     for (const c of this.clients) c.close();
-  }
-}
-
-/** Polls GET /readyz until the instance says it reaches its channel store, or `ms` passes. */
-async function waitReady(target: Target, ms: number): Promise<void> {
-  const client = new JsonClient(target.host, target.port);
-  const until = Date.now() + ms;
-  try {
-    for (;;) {
-      const status = await client.get('/readyz').then(
-        (r) => r.status,
-        () => 0,
-      );
-      if (status === 200) return;
-      if (Date.now() > until) throw new Error(`clicker on ${target.baseUrl}: /readyz still answers ${status} after ${ms} ms (Redis?)`);
-      await sleep(100);
-    }
-  } finally {
-    client.close();
   }
 }
 
