@@ -102,6 +102,34 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   await expect.poll(() => deckPosition(deck)).toBe('4 / 4');
 });
 
+test('titles holding control characters reach the phone without them, and every move is still reported', async ({ browser }) => {
+  // A BEL in a data-title and a DEL and a SOH in headings: the state schema
+  // refuses control characters in a title, so unless the slideshow drops them,
+  // its reports (and with them the pairing QR) never get through.
+  const htmlDir = mkdtempSync(path.join(os.tmpdir(), 'clicker-html-'));
+  writeFileSync(
+    path.join(htmlDir, 'talk.html'),
+    '<section data-title="Bell&#7;s and whistles"><h1>One</h1></section><section><h2>Tab&#1;bed</h2></section><section><h2>&#127;Three</h2></section>',
+  );
+  const own = await ClickerServer.start([path.join(htmlDir, 'talk.html')]);
+  try {
+    const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+    await deck.goto(`${own.base}/`);
+    const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
+    await phone.goto(toLoopback(await readDeckQr(deck)));
+    await expect(phone.locator('#title')).toHaveText('Bells and whistles');
+    await expect(phone.locator('#next-title')).toHaveText('Tabbed');
+    await phone.getByRole('button', { name: 'Next' }).tap();
+    await expect(phone.locator('#title')).toHaveText('Tabbed');
+    await expect(phone.locator('#next-title')).toHaveText('Three');
+    await phone.getByRole('button', { name: 'Slides' }).tap();
+    const list = phone.getByRole('dialog', { name: 'Jump to slide' });
+    await expect(list.getByRole('button', { name: 'Bells and whistles', exact: true })).toBeVisible();
+  } finally {
+    await own.stop();
+  }
+});
+
 test("files beside the deck are served; nothing outside its folder, and no dotfiles", async ({ request }) => {
   expect((await request.get(`${server.base}/owl.png`)).status()).toBe(200);
   for (const p of ['/../secret.txt', '/%2e%2e/secret.txt', '/..%2fsecret.txt', '/%2e%2e%2fsecret.txt', '/.env']) {

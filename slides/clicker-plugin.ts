@@ -60,7 +60,13 @@ function titleOf(slide: Element | undefined, fallback: string): string {
   if (!slide) return '';
   const explicit = slide.getAttribute('data-title');
   const heading = slide.querySelector('h1, h2, h3, h4, h5, h6');
-  const text = (explicit ?? heading?.textContent ?? '').replace(/\s+/g, ' ').trim();
+  // One line: white space folds to spaces, and any other control character
+  // goes, since the state schema refuses a title holding one (and with it
+  // every report of the deck).
+  const text = (explicit ?? heading?.textContent ?? '')
+    .replace(/\s+/g, ' ')
+    .replace(/[\u0000-\u001F\u007F]/g, '')
+    .trim();
   return (text || fallback).slice(0, 200);
 }
 
