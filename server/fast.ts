@@ -228,12 +228,14 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     checkOrigin(req, (origin) => originAllowed(ex.req, origin));
     checkJsonBody(req);
     const bytes = bodyNow(ex, config.maxBodyBytes);
-    if (bytes !== undefined) {
-      const body = parseJson(bytes);
-      const channel = hub.peek(id);
-      if (channel !== undefined) return write(channel, body, authorize(req, channel), true);
+    if (bytes === undefined) {
+      return Promise.all([hub.get(id), readJson(ex, config.maxBodyBytes)]).then(([channel, body]) => write(channel, body, authorize(req, channel), false));
     }
-    return Promise.all([hub.get(id), readJson(ex, config.maxBodyBytes)]).then(([channel, body]) => write(channel, body, authorize(req, channel), false));
+    // The body is parsed once, whichever way the channel comes.
+    const body = parseJson(bytes);
+    const channel = hub.peek(id);
+    if (channel !== undefined) return write(channel, body, authorize(req, channel), true);
+    return hub.get(id).then((awaited) => write(awaited, body, authorize(req, awaited), false));
   };
 
   const answerCommand = (ex: Exchange, cors: Readonly<Record<string, string>>, result: PublishResult) => sendJson(ex, result.duplicate ? 200 : 202, result, cors);

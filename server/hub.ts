@@ -264,18 +264,7 @@ export class Hub {
 
   /** `command` at once, for a channel `peek` returned (so the bus is local). */
   commandNow(record: Readonly<ChannelHead>, cmd: Command): PublishResult {
-    const local = this.bus.local;
-    if (!local) throw new Error('commandNow needs a bus that answers at once; use command');
-    const at = Date.now();
-    const data = JSON.stringify(cmd);
-    const opts = { keep: true, dedup: cmd.id };
-    let r: AppendResult;
-    try {
-      r = local.appendNow(record.id, EVENT.command, data, opts);
-    } catch (err) {
-      throw this.hubError(err);
-    }
-    return this.published(record.id, EVENT.command, data, r, at);
+    return this.publishNow(record.id, EVENT.command, JSON.stringify(cmd), { keep: true, dedup: cmd.id });
   }
 
   async report(record: ChannelRecord, report: StateReport): Promise<PublishResult> {
@@ -505,6 +494,20 @@ export class Hub {
   private async publish(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<PublishResult> {
     const at = Date.now();
     const r = await this.call(() => this.bus.append(id, event, data, opts));
+    return this.published(id, event, data, r, at);
+  }
+
+  /** `publish` at once, on a bus that holds its store in this process. */
+  private publishNow(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string }): PublishResult {
+    const local = this.bus.local;
+    if (!local) throw new Error('commandNow needs a bus that answers at once; use command');
+    const at = Date.now();
+    let r: AppendResult;
+    try {
+      r = local.appendNow(id, event, data, opts);
+    } catch (err) {
+      throw this.hubError(err);
+    }
     return this.published(id, event, data, r, at);
   }
 
