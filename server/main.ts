@@ -40,7 +40,7 @@ interface Running {
   hub: Hub;
   port: number;
   host: string | undefined;
-  /** Warms the hot path up (warmup.ts); absent with Redis, where a throwaway copy would share its channel. */
+  /** Warms the hot path up (warmup.ts); absent when turned off, and with Redis, where a throwaway copy would share its channel. */
   warmUp?: () => Promise<WarmupResult>;
 }
 
@@ -88,7 +88,7 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
       warming = false;
     }
   };
-  return { server, hub, port, host, ...(bus ? {} : { warmUp: warm }) };
+  return { server, hub, port, host, ...(bus || config.warmupCommands === 0 ? {} : { warmUp: warm }) };
 }
 
 /**
@@ -194,13 +194,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       );
       if (deck!.kind !== 'builtin') watchDeck(deck!, running.hub);
       handleShutdown(running);
-      if (running.warmUp && config.warmupCommands > 0) {
-        // After the banner, not before: the presenter needs a few seconds to open the slideshow anyway.
-        running.warmUp().then(
-          (r) => logger.debug({ commands: r.commands, ms: Math.round(r.ms) }, 'warmed up the hot path'),
-          (err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'the startup warm-up failed; serving anyway'),
-        );
-      }
+      // After the banner, not before: the presenter needs a few seconds to open the slideshow anyway.
+      running.warmUp?.().then(
+        (r) => logger.debug({ commands: r.commands, ms: Math.round(r.ms) }, 'warmed up the hot path'),
+        (err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'the startup warm-up failed; serving anyway'),
+      );
       return;
     }
   }
