@@ -207,7 +207,7 @@ export async function startRelayProcess(opts: RelayOptions): Promise<Target> {
  * 503 while it warms its hot path up after starting, and while it cannot
  * reach its channel store (Redis).
  */
-export async function waitReady(target: Target, ms: number): Promise<void> {
+async function waitReady(target: Target, ms: number): Promise<void> {
   const client = new JsonClient(target.host, target.port);
   const until = Date.now() + ms;
   try {

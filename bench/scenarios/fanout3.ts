@@ -27,7 +27,7 @@ import { JsonClient } from '../lib/http';
 import { deliveryLatencies, shares, SubscriberPool, type Samples } from '../lib/pool';
 import { findRedisServer, startRedis, type BenchRedis } from '../lib/redis';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats';
-import { commandIdFactory, waitReady, type BenchChannel, type Target } from '../lib/targets';
+import { commandIdFactory, type BenchChannel, type Target } from '../lib/targets';
 import { sleep, type ColumnNames, type Json, type Row, type Scenario } from '../lib/scenario';
 import { waitForSubscribers } from './fanout';
 
@@ -342,8 +342,8 @@ export function fanOut3Scenario(setup: FanOut3Setup, opts: FanOut3Options = FANO
         for (const s of started) if (s.status === 'fulfilled') servers.push(s.value);
         const failed = started.find((s): s is PromiseRejectedResult => s.status === 'rejected');
         if (failed) throw failed.reason instanceof Error ? failed.reason : new Error(String(failed.reason));
+        // Each is ready by now: startClicker waits for /readyz (the warm-up, and Redis).
         const [one, ...many] = servers as [Target, ...Target[]];
-        await Promise.all(servers.map((t) => waitReady(t, 15_000)));
         ctx.log(
           `fanout3: redis-server on ${url} (pid ${redis.pid}); instances ${many.map((t, i) => `${LETTERS[i]} ${t.baseUrl}`).join(', ')}; ` +
             `single instance ${one.baseUrl}`,
