@@ -153,7 +153,7 @@ export function createApp(deps: AppDeps): App {
   hub.metrics = metrics;
   metrics.watch(hub);
   app.get('/metrics', async (_req, res) => {
-    res.type(metrics.registry.contentType).set('Cache-Control', 'no-store').send(await metrics.registry.metrics());
+    res.type(metrics.registry.contentType).set('Cache-Control', 'no-store').send(await metrics.scrape());
   });
   // Readiness: the channel store answers. A load balancer takes an instance out while Redis is away from it.
   app.get('/readyz', async (_req, res) => {

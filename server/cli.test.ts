@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PDFParse } from 'pdf-parse';
@@ -222,4 +222,61 @@ test('the served app warms its hot path right after the banner, on a private por
   const cold = await run({ WARMUP_COMMANDS: '0' });
   assert.doesNotMatch(cold.logs, /warm/, 'WARMUP_COMMANDS=0 turns it off');
   assert.equal(cold.readyDuring, 200);
+});
+
+/** Voluntary context switches of every thread of a process so far: each is a wake-up from sleep. */
+function wakeups(pid: number): number {
+  let n = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const m = /^voluntary_ctxt_switches:\s+(\d+)$/m.exec(readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8'));
+    n += Number(m?.[1] ?? 0);
+  }
+  return n;
+}
+
+test('an idle server lets the laptop sleep: with a slideshow connected it hardly wakes, and a scraper still gets process metrics', { skip: !existsSync('/proc/self/task') && 'needs /proc', timeout: 60_000 }, async () => {
+  const { spawn } = await import('node:child_process');
+  // As shipped, startup warm-up included: its throwaway app must not leave a timer behind either.
+  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT });
+  const stream = new AbortController();
+  try {
+    let out = '';
+    const port = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no banner: ${out}`)), 30_000);
+      proc.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        const m = /Open the slideshow on this laptop:\s+http:\/\/[^/]+:(\d+)\//.exec(out);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+    });
+    const base = `http://127.0.0.1:${port}`;
+    while ((await fetch(`${base}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 100));
+    // A slideshow's channel and its open stream, on loopback.
+    const created = (await (await fetch(`${base}/api/channels`, { method: 'POST' })).json()) as { id: string };
+    const res = await fetch(`${base}/api/channels/${created.id}/events`, { signal: stream.signal });
+    assert.equal(res.status, 200);
+    const reader = res.body!.getReader();
+    assert.match(new TextDecoder().decode((await reader.read()).value), /retry: \d+/);
+    // Let startup's file reads and the first collections settle, then count for 3 s.
+    await new Promise((r) => setTimeout(r, 1_500));
+    const before = wakeups(proc.pid!);
+    await new Promise((r) => setTimeout(r, 3_000));
+    const woke = wakeups(proc.pid!) - before;
+    console.log(`idle server: ${woke} wake-ups in 3 s over all its threads`);
+    // prom-client's lag sampling, started with the server, made this about 300.
+    assert.ok(woke <= 15, `an idle server woke ${woke} times in 3 s`);
+    // An operator's scraper still gets the process metrics, from its first scrape on.
+    const text = await (await fetch(`${base}/metrics`)).text();
+    assert.match(text, /^clicker_process_process_cpu_seconds_total \d/m);
+    // Sampled before the first answer: no empty histogram's NaN or 2^63 ns.
+    const lag = (name: string) => Number(new RegExp(`^clicker_process_nodejs_eventloop_lag_${name}_seconds (\\S+)$`, 'm').exec(text)?.[1]);
+    for (const name of ['min', 'mean', 'p99']) assert.ok(lag(name) > 0 && lag(name) < 60, `lag ${name}: ${lag(name)}`);
+    assert.match(text, /^clicker_commands_total 0$/m);
+  } finally {
+    stream.abort();
+    proc.kill('SIGTERM');
+  }
 });

@@ -1,6 +1,7 @@
 // Prometheus metrics, one registry per app so tests can run several side by
 // side. The hub reports through the small `HubMetrics` surface; nothing on the
 // per-delivery path does more than bump a number.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Hub } from './hub';
 import type { RawStats } from './raw-http';
@@ -12,6 +13,9 @@ export interface HubMetrics {
   delivered(seconds: number, streams: number): void;
 }
 
+/** How long the first scrape lets prom-client's event-loop lag histogram (10 ms samples) fill. */
+const FIRST_SCRAPE_SAMPLES_MS = 50;
+
 export const NO_METRICS: HubMetrics = { command: () => undefined, delivered: () => undefined };
 
 export class Metrics implements HubMetrics {
@@ -19,9 +23,9 @@ export class Metrics implements HubMetrics {
   private readonly commands: Counter;
   private readonly deliveries: Counter;
   private readonly latency: Histogram;
+  private processMetrics = false;
 
   constructor() {
-    collectDefaultMetrics({ register: this.registry, prefix: 'clicker_process_' });
     this.commands = new Counter({ name: 'clicker_commands_total', help: 'Commands accepted (duplicates excluded).', registers: [this.registry] });
     this.deliveries = new Counter({ name: 'clicker_deliveries_total', help: 'Event writes to open streams in this process.', registers: [this.registry] });
     this.latency = new Histogram({
@@ -30,6 +34,25 @@ export class Metrics implements HubMetrics {
       buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
       registers: [this.registry],
     });
+  }
+
+  /**
+   * The exposition text. prom-client's process metrics start with the first
+   * scrape, not with the server: their event-loop lag sampling wakes the
+   * process every 10 ms, which on a presenter's laptop (nobody scrapes it)
+   * would keep the CPU out of its deep idle states for the whole talk. An
+   * operator's scraper gets them from its first scrape on, unchanged; the lag
+   * percentiles cover the time since the previous scrape anyway. That first
+   * scrape waits a few samples' time, so no lag gauge reads an empty histogram
+   * (NaN, or 2^63 ns for the minimum).
+   */
+  async scrape(): Promise<string> {
+    if (!this.processMetrics) {
+      this.processMetrics = true;
+      collectDefaultMetrics({ register: this.registry, prefix: 'clicker_process_' });
+      await sleep(FIRST_SCRAPE_SAMPLES_MS);
+    }
+    return this.registry.metrics();
   }
 
   /** Gauges read at scrape time: channels (from the bus, so shared across instances with Redis) and this process's streams. */
