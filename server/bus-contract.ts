@@ -78,7 +78,7 @@ const SLIDES: SlideRef[] = [
 ];
 
 /** A fresh channel as the hub makes one: the id derives from a new deck key. */
-function newRecord(overrides: Partial<Omit<ChannelRecord, 'id' | 'seq'>> = {}): Omit<ChannelRecord, 'seq'> {
+export function newRecord(overrides: Partial<Omit<ChannelRecord, 'id' | 'seq'>> = {}): Omit<ChannelRecord, 'seq'> {
   const deckKey = newSecret();
   return {
     id: channelIdFor(deckKey),

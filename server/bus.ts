@@ -126,7 +126,36 @@ export interface Bus {
   close(): Promise<void>;
 }
 
-const DEDUP_WINDOW = 1024;
+/** Dedup keys a memory channel remembers: the latest this many. */
+export const DEDUP_WINDOW = 1024;
+
+/**
+ * The latest DEDUP_WINDOW dedup keys of a channel and the event ids they got.
+ * The oldest key is found in a ring, not through the Map's iterator: a Map
+ * iterator steps over every entry deleted before it, and with the window full
+ * that walk made each tap's append cost 0.5 µs instead of 0.15.
+ */
+class DedupWindow {
+  private readonly ids = new Map<string, number>();
+  /** Keys in the order they came; grows to the window, then the oldest slot is reused. */
+  private readonly order: string[] = [];
+  private oldest = 0;
+
+  get(key: string): number | undefined {
+    return this.ids.get(key);
+  }
+
+  /** Remembers a key not in the window, forgetting the oldest when full. */
+  add(key: string, eventId: number): void {
+    if (this.order.length < DEDUP_WINDOW) this.order.push(key);
+    else {
+      this.ids.delete(this.order[this.oldest]!);
+      this.order[this.oldest] = key;
+      this.oldest = (this.oldest + 1) % DEDUP_WINDOW;
+    }
+    this.ids.set(key, eventId);
+  }
+}
 
 interface MemoryChannel {
   record: Omit<ChannelRecord, 'seq'>;
@@ -137,7 +166,7 @@ interface MemoryChannel {
   history: { ev: BusEvent; at: number }[];
   /** Events after this id are all still in `history`. */
   floor: number;
-  dedup: Map<string, number>;
+  dedup: DedupWindow;
   lastActive: number;
 }
 
@@ -158,7 +187,7 @@ export class MemoryBus implements Bus, LocalStore {
   async create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean> {
     if (this.channels.has(record.id)) return false;
     const at = this.now();
-    this.channels.set(record.id, { record: { ...record, controllers: [...record.controllers] }, questions: [], seq, history: [], floor: seq, dedup: new Map(), lastActive: at });
+    this.channels.set(record.id, { record: { ...record, controllers: [...record.controllers] }, questions: [], seq, history: [], floor: seq, dedup: new DedupWindow(), lastActive: at });
     return true;
   }
 
@@ -243,8 +272,7 @@ export class MemoryBus implements Bus, LocalStore {
       if (ch.history.length > this.limits.historyMax) ch.floor = ch.history.shift()!.ev.id;
     }
     if (opts.dedup !== undefined) {
-      ch.dedup.set(opts.dedup, eventId);
-      if (ch.dedup.size > DEDUP_WINDOW) ch.dedup.delete(ch.dedup.keys().next().value!);
+      ch.dedup.add(opts.dedup, eventId);
     }
     return { eventId, duplicate: false };
   }
