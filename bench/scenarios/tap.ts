@@ -9,7 +9,13 @@
 // MutationObserver that sees a section gain or lose `present`, or a fragment
 // gain or lose `visible`. Both stamps are performance.timeOrigin +
 // performance.now(), the one clock two renderer processes share closely
-// enough; the Playwright-side time of each tap call is kept too, as a check.
+// enough.
+//
+// The browser is driven by lib/cdp.ts, not Playwright: the taps are real
+// touch input and nothing watches the network, as on a presenter's phone and
+// laptop (Playwright's network instrumentation added 1.5 to 3 ms per tap
+// here). Nothing is asked of either page while a tap is on its way: the
+// stamps are read back after it has landed.
 //
 // The same run also measures two reference points on the same browser:
 // tap-to-event, the tap to the moment the slideshow's EventSource hands the
@@ -18,17 +24,25 @@
 // blank page listening on it. The floor is what Chromium's own IPC and
 // network stack take on this machine, with no app at all on either side.
 //
-// In-page callbacks below declare no named inner functions: tsx compiles this
+// In-page functions below declare no named inner functions: tsx compiles this
 // file with keepNames, which would wrap them in a `__name` helper that does
 // not exist inside the page.
-import { performance } from 'node:perf_hooks';
-import { chromium, devices, type Browser, type Page } from '@playwright/test';
+import { devices } from '@playwright/test';
+import { CdpBrowser, type CdpPage } from '../lib/cdp';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats';
 import { judge, type Scenario } from '../lib/scenario';
 
+interface BenchStamps {
+  moves: number[];
+  taps: number[];
+  events: number[];
+  frames: number[];
+  errors: string[];
+}
+
 declare global {
   interface Window {
-    __clickerBench?: { moves: number[]; taps: number[]; events: number[]; frames: number[] };
+    __clickerBench?: BenchStamps;
   }
 }
 
@@ -58,12 +72,54 @@ export const CHROMIUM_ARGS = [
   '--disable-backgrounding-occluded-windows',
 ];
 
-/** Records deck moves in the slideshow page. */
-function installMoveObserver(): void {
-  const bench = window.__clickerBench ?? { moves: [] as number[], taps: [] as number[], events: [] as number[], frames: [] as number[] };
+/**
+ * Installed in every page before the page's own scripts: the stamp arrays,
+ * the page's uncaught errors, the phone's taps (capture phase, before the
+ * remote's handler), the slideshow's `command` events (wrapping the
+ * listeners the page adds, so the stamp comes before the page's own code),
+ * and the floor page's events.
+ */
+function installStamps(): void {
+  const bench: BenchStamps = { moves: [], taps: [], events: [], frames: [], errors: [] };
   window.__clickerBench = bench;
+  window.addEventListener('error', (e) => {
+    bench.errors.push(String(e.message));
+  });
+  window.addEventListener('unhandledrejection', (e) => {
+    bench.errors.push(`unhandled rejection: ${String(e.reason)}`);
+  });
+  window.addEventListener(
+    'pointerdown',
+    () => {
+      bench.taps.push(window.performance.timeOrigin + window.performance.now());
+    },
+    { capture: true },
+  );
+  window.addEventListener('floor-event', () => {
+    bench.events.push(window.performance.timeOrigin + window.performance.now());
+  });
+  // Room for every command's resource timing entry (the default keeps 250).
+  window.performance.setResourceTimingBufferSize(5_000);
+  const add = EventSource.prototype.addEventListener;
+  EventSource.prototype.addEventListener = function (this: EventSource, type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions) {
+    if (type !== 'command' || typeof listener !== 'function') return add.call(this, type, listener, options);
+    return add.call(
+      this,
+      type,
+      (ev: Event) => {
+        bench.events.push(window.performance.timeOrigin + window.performance.now());
+        listener.call(this, ev);
+      },
+      options,
+    );
+  } as typeof EventSource.prototype.addEventListener;
+}
+
+/** Records deck moves in the slideshow page, once reveal.js has built it. */
+function installMoveObserver(): boolean {
+  const bench = window.__clickerBench;
   const root = document.querySelector('.reveal .slides');
-  if (!root) throw new Error('no .reveal .slides element in the slideshow page');
+  if (!bench || !root) return false;
   new MutationObserver((records) => {
     const t = window.performance.timeOrigin + window.performance.now();
     let moved = false;
@@ -85,75 +141,55 @@ function installMoveObserver(): void {
       channel.port2.postMessage(null);
     });
   }).observe(root, { subtree: true, attributes: true, attributeFilter: ['class'], attributeOldValue: true });
+  return true;
 }
 
-/**
- * Stamps each `command` event as the slideshow's EventSource delivers it,
- * before the page's own listener runs: installed before any page script, it
- * wraps the listeners the page adds for that event name.
- */
-function installEventStamp(): void {
-  const bench = { moves: [] as number[], taps: [] as number[], events: [] as number[], frames: [] as number[] };
-  window.__clickerBench = bench;
-  const add = EventSource.prototype.addEventListener;
-  EventSource.prototype.addEventListener = function (this: EventSource, type: string, listener: EventListenerOrEventListenerObject, options?: boolean | AddEventListenerOptions) {
-    if (type !== 'command' || typeof listener !== 'function') return add.call(this, type, listener, options);
-    return add.call(
-      this,
-      type,
-      (ev: Event) => {
-        bench.events.push(window.performance.timeOrigin + window.performance.now());
-        listener.call(this, ev);
-      },
-      options,
-    );
-  } as typeof EventSource.prototype.addEventListener;
+const INIT = [`(${installStamps.toString()})();`];
+
+/** A copy of a page's stamps (read between taps, never while one is on its way). */
+function stamps(page: CdpPage): Promise<BenchStamps> {
+  return page.evaluate(() => window.__clickerBench ?? { moves: [], taps: [], events: [], frames: [], errors: ['no stamps installed'] }, null);
 }
 
-/** The floor's listening page: stamps each message the blank page's EventSource delivers. */
-function installFloorStamp(): void {
-  const bench = { moves: [] as number[], taps: [] as number[], events: [] as number[], frames: [] as number[] };
-  window.__clickerBench = bench;
-  window.addEventListener('floor-event', () => {
-    bench.events.push(window.performance.timeOrigin + window.performance.now());
-  });
-}
-
-/** Records taps in the phone page, before any of the page's own scripts run. */
-function installTapStamp(): void {
-  const bench = { moves: [] as number[], taps: [] as number[], events: [] as number[], frames: [] as number[] };
-  window.__clickerBench = bench;
-  // Room for every command's resource timing entry (the default keeps 250).
-  window.performance.setResourceTimingBufferSize(5_000);
-  window.addEventListener(
-    'pointerdown',
-    () => {
-      bench.taps.push(window.performance.timeOrigin + window.performance.now());
-    },
-    { capture: true },
-  );
+/** How many of each stamp a page holds. */
+function counts(page: CdpPage): Promise<{ moves: number; taps: number; events: number; frames: number }> {
+  return page.evaluate(() => {
+    const b = window.__clickerBench;
+    return { moves: b?.moves.length ?? 0, taps: b?.taps.length ?? 0, events: b?.events.length ?? 0, frames: b?.frames.length ?? 0 };
+  }, null);
 }
 
 /** [start, responseEnd] of each command POST the phone made, on the timeOrigin + now() scale. */
-async function commandRequests(phone: Page): Promise<[number, number][]> {
-  return phone.evaluate(() =>
-    window.performance
-      .getEntriesByType('resource')
-      .filter((e) => e.name.includes('/commands'))
-      .map((e): [number, number] => [
-        window.performance.timeOrigin + e.startTime,
-        window.performance.timeOrigin + (e as PerformanceResourceTiming).responseEnd,
-      ]),
+function commandRequests(phone: CdpPage): Promise<[number, number][]> {
+  return phone.evaluate(
+    () =>
+      window.performance
+        .getEntriesByType('resource')
+        .filter((e) => e.name.includes('/commands'))
+        .map((e): [number, number] => [
+          window.performance.timeOrigin + e.startTime,
+          window.performance.timeOrigin + (e as PerformanceResourceTiming).responseEnd,
+        ]),
+    null,
   );
 }
 
-async function count(page: Page, what: 'moves' | 'taps' | 'events' | 'frames'): Promise<number> {
-  return page.evaluate((w) => window.__clickerBench?.[w].length ?? 0, what);
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** The phone the remote runs on, from Playwright's device list (screen, density, user agent). */
+const PHONE = devices['Pixel 7'];
+
+function phoneOptions() {
+  return {
+    width: PHONE.viewport.width,
+    height: PHONE.viewport.height,
+    deviceScaleFactor: PHONE.deviceScaleFactor,
+    mobile: { userAgent: PHONE.userAgent },
+    init: INIT,
+  };
 }
 
-async function stamp(page: Page, what: 'moves' | 'taps' | 'events' | 'frames', index: number): Promise<number> {
-  return page.evaluate(([w, i]) => window.__clickerBench?.[w][i] ?? Number.NaN, [what, index] as const);
-}
+const LAPTOP = { width: 1280, height: 720, init: INIT };
 
 export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
   return {
@@ -162,69 +198,60 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
     description: `tap-to-slide in headless Chromium, ${opts.pairs} Next/Previous pairs after ${opts.warmup} warm-up`,
     async run(ctx) {
       const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-      const pageErrors: string[] = [];
-      let browser: Browser | undefined;
+      const browser = await CdpBrowser.launch(executablePath, CHROMIUM_ARGS);
       try {
-        browser = await chromium.launch({ executablePath, headless: true, args: CHROMIUM_ARGS, timeout: 30_000 });
-
-        const deckContext = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-        await deckContext.addInitScript(installEventStamp);
-        const deck = await deckContext.newPage();
-        deck.on('pageerror', (err) => pageErrors.push(`slideshow: ${err.message}`));
-        await deck.goto(`${ctx.clicker.baseUrl}/`, { waitUntil: 'load', timeout: 15_000 });
+        const deck = await browser.newPage(`${ctx.clicker.baseUrl}/`, LAPTOP);
         // The slideshow exposes the controller URL on its QR element once the channel exists.
-        const qr = deck.locator('[data-clicker-qr][data-url]');
-        await qr.first().waitFor({ state: 'attached', timeout: 15_000 });
-        const raw = await qr.first().getAttribute('data-url');
-        if (!raw) throw new Error('[data-clicker-qr] has an empty data-url');
+        const raw = await deck.waitFor(
+          () => document.querySelector('[data-clicker-qr][data-url]')?.getAttribute('data-url') ?? null,
+          null,
+          15_000,
+          'the slideshow QR code',
+        );
         const controllerUrl = new URL(raw);
         // The QR carries the address a phone would use; the bench only ever talks to loopback.
         controllerUrl.protocol = 'http:';
         controllerUrl.host = `${ctx.clicker.host}:${ctx.clicker.port}`;
-        await deck.evaluate(installMoveObserver);
+        await deck.waitFor(installMoveObserver, null, 15_000, 'the slideshow built by reveal.js');
 
-        const phoneContext = await browser.newContext({ ...devices['Pixel 7'] });
-        await phoneContext.addInitScript(installTapStamp);
-        const phone = await phoneContext.newPage();
-        phone.on('pageerror', (err) => pageErrors.push(`phone: ${err.message}`));
-        await phone.goto(controllerUrl.href, { waitUntil: 'load', timeout: 15_000 });
-        const next = phone.getByRole('button', { name: 'Next', exact: true });
-        const prev = phone.getByRole('button', { name: 'Previous', exact: true });
-        await next.waitFor({ state: 'visible', timeout: 15_000 });
+        const phone = await browser.newPage(controllerUrl.href, phoneOptions());
+        // Paired and showing the deck's state: Next is enabled.
+        await phone.waitFor(() => document.querySelector<HTMLButtonElement>('#next')?.disabled === false, null, 15_000, 'the remote paired, with Next enabled');
+        const next = await phone.center('#next', 15_000);
+        const prev = await phone.center('#prev', 15_000);
 
-        const samples: { dir: 'next' | 'prev'; ms: number; outsideMs: number; tapAt: number; moveAt: number; eventMs: number; frameMs: number }[] = [];
+        const samples: { dir: 'next' | 'prev'; ms: number; tapAt: number; moveAt: number; eventMs: number; frameMs: number }[] = [];
         let failures = 0;
         let consecutive = 0;
         const tapOnce = async (dir: 'next' | 'prev', record: boolean): Promise<void> => {
-          const button = dir === 'next' ? next : prev;
-          const movesBefore = await count(deck, 'moves');
-          const eventsBefore = await count(deck, 'events');
-          const tapsBefore = await count(phone, 'taps');
-          const t0 = performance.now();
-          await button.tap({ timeout: opts.moveTimeoutMs });
+          const before = await counts(deck);
+          const tapsBefore = (await counts(phone)).taps;
+          const [x, y] = dir === 'next' ? next : prev;
+          await phone.tap(x, y);
+          // Nothing is asked of the pages while the command travels.
+          await sleep(opts.settleMs);
           try {
-            await deck.waitForFunction((n) => (window.__clickerBench?.moves.length ?? 0) > n, movesBefore, {
-              timeout: opts.moveTimeoutMs,
-              polling: 5,
-            });
+            // The frame after the move always comes; it is stamped a frame or two later.
+            await deck.waitFor((n: number) => (window.__clickerBench?.frames.length ?? 0) > n, before.frames, opts.moveTimeoutMs, 'the move', 5);
           } catch {
             failures++;
             if (++consecutive >= 3) throw new Error(`three taps in a row did not move the deck (last: ${dir})`);
             ctx.log(`tap: ${dir} did not move the deck within ${opts.moveTimeoutMs} ms`);
             return;
           }
-          const outsideMs = performance.now() - t0;
           consecutive = 0;
-          // The frame after the move always comes; it is stamped a frame or two later.
-          await deck.waitForFunction((n) => (window.__clickerBench?.frames.length ?? 0) > n, movesBefore, { timeout: opts.moveTimeoutMs, polling: 5 });
-          const [tapAt, moveAt, eventAt, frameAt] = [
-            await stamp(phone, 'taps', tapsBefore),
-            await stamp(deck, 'moves', movesBefore),
-            await stamp(deck, 'events', eventsBefore),
-            await stamp(deck, 'frames', movesBefore),
-          ];
-          if (record) samples.push({ dir, ms: moveAt - tapAt, outsideMs, tapAt, moveAt, eventMs: eventAt - tapAt, frameMs: frameAt - tapAt });
-          await new Promise((resolve) => setTimeout(resolve, opts.settleMs));
+          if (!record) return;
+          const d = await stamps(deck);
+          const tapAt = (await stamps(phone)).taps[tapsBefore] ?? Number.NaN;
+          const moveAt = d.moves[before.moves] ?? Number.NaN;
+          samples.push({
+            dir,
+            ms: moveAt - tapAt,
+            tapAt,
+            moveAt,
+            eventMs: (d.events[before.events] ?? Number.NaN) - tapAt,
+            frameMs: (d.frames[before.moves] ?? Number.NaN) - tapAt,
+          });
         };
 
         for (let i = 0; i < opts.warmup + opts.pairs; i++) {
@@ -235,8 +262,7 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
         }
 
         const requests = await commandRequests(phone);
-        await phoneContext.close();
-        await deckContext.close();
+        const pageErrors = [...(await stamps(deck)).errors.map((e) => `slideshow: ${e}`), ...(await stamps(phone)).errors.map((e) => `phone: ${e}`)];
         const floor = await measureFloor(browser, ctx.relay.baseUrl, opts);
 
         const all = summarize(samples.map((s) => s.ms));
@@ -255,7 +281,6 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
           post.push(req[1] - req[0]);
           afterAnswer.push(s.moveAt - req[1]);
         }
-        const outside = summarize(samples.map((s) => s.outsideMs));
         const negative = samples.filter((s) => s.ms < 0).length;
         if (pageErrors.length) ctx.log(`tap: page errors: ${pageErrors.slice(0, 3).join(' | ')}`);
         ctx.log(`tap: p50 ${all.p50.toFixed(1)} ms over ${all.n} taps, ${failures} without a move; tap-to-event p50 ${toEvent.p50.toFixed(1)} ms, floor ${floor.p50.toFixed(1)} ms; tap-to-frame p50 ${toFrame.p50.toFixed(1)} ms`);
@@ -270,7 +295,8 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
           ],
           data: {
             options: { ...opts },
-            chromium: browser.version(),
+            chromium: await browser.version(),
+            driver: 'DevTools protocol over a pipe: Page, Emulation, Input and Runtime.evaluate between taps; no network instrumentation',
             tapToSlide: { ...roundSummary(all) },
             // Tap to the slideshow's EventSource delivering the command; the rest of tap-to-slide is the page and reveal.js.
             tapToEvent: { ...roundSummary(toEvent) },
@@ -279,13 +305,12 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
             floor: { ...roundSummary(floor) },
             next: { ...roundSummary(summarize(samples.filter((s) => s.dir === 'next').map((s) => s.ms))) },
             prev: { ...roundSummary(summarize(samples.filter((s) => s.dir === 'prev').map((s) => s.ms))) },
-            // Playwright's tap call to the observed move, on this process's clock: includes CDP round trips.
-            playwrightSide: { ...roundSummary(outside) },
             breakdown: {
               matched: toRequest.length,
               tapToRequestStartP50: round(summarize(toRequest).p50),
               postRoundTripP50: round(summarize(post).p50),
               moveAfterAnswerP50: round(summarize(afterAnswer).p50),
+              eventToMoveP50: round(summarize(samples.map((s) => s.ms - s.eventMs)).p50),
             },
             tapsWithoutMove: failures,
             // A negative sample would mean the two pages' clocks disagree by more than the latency.
@@ -295,39 +320,28 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
           },
         };
       } finally {
-        await browser?.close().catch(() => undefined);
+        await browser.close();
       }
     },
   };
 }
 
 /** Tap-to-event with no app: two blank pages on the bare relay, in the same browser. */
-async function measureFloor(browser: Browser, relayBase: string, opts: TapOptions): Promise<Summary> {
+async function measureFloor(browser: CdpBrowser, relayBase: string, opts: TapOptions): Promise<Summary> {
   const ch = `floor-${process.pid}`;
-  const listenContext = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  const phoneContext = await browser.newContext({ ...devices['Pixel 7'] });
-  try {
-    await listenContext.addInitScript(installFloorStamp);
-    await phoneContext.addInitScript(installTapStamp);
-    const listener = await listenContext.newPage();
-    await listener.goto(`${relayBase}/floor.html#sub/${ch}`, { waitUntil: 'load', timeout: 15_000 });
-    const phone = await phoneContext.newPage();
-    await phone.goto(`${relayBase}/floor.html#pub/${ch}`, { waitUntil: 'load', timeout: 15_000 });
-    const button = phone.getByRole('button', { name: 'Next' });
-    await listener.locator('body[data-open]').waitFor({ state: 'attached', timeout: 15_000 });
-    const samples: number[] = [];
-    const taps = 2 * (opts.warmup + opts.pairs);
-    for (let i = 0; i < taps; i++) {
-      const eventsBefore = await count(listener, 'events');
-      const tapsBefore = await count(phone, 'taps');
-      await button.tap({ timeout: opts.moveTimeoutMs });
-      await listener.waitForFunction((n) => (window.__clickerBench?.events.length ?? 0) > n, eventsBefore, { timeout: opts.moveTimeoutMs, polling: 5 });
-      if (i >= 2 * opts.warmup) samples.push((await stamp(listener, 'events', eventsBefore)) - (await stamp(phone, 'taps', tapsBefore)));
-      await new Promise((resolve) => setTimeout(resolve, opts.settleMs));
-    }
-    return summarize(samples);
-  } finally {
-    await phoneContext.close().catch(() => undefined);
-    await listenContext.close().catch(() => undefined);
+  const listener = await browser.newPage(`${relayBase}/floor.html#sub/${ch}`, LAPTOP);
+  await listener.waitFor(() => document.body?.dataset.open === '1', null, 15_000, 'the floor page stream open');
+  const phone = await browser.newPage(`${relayBase}/floor.html#pub/${ch}`, phoneOptions());
+  const [x, y] = await phone.center('#go', 15_000);
+  const samples: number[] = [];
+  const taps = 2 * (opts.warmup + opts.pairs);
+  for (let i = 0; i < taps; i++) {
+    const eventsBefore = (await counts(listener)).events;
+    const tapsBefore = (await counts(phone)).taps;
+    await phone.tap(x, y);
+    await sleep(opts.settleMs);
+    await listener.waitFor((n: number) => (window.__clickerBench?.events.length ?? 0) > n, eventsBefore, opts.moveTimeoutMs, 'the floor event', 5);
+    if (i >= 2 * opts.warmup) samples.push(((await stamps(listener)).events[eventsBefore] ?? Number.NaN) - ((await stamps(phone)).taps[tapsBefore] ?? Number.NaN));
   }
+  return summarize(samples);
 }
