@@ -23,7 +23,8 @@ export class Metrics implements HubMetrics {
   private readonly commands: Counter;
   private readonly deliveries: Counter;
   private readonly latency: Histogram;
-  private processMetrics = false;
+  /** Set by the first scrape: process metrics started, and a few lag samples taken. */
+  private processMetrics: Promise<void> | undefined;
 
   constructor() {
     this.commands = new Counter({ name: 'clicker_commands_total', help: 'Commands accepted (duplicates excluded).', registers: [this.registry] });
@@ -47,12 +48,14 @@ export class Metrics implements HubMetrics {
    * (NaN, or 2^63 ns for the minimum).
    */
   async scrape(): Promise<string> {
-    if (!this.processMetrics) {
-      this.processMetrics = true;
-      collectDefaultMetrics({ register: this.registry, prefix: 'clicker_process_' });
-      await sleep(FIRST_SCRAPE_SAMPLES_MS);
-    }
+    // Every scrape waits for the first one's samples, even two arriving together.
+    await (this.processMetrics ??= this.startProcessMetrics());
     return this.registry.metrics();
+  }
+
+  private startProcessMetrics(): Promise<void> {
+    collectDefaultMetrics({ register: this.registry, prefix: 'clicker_process_' });
+    return sleep(FIRST_SCRAPE_SAMPLES_MS);
   }
 
   /** Gauges read at scrape time: channels (from the bus, so shared across instances with Redis) and this process's streams. */
