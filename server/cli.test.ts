@@ -2,7 +2,7 @@
 // exit codes and their one-line errors, the starter deck and the PDF export.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import { PDFParse } from 'pdf-parse';
 import { parseCli } from './cli';
 import { ConfigError } from './config';
 import { DeckError, loadDeck, splitFrontMatter, THEMES } from './deck';
+import { sleep } from './testing-procs';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'clicker.mjs');
@@ -17,6 +18,30 @@ const BIN = path.join(ROOT, 'bin', 'clicker.mjs');
 function clicker(args: string[], cwd: string) {
   const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The built server as shipped, on loopback, once it has printed its banner: the slideshow URL, then the QR code. */
+async function serveShipped(): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  try {
+    const url = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 30_000);
+      proc.stdout.on('data', () => {
+        const m = /Open the slideshow on this laptop:\s+(\S+)/.exec(out);
+        // Wait for the QR code too, which follows the URL.
+        if (m && /[▀▄█]{5,}/.test(out)) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+    });
+    return { proc, url };
+  } catch (err) {
+    proc.kill('SIGTERM');
+    throw err;
+  }
 }
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'clicker-cli-'));
 
@@ -134,23 +159,9 @@ test('decks: front matter, flags over front matter, folders, HTML sections', () 
 });
 
 test('the server prints the LAN URL and its QR code, starts quickly, and a port in use is a one-line error naming the flag', async () => {
-  const { spawn } = await import('node:child_process');
   const started = performance.now();
-  const first = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT });
-  let out = '';
-  first.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const { proc: first, url } = await serveShipped();
   try {
-    const url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no URL printed: ${out}`)), 30_000);
-      first.stdout.on('data', () => {
-        const m = /Open the slideshow on this laptop:\s+(\S+)/.exec(out);
-        // Wait for the QR code too, which follows the URL.
-        if (m && /[▀▄█]{5,}/.test(out)) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-    });
     // A figure for the closing note, never an assertion: machines differ.
     console.log(`startup: ${(performance.now() - started).toFixed(0)} ms from spawn to the printed URL and QR`);
     const host = new URL(url).hostname;
@@ -168,7 +179,6 @@ test('the server prints the LAN URL and its QR code, starts quickly, and a port 
 });
 
 test('the served app warms its hot path right after the banner, on a private port; /readyz says 503 until it is done', { timeout: 60_000 }, async () => {
-  const { spawn } = await import('node:child_process');
   const run = (env: NodeJS.ProcessEnv) =>
     new Promise<{ logs: string; readyDuring?: number; readyAfter?: number; body?: unknown }>((resolve, reject) => {
       const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], {
@@ -235,25 +245,14 @@ function wakeups(pid: number): number {
 }
 
 test('an idle server lets the laptop sleep: with a slideshow connected it hardly wakes, and a scraper still gets process metrics', { skip: !existsSync('/proc/self/task') && 'needs /proc', timeout: 60_000 }, async () => {
-  const { spawn } = await import('node:child_process');
   // As shipped, startup warm-up included: its throwaway app must not leave a timer behind either.
-  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT });
+  const { proc, url } = await serveShipped();
   const stream = new AbortController();
   try {
-    let out = '';
-    const port = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no banner: ${out}`)), 30_000);
-      proc.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        const m = /Open the slideshow on this laptop:\s+http:\/\/[^/]+:(\d+)\//.exec(out);
-        if (m) {
-          clearTimeout(timer);
-          resolve(m[1]!);
-        }
-      });
-    });
+    // Loopback only: the banner's URL carries the LAN address, which tests never call.
+    const port = new URL(url).port;
     const base = `http://127.0.0.1:${port}`;
-    while ((await fetch(`${base}/readyz`)).status !== 200) await new Promise((r) => setTimeout(r, 100));
+    while ((await fetch(`${base}/readyz`)).status !== 200) await sleep(100);
     // A slideshow's channel and its open stream, on loopback.
     const created = (await (await fetch(`${base}/api/channels`, { method: 'POST' })).json()) as { id: string };
     const res = await fetch(`${base}/api/channels/${created.id}/events`, { signal: stream.signal });
@@ -261,9 +260,9 @@ test('an idle server lets the laptop sleep: with a slideshow connected it hardly
     const reader = res.body!.getReader();
     assert.match(new TextDecoder().decode((await reader.read()).value), /retry: \d+/);
     // Let startup's file reads and the first collections settle, then count for 3 s.
-    await new Promise((r) => setTimeout(r, 1_500));
+    await sleep(1_500);
     const before = wakeups(proc.pid!);
-    await new Promise((r) => setTimeout(r, 3_000));
+    await sleep(3_000);
     const woke = wakeups(proc.pid!) - before;
     console.log(`idle server: ${woke} wake-ups in 3 s over all its threads`);
     // prom-client's lag sampling, started with the server, made this about 300.
