@@ -20,6 +20,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable, Writable } from 'node:stream';
+import { sleep } from './scenario';
 
 type Params = Record<string, unknown>;
 
@@ -151,8 +152,8 @@ export class CdpBrowser {
   async close(): Promise<void> {
     if (!this.closed) {
       const exited = new Promise<void>((resolve) => this.child.once('exit', () => resolve()));
-      await Promise.race([this.send('Browser.close').catch(() => undefined), new Promise((r) => setTimeout(r, 5_000))]);
-      await Promise.race([exited, new Promise((r) => setTimeout(r, 5_000))]);
+      await Promise.race([this.send('Browser.close').catch(() => undefined), sleep(5_000)]);
+      await Promise.race([exited, sleep(5_000)]);
     }
     this.fail(new CdpError('browser closed'));
     if (this.child.exitCode === null && this.child.signalCode === null) this.child.kill('SIGKILL');
@@ -198,7 +199,7 @@ export class CdpPage {
         last = err;
       }
       if (Date.now() > until) throw new CdpError(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? ` (${last.message})` : ''}`);
-      await new Promise((r) => setTimeout(r, everyMs));
+      await sleep(everyMs);
     }
   }
 

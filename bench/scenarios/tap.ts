@@ -30,7 +30,7 @@
 import { devices } from '@playwright/test';
 import { CdpBrowser, type CdpPage } from '../lib/cdp';
 import { round, roundSummary, summarize, type Summary } from '../lib/stats';
-import { judge, type Scenario } from '../lib/scenario';
+import { judge, sleep, type Scenario } from '../lib/scenario';
 
 interface BenchStamps {
   moves: number[];
@@ -152,10 +152,10 @@ function stamps(page: CdpPage): Promise<BenchStamps> {
 }
 
 /** How many of each stamp a page holds. */
-function counts(page: CdpPage): Promise<{ moves: number; taps: number; events: number; frames: number }> {
+function counts(page: CdpPage): Promise<{ moves: number; taps: number; events: number }> {
   return page.evaluate(() => {
     const b = window.__clickerBench;
-    return { moves: b?.moves.length ?? 0, taps: b?.taps.length ?? 0, events: b?.events.length ?? 0, frames: b?.frames.length ?? 0 };
+    return { moves: b?.moves.length ?? 0, taps: b?.taps.length ?? 0, events: b?.events.length ?? 0 };
   }, null);
 }
 
@@ -174,20 +174,14 @@ function commandRequests(phone: CdpPage): Promise<[number, number][]> {
   );
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** The phone the remote runs on, from Playwright's device list (screen, density, user agent). */
-const PHONE = devices['Pixel 7'];
-
-function phoneOptions() {
-  return {
-    width: PHONE.viewport.width,
-    height: PHONE.viewport.height,
-    deviceScaleFactor: PHONE.deviceScaleFactor,
-    mobile: { userAgent: PHONE.userAgent },
-    init: INIT,
-  };
-}
+/** The phone the remote runs on: a Pixel 7 from Playwright's device list (screen, density, user agent). */
+const PHONE_PAGE = {
+  width: devices['Pixel 7'].viewport.width,
+  height: devices['Pixel 7'].viewport.height,
+  deviceScaleFactor: devices['Pixel 7'].deviceScaleFactor,
+  mobile: { userAgent: devices['Pixel 7'].userAgent },
+  init: INIT,
+};
 
 const LAPTOP = { width: 1280, height: 720, init: INIT };
 
@@ -214,7 +208,7 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
         controllerUrl.host = `${ctx.clicker.host}:${ctx.clicker.port}`;
         await deck.waitFor(installMoveObserver, null, 15_000, 'the slideshow built by reveal.js');
 
-        const phone = await browser.newPage(controllerUrl.href, phoneOptions());
+        const phone = await browser.newPage(controllerUrl.href, PHONE_PAGE);
         // Paired and showing the deck's state: Next is enabled.
         await phone.waitFor(() => document.querySelector<HTMLButtonElement>('#next')?.disabled === false, null, 15_000, 'the remote paired, with Next enabled');
         const next = await phone.center('#next', 15_000);
@@ -232,7 +226,7 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
           await sleep(opts.settleMs);
           try {
             // The frame after the move always comes; it is stamped a frame or two later.
-            await deck.waitFor((n: number) => (window.__clickerBench?.frames.length ?? 0) > n, before.frames, opts.moveTimeoutMs, 'the move', 5);
+            await deck.waitFor((n: number) => (window.__clickerBench?.frames.length ?? 0) > n, before.moves, opts.moveTimeoutMs, 'the move', 5);
           } catch {
             failures++;
             if (++consecutive >= 3) throw new Error(`three taps in a row did not move the deck (last: ${dir})`);
@@ -331,7 +325,7 @@ async function measureFloor(browser: CdpBrowser, relayBase: string, opts: TapOpt
   const ch = `floor-${process.pid}`;
   const listener = await browser.newPage(`${relayBase}/floor.html#sub/${ch}`, LAPTOP);
   await listener.waitFor(() => document.body?.dataset.open === '1', null, 15_000, 'the floor page stream open');
-  const phone = await browser.newPage(`${relayBase}/floor.html#pub/${ch}`, phoneOptions());
+  const phone = await browser.newPage(`${relayBase}/floor.html#pub/${ch}`, PHONE_PAGE);
   const [x, y] = await phone.center('#go', 15_000);
   const samples: number[] = [];
   const taps = 2 * (opts.warmup + opts.pairs);
