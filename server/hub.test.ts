@@ -766,6 +766,31 @@ test('remote events during a join: those the snapshot covers are skipped, later 
   ]);
 });
 
+test('remote events the snapshot covers are skipped when they arrive after the join, as the other link can run behind', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create(); // 1
+  await hub.command(channel, next()); // 2
+  await hub.report(channel, { state }); // 3
+  const fresh = new RecordingSink();
+  await hub.subscribe(channel, fresh, 'a', undefined);
+  // A stream resuming from 1: command 2 comes from the replay, the state only from its snapshot.
+  const resumed = new RecordingSink();
+  await hub.subscribe(channel, resumed, 'b', 1);
+  // The relays of 2 and 3, late, then the next event.
+  bus.remote(channel.id, { id: 2, event: 'command', data: JSON.stringify(next()) });
+  bus.remote(channel.id, { id: 3, event: 'state', data: JSON.stringify({ state }) });
+  bus.remote(channel.id, { id: 4, event: 'command', data: JSON.stringify(next()) });
+  assert.deepEqual(fresh.trail(), [
+    ['snapshot', '3'],
+    ['command', '4'],
+  ]);
+  assert.deepEqual(resumed.trail(), [
+    ['snapshot', undefined],
+    ['command', '2'],
+    ['command', '4'],
+  ]);
+});
+
 test(
   'a presence event is not dropped because a newer state event got here first',
   async () => {

@@ -57,6 +57,16 @@ interface Subscriber {
   ip: string;
   /** Live events that arrived while the snapshot was being read; written right after it. */
   pending: { id: number; command: boolean; frame: Buffer }[] | null;
+  /**
+   * Commands up to this id are in the stream already (the snapshot's past,
+   * or the replay), and so is every other kind up to `othersUpTo`. Another
+   * instance's events come over a link of their own, which can run behind
+   * the one the snapshot was read on: one relayed late must not follow the
+   * snapshot that already covers it (the stream's ids would go back, and an
+   * old command would move the deck).
+   */
+  commandsUpTo: number;
+  othersUpTo: number;
 }
 
 interface LocalChannel {
@@ -328,7 +338,7 @@ export class Hub {
       throw new HubError('too_many_subscribers_ip', 'too many open streams from this address');
     }
     // Listed before the snapshot is read, so nothing published meanwhile is missed: it waits in `pending`.
-    const sub: Subscriber = { sink: null, ip, pending: [] };
+    const sub: Subscriber = { sink: null, ip, pending: [], commandsUpTo: 0, othersUpTo: 0 };
     local.subscribers.add(sub);
     this.perIp.set(ip, fromIp + 1);
     this.subscriberCount++;
@@ -383,8 +393,10 @@ export class Hub {
     // Last-Event-ID ends on the last replayed command rather than skipping it.
     sink.write(encodeEvent({ event: EVENT.snapshot, id: replay.length ? undefined : fresh.seq, data: JSON.stringify(snapshot) }));
     for (const ev of replay) sink.write(this.frame(ev));
+    sub.commandsUpTo = replayedUpTo;
+    sub.othersUpTo = fresh.seq;
     // What arrived meanwhile: a command unless the replay already carried it,
-    // anything else unless the snapshot already reflects it.
+    // anything else unless the snapshot already reflects it. Later events are held to the same bounds in `write`.
     for (const p of sub.pending ?? []) if (p.id > (p.command ? replayedUpTo : fresh.seq)) sink.write(p.frame);
     sub.pending = null;
     sub.sink = sink;
@@ -565,6 +577,7 @@ export class Hub {
         if (!ephemeral) sub.pending?.push({ id: ev.id, command, frame });
         continue;
       }
+      if (ev.id <= (command ? sub.commandsUpTo : sub.othersUpTo)) continue;
       if (ephemeral && sink.writableLength > POINTER_BACKLOG_BYTES) continue;
       // A subscriber that cannot keep up is cut loose rather than buffered
       // without bound; its EventSource reconnects and replays from history.
