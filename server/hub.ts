@@ -69,6 +69,11 @@ interface Subscriber {
   othersUpTo: number;
 }
 
+/** Whether the stream already holds event `id`: from its snapshot, or from its replay for a command. */
+function covers(sub: Subscriber, id: number, command: boolean): boolean {
+  return id <= (command ? sub.commandsUpTo : sub.othersUpTo);
+}
+
 interface LocalChannel {
   subscribers: Set<Subscriber>;
   /** Newest event id delivered here: where a catch-up after a bus outage starts. */
@@ -395,9 +400,8 @@ export class Hub {
     for (const ev of replay) sink.write(this.frame(ev));
     sub.commandsUpTo = replayedUpTo;
     sub.othersUpTo = fresh.seq;
-    // What arrived meanwhile: a command unless the replay already carried it,
-    // anything else unless the snapshot already reflects it. Later events are held to the same bounds in `write`.
-    for (const p of sub.pending ?? []) if (p.id > (p.command ? replayedUpTo : fresh.seq)) sink.write(p.frame);
+    // What arrived meanwhile, unless the snapshot or the replay already has it; `write` holds later events to the same bounds.
+    for (const p of sub.pending ?? []) if (!covers(sub, p.id, p.command)) sink.write(p.frame);
     sub.pending = null;
     sub.sink = sink;
     return unsubscribe;
@@ -577,7 +581,7 @@ export class Hub {
         if (!ephemeral) sub.pending?.push({ id: ev.id, command, frame });
         continue;
       }
-      if (ev.id <= (command ? sub.commandsUpTo : sub.othersUpTo)) continue;
+      if (covers(sub, ev.id, command)) continue;
       if (ephemeral && sink.writableLength > POINTER_BACKLOG_BYTES) continue;
       // A subscriber that cannot keep up is cut loose rather than buffered
       // without bound; its EventSource reconnects and replays from history.
