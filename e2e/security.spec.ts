@@ -150,7 +150,14 @@ test('follow mode shows the presenter\'s slide on join, follows every move, and 
   await expect.poll(() => deckPosition(audience)).toBe(`1 / ${total}`);
   expect(await deckPosition(deck)).toBe(`1 / ${total}`);
 
-  expect(sent.some((r) => r.startsWith(`GET ${server.base}/api/channels/${id}/events`)), 'the recorder saw the stream').toBe(true);
+  const streams = sent.filter((r) => r.startsWith(`GET ${server.base}/api/channels/${id}/events`));
+  expect(streams.length, 'the recorder saw the stream').toBeGreaterThan(0);
+  // A follower follows the slideshow's state reports: the commands are never sent to it.
+  for (const r of streams) {
+    const events = new URL(r.slice('GET '.length)).searchParams.get('events')?.split(',');
+    expect(events).toContain('state');
+    expect(events).not.toContain('command');
+  }
   expect(sent.filter((r) => !/^(GET|HEAD) /.test(r)), 'follow mode sends nothing but reads').toEqual([]);
   // It never opened a channel of its own either.
   expect(await audience.evaluate(() => localStorage.getItem('clicker.deck.v1'))).toBeNull();

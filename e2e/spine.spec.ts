@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { devices, expect, test } from '@playwright/test';
+import { devices, expect, test, type Request } from '@playwright/test';
 import { ClickerServer, closePages, deckPosition, lanAddresses, readDeckQr, toLoopback } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
@@ -30,14 +30,28 @@ test('the printed URL and the QR code carry a LAN address, never localhost', asy
 test('a phone that scans the QR code drives the slideshow, and shows where it is', async ({ browser }) => {
   const laptop = await browser.newContext({ viewport: { width: 1280, height: 720 } });
   const deck = await laptop.newPage();
+  // The events each page's stream asks for (its ?events=).
+  const asked = { deck: [] as string[][], phone: [] as string[][] };
+  const record = (who: keyof typeof asked) => (req: Request) => {
+    const url = new URL(req.url());
+    if (url.pathname.endsWith('/events')) asked[who].push(url.searchParams.get('events')?.split(',') ?? ['(all)']);
+  };
+  deck.on('request', record('deck'));
   await deck.goto(`${server.base}/`);
   const controllerUrl = await readDeckQr(deck);
   expect(await deckPosition(deck)).toBe('1 / 8');
 
   const phoneCtx = await browser.newContext({ ...phoneDevice });
   const phone = await phoneCtx.newPage();
+  phone.on('request', record('phone'));
   await phone.goto(toLoopback(controllerUrl));
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  // Nobody is sent what it would drop: the phone gets neither its own commands
+  // nor its own pointer positions, the slideshow not its own state reports.
+  expect(asked.phone).toEqual([['snapshot', 'state', 'questions', 'spotlight']]);
+  expect(asked.deck).toHaveLength(1);
+  expect(asked.deck[0]).toContain('command');
+  expect(asked.deck[0]).not.toContain('state');
   await expect(phone.locator('#position')).toHaveText('1 / 8');
   await expect(phone.locator('#title')).toHaveText('Clicker');
 

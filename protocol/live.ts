@@ -79,7 +79,12 @@ export class LiveStream {
   }
 
   private open(): void {
-    const url = this.lastEventId ? `${this.url}?lastEventId=${encodeURIComponent(this.lastEventId)}` : this.url;
+    // The stream carries only the events this client listens to: the server
+    // skips the rest (the phone's own commands and pointer positions, the
+    // slideshow's own state reports), so nobody is woken for an event it drops.
+    const params = new URLSearchParams({ events: this.events.join(',') });
+    if (this.lastEventId) params.set('lastEventId', this.lastEventId);
+    const url = `${this.url}?${params.toString().replace(/%2C/g, ',')}`;
     const es = new EventSource(url);
     this.es = es;
     this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');

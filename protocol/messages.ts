@@ -6,6 +6,7 @@
 // call through a fixed switch: nothing here is ever used as a method name
 // (reveal.js's own postMessage API keeps a deny-list for exactly that reason).
 import { z } from 'zod';
+import { EVENT } from './wire';
 
 /** Client-made id of a command, so a retried POST is recognised and dropped. */
 export const CommandId = z
@@ -160,5 +161,22 @@ export const Register = z
   })
   .strict();
 export type Register = z.infer<typeof Register>;
+
+/** A server-sent event name. */
+export type EventName = (typeof EVENT)[keyof typeof EVENT];
+const EVENT_NAMES = Object.values(EVENT) as [EventName, ...EventName[]];
+
+/**
+ * `?events=` on GET /api/channels/:id/events: the event names a stream
+ * carries, comma-separated, for a client that ignores the rest (the phone
+ * never uses the commands it sends or its own pointer positions, a follower
+ * never uses commands). Without it a stream carries every event. The
+ * snapshot opens every stream whatever the list.
+ */
+export const EventFilter = z
+  .string()
+  .max(200, 'the list of event names is over 200 characters')
+  .transform((s) => s.split(','))
+  .pipe(z.array(z.enum(EVENT_NAMES, { error: (issue) => `unknown event name ${JSON.stringify(issue.input)}` })).min(1));
 
 export * from './wire';

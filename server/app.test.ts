@@ -521,6 +521,99 @@ test('Last-Event-ID and ?lastEventId= replay the commands missed', GUARD, async 
   assert.equal((await byQuery.command(live.id)).lastEventId, '6');
 });
 
+test('?events= narrows a stream to the events named, live and in the replay', GUARD, async (t) => {
+  const s = await start(t);
+  const ch = await s.create();
+  const { controllerKey } = await s.pair(ch); // events 1-2 are presence
+  const c3 = { type: 'next', id: cmdId() };
+  await s.command(ch, controllerKey, c3);
+  await s.call('PUT', `/api/channels/${ch.id}/state`, { json: { state }, key: ch.deckKey }); // event 4
+
+  // A phone's stream: states only. An unfiltered one beside it sees everything.
+  const phone = s.stream(ch.id, { query: '?events=state' });
+  const all = s.stream(ch.id);
+  const onlyCommands = s.stream(ch.id, { query: '?events=snapshot,command' });
+  await Promise.all([phone.snapshot(), all.snapshot(), onlyCommands.snapshot()]);
+  const c5 = { type: 'prev', id: cmdId() };
+  await s.command(ch, controllerKey, c5);
+  const moved = { ...state, indexh: 0, position: 1 };
+  await s.call('PUT', `/api/channels/${ch.id}/state`, { json: { state: moved }, key: ch.deckKey }); // event 6
+  const c7 = { type: 'first', id: cmdId() };
+  await s.command(ch, controllerKey, c7);
+  // Each stream is in publish order: once the last event it carries is in, anything it skipped would be too.
+  await all.command(c7.id);
+  await onlyCommands.command(c7.id);
+  const lastState = await phone.waitFor((e) => e.type === 'state' && e.lastEventId === '6');
+  assert.deepEqual((lastState.data as { state: DeckState }).state, moved);
+  // The phone's stream ends at event 6, and event 7 is a command: prove it is not still on its way.
+  await s.call('PUT', `/api/channels/${ch.id}/state`, { json: { state }, key: ch.deckKey }); // event 8
+  await phone.waitFor((e) => e.type === 'state' && e.lastEventId === '8');
+  await all.waitFor((e) => e.type === 'state' && e.lastEventId === '8');
+  assert.deepEqual(
+    phone.events.map((e) => [e.type, e.lastEventId]),
+    [
+      ['snapshot', '4'],
+      ['state', '6'],
+      ['state', '8'],
+    ],
+  );
+  assert.deepEqual(
+    all.events.map((e) => e.type),
+    ['snapshot', 'command', 'state', 'command', 'state'],
+  );
+  assert.deepEqual(
+    onlyCommands.events.map((e) => [e.type, e.lastEventId]),
+    [
+      ['snapshot', '4'],
+      ['command', '5'],
+      ['command', '7'],
+    ],
+  );
+
+  // Resuming: the replay holds only what the list names. With no command to
+  // replay the snapshot carries the id, so the stream resumes from there.
+  const phoneBack = s.stream(ch.id, { query: '?events=state&lastEventId=2' });
+  const snap = await phoneBack.waitFor((e) => e.type === 'snapshot');
+  assert.equal(snap.lastEventId, '8');
+  assert.equal((snap.data as Snapshot).gap, false);
+  const commandsBack = s.stream(ch.id, { query: '?lastEventId=2&events=command' });
+  await commandsBack.command(c7.id);
+  assert.deepEqual(
+    commandsBack.events.map((e) => [e.type, e.lastEventId]),
+    [
+      ['snapshot', ''],
+      ['command', '3'],
+      ['command', '5'],
+      ['command', '7'],
+    ],
+  );
+  await s.call('PUT', `/api/channels/${ch.id}/state`, { json: { state: moved }, key: ch.deckKey }); // event 9
+  await phoneBack.waitFor((e) => e.type === 'state' && e.lastEventId === '9');
+  assert.deepEqual(
+    phoneBack.events.map((e) => e.type),
+    ['snapshot', 'state'],
+  );
+});
+
+test('a bad ?events= is a 400 naming the problem, and the server goes on streaming', GUARD, async (t) => {
+  const s = await start(t);
+  const ch = await s.create();
+  const url = `/api/channels/${ch.id}/events`;
+  expectError(await s.call('GET', `${url}?events=bogus`), 400, /unknown event name "bogus"/);
+  expectError(await s.call('GET', `${url}?events=state,__proto__`), 400, /unknown event name "__proto__"/);
+  expectError(await s.call('GET', `${url}?events=`), 400, /unknown event name ""/);
+  expectError(await s.call('GET', `${url}?events=state,`), 400, /unknown event name ""/);
+  expectError(await s.call('GET', `${url}?events=state&events=command`), 400, /give the list once/);
+  expectError(await s.call('GET', `${url}?events=${'state,'.repeat(40)}state`), 400, /over 200 characters/);
+  // No stream slot is held by a refused request.
+  assert.equal(s.hub.stats().subscribers, 0);
+  const ok = s.stream(ch.id, { query: '?events=command' });
+  await ok.snapshot();
+  const cmd = { type: 'next', id: cmdId() };
+  await s.command(ch, ch.deckKey, cmd);
+  await ok.command(cmd.id);
+});
+
 for (const [label, opts] of [
   ['an unparseable Last-Event-ID', { lastEventId: 'abc' }],
   ['a Last-Event-ID from the future', { lastEventId: '999' }],

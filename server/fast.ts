@@ -9,7 +9,7 @@
 // same JSON shape.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import proxyaddr from 'proxy-addr';
-import { Command, ID_RE, Pointer } from '../protocol/messages';
+import { Command, EventFilter, ID_RE, Pointer } from '../protocol/messages';
 import type { Config } from './config';
 import { controllerKeyRequired, HttpError, toHttpError } from './errors';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate, type RequestHead } from './guards';
@@ -185,8 +185,12 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
   const events = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string, query: string | undefined) => {
     const req = ex.head;
     const channel = await hub.get(id);
-    const q = query === undefined ? undefined : new URLSearchParams(query).getAll('lastEventId');
+    const params = query === undefined ? undefined : new URLSearchParams(query);
+    const q = params?.getAll('lastEventId');
     const lastEventId = parseLastEventId(req.headers['last-event-id'] as string | undefined, q?.length === 1 ? q[0] : undefined);
+    const wanted = params?.getAll('events') ?? [];
+    if (wanted.length > 1) throw new HttpError(400, 'invalid request: events: give the list once, comma-separated');
+    const only = wanted.length === 1 ? new Set(validate(EventFilter, wanted[0])) : null;
     if (req.method === 'HEAD') {
       // A HEAD never sees a body, so it must not hold a stream slot open waiting for one.
       ex.send(200, { ...SSE_HEADERS, ...cors });
@@ -200,7 +204,7 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
       unsubscribe?.();
     });
     // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
-    unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), proxyaddr(ex.req, trust), lastEventId);
+    unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), proxyaddr(ex.req, trust), lastEventId, only);
     if (closed) unsubscribe();
   };
 

@@ -55,6 +55,8 @@ export interface Sink {
 interface Subscriber {
   sink: Sink | null;
   ip: string;
+  /** The event names this stream carries (its `?events=`), or null for all. */
+  only: ReadonlySet<string> | null;
   /** Live events that arrived while the snapshot was being read; written right after it. */
   pending: { id: number; command: boolean; frame: Buffer }[] | null;
   /**
@@ -331,9 +333,16 @@ export class Hub {
    * every command after `lastEventId` that is still in the history. State and
    * presence events are not replayed, because the snapshot already supersedes
    * them. `open` is called only once the limits have passed and the snapshot
-   * is read, so a refusal can still be a plain 4xx.
+   * is read, so a refusal can still be a plain 4xx. With `only`, the stream
+   * carries just those events after its snapshot (replayed commands too).
    */
-  async subscribe(record: ChannelRecord, open: Sink | (() => Sink), ip: string, lastEventId: number | 'unknown' | undefined): Promise<() => void> {
+  async subscribe(
+    record: ChannelRecord,
+    open: Sink | (() => Sink),
+    ip: string,
+    lastEventId: number | 'unknown' | undefined,
+    only: ReadonlySet<string> | null = null,
+  ): Promise<() => void> {
     const local = this.localChannel(record.id);
     if (local.subscribers.size >= this.limits.maxSubscribersPerChannel) {
       throw new HubError('too_many_subscribers', 'this channel has too many open streams');
@@ -343,7 +352,7 @@ export class Hub {
       throw new HubError('too_many_subscribers_ip', 'too many open streams from this address');
     }
     // Listed before the snapshot is read, so nothing published meanwhile is missed: it waits in `pending`.
-    const sub: Subscriber = { sink: null, ip, pending: [], commandsUpTo: 0, othersUpTo: 0 };
+    const sub: Subscriber = { sink: null, ip, only, pending: [], commandsUpTo: 0, othersUpTo: 0 };
     local.subscribers.add(sub);
     this.perIp.set(ip, fromIp + 1);
     this.subscriberCount++;
@@ -371,7 +380,7 @@ export class Hub {
       if (typeof lastEventId === 'number') {
         const history = await this.call(() => this.bus.since(record.id, lastEventId));
         resumable = history.complete;
-        replay = history.events;
+        replay = only ? history.events.filter((ev) => only.has(ev.event)) : history.events;
         if (resumable) replayedUpTo = Math.max(replayedUpTo, history.last);
       }
       questions = await this.call(() => this.bus.questions(record.id));
@@ -417,6 +426,7 @@ export class Hub {
     let n = 0;
     for (const ch of this.local.values()) {
       for (const sub of ch.subscribers) {
+        if (sub.only !== null && !sub.only.has(event)) continue;
         if (sub.sink) sub.sink.write(frame);
         else sub.pending?.push({ id: Number.MAX_SAFE_INTEGER, command: false, frame });
         n++;
@@ -576,6 +586,7 @@ export class Hub {
     const ephemeral = ev.event === EVENT.pointer;
     let delivered = 0;
     for (const sub of local.subscribers) {
+      if (sub.only !== null && !sub.only.has(ev.event)) continue;
       const sink = sub.sink;
       if (!sink) {
         if (!ephemeral) sub.pending?.push({ id: ev.id, command, frame });
