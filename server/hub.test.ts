@@ -707,6 +707,37 @@ test('a broadcast while a subscriber joins is written after its snapshot', async
   ]);
 });
 
+test('a stream with an event list gets only those, during its join and after it; broadcasts too', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create(); // seq 1
+  const held = gate();
+  bus.holdNextGet = held.promise;
+  const phone = new RecordingSink();
+  const all = new RecordingSink();
+  const joining = hub.subscribe(channel, phone, 'ip', undefined, new Set(['state']));
+  await hub.command(channel, next()); // 2, while the phone joins
+  await hub.report(channel, { state }); // 3, while the phone joins
+  assert.equal(hub.broadcast('reload', '{}'), 0, 'the phone did not ask for reloads');
+  held.open();
+  await joining;
+  await hub.subscribe(channel, all, 'ip', undefined);
+  const c4 = next();
+  assert.equal((await hub.command(channel, c4)).delivered, 1, 'only the unfiltered stream counts');
+  await hub.report(channel, { state }); // 5
+  assert.equal(hub.broadcast('reload', '{}'), 1);
+  assert.deepEqual(phone.trail(), [
+    ['snapshot', '1'],
+    ['state', '3'],
+    ['state', '5'],
+  ]);
+  assert.deepEqual(all.trail(), [
+    ['snapshot', '3'],
+    ['command', '4'],
+    ['state', '5'],
+    ['reload', undefined],
+  ]);
+});
+
 // ------------------------------------------------------------------ events from other instances
 
 test('an older state from another instance is dropped; a command is always delivered', async () => {
