@@ -150,6 +150,17 @@ test('follow mode shows the presenter\'s slide on join, follows every move, and 
   await expect.poll(() => deckPosition(audience)).toBe(`1 / ${total}`);
   expect(await deckPosition(deck)).toBe(`1 / ${total}`);
 
+  // On a phone held upright too, a follower sees the presenter's slide and
+  // its number, not reveal.js's scrolling page of every slide.
+  const pocket = await loopback.newPage(browser, { ...phoneDevice });
+  await pocket.goto(toLoopback(followUrl));
+  await expect.poll(() => deckPosition(pocket)).toBe(`1 / ${total}`);
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(pocket)).toBe(`2 / ${total}`);
+  expect(await deckPosition(deck)).toBe(`2 / ${total}`);
+  await expect(pocket.locator('.reveal-viewport')).not.toHaveClass(/reveal-scroll/);
+  await expect(pocket.locator('.reveal .slides section.present')).toBeInViewport();
+
   const streams = sent.filter((r) => r.startsWith(`GET ${server.base}/api/channels/${id}/events`));
   expect(streams.length, 'the recorder saw the stream').toBeGreaterThan(0);
   // A follower follows the slideshow's state reports: the commands are never sent to it.

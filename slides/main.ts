@@ -29,6 +29,11 @@ const deck = new Reveal({
   keyboard: !readOnly,
   touch: !readOnly,
   overview: !readOnly,
+  // reveal.js turns a window narrower than 435 px (a phone held upright) into
+  // a scrolling page of every slide. A follower must not wander off the
+  // presenter's slide, and there its slide number counted a slide too many.
+  // 0 turns that off (reveal.js compares the width with it).
+  ...(readOnly ? { scrollActivationWidth: 0 } : {}),
   progress: true,
   // A handout has one page per slide, with every fragment shown.
   pdfSeparateFragments: false,
