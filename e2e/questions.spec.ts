@@ -201,6 +201,36 @@ test('reactions burst briefly on the slideshow, and a flood stays capped', async
   await expect(t.deck.locator('.clicker-burst[data-kind="question"]').first()).toBeAttached();
   // The follower's own screen shows the room's reactions too.
   await expect(follower.locator('.clicker-burst[data-kind="question"]').first()).toBeAttached();
+  // On that phone held upright every emoji stays inside its strip, drift and
+  // all, while a dozen bursts rise: none is cut off at the edge.
+  const watching = follower.evaluate(async () => {
+    const strip = document.querySelector('.clicker-reactions')!.getBoundingClientRect();
+    let seen = 0;
+    let spill = 0;
+    const until = performance.now() + 2_500;
+    while (performance.now() < until) {
+      for (const el of document.querySelectorAll('.clicker-reactions .clicker-burst')) {
+        const r = el.getBoundingClientRect();
+        if (r.width === 0) continue;
+        seen++;
+        spill = Math.max(spill, strip.left - r.left, r.right - strip.right);
+      }
+      await new Promise((done) => requestAnimationFrame(done));
+    }
+    return { seen, spill, strip: strip.width };
+  });
+  for (let i = 0; i < 12; i++) {
+    const res = await fetch(`${server.base}/api/channels/${t.id}/reactions`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ kind: ['thumbs', 'clap', 'question'][i % 3] }),
+    });
+    expect(res.status).toBe(204);
+  }
+  const watched = await watching;
+  expect(watched.seen).toBeGreaterThan(20);
+  expect(watched.spill, `a burst crossed the edge of its ${watched.strip}px strip`).toBeLessThanOrEqual(0);
+  await expect(follower.locator('.clicker-burst')).toHaveCount(0, { timeout: 6_000 });
   // A screenshot mid-flight: a shown question and a burst together.
   const q = 'Can the audience see the speaker notes?';
   await ask(follower, q);

@@ -98,8 +98,9 @@ export class AudienceOverlay {
       el.className = i === 0 ? 'clicker-burst' : 'clicker-burst small';
       el.dataset.kind = kind;
       el.textContent = REACTION_EMOJI[kind];
-      // Random spread, so a room's reactions read as a crowd and not a column.
-      el.style.setProperty('--x', `${Math.round(Math.random() * 70)}%`);
+      // Random spread, so a room's reactions read as a crowd and not a column;
+      // the stylesheet keeps the spread and the drift inside the strip.
+      el.style.setProperty('--f', Math.random().toFixed(3));
       el.style.setProperty('--dx', `${Math.round((Math.random() - 0.5) * 60)}px`);
       el.style.animationDelay = `${i * 120}ms`;
       this.onScreen++;
