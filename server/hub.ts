@@ -71,6 +71,11 @@ interface Subscriber {
   othersUpTo: number;
 }
 
+/** Whether the stream asked for this kind of event (its `?events=`). */
+function carries(sub: Subscriber, event: string): boolean {
+  return sub.only === null || sub.only.has(event);
+}
+
 /** Whether the stream already holds event `id`: from its snapshot, or from its replay for a command. */
 function covers(sub: Subscriber, id: number, command: boolean): boolean {
   return id <= (command ? sub.commandsUpTo : sub.othersUpTo);
@@ -380,7 +385,7 @@ export class Hub {
       if (typeof lastEventId === 'number') {
         const history = await this.call(() => this.bus.since(record.id, lastEventId));
         resumable = history.complete;
-        replay = only ? history.events.filter((ev) => only.has(ev.event)) : history.events;
+        replay = only ? history.events.filter((ev) => carries(sub, ev.event)) : history.events;
         if (resumable) replayedUpTo = Math.max(replayedUpTo, history.last);
       }
       questions = await this.call(() => this.bus.questions(record.id));
@@ -426,7 +431,7 @@ export class Hub {
     let n = 0;
     for (const ch of this.local.values()) {
       for (const sub of ch.subscribers) {
-        if (sub.only !== null && !sub.only.has(event)) continue;
+        if (!carries(sub, event)) continue;
         if (sub.sink) sub.sink.write(frame);
         else sub.pending?.push({ id: Number.MAX_SAFE_INTEGER, command: false, frame });
         n++;
@@ -586,7 +591,7 @@ export class Hub {
     const ephemeral = ev.event === EVENT.pointer;
     let delivered = 0;
     for (const sub of local.subscribers) {
-      if (sub.only !== null && !sub.only.has(ev.event)) continue;
+      if (!carries(sub, ev.event)) continue;
       const sink = sub.sink;
       if (!sink) {
         if (!ephemeral) sub.pending?.push({ id: ev.id, command, frame });
