@@ -73,6 +73,15 @@ test('Blackout toggles the slideshow paused mode, on and off', async ({ browser 
   await blackout.tap();
   await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
   await expect(blackout).toHaveAttribute('aria-pressed', 'true');
+  // The room sees black: reveal.js's resume button stays invisible until the
+  // laptop's mouse moves, and fades again once the mouse is still.
+  const resume = deck.getByRole('button', { name: 'Resume presentation' });
+  await expect(resume).toHaveCSS('opacity', '0');
+  await deck.mouse.move(400, 300);
+  await deck.mouse.move(420, 310);
+  await expect(resume).toHaveCSS('opacity', '1');
+  await expect(resume).toHaveCSS('opacity', '0', { timeout: 8_000 });
+  await deck.screenshot({ path: test.info().outputPath('blackout.png') });
   await blackout.tap();
   await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
   await expect(blackout).toHaveAttribute('aria-pressed', 'false');

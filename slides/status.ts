@@ -1,6 +1,8 @@
 // The presenter's status overlay: paired or not, connection state, and the
 // two pairing actions. It sits in a corner outside the slide area and fades
 // out when the mouse is idle, so it never shows up on the projected slides.
+// It also marks the page while the laptop's mouse is in use (`clicker-mouse`
+// on <body>), for controls that only the presenter at the laptop needs.
 import type { Presence } from '../protocol/messages';
 import type { LinkState } from '../protocol/live';
 
@@ -20,6 +22,8 @@ export class PresenterStatus {
   private newCode: (() => Promise<void>) | null = null;
   private revoke: (() => Promise<void>) | null = null;
   private hideTimer: ReturnType<typeof setTimeout> | undefined;
+  private mouseTimer: ReturnType<typeof setTimeout> | undefined;
+  private mouseActive = false;
 
   constructor(mode: 'present' | 'follow') {
     this.root = document.createElement('aside');
@@ -46,7 +50,10 @@ export class PresenterStatus {
       this.pairText.textContent = 'Following the presenter';
     }
     document.body.append(this.root);
-    const wake = () => this.show();
+    const wake = () => {
+      this.show();
+      this.markMouse();
+    };
     document.addEventListener('mousemove', wake, { passive: true });
     this.setLink('connecting');
   }
@@ -82,6 +89,19 @@ export class PresenterStatus {
       void fn();
     });
     return b;
+  }
+
+  /** The mouse moved: mark the page until it has been still for IDLE_MS (the class is set once, not on every move). */
+  private markMouse(): void {
+    if (!this.mouseActive) {
+      this.mouseActive = true;
+      document.body.classList.add('clicker-mouse');
+    }
+    clearTimeout(this.mouseTimer);
+    this.mouseTimer = setTimeout(() => {
+      this.mouseActive = false;
+      document.body.classList.remove('clicker-mouse');
+    }, IDLE_MS);
   }
 
   private show(sticky = false): void {
