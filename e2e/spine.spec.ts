@@ -107,6 +107,37 @@ test('a phone that scans the QR code drives the slideshow, and shows where it is
   await deck.screenshot({ path: 'docs/slideshow.png' });
 });
 
+test('a slideshow tab closed before its report was answered opens again on the same slide', async ({ browser }) => {
+  const laptop = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const deck = await laptop.newPage();
+  await deck.goto(`${server.base}/`);
+  const phone = await (await browser.newContext({ ...phoneDevice })).newPage();
+  await phone.goto(toLoopback(await readDeckQr(deck)));
+  await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  // The slideshow's state report is slow to answer (a busy laptop, a slow
+  // proxy), and the tab goes away before the answer comes (it crashed, or the
+  // presenter closed it by mistake).
+  await deck.route('**/api/channels/*/state', async (route) => {
+    await new Promise((r) => setTimeout(r, 3_000));
+    await route.continue().catch(() => undefined);
+  });
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+  // A moment later: the page has long finished with the command (it saves its place in a task after the move).
+  await deck.waitForTimeout(500);
+  await deck.close();
+
+  // Opened again: on the slide it was on, the command not applied a second time.
+  const again = await laptop.newPage();
+  await again.goto(`${server.base}/`);
+  await expect(again.locator('.reveal')).toHaveClass(/\bready\b/);
+  await expect.poll(() => deckPosition(again)).toBe('2 / 8');
+  await expect(again.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(0);
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(again.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(1);
+  await expect.poll(() => deckPosition(again)).toBe('2 / 8');
+});
+
 test('a reload keeps the same channel, and the paired phone keeps working', async ({ browser }) => {
   const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
   await deck.goto(`${server.base}/`);

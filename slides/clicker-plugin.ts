@@ -259,6 +259,21 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   let info: ChannelInfo | null = null;
   let presence: Presence = { controllers: 0, pairingOpen: false };
   let stream: LiveStream | null = null;
+  /**
+   * Saves where the deck is and the last stream event it applied, read at the
+   * same moment, so the two always agree: a reload resumes the stream after
+   * the commands already applied, on the slide they led to. (Saving the
+   * position only once a report's PUT had answered let a reload in between
+   * come back one slide behind, with the command that moved it never
+   * replayed.)
+   */
+  const remember = () => {
+    if (!saved) return;
+    const r = deck.getState();
+    saved.reveal = { indexh: r.indexh, indexv: r.indexv, indexf: r.indexf };
+    if (stream) saved.lastEventId = stream.lastId;
+    persist();
+  };
   let outlineSent = false;
   const applied = new Set<string>();
 
@@ -329,6 +344,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
       return;
     }
     inFlight = true;
+    // A reload from here on comes back on the slide being reported.
+    remember();
     // This send carries the newest state: a retry still waiting for an older one is moot.
     clearTimeout(retryTimer);
     const body = report();
@@ -349,11 +366,6 @@ async function startPresenter(deck: RevealApi): Promise<void> {
     if (failed && !queued) {
       clearTimeout(retryTimer);
       retryTimer = setTimeout(() => void sendReport(), REPORT_RETRY_MS);
-    }
-    const r = deck.getState();
-    if (saved) {
-      saved.reveal = { indexh: r.indexh, indexv: r.indexv, indexf: r.indexf };
-      persist();
     }
     if (queued) {
       const q = queued;
@@ -423,10 +435,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
           const snap = data as Snapshot;
           onPresence(snap.presence);
         }
-        if (saved && stream) {
-          saved.lastEventId = stream.lastId;
-          nextTask(persist);
-        }
+        // After the slide has moved, in a task of its own (the move is what the presenter waits for).
+        if (saved) nextTask(remember);
       },
       onState: (s: LinkState) => status.setLink(s),
       // After a server restart the channel is unknown there: bring it back first.
