@@ -376,8 +376,10 @@ async function startPresenter(deck: RevealApi): Promise<void> {
 
   let applying = false;
   for (const ev of ['slidechanged', 'fragmentshown', 'fragmenthidden', 'paused', 'resumed']) {
+    // A move of the deck's own (the laptop's keyboard, a USB clicker, a click):
+    // the slide moves first, and describing it for the phone comes in the next task.
     deck.on(ev, () => {
-      if (!applying) void sendReport();
+      if (!applying) nextTask(() => void sendReport());
     });
   }
 
