@@ -262,10 +262,10 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   /**
    * Saves where the deck is and the last stream event it applied, read at the
    * same moment, so the two always agree: a reload resumes the stream after
-   * the commands already applied, on the slide they led to. (Saving the
-   * position only once a report's PUT had answered let a reload in between
-   * come back one slide behind, with the command that moved it never
-   * replayed.)
+   * the commands already applied, on the slide they led to. It runs after
+   * every move and every stream event. (Saving the position only once a
+   * report's PUT had answered let a reload in between come back one slide
+   * behind, with the command that moved it never replayed.)
    */
   const remember = () => {
     if (!saved) return;
@@ -344,8 +344,6 @@ async function startPresenter(deck: RevealApi): Promise<void> {
       return;
     }
     inFlight = true;
-    // A reload from here on comes back on the slide being reported.
-    remember();
     // This send carries the newest state: a retry still waiting for an older one is moot.
     clearTimeout(retryTimer);
     const body = report();
@@ -377,9 +375,14 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   let applying = false;
   for (const ev of ['slidechanged', 'fragmentshown', 'fragmenthidden', 'paused', 'resumed']) {
     // A move of the deck's own (the laptop's keyboard, a USB clicker, a click):
-    // the slide moves first, and describing it for the phone comes in the next task.
+    // the slide moves first; saving it and describing it for the phone come in
+    // the next task. (A command's move is saved after its stream event, below.)
     deck.on(ev, () => {
-      if (!applying) nextTask(() => void sendReport());
+      if (applying) return;
+      nextTask(() => {
+        remember();
+        void sendReport();
+      });
     });
   }
 

@@ -23,7 +23,6 @@ export class PresenterStatus {
   private revoke: (() => Promise<void>) | null = null;
   private hideTimer: ReturnType<typeof setTimeout> | undefined;
   private mouseTimer: ReturnType<typeof setTimeout> | undefined;
-  private mouseActive = false;
 
   constructor(mode: 'present' | 'follow') {
     this.root = document.createElement('aside');
@@ -91,17 +90,12 @@ export class PresenterStatus {
     return b;
   }
 
-  /** The mouse moved: mark the page until it has been still for IDLE_MS (the class is set once, not on every move). */
+  /** The mouse moved: mark the page until it has been still for IDLE_MS (the class is written once, not on every move). */
   private markMouse(): void {
-    if (!this.mouseActive) {
-      this.mouseActive = true;
-      document.body.classList.add('clicker-mouse');
-    }
+    const body = document.body.classList;
+    if (!body.contains('clicker-mouse')) body.add('clicker-mouse');
     clearTimeout(this.mouseTimer);
-    this.mouseTimer = setTimeout(() => {
-      this.mouseActive = false;
-      document.body.classList.remove('clicker-mouse');
-    }, IDLE_MS);
+    this.mouseTimer = setTimeout(() => body.remove('clicker-mouse'), IDLE_MS);
   }
 
   private show(sticky = false): void {
