@@ -114,12 +114,66 @@ function unpaired(): void {
   showMessage('This remote was unpaired', 'The presenter revoked this phone. You can still follow along.', followUrl);
 }
 
+// ---------------------------------------------------------------- taps in flight
+// A tap on a good network is answered in milliseconds, and the deck moves. When
+// the Wi-Fi drops or the server restarts, sendCommand keeps retrying (with the
+// same id) for up to 30 s, and the deck does not move meanwhile. Without a word
+// on the phone, a presenter taps again, and every one of those taps lands when
+// the network is back. So the phone says how many taps are waiting, and says so
+// when one was given up.
+
+/** An answer slower than this is a hiccup, not a tap on its way: only then is it shown. */
+const SLOW_TAP_MS = 600;
+/** How long "not delivered" stays up (a new tap clears it sooner). */
+const LOST_NOTICE_MS = 6_000;
+/** Taps sent and not yet answered, with when each was sent. */
+const waiting = new Set<{ at: number }>();
+/** Taps given up since the last notice (no answer within sendCommand's deadline, or refused). */
+let lost = 0;
+let lostTimer: ReturnType<typeof setTimeout> | undefined;
+
+function renderTaps(): void {
+  const now = performance.now();
+  let slow = 0;
+  // A millisecond of slack: the timer that calls this fires at SLOW_TAP_MS, and clocks are coarse.
+  for (const t of waiting) if (now - t.at >= SLOW_TAP_MS - 1) slow++;
+  const plural = (n: number) => (n === 1 ? '1 tap' : `${n} taps`);
+  // Every waiting tap is counted once one is slow: they all land together when the link is back.
+  const text = slow ? `${plural(waiting.size)} waiting to send…` : lost ? `${plural(lost)} not delivered` : '';
+  const el = $('taps');
+  // Written only when it changes: an answered tap on a good network touches nothing.
+  if (el.textContent === text && el.hidden === !text) return;
+  el.textContent = text;
+  el.hidden = !text;
+  el.dataset.kind = slow ? 'waiting' : 'lost';
+}
+
 function send(cmd: Cmd): void {
-  // The request leaves first; the buzz (a call into the browser) can wait the microseconds.
-  sendCommand(`${api}/commands`, key, { ...cmd, id: commandId() }).catch((err: unknown) => {
-    if (err instanceof HttpStatusError && err.status === 401) unpaired();
-  });
+  // The request leaves first; the buzz (a call into the browser) and the bookkeeping can wait the microseconds.
+  const sent = sendCommand(`${api}/commands`, key, { ...cmd, id: commandId() });
   navigator.vibrate?.(12);
+  const tap = { at: performance.now() };
+  waiting.add(tap);
+  // A new tap: the notice about an earlier one has served its purpose.
+  lost = 0;
+  // Already telling of waiting taps: count this one in at once.
+  if (!$('taps').hidden) renderTaps();
+  const slow = setTimeout(renderTaps, SLOW_TAP_MS);
+  sent
+    .catch((err: unknown) => {
+      if (err instanceof HttpStatusError && err.status === 401) return unpaired();
+      lost++;
+      clearTimeout(lostTimer);
+      lostTimer = setTimeout(() => {
+        lost = 0;
+        renderTaps();
+      }, LOST_NOTICE_MS);
+    })
+    .finally(() => {
+      waiting.delete(tap);
+      clearTimeout(slow);
+      renderTaps();
+    });
 }
 
 /**

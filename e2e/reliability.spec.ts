@@ -238,8 +238,12 @@ test('a phone that goes offline and back loses no tap and doubles none; nor does
   await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'offline');
   const failedBefore = p.commands.failures;
   const idsBefore = p.commands.ids.length;
+  const taps = p.phone.locator('#taps');
   await next(p.phone);
+  // The presenter is told the tap is waiting, not left to wonder (and tap again).
+  await expect(taps).toHaveText('1 tap waiting to send…');
   await next(p.phone);
+  await expect(taps).toHaveText('2 taps waiting to send…');
   // Each tap's POST fails and is retried with its own id; nothing reaches the deck meanwhile.
   await expect.poll(() => p.commands.failures - failedBefore).toBeGreaterThanOrEqual(4);
   expect(await deckStep(p.deck)).toBe(1);
@@ -248,6 +252,8 @@ test('a phone that goes offline and back loses no tap and doubles none; nor does
   await p.phoneCtx.setOffline(false);
   await expect.poll(() => deckStep(p.deck)).toBe(3);
   await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  // Both landed: nothing is waiting any more.
+  await expect(taps).toBeHidden();
   console.log(`[offline] ${p.commands.failures - failedBefore} failed POST attempts of ${offlineIds.size} taps, retried with their ids`);
   expect(offlineIds.size).toBe(2);
   let step = await expectExactly(p, 3);
@@ -272,4 +278,32 @@ test('a phone that goes offline and back loses no tap and doubles none; nor does
   await p.phone.unroute('**/api/channels/*/commands');
   step = await expectExactly(p, step + 1);
   expect(step).toBe(6);
+});
+
+test('a tap that cannot be delivered within 30 s is given up, the phone says so, and it never lands later', async ({ browser }) => {
+  const p = await pairedPhone(browser);
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(1);
+  // The phone's clock, so the 30 s that sendCommand keeps retrying for need not be waited out. Time still flows.
+  await p.phone.clock.install();
+
+  await p.phoneCtx.setOffline(true);
+  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'offline');
+  const taps = p.phone.locator('#taps');
+  await next(p.phone);
+  await expect(taps).toHaveText('1 tap waiting to send…');
+  await expect(taps).toHaveAttribute('data-kind', 'waiting');
+
+  // Past the deadline: the next retry fails, and the tap is given up.
+  await p.phone.clock.fastForward('00:31');
+  await expect(taps).toHaveText('1 tap not delivered');
+  await expect(taps).toHaveAttribute('data-kind', 'lost');
+
+  await p.phoneCtx.setOffline(false);
+  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  // The given-up tap stays given up: the deck has not moved, and the next tap moves it exactly one step.
+  expect(await deckStep(p.deck)).toBe(1);
+  await expectExactly(p, 1);
+  // That tap went through, so the notice is gone.
+  await expect(taps).toBeHidden();
 });
