@@ -107,6 +107,26 @@ test("the laptop's keyboard moves the deck and the phone follows, fragment by fr
   await expect.poll(() => deckPosition(deck)).toBe('5 / 8');
 });
 
+test("on a slide with slides below it, the laptop's down arrow stays clear of the slide number, and a click on it goes down", async ({ browser }) => {
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  await deck.locator('body').click({ position: { x: 640, y: 40 } });
+  // Slide 2's three fragments, then slide 3: the top of a vertical stack.
+  for (let i = 0; i < 5; i++) await deck.keyboard.press('ArrowRight');
+  await expect.poll(() => deckPosition(deck)).toBe('3 / 8');
+  const down = deck.locator('.reveal .controls .navigate-down.enabled .controls-arrow');
+  await expect(down).toBeVisible();
+  // Where the arrow comes to rest (reveal.js slides it in): a trial click waits until it is stable.
+  await down.click({ trial: true });
+  const a = (await down.boundingBox())!;
+  const n = (await deck.locator('.reveal .slide-number').boundingBox())!;
+  const overlap = a.x < n.x + n.width && n.x < a.x + a.width && a.y < n.y + n.height && n.y < a.y + a.height;
+  expect(overlap, `down arrow ${JSON.stringify(a)} and slide number ${JSON.stringify(n)} overlap`).toBe(false);
+  expect(a.y + a.height, 'the down arrow is wholly on screen').toBeLessThanOrEqual(720);
+  await down.click();
+  await expect.poll(() => deckPosition(deck)).toBe('4 / 8');
+});
+
 test('the screen stays awake over plain http, through the video fallback', async ({ browser }) => {
   const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
   await deck.goto(`${server.base}/`);
