@@ -158,7 +158,7 @@ function send(cmd: Cmd): void {
   lost = 0;
   // Already telling of waiting taps: count this one in at once.
   if (!$('taps').hidden) renderTaps();
-  const slow = setTimeout(renderTaps, SLOW_TAP_MS);
+  const slowTimer = setTimeout(renderTaps, SLOW_TAP_MS);
   sent
     .catch((err: unknown) => {
       if (err instanceof HttpStatusError && err.status === 401) return unpaired();
@@ -171,7 +171,7 @@ function send(cmd: Cmd): void {
     })
     .finally(() => {
       waiting.delete(tap);
-      clearTimeout(slow);
+      clearTimeout(slowTimer);
       renderTaps();
     });
 }
