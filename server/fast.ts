@@ -17,7 +17,7 @@ import type { ChannelHead, ChannelRecord } from './bus';
 import type { Hub, PublishResult, Sink } from './hub';
 import { TRUSTED_PROXIES } from './http';
 import type { Exchange, RawRoutes } from './raw-http';
-import { bearer } from './keys';
+import { bearer, hashSecret } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
 
 const ROUTE = /^\/api\/channels\/([^/?]*)\/(events|commands|pointer)(?:\?(.*))?$/;
@@ -208,11 +208,16 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     if (closed) unsubscribe();
   };
 
-  /** The key a controller's write carries, if it may write to this channel: a paired phone's or the deck's; 401 otherwise. */
+  /**
+   * The hash of the key a controller's write carries, if it may write to this
+   * channel (a paired phone's or the deck's); 401 otherwise. The hash, not the
+   * key, is what the caller keeps (the pointer's rate buckets).
+   */
   const authorize = (req: RequestHead, channel: Pick<ChannelRecord, 'deckHash' | 'controllers'>): string => {
     const key = bearer(req.headers.authorization);
-    if (key === undefined || !hub.canCommand(channel, key)) throw controllerKeyRequired();
-    return key;
+    const presented = key === undefined ? undefined : hashSecret(key);
+    if (presented === undefined || !hub.canCommandHash(channel, presented)) throw controllerKeyRequired();
+    return presented;
   };
 
   /**
@@ -226,7 +231,7 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
   const controllerWrite = (
     ex: Exchange,
     id: string,
-    write: (channel: Readonly<ChannelHead>, body: unknown, key: string, now: boolean) => void | Promise<void>,
+    write: (channel: Readonly<ChannelHead>, body: unknown, keyHash: string, now: boolean) => void | Promise<void>,
   ): void | Promise<void> => {
     const req = ex.head;
     checkOrigin(req, (origin) => originAllowed(ex.req, origin));
@@ -245,7 +250,7 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
   const answerCommand = (ex: Exchange, cors: Readonly<Record<string, string>>, result: PublishResult) => sendJson(ex, result.duplicate ? 200 : 202, result, cors);
 
   const command = (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) =>
-    controllerWrite(ex, id, (channel, body, _key, now) => {
+    controllerWrite(ex, id, (channel, body, _keyHash, now) => {
       const cmd = validate(Command, body);
       if (now) return answerCommand(ex, cors, hub.commandNow(channel, cmd));
       return hub.command(channel, cmd).then((result) => answerCommand(ex, cors, result));
@@ -266,9 +271,9 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
   };
 
   const pointer = (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) =>
-    controllerWrite(ex, id, async (channel, body, key) => {
+    controllerWrite(ex, id, async (channel, body, keyHash) => {
       const p = validate(Pointer, body);
-      if (!takeToken(`${id}:${key}`)) throw new HttpError(429, 'too many pointer updates; slow down', {}, { 'Retry-After': '1' });
+      if (!takeToken(`${id}:${keyHash}`)) throw new HttpError(429, 'too many pointer updates; slow down', {}, { 'Retry-After': '1' });
       await hub.pointer(channel, p);
       ex.send(204, { ...cors, 'Cache-Control': 'no-store' });
     });

@@ -246,9 +246,12 @@ export class Hub {
 
   /** Commands may come from a paired controller, or from the deck key's holder (a script of the presenter's). */
   canCommand(record: Pick<ChannelRecord, 'deckHash' | 'controllers'>, key: string | undefined): boolean {
-    if (key === undefined) return false;
-    // Hashed once; then every stored hash is compared, so timing does not reveal which one matched.
-    const presented = hashSecret(key);
+    return key !== undefined && this.canCommandHash(record, hashSecret(key));
+  }
+
+  /** As canCommand, for a key hashed already (hashSecret). */
+  canCommandHash(record: Pick<ChannelRecord, 'deckHash' | 'controllers'>, presented: string): boolean {
+    // Every stored hash is compared, so timing does not reveal which one matched.
     let ok = sameHash(presented, record.deckHash);
     for (const h of record.controllers) ok = sameHash(presented, h) || ok;
     return ok;

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import type { ChannelInfo } from '../protocol/messages';
 import type { Config } from './config';
 import { type Exchange, frameResponse, parseHead, RawFront, type RawHead } from './raw-http';
-import { cmdId, createChannel, openRawStream, startTestServer, type TestServer } from './testing';
+import { call, cmdId, createChannel, openRawStream, pairPhone, startTestServer, type TestServer } from './testing';
 
 const GUARD = { timeout: 30_000 };
 const HOT = /^\/api\/channels\/[^/?]*\/(events|commands|pointer)(\?.*)?$/;
@@ -261,11 +261,11 @@ async function setup(t: TestContext, overrides: Partial<Config> = {}): Promise<{
   };
 }
 
-const commandRequest = (ch: ChannelInfo, id = cmdId(), extra = '') => {
+const commandRequest = (ch: ChannelInfo, id = cmdId(), extra = '', key = ch.deckKey) => {
   const body = JSON.stringify({ type: 'next', id });
   return (
     `POST /api/channels/${ch.id}/commands HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n` +
-    `Authorization: Bearer ${ch.deckKey}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`
+    `Authorization: Bearer ${key}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n${extra}\r\n${body}`
   );
 };
 
@@ -538,4 +538,34 @@ test('with rawHttp off, node:http serves everything and the raw front does not e
   const w = wire();
   w.send(commandRequest(ch));
   assert.equal((await w.answer()).status, 202);
+});
+
+test('on one kept-alive connection every key is judged on every request: another key, a wrong one, a revoked one', GUARD, async (t) => {
+  // A phone taps on one kept-alive connection. Nothing about a key may stick
+  // to the connection: each request's own key is checked, against the
+  // channel's keys as they are now.
+  const { s, ch, wire } = await setup(t);
+  const phone = await pairPhone(s.base, ch);
+  const w = wire();
+  const status = async (key: string) => {
+    w.send(commandRequest(ch, cmdId(), '', key));
+    return (await w.answer()).status;
+  };
+  const last = phone.controllerKey.at(-1) === 'A' ? 'B' : 'A';
+  const wrong = phone.controllerKey.slice(0, -1) + last;
+
+  assert.equal(await status(phone.controllerKey), 202);
+  assert.equal(await status(phone.controllerKey), 202, 'the same key again');
+  assert.equal(await status(wrong), 401, 'one character off, right after the right key');
+  assert.equal(await status(phone.controllerKey), 202, 'the right key after the wrong one');
+  assert.equal(await status(ch.deckKey), 202, "the deck's key on the phone's connection");
+  assert.equal(await status(phone.controllerKey), 202);
+
+  // Revoked from elsewhere (the slideshow), while this connection stays open.
+  const revoked = await call(s.base, 'DELETE', `/api/channels/${ch.id}/controllers/${phone.controllerHash}`, undefined, ch.deckKey);
+  assert.equal(revoked.status, 200);
+  assert.equal(await status(phone.controllerKey), 401, 'a revoked key fails at once on its own connection');
+  assert.equal(await status(phone.controllerKey), 401);
+  assert.equal(await status(ch.deckKey), 202);
+  assert.equal(w.closed, false, 'all of it on the one connection');
 });
