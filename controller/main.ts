@@ -134,9 +134,9 @@ let lostTimer: ReturnType<typeof setTimeout> | undefined;
 
 function renderTaps(): void {
   const now = performance.now();
-  let slow = 0;
+  let slow = false;
   // A millisecond of slack: the timer that calls this fires at SLOW_TAP_MS, and clocks are coarse.
-  for (const t of waiting) if (now - t.at >= SLOW_TAP_MS - 1) slow++;
+  for (const t of waiting) if (now - t.at >= SLOW_TAP_MS - 1) slow = true;
   const plural = (n: number) => (n === 1 ? '1 tap' : `${n} taps`);
   // Every waiting tap is counted once one is slow: they all land together when the link is back.
   const text = slow ? `${plural(waiting.size)} waiting to send…` : lost ? `${plural(lost)} not delivered` : '';

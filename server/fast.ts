@@ -215,8 +215,9 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
    */
   const authorize = (req: RequestHead, channel: Pick<ChannelRecord, 'deckHash' | 'controllers'>): string => {
     const key = bearer(req.headers.authorization);
-    const presented = key === undefined ? undefined : hashSecret(key);
-    if (presented === undefined || !hub.canCommandHash(channel, presented)) throw controllerKeyRequired();
+    if (key === undefined) throw controllerKeyRequired();
+    const presented = hashSecret(key);
+    if (!hub.canCommandHash(channel, presented)) throw controllerKeyRequired();
     return presented;
   };
 
