@@ -1,10 +1,11 @@
-// Every saved full run, goal by goal: how often each of issue 8's goals was
-// met, per machine, and the range of the figure it judges. One run says
+// Every saved run, goal by goal: how often each of issue 8's goals was met,
+// per machine, and the range of the figure it judges. A run of some
+// scenarios only (`--only`) counts for the goals it measured. One run says
 // little on these shared 2-core machines, where the same code lands on either
 // side of a line from hour to hour; the saved runs together say where it
 // stands. Reads bench/results/*.json, runs nothing.
 //
-//   npm run bench:history                              all saved full runs
+//   npm run bench:history                              all saved runs
 //   npm run bench:history -- --since 2026-12-02T21     from a moment on (a UTC prefix)
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -26,7 +27,11 @@ interface SavedRun {
   quick: boolean;
   machine: { cpuModel: string };
   table: SavedRow[];
+  scenarios: { name: string }[];
 }
+
+/** The scenarios that judge a goal: a run without one of them is a partial run. */
+const GOAL_SCENARIOS = ['latency', 'memory', 'tap', 'fanout', 'fanout10k', 'capacity'];
 
 const USAGE = 'usage: node --import tsx bench/history.ts [--since <UTC time prefix, e.g. 2026-12-02T21>]';
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
@@ -61,13 +66,16 @@ function main(): void {
     // Quick runs use small counts; runs from before goals were recorded have none to count.
     .filter((r) => !r.quick && r.startedAt >= since && r.table.some((row) => (row.goals ?? []).length > 0));
   if (runs.length === 0) {
-    console.log(`no saved full runs${since ? ` since ${since}` : ''} in ${RESULTS}`);
+    console.log(`no saved runs${since ? ` since ${since}` : ''} in ${RESULTS}`);
     return;
   }
 
-  console.log(`${runs.length} full runs${since ? ` since ${since}` : ''}, ${runs[0]!.startedAt} to ${runs[runs.length - 1]!.startedAt}\n`);
-  console.log('| run (UTC) | machine | commit | goals met | missed |');
-  console.log('|---|---|---|---:|---|');
+  const ran = (r: SavedRun) => r.scenarios.map((s) => s.name);
+  const partial = (r: SavedRun) => GOAL_SCENARIOS.some((name) => !ran(r).includes(name));
+  const full = runs.filter((r) => !partial(r)).length;
+  console.log(`${runs.length} runs (${full} full)${since ? ` since ${since}` : ''}, ${runs[0]!.startedAt} to ${runs[runs.length - 1]!.startedAt}\n`);
+  console.log('| run (UTC) | machine | commit | scenarios | goals met | missed |');
+  console.log('|---|---|---|---|---:|---|');
   for (const r of runs) {
     const goals = r.table.flatMap((row) => (row.goals ?? []).map((g) => ({ row, g })));
     const missed = goals.filter(({ g }) => g.pass === false).map(({ row, g }) => {
@@ -75,7 +83,8 @@ function main(): void {
       return `${row.figure} ${g.text}${v ? ` (${fmt(v.value, v.unit)})` : ''}`;
     });
     const met = goals.filter(({ g }) => g.pass === true).length;
-    console.log(`| ${r.startedAt} | ${r.machine.cpuModel} | ${r.commit} | ${met} of ${goals.length} | ${missed.join('; ') || '-'} |`);
+    const scenarios = partial(r) ? ran(r).join(', ') : 'all';
+    console.log(`| ${r.startedAt} | ${r.machine.cpuModel} | ${r.commit} | ${scenarios} | ${met} of ${goals.length} | ${missed.join('; ') || '-'} |`);
   }
 
   // Per machine and goal: runs that met it, and the judged figure's spread.
