@@ -59,6 +59,11 @@ const fmt = (v: number, unit: string) => `${unit === 'x' ? v.toFixed(2) : String
 
 function main(): void {
   const { since } = parseArgs(process.argv.slice(2));
+  // Piped into head or less that quit early: stop quietly, as a Unix tool does.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+    process.exit(0);
+  });
   const runs: SavedRun[] = readdirSync(RESULTS)
     .filter((f) => f.endsWith('.json'))
     .sort()
