@@ -28,10 +28,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, startChild } from './lib/children';
-import { isRecord, JsonClient, parseJson } from './lib/http';
+import { JsonClient } from './lib/http';
 import { ensureNchan, startNchan } from './lib/nchan';
 import { percentile } from './lib/stats';
-import { HOST, startClicker } from './lib/targets';
+import { createChannel, HOST, startClicker } from './lib/targets';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const YARDSTICK = process.env.YARDSTICK_DIR ?? path.resolve(ROOT, '..', 'shared', 'bench');
@@ -107,12 +107,8 @@ async function startClickerFor(): Promise<Running> {
   });
   const client = new JsonClient(HOST, target.port);
   try {
-    const res = await client.post('/api/channels');
-    const body = parseJson(res, 'POST /api/channels');
-    if (res.status !== 201 || !isRecord(body) || typeof body.id !== 'string' || typeof body.deckKey !== 'string') {
-      throw new Error(`POST /api/channels answered ${res.status}: ${res.body.slice(0, 300)}`);
-    }
-    const base = `${target.baseUrl}/api/channels/${body.id}`;
+    const { id, deckKey } = await createChannel(client);
+    const base = `${target.baseUrl}/api/channels/${id}`;
     return {
       pid: target.pid,
       // The harness finds a delivery's sequence number in the event's data: here
@@ -120,7 +116,7 @@ async function startClickerFor(): Promise<Running> {
       args: [
         '--sub', `${base}/events`,
         '--pub', `${base}/commands`,
-        '--pub-header', `Authorization: Bearer ${body.deckKey}`,
+        '--pub-header', `Authorization: Bearer ${deckKey}`,
         '--body', '{"type":"next","id":"yardstick-{seq}"}',
         '--seq-re', 'yardstick-(\\d+)',
         '--server-pid', String(target.pid),

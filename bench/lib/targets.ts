@@ -66,6 +66,16 @@ async function healthSubscribers(client: JsonClient): Promise<number> {
   return body.subscribers;
 }
 
+/** A new channel on a Clicker server: its id and the deck key that may publish to it. */
+export async function createChannel(client: JsonClient): Promise<{ id: string; deckKey: string }> {
+  const res = await client.post('/api/channels');
+  const body = parseJson(res, 'POST /api/channels');
+  if (res.status !== 201 || !isRecord(body) || typeof body.id !== 'string' || typeof body.deckKey !== 'string') {
+    throw new Error(`POST /api/channels answered ${res.status}: ${res.body.slice(0, 300)}`);
+  }
+  return { id: body.id, deckKey: body.deckKey };
+}
+
 export interface ClickerOptions {
   rootDir: string;
   /** Extra environment, e.g. limits raised for a fan-out, or REDIS_URL (the only way it reaches the server). */
@@ -129,12 +139,7 @@ export async function startClicker(opts: ClickerOptions): Promise<Target> {
     baseUrl: `http://${HOST}:${port}`,
     pid: started.pid,
     async openChannel(client) {
-      const res = await client.post('/api/channels');
-      const body = parseJson(res, 'POST /api/channels');
-      if (res.status !== 201 || !isRecord(body) || typeof body.id !== 'string' || typeof body.deckKey !== 'string') {
-        throw new Error(`POST /api/channels answered ${res.status}: ${res.body.slice(0, 300)}`);
-      }
-      const { id, deckKey } = body;
+      const { id, deckKey } = await createChannel(client);
       const headers = { Authorization: `Bearer ${deckKey}` };
       return {
         subscribePath: `/api/channels/${id}/events`,
