@@ -24,7 +24,7 @@ import { round } from './lib/stats';
 import { goalText, nchanRatioOf, renderTable, ratioOf } from './lib/table';
 import { StartError } from './lib/children';
 import { ensureNchan, startNchan } from './lib/nchan';
-import { startClicker, startRelayProcess, type Launcher, type Target, type TargetName } from './lib/targets';
+import { BENCH_CLICKER_ENV, SERVER_FD_LIMIT, startClicker, startRelayProcess, type Launcher, type Target, type TargetName } from './lib/targets';
 import type { BaseContext, Json, Row, Scenario, ScenarioResult } from './lib/scenario';
 import { CAPACITY_DEFAULTS, capacityScenario } from './scenarios/capacity';
 import { FANOUT_DEFAULTS, fanOutScenario } from './scenarios/fanout';
@@ -54,8 +54,6 @@ const USUAL_SECONDS: Readonly<Record<string, number>> = {
   capacity: 95,
   fanout3: 40,
 };
-/** Open files each server may use: the machine's hard limit, above the 19,000 subscribers of the capacity run. */
-const SERVER_FD_LIMIT = 20_000;
 
 /** Scenarios whose subscribers live in worker processes (lib/pool.ts). */
 const POOLED = new Set(['fanout', 'fanout10k', 'memory', 'capacity', 'fanout3']);
@@ -136,10 +134,9 @@ async function main(): Promise<number> {
   const workerFdLimit = Math.min(SERVER_FD_LIMIT, fdLimit(true) || SERVER_FD_LIMIT);
   // Every bench subscriber comes from 127.0.0.1, which the per-address cap is meant to
   // stop, and the capacity run puts 19,000 on one channel.
-  const clickerEnv = { MAX_SUBSCRIBERS_PER_IP: String(SERVER_FD_LIMIT), MAX_SUBSCRIBERS_PER_CHANNEL: String(SERVER_FD_LIMIT) };
   /** A fresh Clicker for fanout3: one of the instances sharing its private Redis, or (undefined) the in-memory one beside them. */
   const launchClickerOn: ClickerLauncher = (redisUrl) =>
-    startClicker({ rootDir: ROOT, fdLimit: SERVER_FD_LIMIT, env: { ...clickerEnv, ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }) } });
+    startClicker({ rootDir: ROOT, fdLimit: SERVER_FD_LIMIT, env: { ...BENCH_CLICKER_ENV, ...(redisUrl === undefined ? {} : { REDIS_URL: redisUrl }) } });
   const all: Scenario[] = [
     sizesScenario,
     latencyScenario(quick ? { ...LATENCY_DEFAULTS, warmup: 20, count: 200 } : LATENCY_DEFAULTS),
@@ -210,7 +207,7 @@ async function main(): Promise<number> {
   // garbage grows the heap before the first reading, and subscribers that
   // move into room made beforehand look almost free (memory per idle
   // subscriber read 3.9 KiB with it, against 8 KiB without).
-  const launchFreshClicker: Launcher = () => startClicker({ rootDir: ROOT, fdLimit: SERVER_FD_LIMIT, env: { ...clickerEnv, WARMUP_COMMANDS: '0' } });
+  const launchFreshClicker: Launcher = () => startClicker({ rootDir: ROOT, fdLimit: SERVER_FD_LIMIT, env: { ...BENCH_CLICKER_ENV, WARMUP_COMMANDS: '0' } });
   const launchRelay: Launcher = () => startRelayProcess({ rootDir: ROOT, fdLimit: SERVER_FD_LIMIT });
   const launch: Partial<Record<TargetName, Launcher>> = { clicker: launchFreshClicker, relay: launchRelay };
   let clicker: Target | undefined;

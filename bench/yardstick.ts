@@ -31,14 +31,12 @@ import { freePort, startChild } from './lib/children';
 import { JsonClient } from './lib/http';
 import { ensureNchan, startNchan } from './lib/nchan';
 import { percentile } from './lib/stats';
-import { createChannel, HOST, startClicker } from './lib/targets';
+import { BENCH_CLICKER_ENV, createChannel, HOST, SERVER_FD_LIMIT, startClicker } from './lib/targets';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const YARDSTICK = process.env.YARDSTICK_DIR ?? path.resolve(ROOT, '..', 'shared', 'bench');
 const SSEBENCH = path.join(YARDSTICK, 'ssebench.sh');
 const NODE_HUB = path.join(YARDSTICK, 'peers', 'node-http-hub.mjs');
-/** The open-files limit here is 20,000; the servers get it all. */
-const FD_LIMIT = 20_000;
 
 /** The yardstick's scenarios, with the arguments its run-suite.sh gives them. */
 const SCENARIOS = {
@@ -101,9 +99,8 @@ const log = (line: string) => console.error(`yardstick: ${line}`);
 async function startClickerFor(): Promise<Running> {
   const target = await startClicker({
     rootDir: ROOT,
-    fdLimit: FD_LIMIT,
-    // 5,000 subscribers from one address on one channel: past the defaults, which are for a room.
-    env: { MAX_SUBSCRIBERS_PER_IP: String(FD_LIMIT), MAX_SUBSCRIBERS_PER_CHANNEL: String(FD_LIMIT) },
+    fdLimit: SERVER_FD_LIMIT,
+    env: BENCH_CLICKER_ENV,
   });
   const client = new JsonClient(HOST, target.port);
   try {
@@ -142,7 +139,7 @@ async function startNodeHub(): Promise<Running> {
       env: { ...process.env, PORT: String(port), HOST },
       ready: async () => (await probe.get('/stats')).status === 200,
       timeoutMs: 10_000,
-      fdLimit: FD_LIMIT,
+      fdLimit: SERVER_FD_LIMIT,
     });
     const base = `http://${HOST}:${port}`;
     return { pid: child.pid, args: ['--sub', `${base}/sub/{ch}`, '--pub', `${base}/pub/{ch}`, '--server-pid', String(child.pid)], stop: () => child.stop() };
@@ -152,7 +149,7 @@ async function startNodeHub(): Promise<Running> {
 }
 
 async function startNchanFor(nginx: string, config: string): Promise<Running> {
-  const target = await startNchan({ nginx, config, fdLimit: FD_LIMIT });
+  const target = await startNchan({ nginx, config, fdLimit: SERVER_FD_LIMIT });
   return {
     pid: target.pid,
     args: ['--sub', `${target.baseUrl}/sub/{ch}`, '--pub', `${target.baseUrl}/pub/{ch}`, '--server-pid', String(target.pid), '--include-children'],
@@ -255,7 +252,8 @@ async function main(): Promise<void> {
   const record = {
     startedAt,
     commit: gitCommit(),
-    yardstick: YARDSTICK,
+    // Relative to the project, so the record names no path of this machine.
+    yardstick: path.relative(ROOT, YARDSTICK),
     rounds,
     warmup: warmup ?? 'the yardstick scenario default',
     cpuModel: os.cpus()[0]?.model ?? 'unknown',

@@ -66,6 +66,19 @@ async function healthSubscribers(client: JsonClient): Promise<number> {
   return body.subscribers;
 }
 
+/** Open files each server may use: the machine's hard limit, above the 19,000 subscribers of the capacity run. */
+export const SERVER_FD_LIMIT = 20_000;
+
+/**
+ * Clicker's per-address and per-channel stream caps, raised to the open-files
+ * limit: the bench's thousands of subscribers all come from 127.0.0.1 to one
+ * channel, past the defaults, which are for a room.
+ */
+export const BENCH_CLICKER_ENV: Readonly<Record<string, string>> = {
+  MAX_SUBSCRIBERS_PER_IP: String(SERVER_FD_LIMIT),
+  MAX_SUBSCRIBERS_PER_CHANNEL: String(SERVER_FD_LIMIT),
+};
+
 /** A new channel on a Clicker server: its id and the deck key that may publish to it. */
 export async function createChannel(client: JsonClient): Promise<{ id: string; deckKey: string }> {
   const res = await client.post('/api/channels');
