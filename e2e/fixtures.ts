@@ -95,6 +95,17 @@ export function decodeQr(png: Buffer): string {
   return code.data;
 }
 
+/** How many pixels of a PNG screenshot are within `tolerance` of `hex` (#RRGGBB) in each channel. */
+export function pixelsNear(png: Buffer, hex: string, tolerance = 24): number {
+  const img = PNG.sync.read(png);
+  const want = [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+  let n = 0;
+  for (let i = 0; i < img.data.length; i += 4) {
+    if (want.every((v, c) => Math.abs(img.data[i + c]! - v) <= tolerance)) n++;
+  }
+  return n;
+}
+
 /** Screenshots the title slide's QR code and decodes it. */
 export async function readDeckQr(deck: Page): Promise<string> {
   const box = deck.locator('[data-clicker-qr-code] img');

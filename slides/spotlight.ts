@@ -1,6 +1,6 @@
 // What the audience adds to the slideshow, for the presenter's screen and for
 // every follower alike: the question the presenter chose to show, as a
-// lower-third card, and reactions, as a short burst of emoji.
+// lower-third card, and reactions, as a short burst of glyphs.
 //
 // Both come from the public stream, so everything here is treated as
 // untrusted: the question is set with textContent only (never markup), and a
@@ -8,19 +8,30 @@
 import { EVENT, REACTIONS, type ReactionKind, type Snapshot, type Spotlight } from '../protocol/messages';
 import './spotlight.css';
 
-/** The one place a reaction kind becomes something drawn; the follow page's buttons use it too. */
-export const REACTION_EMOJI: Record<ReactionKind, string> = { thumbs: '👍', clap: '👏', question: '❓' };
+/**
+ * A reaction's glyph: an empty element that spotlight.css draws as the kind's
+ * bundled image (Twemoji). It is never a system emoji: a laptop without an
+ * emoji font, common on Linux, drew those as empty boxes on the projector.
+ * The follow page's buttons use it too. The kind comes from the fixed list,
+ * so the stylesheet has a picture for every one.
+ */
+export function reactionGlyph(kind: ReactionKind, className = 'clicker-glyph'): HTMLSpanElement {
+  const el = document.createElement('span');
+  el.className = className;
+  el.dataset.kind = kind;
+  return el;
+}
 
 /** Events this overlay wants from the stream, besides the snapshot. */
 export const OVERLAY_EVENTS = [EVENT.spotlight, EVENT.reaction] as const;
 
 /**
- * Emoji on screen at most. A packed room can send hundreds of reactions a
+ * Glyphs on screen at most. A packed room can send hundreds of reactions a
  * second; past this, new ones are dropped rather than queued, so a flood costs
  * a few dozen animated nodes and never a growing backlog.
  */
 const MAX_ON_SCREEN = 36;
-/** One reaction draws this many emoji: one large, the rest small, a little apart in time. */
+/** One reaction draws this many glyphs: one large, the rest small, a little apart in time. */
 const PER_BURST = 3;
 /** Longest a burst lives; removal does not rely on animationend, which a hidden tab may never fire. */
 const BURST_MS = 2_600;
@@ -91,13 +102,10 @@ export class AudienceOverlay {
     requestAnimationFrame(() => this.card.classList.add('visible'));
   }
 
-  /** One reaction: a few emoji float up and fade. Cheap under a flood (see MAX_ON_SCREEN). */
+  /** One reaction: a few glyphs float up and fade. Cheap under a flood (see MAX_ON_SCREEN). */
   react(kind: ReactionKind): void {
     for (let i = 0; i < PER_BURST && this.onScreen < MAX_ON_SCREEN; i++) {
-      const el = document.createElement('span');
-      el.className = i === 0 ? 'clicker-burst' : 'clicker-burst small';
-      el.dataset.kind = kind;
-      el.textContent = REACTION_EMOJI[kind];
+      const el = reactionGlyph(kind, i === 0 ? 'clicker-glyph clicker-burst' : 'clicker-glyph clicker-burst small');
       // Random spread, so a room's reactions read as a crowd and not a column;
       // the stylesheet keeps the spread and the drift inside the strip.
       el.style.setProperty('--f', Math.random().toFixed(3));
