@@ -6,7 +6,7 @@
 // are rate-limited per address on the server; the answers (questions off, too
 // many, too long) are told to the follower in plain words.
 import { EVENT, QUESTION_MAX, REACTIONS, type QuestionsSummary, type ReactionKind, type Snapshot } from '../protocol/messages';
-import { reactionGlyph } from './spotlight';
+import { glyph } from './spotlight';
 import './audience.css';
 
 /** Events the bar wants from the stream, besides the snapshot. */
@@ -94,7 +94,7 @@ export class AudienceBar {
     const bar = el('div', 'clicker-audience-bar');
     for (const kind of REACTIONS) {
       const b = el('button', 'clicker-react');
-      b.append(reactionGlyph(kind));
+      b.append(glyph(kind));
       b.type = 'button';
       b.dataset.kind = kind;
       b.setAttribute('aria-label', REACTION_LABEL[kind]);
@@ -108,9 +108,7 @@ export class AudienceBar {
     // The visible word starts the accessible name, so voice control ("tap Ask") finds it.
     this.askButton.setAttribute('aria-label', 'Ask a question');
     this.askButton.setAttribute('aria-expanded', 'false');
-    const icon = el('span', 'clicker-glyph clicker-ask-icon');
-    icon.dataset.kind = 'ask';
-    this.askButton.append(icon, el('span', 'clicker-ask-word', 'Ask'));
+    this.askButton.append(glyph('ask', 'clicker-glyph clicker-ask-icon'), el('span', 'clicker-ask-word', 'Ask'));
     this.askButton.addEventListener('click', () => this.toggleForm());
     bar.append(this.askButton);
     this.note.setAttribute('role', 'status');

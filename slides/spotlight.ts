@@ -8,14 +8,17 @@
 import { EVENT, REACTIONS, type ReactionKind, type Snapshot, type Spotlight } from '../protocol/messages';
 import './spotlight.css';
 
+/** What a glyph can show: a reaction, or the follow page's "Ask" icon. */
+export type GlyphKind = ReactionKind | 'ask';
+
 /**
- * A reaction's glyph: an empty element that spotlight.css draws as the kind's
- * bundled image (Twemoji). It is never a system emoji: a laptop without an
- * emoji font, common on Linux, drew those as empty boxes on the projector.
- * The follow page's buttons use it too. The kind comes from the fixed list,
- * so the stylesheet has a picture for every one.
+ * A glyph: an empty element that spotlight.css draws as the kind's bundled
+ * image (Twemoji). It is never a system emoji: a laptop without an emoji
+ * font, common on Linux, drew those as empty boxes on the projector. The
+ * follow page's buttons use it too. The kind comes from a fixed list, so the
+ * stylesheet has a picture for every one.
  */
-export function reactionGlyph(kind: ReactionKind, className = 'clicker-glyph'): HTMLSpanElement {
+export function glyph(kind: GlyphKind, className = 'clicker-glyph'): HTMLSpanElement {
   const el = document.createElement('span');
   el.className = className;
   el.dataset.kind = kind;
@@ -105,7 +108,7 @@ export class AudienceOverlay {
   /** One reaction: a few glyphs float up and fade. Cheap under a flood (see MAX_ON_SCREEN). */
   react(kind: ReactionKind): void {
     for (let i = 0; i < PER_BURST && this.onScreen < MAX_ON_SCREEN; i++) {
-      const el = reactionGlyph(kind, i === 0 ? 'clicker-glyph clicker-burst' : 'clicker-glyph clicker-burst small');
+      const el = glyph(kind, i === 0 ? 'clicker-glyph clicker-burst' : 'clicker-glyph clicker-burst small');
       // Random spread, so a room's reactions read as a crowd and not a column;
       // the stylesheet keeps the spread and the drift inside the strip.
       el.style.setProperty('--f', Math.random().toFixed(3));
