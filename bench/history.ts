@@ -10,6 +10,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { percentile } from './lib/stats';
 
 /** The parts of a results file (written by run.ts) this reads. */
@@ -36,16 +37,14 @@ const GOAL_SCENARIOS = ['latency', 'memory', 'tap', 'fanout', 'fanout10k', 'capa
 const USAGE = 'usage: node --import tsx bench/history.ts [--since <UTC time prefix, e.g. 2026-12-02T21>]';
 const RESULTS = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
-function parseArgs(argv: string[]): { since: string } {
-  let since = '';
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--since' && argv[i + 1] !== undefined) since = argv[++i]!;
-    else {
-      console.error(USAGE);
-      process.exit(2);
-    }
+function parseCli(): { since: string } {
+  try {
+    const { values } = parseArgs({ options: { since: { type: 'string' } } });
+    return { since: values.since ?? '' };
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${USAGE}`);
+    process.exit(2);
   }
-  return { since };
 }
 
 /** The number a goal judges: the ratio to the peer it names, or the figure itself. */
@@ -58,7 +57,7 @@ function judged(row: SavedRow, goal: string): { value: number; unit: string } | 
 const fmt = (v: number, unit: string) => `${unit === 'x' ? v.toFixed(2) : String(Math.round(v * 100) / 100)}${unit}`;
 
 function main(): void {
-  const { since } = parseArgs(process.argv.slice(2));
+  const { since } = parseCli();
   // Piped into head or less that quit early: stop quietly, as a Unix tool does.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code !== 'EPIPE') throw err;

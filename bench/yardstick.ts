@@ -27,6 +27,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
 import { freePort, startChild } from './lib/children';
 import { JsonClient } from './lib/http';
 import { ensureNchan, startNchan } from './lib/nchan';
@@ -66,27 +67,23 @@ interface Summary {
 
 const USAGE = 'usage: node --import tsx bench/yardstick.ts [--rounds N] [--only latency,fanout] [--warmup N]';
 
-function parseArgs(argv: string[]): { rounds: number; only: ScenarioName[]; warmup: number | undefined } {
-  let rounds = 3;
-  let warmup: number | undefined;
-  let only = Object.keys(SCENARIOS) as ScenarioName[];
-  for (let i = 0; i < argv.length; i++) {
-    const value = argv[i + 1];
-    if (argv[i] === '--rounds' && value !== undefined && /^[1-9]\d*$/.test(value)) {
-      rounds = Number(value);
-      i++;
-    } else if (argv[i] === '--warmup' && value !== undefined && /^\d+$/.test(value)) {
-      warmup = Number(value);
-      i++;
-    } else if (argv[i] === '--only' && value !== undefined) {
-      const names = value.split(',');
-      const unknown = names.filter((n) => !(n in SCENARIOS));
-      if (unknown.length) fail(`no scenario named ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
-      only = names as ScenarioName[];
-      i++;
-    } else fail(USAGE);
+function parseCli(): { rounds: number; only: ScenarioName[]; warmup: number | undefined } {
+  let values: { rounds?: string; only?: string; warmup?: string };
+  try {
+    ({ values } = parseArgs({ options: { rounds: { type: 'string' }, only: { type: 'string' }, warmup: { type: 'string' } } }));
+  } catch (err) {
+    fail(`${(err as Error).message}\n${USAGE}`);
   }
-  return { rounds, only, warmup };
+  if (values.rounds !== undefined && !/^[1-9]\d*$/.test(values.rounds)) fail(USAGE);
+  if (values.warmup !== undefined && !/^\d+$/.test(values.warmup)) fail(USAGE);
+  let only = Object.keys(SCENARIOS) as ScenarioName[];
+  if (values.only !== undefined) {
+    const names = values.only.split(',');
+    const unknown = names.filter((n) => !(n in SCENARIOS));
+    if (unknown.length) fail(`no scenario named ${unknown.join(', ')}; known: ${Object.keys(SCENARIOS).join(', ')}`);
+    only = names as ScenarioName[];
+  }
+  return { rounds: values.rounds === undefined ? 3 : Number(values.rounds), only, warmup: values.warmup === undefined ? undefined : Number(values.warmup) };
 }
 
 function fail(message: string): never {
@@ -189,7 +186,7 @@ function gitCommit(): string {
 const median = (values: number[]) => percentile([...values].sort((a, b) => a - b), 50);
 
 async function main(): Promise<void> {
-  const { rounds, only, warmup } = parseArgs(process.argv.slice(2));
+  const { rounds, only, warmup } = parseCli();
   const startedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   if (!existsSync(SSEBENCH) || !existsSync(NODE_HUB)) fail(`no yardstick at ${YARDSTICK} (ssebench.sh and peers/node-http-hub.mjs); set YARDSTICK_DIR`);
   const nchan = await ensureNchan(ROOT, log);
