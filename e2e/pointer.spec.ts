@@ -230,6 +230,8 @@ test('the pad keeps every control on screen and thumb-sized, in both orientation
     ['portrait', devices['Pixel 7']],
     ['landscape', devices['Pixel 7 landscape']],
     ['iphone', devices['iPhone 13']],
+    ['small', devices['iPhone SE']],
+    ['small landscape', devices['iPhone SE landscape']],
   ] as const) {
     const { phone } = await pairedPair(browser, device);
     const viewport = phone.viewportSize()!;

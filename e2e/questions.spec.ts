@@ -427,6 +427,8 @@ test('on a phone the bar is thumb-sized and stays off the slide, upright and on 
     ['portrait', devices['Pixel 7']],
     ['landscape', devices['Pixel 7 landscape']],
     ['iphone', devices['iPhone 13']],
+    ['small', devices['iPhone SE']],
+    ['small landscape', devices['iPhone SE landscape']],
   ] as const) {
     const page = await openFollower(browser, t, { ...device });
     const viewport = page.viewportSize()!;

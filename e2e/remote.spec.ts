@@ -167,26 +167,50 @@ test('the remote is installable: a manifest with icons', async ({ browser, reque
   }
 });
 
-test('portrait and landscape layouts keep every control on screen', async ({ browser }, testInfo) => {
+test('portrait and landscape layouts keep every control on screen, down to a 320 px phone', async ({ browser }, testInfo) => {
   for (const [name, device] of [
     ['portrait', devices['Pixel 7']],
     ['landscape', devices['Pixel 7 landscape']],
     ['iphone', devices['iPhone 13']],
+    // The narrowest phone in use (320 x 568 CSS px), both ways up.
+    ['small', devices['iPhone SE']],
+    ['small landscape', devices['iPhone SE landscape']],
   ] as const) {
     const { phone } = await pairedPair(browser, device);
     await phone.getByRole('button', { name: 'Next' }).tap();
     await expect(phone.locator('#title')).toHaveText('How it works');
     const viewport = phone.viewportSize()!;
-    for (const label of ['Next', 'Previous', 'Blackout', 'Slides', 'First', 'Last', 'Start', 'Reset']) {
+    // Nothing wider or taller than the screen: a page that scrolls under the thumb moves the buttons.
+    const page = await phone.evaluate(() => ({ w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight }));
+    expect(page.w, `page width in ${name}`).toBeLessThanOrEqual(viewport.width);
+    expect(page.h, `page height in ${name}`).toBeLessThanOrEqual(viewport.height);
+    // The position reads at a glance: one line.
+    expect(await phone.locator('#position').evaluate((el) => el.getClientRects().length), `position lines in ${name}`).toBe(1);
+    const labels = ['Next', 'Previous', 'Blackout', 'Slides', 'First', 'Last', 'Start', 'Reset', 'Pointer', 'Smaller notes', 'Larger notes'];
+    const boxes: { label: string; x: number; y: number; width: number; height: number }[] = [];
+    for (const label of labels) {
       const box = (await phone.getByRole('button', { name: label, exact: true }).boundingBox())!;
       expect(box, `${label} in ${name}`).not.toBeNull();
       // Inside the screen, and at least 48 px each way: thumb-sized.
-      expect(box.x).toBeGreaterThanOrEqual(0);
-      expect(box.y + box.height).toBeLessThanOrEqual(viewport.height + 0.5);
-      expect(box.x + box.width).toBeLessThanOrEqual(viewport.width + 0.5);
+      expect(box.x, `${label} left in ${name}`).toBeGreaterThanOrEqual(0);
+      expect(box.y, `${label} top in ${name}`).toBeGreaterThanOrEqual(0);
+      expect(box.y + box.height, `${label} bottom in ${name}`).toBeLessThanOrEqual(viewport.height + 0.5);
+      expect(box.x + box.width, `${label} right in ${name}`).toBeLessThanOrEqual(viewport.width + 0.5);
       expect(Math.min(box.width, box.height), `${label} size in ${name}`).toBeGreaterThanOrEqual(48);
+      boxes.push({ label, ...box });
     }
-    const shot = await phone.screenshot({ path: testInfo.outputPath(`phone-${name}.png`) });
+    const questions = (await phone.locator('#questions-open').boundingBox())!;
+    expect(questions.x + questions.width, `Questions right in ${name}`).toBeLessThanOrEqual(viewport.width + 0.5);
+    boxes.push({ label: 'Questions', ...questions });
+    // No control lies on another: a tap meant for one must not land on its neighbour.
+    for (const [i, a] of boxes.entries()) {
+      for (const b of boxes.slice(i + 1)) {
+        const overlapX = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
+        const overlapY = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
+        expect(overlapX > 0.5 && overlapY > 0.5, `${a.label} over ${b.label} in ${name}`).toBe(false);
+      }
+    }
+    const shot = await phone.screenshot({ path: testInfo.outputPath(`phone-${name.replace(' ', '-')}.png`) });
     await testInfo.attach(`phone-${name}`, { body: shot, contentType: 'image/png' });
     if (name === 'landscape') await phone.screenshot({ path: 'docs/phone-landscape.png' });
     await phone.context().close();
