@@ -184,6 +184,15 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
 
   const events = async (ex: Exchange, cors: Readonly<Record<string, string>>, id: string, query: string | undefined) => {
     const req = ex.head;
+    // The client may leave while the channel and its snapshot are read (a
+    // remote bus answers later): the close handler is in place before the
+    // first await, so a stream whose client has gone is never subscribed.
+    let unsubscribe: (() => void) | undefined;
+    let closed = false;
+    ex.onClose(() => {
+      closed = true;
+      unsubscribe?.();
+    });
     const channel = await hub.get(id);
     const params = query === undefined ? undefined : new URLSearchParams(query);
     const q = params?.getAll('lastEventId');
@@ -196,13 +205,7 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
       ex.send(200, { ...SSE_HEADERS, ...cors });
       return;
     }
-    // The client may leave while the snapshot is read: the close handler is in place first.
-    let unsubscribe: (() => void) | undefined;
-    let closed = false;
-    ex.onClose(() => {
-      closed = true;
-      unsubscribe?.();
-    });
+    if (closed) return;
     // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
     unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), proxyaddr(ex.req, trust), lastEventId, only);
     if (closed) unsubscribe();

@@ -569,3 +569,37 @@ test('on one kept-alive connection every key is judged on every request: another
   assert.equal(await status(ch.deckKey), 202);
   assert.equal(w.closed, false, 'all of it on the one connection');
 });
+
+test('HEAD gets a refusal\'s head and never its body, so the next answer on the connection reads right', GUARD, async (t) => {
+  const { ch, wire } = await setup(t);
+  const w = wire();
+  for (const [target, status] of [
+    ['/api/channels/AAAAAAAAAAAAAAAAAAAAAA/events', 404],
+    [`/api/channels/${ch.id}/events?events=zzz`, 400],
+    [`/api/channels/${ch.id}/commands`, 405],
+  ] as const) {
+    // Pipelined: a body after the HEAD answer would be read as the start of the next one.
+    w.send(`HEAD ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+    const head = await w.answer(true);
+    assert.equal(head.status, status, target);
+    assert.equal(head.headers['content-type'], 'application/json; charset=utf-8');
+    // The length a GET's body would have, as HTTP asks of a HEAD answer.
+    assert.ok(Number(head.headers['content-length']) > 0);
+    const next = await w.answer();
+    assert.equal(next.status, 200, `the answer after HEAD ${target}`);
+    assert.equal((JSON.parse(next.body) as { ok: boolean }).ok, true);
+  }
+});
+
+test('a client that ends its side halfway through a body is let go at once, with no answer', GUARD, async (t) => {
+  // Timeouts far beyond the test's own: only the client's end can close this connection in time.
+  const { ch, wire } = await setup(t, { headersTimeoutMs: 120_000, requestTimeoutMs: 120_000 });
+  const w = wire();
+  const whole = commandRequest(ch);
+  w.send(whole.slice(0, -8));
+  // The head is in; the body is not complete when the client finishes sending.
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  w.socket.end();
+  await w.closedByServer();
+  await assert.rejects(w.answer(), /connection closed; unread: ""/);
+});

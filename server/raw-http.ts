@@ -450,7 +450,8 @@ class RawConnection {
     if (this.buf.length < total) {
       // Only bytes are appended until the body is complete, so the head read stays right.
       this.waiting = head;
-      return this.armTimer();
+      // A body the client will never finish (it has ended its side) gets no answer, as a partial head gets none.
+      return this.clientEnded ? this.endConnection() : this.armTimer();
     }
     this.waiting = null;
     this.clearTimer();
@@ -599,6 +600,8 @@ class RawConnection {
 class RawExchange implements Exchange {
   answered = false;
   private closeFns: (() => void)[] = [];
+  /** The socket closed while this exchange was current: a close handler added later runs at once. */
+  private gone = false;
   private incoming: IncomingMessage | undefined;
 
   constructor(
@@ -641,7 +644,10 @@ class RawExchange implements Exchange {
     if (this.answered) return;
     this.answered = true;
     const close = this.clientClose || closingHeader(headers);
-    this.conn.write(frameResponse(status, headers, body, { close, keepAliveSeconds: this.conn.keepAliveSeconds() }));
+    // A HEAD answer carries the headers a GET would (its Content-Length included) and never a body:
+    // on a kept-alive connection the client reads the next answer straight after the head.
+    const sent = this.head.method === 'HEAD' ? undefined : body;
+    this.conn.write(frameResponse(status, headers, sent, { close, keepAliveSeconds: this.conn.keepAliveSeconds() }));
     this.closeFns = [];
     this.conn.finished(this, close);
   }
@@ -656,11 +662,13 @@ class RawExchange implements Exchange {
   }
 
   onClose(fn: () => void): void {
-    this.closeFns.push(fn);
+    if (this.gone) fn();
+    else this.closeFns.push(fn);
   }
 
   /** The socket closed while this exchange was current (for a stream: whenever it ends). */
   closed(): void {
+    this.gone = true;
     const fns = this.closeFns;
     this.closeFns = [];
     for (const fn of fns) fn();

@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { ChannelInfo, DeckState, PairResult } from '../protocol/messages';
 import { createApp } from './app';
 import { DEFAULTS, type Config } from './config';
+import type { Bus } from './bus';
 import { Hub } from './hub';
 import { type ClickerServer, createHttpServer, makePublicBase } from './http';
 
@@ -29,6 +30,8 @@ export interface TestServerOptions {
    * which would make a timeout test wait that long).
    */
   connectionsCheckingIntervalMs?: number;
+  /** The hub's bus (a Redis one, say); the in-memory bus when left out. */
+  bus?: Bus;
 }
 
 export interface TestServer {
@@ -56,7 +59,7 @@ export async function startTestServer(overrides: Partial<Config> = {}, opts: Tes
 
   let port = 0;
   const publicBase = makePublicBase(config, config.host, () => port);
-  const hub = new Hub(config, opts.now);
+  const hub = new Hub(config, opts.now, opts.bus);
   hub.start();
   const logs: string[] = [];
   const app = createApp({ config, hub, clientDir, rootDir, publicBase, log: (line) => logs.push(line) });
