@@ -146,6 +146,9 @@ export const REACTIONS = ['thumbs', 'clap', 'question'] as const;
 export const React = z.object({ kind: z.enum(REACTIONS) }).strict();
 
 /** Body of POST /api/channels/:id/pair. */
+/** The body of a request that takes none (a new channel, a new pairing code): absent, or `{}`. */
+export const NoFields = z.strictObject({}, { error: 'this request takes no fields' }).optional();
+
 export const PairRequest = z.object({ code: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/) }).strict();
 
 /**

@@ -374,6 +374,8 @@ test('unknown channels are 404 for commands, events, state and pairing', GUARD, 
   expectError(await s.call('PUT', `/api/channels/${missing}/state`, { json: { state }, key: ch.deckKey }), 404);
   expectError(await s.call('POST', `/api/channels/${missing}/pair`, { json: { code: ch.pairCode } }), 404);
   expectError(await s.call('POST', `/api/channels/${missing}/pair-codes`, { key: ch.deckKey }), 404);
+  // It takes no body: fields, or anything but an object, are refused like on channel creation.
+  for (const json of [{ x: 1 }, []]) expectError(await s.call('POST', `/api/channels/${ch.id}/pair-codes`, { json, key: ch.deckKey }), 400, /no fields/);
 });
 
 test('a form or text/plain body is 415', GUARD, async (t) => {
@@ -742,6 +744,13 @@ test('pages and assets are served with security headers', GUARD, async (t) => {
   expectError(await s.call('GET', '/r/short'), 404);
   expectError(await s.call('GET', '/assets/missing.js'), 404);
   expectError(await s.call('GET', '/no/such/page'), 404, /^not found$/);
+  // A folder's own path is a miss like any other: a JSON 404, not an HTML redirect to one.
+  for (const folder of ['/assets', '/assets/theme', '/assets/theme/']) {
+    const res = await fetch(s.base + folder, { redirect: 'manual' });
+    assert.equal(res.status, 404, folder);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/json/, folder);
+    assert.equal(typeof ((await res.json()) as { error?: unknown }).error, 'string', folder);
+  }
 });
 
 test('the server survives bad input, answers every error as JSON, and still reports health', GUARD, async (t) => {

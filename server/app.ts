@@ -10,6 +10,7 @@ import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import {
   Ask,
   ID_RE,
+  NoFields,
   Moderate,
   QuestionsSwitch,
   React,
@@ -58,6 +59,20 @@ export interface AppDeps {
  * raw-http.ts, which createHttpServer puts before it.
  */
 export type App = RequestListener & { readonly hot: HotRoutes; readonly metrics: Metrics };
+
+/**
+ * HTTP/1.1 requires exactly one Host header (RFC 9112, section 3.2).
+ * node:http's own check answers a bare 400 with no body, and lets a second
+ * Host through; createHttpServer turns node's check off so that this one
+ * answers, in JSON like every other error. HTTP/1.0 needs none.
+ */
+function hostHeaderProblem(req: IncomingMessage): string | undefined {
+  if (req.httpVersion !== '1.1') return undefined;
+  let hosts = 0;
+  for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'host') hosts++;
+  if (hosts === 1) return undefined;
+  return hosts === 0 ? 'missing Host header' : 'more than one Host header';
+}
 
 export function createApp(deps: AppDeps): App {
   const { config, hub, clientDir, rootDir } = deps;
@@ -130,10 +145,11 @@ export function createApp(deps: AppDeps): App {
     res.sendFile(path.join(clientDir, 'clicker.js'));
   });
   // Every theme reveal.js ships, straight from its own folder.
-  app.use('/assets/theme', express.static(THEME_DIR, { index: false, fallthrough: false }));
+  // redirect: false: a folder's own path (/assets, /assets/theme) is a JSON 404 like any other miss, not an HTML redirect to another 404.
+  app.use('/assets/theme', express.static(THEME_DIR, { index: false, fallthrough: false, redirect: false }));
   app.use(
     '/assets',
-    express.static(clientDir, { index: false, fallthrough: false, setHeaders: (res) => res.set('Cache-Control', 'no-cache') }),
+    express.static(clientDir, { index: false, fallthrough: false, redirect: false, setHeaders: (res) => res.set('Cache-Control', 'no-cache') }),
   );
   // No favicon: answer quietly instead of logging a 404 on every page load.
   app.get('/favicon.ico', (_req, res) => {
@@ -240,9 +256,7 @@ export function createApp(deps: AppDeps): App {
 
   /** Create a channel. Answers the deck key once; the server keeps only its hash. */
   api.post('/channels', createLimit, json, async (req, res) => {
-    if (req.body !== undefined && (typeof req.body !== 'object' || req.body === null || Array.isArray(req.body) || Object.keys(req.body).length)) {
-      throw new HttpError(400, 'invalid request: channel creation takes no fields');
-    }
+    validate(NoFields, req.body);
     res.status(201).json(info(req, await hub.create()));
   });
 
@@ -257,6 +271,7 @@ export function createApp(deps: AppDeps): App {
 
   /** A fresh one-time pairing code, to add or replace a phone. */
   api.post('/channels/:id/pair-codes', json, async (req, res) => {
+    validate(NoFields, req.body);
     const ch = await channel(req);
     requireDeck(req, ch);
     const pairCode = await hub.issuePairCode(ch);
@@ -356,6 +371,14 @@ export function createApp(deps: AppDeps): App {
 
   const hot = createHotRoutes({ config, hub, allowedOrigins, originAllowed, log });
   const listener: RequestListener = (req, res) => {
+    const hostProblem = hostHeaderProblem(req);
+    if (hostProblem) {
+      // Refused before any route, and the connection with it: a client that gets Host wrong gets framing wrong too.
+      const body = JSON.stringify({ error: hostProblem });
+      res.writeHead(400, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+      res.end(body);
+      return;
+    }
     if (!hot.node(req, res)) app(req, res);
   };
   return Object.assign(listener, { hot, metrics });

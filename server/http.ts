@@ -9,6 +9,9 @@ import type { Config } from './config';
 import type { Metrics } from './metrics';
 import { NodeTunnel, RawFront, type RawRoutes } from './raw-http';
 
+/** How often node:http checks its headers and request timeouts, in ms. */
+export const CONNECTIONS_CHECK_MS = 1_000;
+
 /** Proxies on this machine or the LAN, the same rule as Express's `trust proxy` in app.ts. */
 export const TRUSTED_PROXIES = ['loopback', 'linklocal', 'uniquelocal'];
 
@@ -103,6 +106,10 @@ export function createHttpServer(
       requestTimeout: config.requestTimeoutMs,
       // ...but an idle phone keeps its connection, so a tap never pays for a new handshake.
       keepAliveTimeout: config.keepAliveTimeoutMs,
+      // Node checks those two timeouts this often; its default of 30 s let a stalled request run 30 s past them.
+      connectionsCheckingInterval: CONNECTIONS_CHECK_MS,
+      // The app refuses a request without exactly one Host itself, in JSON (app.ts); node's own refusal has no body.
+      requireHostHeader: false,
       ...extra,
     },
     app,

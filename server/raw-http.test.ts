@@ -603,3 +603,24 @@ test('a client that ends its side halfway through a body is let go at once, with
   await w.closedByServer();
   await assert.rejects(w.answer(), /connection closed; unread: ""/);
 });
+
+test('a request without exactly one Host gets a JSON 400 and the connection closes; HTTP/1.0 needs none', GUARD, async (t) => {
+  const { ch, wire } = await setup(t);
+  for (const [what, head] of [
+    ['no Host, hot route', `GET /api/channels/${ch.id}/events HTTP/1.1\r\n\r\n`],
+    ['no Host, page', 'GET /healthz HTTP/1.1\r\n\r\n'],
+    ['two Hosts, hot route', `GET /api/channels/${ch.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: example.com\r\n\r\n`],
+    ['two Hosts, page', 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: example.com\r\n\r\n'],
+  ] as const) {
+    const w = wire();
+    w.send(head);
+    const a = await w.answer();
+    assert.equal(a.status, 400, what);
+    assert.deepEqual(JSON.parse(a.body), { error: /two/.test(what) ? 'more than one Host header' : 'missing Host header' }, what);
+    assert.equal(a.headers.connection, 'close', what);
+    await w.closedByServer();
+  }
+  const old = wire();
+  old.send('GET /healthz HTTP/1.0\r\n\r\n');
+  assert.equal((await old.answer()).status, 200);
+});

@@ -462,6 +462,19 @@ test('headersTimeout and requestTimeout cut off a client that sends slowly; an o
   await st.waitFor(id);
 });
 
+test('a request node:http reads is cut off soon after requestTimeout with the shipped check interval, not 30 s later', GUARD, async (t) => {
+  // No check interval given: the one createHttpServer ships (Node's own default is 30 s).
+  const s = await start(t, { headersTimeoutMs: 300, requestTimeoutMs: 600 });
+  const body = await slowClient(
+    s.port,
+    'POST /api/channels HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 4000\r\n\r\n',
+    ' ',
+  );
+  assert.match(body.answer, /^HTTP\/1\.1 408 /, 'a client still sending its body gets 408');
+  // 50 ms a drip: cut off within a few check intervals of the 600 ms limit, far from Node's 30 s.
+  assert.ok(body.drips < 100, `cut off after ${body.drips} drips`);
+});
+
 // ------------------------------------------------------------------ keys and replays
 
 test('a captured command replayed without the key, with a wrong key or with a revoked key is 401 and delivers nothing', GUARD, async (t) => {
