@@ -697,14 +697,19 @@ test('too many streams from one address is a JSON 429, not an event stream', GUA
   const s = await start(t, { maxSubscribersPerIp: 1 });
   const ch = await s.create();
   await s.stream(ch.id).snapshot();
-  expectError(await s.call('GET', `/api/channels/${ch.id}/events`), 429, /too many open streams/);
+  const res = await s.call('GET', `/api/channels/${ch.id}/events`);
+  expectError(res, 429, /too many open streams/);
+  // A program may ask again later: a slot frees when a stream closes.
+  assert.equal(res.headers.get('retry-after'), '5');
 });
 
 test('a full channel is a JSON 503', GUARD, async (t) => {
   const s = await start(t, { maxSubscribersPerChannel: 1 });
   const ch = await s.create();
   await s.stream(ch.id).snapshot();
-  expectError(await s.call('GET', `/api/channels/${ch.id}/events`), 503);
+  const res = await s.call('GET', `/api/channels/${ch.id}/events`);
+  expectError(res, 503);
+  assert.equal(res.headers.get('retry-after'), '5');
 });
 
 test('closing an EventSource frees its subscriber slot', GUARD, async (t) => {

@@ -35,6 +35,14 @@ const HUB_STATUS: Record<HubErrorKind, number> = {
 
 /** Seconds a client should wait before retrying a 503 from an unreachable store: the bus reconnects within about a second. */
 const RETRY_AFTER_UNAVAILABLE = '2';
+/** Seconds to wait before asking again for a slot a cap refused (a stream, a channel): one frees when somebody leaves. */
+const RETRY_AFTER_FULL = '5';
+const RETRY_AFTER: Partial<Record<HubErrorKind, string>> = {
+  unavailable: RETRY_AFTER_UNAVAILABLE,
+  too_many_channels: RETRY_AFTER_FULL,
+  too_many_subscribers: RETRY_AFTER_FULL,
+  too_many_subscribers_ip: RETRY_AFTER_FULL,
+};
 
 /**
  * Errors raised by body-parser, serve-static and the router (http-errors style)
@@ -59,7 +67,8 @@ const PARSER_MESSAGES: Record<string, string> = {
 export function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
   if (err instanceof HubError) {
-    const headers: Record<string, string> = err.kind === 'unavailable' ? { 'Retry-After': RETRY_AFTER_UNAVAILABLE } : {};
+    const retry = RETRY_AFTER[err.kind];
+    const headers: Record<string, string> = retry === undefined ? {} : { 'Retry-After': retry };
     return new HttpError(HUB_STATUS[err.kind], err.message, {}, headers);
   }
   if (isClientError(err) && err.status >= 400 && err.status < 500) {
