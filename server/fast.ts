@@ -60,7 +60,8 @@ function nodeExchange(req: IncomingMessage, res: ServerResponse): Exchange {
     },
     openStream(headers) {
       res.useChunkedEncodingByDefault = false;
-      res.writeHead(200, headers);
+      // The body ends with the connection: say so, as the raw path does (node:http would say keep-alive).
+      res.writeHead(200, { ...headers, Connection: 'close' });
       res.flushHeaders();
       const socket = res.socket!;
       // A connection node:http got from the raw front is a tunnel (a Duplex, no Nagle to turn off: its socket has none already).

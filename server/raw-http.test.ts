@@ -538,6 +538,14 @@ test('with rawHttp off, node:http serves everything and the raw front does not e
   const w = wire();
   w.send(commandRequest(ch));
   assert.equal((await w.answer()).status, 202);
+  // A stream's body ends with its connection, and its head says so, as on the raw path.
+  const st = wire();
+  st.send(`GET /api/channels/${ch.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  const head = await st.answer(true);
+  assert.equal(head.status, 200);
+  assert.equal(head.headers.connection, 'close');
+  assert.equal(head.headers['transfer-encoding'], undefined);
+  await st.waitForText('event: snapshot');
 });
 
 test('on one kept-alive connection every key is judged on every request: another key, a wrong one, a revoked one', GUARD, async (t) => {
