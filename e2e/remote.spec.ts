@@ -180,36 +180,51 @@ test('portrait and landscape layouts keep every control on screen, down to a 320
     await phone.getByRole('button', { name: 'Next' }).tap();
     await expect(phone.locator('#title')).toHaveText('How it works');
     const viewport = phone.viewportSize()!;
-    // Nothing wider or taller than the screen: a page that scrolls under the thumb moves the buttons.
-    const page = await phone.evaluate(() => ({ w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight }));
-    expect(page.w, `page width in ${name}`).toBeLessThanOrEqual(viewport.width);
-    expect(page.h, `page height in ${name}`).toBeLessThanOrEqual(viewport.height);
-    // The position reads at a glance: one line.
-    expect(await phone.locator('#position').evaluate((el) => el.getClientRects().length), `position lines in ${name}`).toBe(1);
-    const labels = ['Next', 'Previous', 'Blackout', 'Slides', 'First', 'Last', 'Start', 'Reset', 'Pointer', 'Smaller notes', 'Larger notes'];
-    const boxes: { label: string; x: number; y: number; width: number; height: number }[] = [];
-    for (const label of labels) {
-      const box = (await phone.getByRole('button', { name: label, exact: true }).boundingBox())!;
-      expect(box, `${label} in ${name}`).not.toBeNull();
-      // Inside the screen, and at least 48 px each way: thumb-sized.
-      expect(box.x, `${label} left in ${name}`).toBeGreaterThanOrEqual(0);
-      expect(box.y, `${label} top in ${name}`).toBeGreaterThanOrEqual(0);
-      expect(box.y + box.height, `${label} bottom in ${name}`).toBeLessThanOrEqual(viewport.height + 0.5);
-      expect(box.x + box.width, `${label} right in ${name}`).toBeLessThanOrEqual(viewport.width + 0.5);
-      expect(Math.min(box.width, box.height), `${label} size in ${name}`).toBeGreaterThanOrEqual(48);
-      boxes.push({ label, ...box });
-    }
-    const questions = (await phone.locator('#questions-open').boundingBox())!;
-    expect(questions.x + questions.width, `Questions right in ${name}`).toBeLessThanOrEqual(viewport.width + 0.5);
-    boxes.push({ label: 'Questions', ...questions });
-    // No control lies on another: a tap meant for one must not land on its neighbour.
-    for (const [i, a] of boxes.entries()) {
-      for (const b of boxes.slice(i + 1)) {
-        const overlapX = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
-        const overlapY = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
-        expect(overlapX > 0.5 && overlapY > 0.5, `${a.label} over ${b.label} in ${name}`).toBe(false);
+    const check = async (when: string) => {
+      // Nothing wider or taller than the screen: a page that scrolls under the thumb moves the buttons.
+      const page = await phone.evaluate(() => ({ w: document.documentElement.scrollWidth, h: document.documentElement.scrollHeight }));
+      expect(page.w, `page width in ${when}`).toBeLessThanOrEqual(viewport.width);
+      expect(page.h, `page height in ${when}`).toBeLessThanOrEqual(viewport.height);
+      // The position reads at a glance: one line.
+      expect(await phone.locator('#position').evaluate((el) => el.getClientRects().length), `position lines in ${when}`).toBe(1);
+      // The notes keep room to be read, whatever the title above them.
+      const notes = (await phone.locator('#notes').boundingBox())!;
+      expect(notes.height, `notes height in ${when}`).toBeGreaterThanOrEqual(40);
+      const labels = ['Next', 'Previous', 'Blackout', 'Slides', 'First', 'Last', 'Start', 'Reset', 'Pointer', 'Smaller notes', 'Larger notes'];
+      const boxes: { label: string; x: number; y: number; width: number; height: number }[] = [];
+      for (const label of labels) {
+        const box = (await phone.getByRole('button', { name: label, exact: true }).boundingBox())!;
+        expect(box, `${label} in ${when}`).not.toBeNull();
+        // Inside the screen, and at least 48 px each way: thumb-sized.
+        expect(box.x, `${label} left in ${when}`).toBeGreaterThanOrEqual(0);
+        expect(box.y, `${label} top in ${when}`).toBeGreaterThanOrEqual(0);
+        expect(box.y + box.height, `${label} bottom in ${when}`).toBeLessThanOrEqual(viewport.height + 0.5);
+        expect(box.x + box.width, `${label} right in ${when}`).toBeLessThanOrEqual(viewport.width + 0.5);
+        expect(Math.min(box.width, box.height), `${label} size in ${when}`).toBeGreaterThanOrEqual(48);
+        boxes.push({ label, ...box });
       }
-    }
+      const questions = (await phone.locator('#questions-open').boundingBox())!;
+      expect(questions.x + questions.width, `Questions right in ${when}`).toBeLessThanOrEqual(viewport.width + 0.5);
+      boxes.push({ label: 'Questions', ...questions }, { label: 'notes', ...notes });
+      // No control lies on another, nor on the notes: a tap meant for one must not land on its neighbour.
+      for (const [i, a] of boxes.entries()) {
+        for (const b of boxes.slice(i + 1)) {
+          const overlapX = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
+          const overlapY = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
+          if (a.label === 'notes' || b.label === 'notes') {
+            // The notes' own size buttons sit inside their box.
+            if (['Smaller notes', 'Larger notes'].includes(a.label === 'notes' ? b.label : a.label)) continue;
+          }
+          expect(overlapX > 0.5 && overlapY > 0.5, `${a.label} over ${b.label} in ${when}`).toBe(false);
+        }
+      }
+    };
+    await check(name);
+    // A talk's longest title, and a note on its builds: the title takes two lines at most, the rest stays put.
+    await phone.evaluate(() => {
+      document.getElementById('title')!.textContent = 'Why the hub writes one buffer to every socket, and what that saves a keynote with ten thousand phones';
+    });
+    await check(`${name}, long title`);
     const shot = await phone.screenshot({ path: testInfo.outputPath(`phone-${name.replace(' ', '-')}.png`) });
     await testInfo.attach(`phone-${name}`, { body: shot, contentType: 'image/png' });
     if (name === 'landscape') await phone.screenshot({ path: 'docs/phone-landscape.png' });
