@@ -13,7 +13,7 @@ import {
   type Snapshot,
   type StateEvent,
 } from '../protocol/wire';
-import { commandId, HttpStatusError, LiveStream, requestJson, sendCommand, type LinkState } from '../protocol/live';
+import { commandId, COMMAND_DEADLINE_MS, HttpStatusError, LiveStream, requestJson, sendCommand, type LinkState } from '../protocol/live';
 import { PointerPad } from './pointer';
 import { QUESTION_EVENTS, QuestionsPanel } from './questions';
 
@@ -148,9 +148,30 @@ function renderTaps(): void {
   el.dataset.kind = slow ? 'waiting' : 'lost';
 }
 
+/**
+ * Taps leave one after another, in the order they were made: a tap waits for
+ * the one before it to be answered (or given up). On a good network that
+ * answer takes milliseconds; through a Wi-Fi drop each tap would otherwise
+ * retry on its own schedule, and a later tap could land first (Prev before
+ * the Last it was meant to follow).
+ */
+let outbox: Promise<unknown> = Promise.resolve();
+/** Taps sent or waiting their turn, not yet answered or given up. */
+let unsettled = 0;
+
 function send(cmd: Cmd): void {
-  // The request leaves first; the buzz (a call into the browser) and the bookkeeping can wait the microseconds.
-  const sent = sendCommand(`${api}/commands`, key, { ...cmd, id: commandId() });
+  const body = { ...cmd, id: commandId() };
+  // A tap's 30 s start when it is made, not when its turn comes.
+  const deadline = Date.now() + COMMAND_DEADLINE_MS;
+  const go = () => sendCommand(`${api}/commands`, key, body, deadline);
+  // With nothing ahead of it, the request leaves within this call; the buzz
+  // (a call into the browser) and the bookkeeping can wait the microseconds.
+  const sent = unsettled === 0 ? go() : outbox.then(go);
+  unsettled++;
+  const settled = () => {
+    unsettled--;
+  };
+  outbox = sent.then(settled, settled);
   navigator.vibrate?.(12);
   const tap = { at: performance.now() };
   waiting.add(tap);
@@ -212,7 +233,10 @@ function wireControls(): void {
   const area = $('remote');
   area.addEventListener('touchstart', (e) => {
     const t = e.touches[0];
-    start = e.touches.length === 1 && t ? { x: t.clientX, y: t.clientY } : null;
+    // A touch that begins on a button has already done that button's job (buttons fire on
+    // pointerdown): a swipe from there must not move the deck a second time.
+    const onButton = e.target instanceof Element && e.target.closest('button') !== null;
+    start = e.touches.length === 1 && t && !onButton ? { x: t.clientX, y: t.clientY } : null;
   }, { passive: true });
   area.addEventListener('touchend', (e) => {
     const t = e.changedTouches[0];

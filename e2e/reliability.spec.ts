@@ -244,18 +244,21 @@ test('a phone that goes offline and back loses no tap and doubles none; nor does
   await expect(taps).toHaveText('1 tap waiting to send…');
   await next(p.phone);
   await expect(taps).toHaveText('2 taps waiting to send…');
-  // Each tap's POST fails and is retried with its own id; nothing reaches the deck meanwhile.
+  // The first tap's POST fails and is retried with its id; the second waits its turn behind it
+  // (taps land in the order they were made); nothing reaches the deck meanwhile.
   await expect.poll(() => p.commands.failures - failedBefore).toBeGreaterThanOrEqual(4);
   expect(await deckStep(p.deck)).toBe(1);
   const offlineIds = new Set(p.commands.ids.slice(idsBefore));
+  expect(offlineIds.size).toBe(1);
 
   await p.phoneCtx.setOffline(false);
   await expect.poll(() => deckStep(p.deck)).toBe(3);
   await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   // Both landed: nothing is waiting any more.
   await expect(taps).toBeHidden();
-  console.log(`[offline] ${p.commands.failures - failedBefore} failed POST attempts of ${offlineIds.size} taps, retried with their ids`);
-  expect(offlineIds.size).toBe(2);
+  console.log(`[offline] ${p.commands.failures - failedBefore} failed POST attempts of the first tap, retried with its id`);
+  // Two taps, two ids, each sent until it landed.
+  expect(new Set(p.commands.ids.slice(idsBefore)).size).toBe(2);
   let step = await expectExactly(p, 3);
 
   // The server gets the tap but its answer never reaches the phone: the phone retries the same id, the server drops it.
@@ -278,6 +281,33 @@ test('a phone that goes offline and back loses no tap and doubles none; nor does
   await p.phone.unroute('**/api/channels/*/commands');
   step = await expectExactly(p, step + 1);
   expect(step).toBe(6);
+});
+
+test('taps made offline land in the order they were made, each once', async ({ browser }) => {
+  const p = await pairedPhone(browser);
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(1);
+  // Steps from the start to the end of the deck, every build shown: where Last goes.
+  const end = await p.deck.evaluate(() => {
+    const leaves = [...document.querySelectorAll('.reveal .slides > section')].flatMap((s) => {
+      const inner = [...s.querySelectorAll(':scope > section')];
+      return inner.length ? inner : [s];
+    });
+    return leaves.reduce((n, leaf) => n + 1 + leaf.querySelectorAll('.fragment').length, 0) - 1;
+  });
+
+  await p.phoneCtx.setOffline(true);
+  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'offline');
+  const failedBefore = p.commands.failures;
+  await p.phone.getByRole('button', { name: 'Last', exact: true }).tap();
+  // Last has failed five times: its retries now come two seconds apart.
+  await expect.poll(() => p.commands.failures - failedBefore, { timeout: 10_000 }).toBeGreaterThanOrEqual(5);
+  await p.phone.getByRole('button', { name: 'Previous' }).tap();
+  await p.phoneCtx.setOffline(false);
+  // Last, then Previous: one step short of the end. (Each retrying on its own, Previous landed first and the deck stayed at the end.)
+  await expect.poll(() => deckStep(p.deck), { timeout: 15_000 }).toBe(end - 1);
+  await expect(p.phone.locator('#taps')).toBeHidden();
+  await expectExactly(p, end - 1);
 });
 
 test('a tap that cannot be delivered within 30 s is given up, the phone says so, and it never lands later', async ({ browser }) => {

@@ -231,3 +231,40 @@ test('portrait and landscape layouts keep every control on screen, down to a 320
     await phone.context().close();
   }
 });
+
+test('a swipe that starts on Next or Previous moves the deck once (the button already did); one elsewhere still swipes', async ({ browser }) => {
+  const { deck, phone } = await pairedPair(browser);
+  await expect(phone.locator('#position')).toHaveText('1 / 8');
+  const cdp = await phone.context().newCDPSession(phone);
+  const swipe = async (from: { x: number; y: number }, dx: number) => {
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [from] });
+    for (let i = 1; i <= 6; i++) await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [{ x: from.x + (dx * i) / 6, y: from.y }] });
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  };
+  const centre = async (selector: string) => {
+    const box = (await phone.locator(selector).boundingBox())!;
+    return { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+  };
+  const shown = () => deck.locator('.reveal .slides section.present .fragment.visible').count();
+
+  // A thumb lands on Next and slides off it to the left: one step, not two.
+  await swipe(await centre('#next'), -150);
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+  await expect(phone.locator('#fragments')).toHaveText('0 of 3 builds shown');
+  // Time for a second command to land, were one sent.
+  await phone.waitForTimeout(600);
+  expect(await shown()).toBe(0);
+  expect(await deckPosition(deck)).toBe('2 / 8');
+
+  // From Previous, to the right: one step back.
+  await swipe(await centre('#prev'), 150);
+  await expect.poll(() => deckPosition(deck)).toBe('1 / 8');
+  await phone.waitForTimeout(600);
+  expect(await deckPosition(deck)).toBe('1 / 8');
+
+  // On the notes, a swipe is the whole gesture: left for next.
+  await swipe(await centre('#notes'), -150);
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+  await phone.waitForTimeout(600);
+  expect(await shown()).toBe(0);
+});

@@ -184,13 +184,22 @@ export async function requestJson<T>(
   return body as T;
 }
 
+/** How long a command is retried before it is given up: a tap older than this would surprise the room. */
+export const COMMAND_DEADLINE_MS = 30_000;
+
 /**
  * Sends a command, retrying with the same id until the server answers. The
  * server drops a repeated id, so a POST that timed out after it arrived can
  * be retried without advancing the deck twice. A 4xx is final.
  */
-export async function sendCommand(url: string, key: string, cmd: { id: string; type: string } & Record<string, unknown>): Promise<void> {
-  const deadline = Date.now() + 30_000;
+export async function sendCommand(
+  url: string,
+  key: string,
+  cmd: { id: string; type: string } & Record<string, unknown>,
+  /** When to give up (epoch ms); 30 s from now by default. A command already past it is not sent at all. */
+  deadline = Date.now() + COMMAND_DEADLINE_MS,
+): Promise<void> {
+  if (Date.now() > deadline) throw new Error('command given up before it could be sent');
   for (let attempt = 0; ; attempt++) {
     try {
       await requestJson('POST', url, { body: cmd, key, timeoutMs: 4_000 });
