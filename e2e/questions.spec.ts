@@ -224,6 +224,32 @@ test('reaction glyphs are pictures from the bundle, drawn with no emoji font', a
   expect(drawn.width).toBeGreaterThan(0);
 });
 
+test('during a blackout the follower is told why the screen is black, and can still react and ask; the progress bar does not move them', async ({ browser }, testInfo) => {
+  await startServer();
+  const t = await startTalk(browser);
+  const follower = await openFollower(browser, t, { viewport: { width: 1280, height: 720 }, hasTouch: true });
+  await t.phone.getByRole('button', { name: 'Blackout' }).tap();
+  await expect(follower.locator('.reveal')).toHaveClass(/\bpaused\b/);
+  const overlay = follower.locator('.reveal .pause-overlay');
+  await expect(overlay).toBeVisible();
+  expect(await overlay.evaluate((el) => getComputedStyle(el, '::after').content)).toBe('"The presenter has paused the slides"');
+  // Taps reach the bar through the blackout (Playwright's tap checks that nothing lies on top).
+  await follower.getByRole('button', { name: 'Applause' }).tap({ timeout: 5_000 });
+  await expect(t.deck.locator('.clicker-reactions .clicker-burst[data-kind="clap"]').first()).toBeAttached();
+  await openForm(follower);
+  await shot(follower, testInfo, 'follow-blackout');
+  await t.phone.getByRole('button', { name: 'Blackout' }).tap();
+  await expect(follower.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
+
+  // A click far along the progress bar leaves the follower on the presenter's slide.
+  const number = () => follower.locator('.reveal .slide-number').innerText();
+  const before = await number();
+  const bar = (await follower.locator('.reveal .progress').boundingBox())!;
+  await follower.mouse.click(bar.x + bar.width * 0.8, bar.y + bar.height / 2);
+  await follower.waitForTimeout(500);
+  expect(await number()).toBe(before);
+});
+
 test('reactions burst briefly on the slideshow, and a flood stays capped', async ({ browser }, testInfo) => {
   await startServer();
   const t = await startTalk(browser);
