@@ -89,6 +89,8 @@ function renderSlideList(): void {
       const b = document.createElement('button');
       b.type = 'button';
       b.textContent = s.title;
+      // Each title reads in its own script's direction (Arabic, Hebrew), as the title above does.
+      b.dir = 'auto';
       b.className = 'slide-item';
       if (s.v > 0) b.classList.add('vertical');
       if (state && state.indexh === s.h && state.indexv === s.v) b.setAttribute('aria-current', 'true');

@@ -118,6 +118,7 @@ export class QuestionsPanel {
     li.dataset.status = live ? 'live' : q.status;
     const text = document.createElement('p');
     text.className = 'q-text';
+    text.dir = 'auto';
     text.textContent = q.text;
     const meta = document.createElement('span');
     meta.className = 'q-meta';

@@ -45,6 +45,21 @@ test('the phone shows the title, the notes, the next title and a running timer',
   await phone.getByRole('button', { name: 'Larger notes' }).tap();
   const after = await phone.getByLabel('Speaker notes').evaluate((el) => getComputedStyle(el).fontSize);
   expect(parseFloat(after)).toBeGreaterThan(parseFloat(before));
+
+  // Titles, notes and the next title read in their own script's direction: Arabic or Hebrew right to left, the rest left to right.
+  for (const id of ['title', 'notes', 'next-title']) {
+    const dirs = await phone.locator(`#${id}`).evaluate((el) => {
+      const kept = el.textContent;
+      const out: string[] = [];
+      for (const text of ['مرحبا بالعالم.', 'Hello, world.']) {
+        el.textContent = text;
+        out.push(getComputedStyle(el).direction);
+      }
+      el.textContent = kept;
+      return out;
+    });
+    expect(dirs, id).toEqual(['rtl', 'ltr']);
+  }
 });
 
 test('the slide list jumps the deck anywhere, and First and Last go to the ends', async ({ browser }) => {

@@ -69,6 +69,9 @@ test('a second phone scanning the used QR is told so, offered follow mode, has n
   expect(new URL((await follow.getAttribute('href')) ?? '').pathname).toBe(`/f/${id}`);
   await expect(intruder.getByRole('button', { name: 'Next' })).toHaveCount(0);
   await expect(intruder.locator('#remote')).toBeHidden();
+  // No live remote's header over the message: no 'Connecting…' that never connects, no '– / –'.
+  await expect(intruder.locator('#conn')).toBeHidden();
+  await expect(intruder.locator('#position')).toBeHidden();
   // The spent code is dropped from the address bar, and no key was stored.
   expect(new URL(intruder.url()).hash).toBe('');
   expect(await intruder.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('clicker.remote.')))).toEqual([]);
