@@ -177,6 +177,34 @@ test('follow mode shows the presenter\'s slide on join, follows every move, and 
   expect(await audience.evaluate(() => localStorage.getItem('clicker.deck.v1'))).toBeNull();
 });
 
+test('a revoke or a new code the server does not get is said on the slideshow, never taken for done', async ({ browser }) => {
+  const { deck, qr } = await openDeck(browser);
+  await openPhone(browser, qr);
+  const status = deck.locator('.clicker-status');
+  await expect(status).toHaveAttribute('data-paired', 'true');
+  const errors: string[] = [];
+  deck.on('pageerror', (e) => errors.push(e.message));
+
+  // The server is out of reach for these two requests.
+  await deck.route('**/api/channels/*/controllers', (route) => route.abort('connectionrefused'));
+  await deck.route('**/api/channels/*/pair-codes', (route) => route.abort('connectionrefused'));
+  await status.hover();
+  await deck.getByRole('button', { name: 'Revoke remotes' }).click();
+  const note = status.getByRole('alert');
+  await expect(note).toHaveText('Remotes not revoked: the server did not answer. Try again.');
+  await expect(status).toHaveAttribute('data-paired', 'true');
+  await deck.keyboard.press('p');
+  await expect(note).toHaveText('No new pairing code: the server did not answer. Try again.');
+  expect(errors).toEqual([]);
+
+  // Back: the same button works, and the notice goes.
+  await deck.unroute('**/api/channels/*/controllers');
+  await status.hover();
+  await deck.getByRole('button', { name: 'Revoke remotes' }).click();
+  await expect(status).toHaveAttribute('data-paired', 'false');
+  await expect(note).toBeHidden();
+});
+
 test('P issues a fresh pairing code for a new phone; "Revoke remotes" unpairs every phone and they say so', async ({ browser }) => {
   const { deck, qr, id, total } = await openDeck(browser);
   const first = await openPhone(browser, qr);

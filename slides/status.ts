@@ -19,6 +19,8 @@ export class PresenterStatus {
   private readonly pairText: HTMLElement;
   private readonly linkText: HTMLElement;
   private readonly actions: HTMLElement;
+  /** What became of the last action that failed, until the next one. */
+  private readonly note: HTMLElement;
   private newCode: (() => Promise<void>) | null = null;
   private revoke: (() => Promise<void>) | null = null;
   private hideTimer: ReturnType<typeof setTimeout> | undefined;
@@ -35,15 +37,17 @@ export class PresenterStatus {
     this.linkText.className = 'clicker-status-link';
     this.actions = document.createElement('span');
     this.actions.className = 'clicker-status-actions';
-    this.root.append(this.pairText, this.linkText, this.actions);
+    this.note = document.createElement('span');
+    this.note.className = 'clicker-status-note';
+    this.note.setAttribute('role', 'alert');
+    this.note.hidden = true;
+    this.root.append(this.pairText, this.linkText, this.note, this.actions);
     if (mode === 'present') {
-      this.actions.append(
-        this.button('New pairing code (P)', () => this.newCode?.()),
-        this.button('Revoke remotes', () => this.revoke?.()),
-      );
+      const newCode = () => this.act('No new pairing code', this.newCode);
+      this.actions.append(this.button('New pairing code (P)', newCode), this.button('Revoke remotes', () => this.act('Remotes not revoked', this.revoke)));
       // P, as in "pair": a fresh one-time code, to add or replace a phone.
       document.addEventListener('keydown', (e) => {
-        if (e.key.toLowerCase() === 'p' && !e.ctrlKey && !e.metaKey && !e.altKey) void this.newCode?.();
+        if (e.key.toLowerCase() === 'p' && !e.ctrlKey && !e.metaKey && !e.altKey) void newCode();
       });
     } else {
       this.pairText.textContent = 'Following the presenter';
@@ -77,6 +81,23 @@ export class PresenterStatus {
 
   onRevoke(fn: () => Promise<void>): void {
     this.revoke = fn;
+  }
+
+  /**
+   * Runs a pairing action. When the server cannot be reached the presenter is
+   * told so, and it stays said until the next action: a presenter who
+   * believes an intruder's phone was revoked when it was not is worse off
+   * than one who knows to try again.
+   */
+  private async act(failed: string, fn: (() => Promise<void>) | null): Promise<void> {
+    this.note.hidden = true;
+    try {
+      await fn?.();
+    } catch {
+      this.note.textContent = `${failed}: the server did not answer. Try again.`;
+      this.note.hidden = false;
+      this.show(true);
+    }
   }
 
   private button(label: string, fn: () => unknown): HTMLButtonElement {
