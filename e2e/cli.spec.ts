@@ -100,6 +100,16 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   await expect(phone.locator('#title')).toHaveText('Ears, edited live');
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('4 / 4');
+
+  // A slide added while presenting: the phone's slide list learns it, and a jump lands where it says.
+  writeFileSync(file, readFileSync(file, 'utf8').replace('## Thanks', '## Questions?\n\n---\n\n## Thanks'));
+  await expect.poll(() => deckPosition(deck)).toBe('4 / 5');
+  await phone.getByRole('button', { name: 'Slides' }).tap();
+  const list = phone.getByRole('dialog', { name: 'Jump to slide' });
+  await expect(list.getByRole('button')).toHaveText(['Close', 'Owls at night', 'Feathers', 'Ears, edited live', 'Questions?', 'Thanks']);
+  await list.getByRole('button', { name: 'Thanks' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('5 / 5');
+  await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Thanks');
 });
 
 test('titles holding control characters reach the phone without them, and every move is still reported', async ({ browser }) => {

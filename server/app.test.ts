@@ -681,6 +681,24 @@ test('re-registering a live channel with its deck key answers it; a wrong key is
   expectError(await s.call('PUT', `/api/channels/${ch.id}`, { json: { lastEventId: -1 }, key: ch.deckKey }), 400);
 });
 
+test('a re-registration that carries the deck\'s state tells open phones, new outline included (the deck file was edited)', GUARD, async (t) => {
+  const s = await start(t);
+  const ch = await s.create();
+  const phone = s.stream(ch.id);
+  await phone.snapshot();
+  // The slideshow reloaded after its deck file gained a slide, and re-registers with what it now shows.
+  const outline = [
+    { h: 0, v: 0, title: 'Start' },
+    { h: 1, v: 0, title: 'A new slide' },
+    { h: 2, v: 0, title: 'The end' },
+  ];
+  const report = { state: { ...state, title: 'A new slide', position: 2, total: 3 }, slides: outline };
+  const res = await s.call('PUT', `/api/channels/${ch.id}`, { json: { report }, key: ch.deckKey });
+  assert.equal(res.status, 200);
+  const told = await phone.waitFor((e) => e.type === 'state');
+  assert.deepEqual(told.data, { state: report.state, slides: outline });
+});
+
 // ------------------------------------------------------------------ limits
 
 test('channel creation is rate limited per address with Retry-After', GUARD, async (t) => {

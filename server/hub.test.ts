@@ -1003,10 +1003,10 @@ test('register on a live channel with its key keeps the channel and its controll
   assert.equal(again.channel.controllers.length, 1, 'a live channel ignores the sent controller list');
   assert.equal(again.channel.seq, before.seq, 'a live channel keeps its own ids');
   assert.equal(hub.canCommand(again.channel, controllerKey), true);
-  // A reload's report refreshes the state without publishing anything.
+  // A reload's report refreshes the state, and tells the phones (one state event): the deck file may have changed.
   const reloaded = await hub.register(channel.id, deckKey, Register.parse({ report: { state } }));
   assert.deepEqual(reloaded.channel.state, state);
-  assert.equal(reloaded.channel.seq, before.seq);
+  assert.equal(reloaded.channel.seq, before.seq + 1);
 });
 
 test('register of an unknown id that does not derive from the key is forbidden', async () => {
@@ -1031,8 +1031,9 @@ test('register with the right key restores the channel after a restart', async (
   assert.deepEqual(restored.channel.controllers, [controllerHash], 'a repeated hash is stored once');
   assert.equal(hub.canCommand(restored.channel, controllerKey), true);
   assert.equal(hub.canCommand(restored.channel, created.deckKey), true);
-  assert.equal((await hub.command(restored.channel, next())).eventId, 42);
-  assert.deepEqual(await hub.get(created.channel.id), { ...restored.channel, seq: 42 });
+  // Ids go on after the slideshow's last one: 42 told the phones the deck's state, 43 is the next command.
+  assert.equal((await hub.command(restored.channel, next())).eventId, 43);
+  assert.deepEqual(await hub.get(created.channel.id), { ...restored.channel, seq: 43 });
 });
 
 test('a restored channel without controllers gets a fresh pairing code', async () => {

@@ -219,7 +219,9 @@ export class Hub {
       // Another instance may have brought it back a moment ago; either way it exists now.
       await this.call(() => this.bus.create(fresh, body.lastEventId));
     }
-    if (body.report) await this.call(() => this.bus.setState(id, body.report!.state, body.report!.slides));
+    // What the deck shows now, told to the phones and followers too: after a
+    // reload (an edited deck file) or a restart, the outline may have changed.
+    if (body.report) await this.report({ id }, body.report);
     record = await this.get(id);
     // A deck with no phone yet always gets a fresh code to show; a paired deck shows the follow QR.
     const pairCode = record.controllers.length === 0 ? await this.issuePairCode(record) : null;
@@ -292,7 +294,7 @@ export class Hub {
     return this.publishNow(record.id, EVENT.command, JSON.stringify(cmd), { keep: true, dedup: cmd.id });
   }
 
-  async report(record: ChannelRecord, report: StateReport): Promise<PublishResult> {
+  async report(record: Pick<ChannelRecord, 'id'>, report: StateReport): Promise<PublishResult> {
     await this.call(() => this.bus.setState(record.id, report.state, report.slides));
     const body: { state: DeckState; cause?: string; slides?: SlideRef[] } = { state: report.state };
     if (report.cause) body.cause = report.cause;
