@@ -134,6 +134,45 @@ const waiting = new Set<{ at: number }>();
 let lost = 0;
 let lostTimer: ReturnType<typeof setTimeout> | undefined;
 
+/**
+ * A tap the server took, whose move the slideshow has not reported yet. The
+ * slideshow reports after every command it applies (naming the command), so
+ * a report that does not come means the slideshow is not there to apply it:
+ * its tab was closed, or the laptop sleeps. The phone's own link can be fine
+ * meanwhile, so 'Live' alone would say nothing of it.
+ */
+const unreported = new Map<string, ReturnType<typeof setTimeout>>();
+/** How long a slideshow may take to report a move before the phone says so. */
+const REPORT_WAIT_MS = 3_000;
+let deckSilent = false;
+/** Commands the slideshow has reported already: its report can come before the answer to a retried POST. */
+const reportedCauses = new Set<string>();
+
+function expectReport(id: string): void {
+  if (reportedCauses.has(id)) return;
+  unreported.set(
+    id,
+    setTimeout(() => {
+      unreported.delete(id);
+      deckSilent = true;
+      renderTaps();
+    }, REPORT_WAIT_MS),
+  );
+}
+
+/** The slideshow reported: it is there, whatever it was that it reported. */
+function reported(cause: string | undefined): void {
+  if (cause !== undefined) {
+    clearTimeout(unreported.get(cause));
+    unreported.delete(cause);
+    reportedCauses.add(cause);
+    if (reportedCauses.size > 64) reportedCauses.delete(reportedCauses.values().next().value!);
+  }
+  if (!deckSilent) return;
+  deckSilent = false;
+  renderTaps();
+}
+
 function renderTaps(): void {
   const now = performance.now();
   let slow = false;
@@ -141,13 +180,19 @@ function renderTaps(): void {
   for (const t of waiting) if (now - t.at >= SLOW_TAP_MS - 1) slow = true;
   const plural = (n: number) => (n === 1 ? '1 tap' : `${n} taps`);
   // Every waiting tap is counted once one is slow: they all land together when the link is back.
-  const text = slow ? `${plural(waiting.size)} waiting to send…` : lost ? `${plural(lost)} not delivered` : '';
+  const text = slow
+    ? `${plural(waiting.size)} waiting to send…`
+    : lost
+      ? `${plural(lost)} not delivered`
+      : deckSilent
+        ? 'The slideshow is not answering: is it open on the laptop?'
+        : '';
   const el = $('taps');
   // Written only when it changes: an answered tap on a good network touches nothing.
   if (el.textContent === text && el.hidden === !text) return;
   el.textContent = text;
   el.hidden = !text;
-  el.dataset.kind = slow ? 'waiting' : 'lost';
+  el.dataset.kind = slow ? 'waiting' : lost ? 'lost' : 'silent';
 }
 
 /**
@@ -168,7 +213,7 @@ function send(cmd: Cmd): void {
   const go = () => sendCommand(`${api}/commands`, key, body, deadline);
   // With nothing ahead of it, the request leaves within this call; the buzz
   // (a call into the browser) and the bookkeeping can wait the microseconds.
-  const sent = unsettled === 0 ? go() : outbox.then(go);
+  const sent = (unsettled === 0 ? go() : outbox.then(go)).then(() => expectReport(body.id));
   unsettled++;
   const settled = () => {
     unsettled--;
@@ -388,6 +433,7 @@ async function start(): Promise<void> {
         if (snap.slides) slides = snap.slides;
       } else if (name === EVENT.state) {
         const ev = data as StateEvent;
+        reported(ev.cause);
         state = ev.state;
         if (ev.slides) slides = ev.slides;
       } else {

@@ -283,6 +283,27 @@ test('a phone that goes offline and back loses no tap and doubles none; nor does
   expect(step).toBe(6);
 });
 
+test('with the slideshow closed the phone says its taps are not answered, and stops saying so once it is back', async ({ browser }) => {
+  const p = await pairedPhone(browser);
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(1);
+  const taps = p.phone.locator('#taps');
+  await expect(taps).toBeHidden();
+
+  // The laptop's tab is closed by mistake; the phone's own link is fine.
+  const deckCtx = p.deck.context();
+  await p.deck.close();
+  await burst(p, 1);
+  await expect(taps).toHaveText('The slideshow is not answering: is it open on the laptop?');
+  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+
+  // Opened again, it resumes its channel, applies the tap it missed and reports: the notice goes.
+  const deck = await deckCtx.newPage();
+  await deck.goto(`${server.base}/`);
+  await expect.poll(() => deckStep(deck)).toBe(2);
+  await expect(taps).toBeHidden();
+});
+
 test('taps made offline land in the order they were made, each once', async ({ browser }) => {
   const p = await pairedPhone(browser);
   await burst(p, 1);
