@@ -162,6 +162,27 @@ test('a follower asks, the presenter sees it on the phone, shows it on the slide
   expect(writes).toEqual([`POST /api/channels/${t.id}/questions`]);
 });
 
+test('the longest question a follower may ask is shown whole on the slideshow', async ({ browser }, testInfo) => {
+  await startServer();
+  const t = await startTalk(browser);
+  const follower = await openFollower(browser, t);
+  const words = 'When the venue Wi-Fi drops for a minute in the middle of a keynote, what exactly happens to the taps I make on my phone, ';
+  const longest = (words + words + words).slice(0, 279) + '?';
+  expect(longest).toHaveLength(280);
+  await ask(follower, longest);
+  const panel = await openPanel(t.phone);
+  await item(panel, longest.slice(0, 40)).getByRole('button', { name: 'Show' }).tap();
+  for (const page of [t.deck, follower]) {
+    const text = page.locator('[data-clicker-spotlight] .clicker-spotlight-text');
+    await expect(text).toBeVisible();
+    await expect(text).toHaveText(longest);
+    // Nothing of it is cut off: the box is as tall as its text.
+    const { shown, whole } = await text.evaluate((el) => ({ shown: el.clientHeight, whole: el.scrollHeight }));
+    expect(whole, 'the text is not clipped').toBeLessThanOrEqual(shown + 1);
+  }
+  await shot(t.deck, testInfo, 'deck-spotlight-longest');
+});
+
 test('markup in a question is shown as text on the phone, the slideshow and the follow page, and creates no element', async ({ browser }) => {
   await startServer();
   const t = await startTalk(browser);

@@ -6,6 +6,9 @@
 // untrusted: the question is set with textContent only (never markup), and a
 // reaction is looked up in a fixed table, so an unknown kind draws nothing.
 import { EVENT, REACTIONS, type ReactionKind, type Snapshot, type Spotlight } from '../protocol/messages';
+
+/** Characters past which a question is set smaller on the card, so that the longest allowed (280) fits whole in its lower third. */
+const LONG_QUESTION = 120;
 import './spotlight.css';
 
 /** What a glyph can show: a reaction, or the follow page's "Ask" icon. */
@@ -100,6 +103,8 @@ export class AudienceOverlay {
     }
     this.card.dataset.questionId = q.id;
     this.text.textContent = q.text;
+    // A long question is set smaller rather than cut: the room must read all of what was asked.
+    this.card.dataset.long = String(q.text.length > LONG_QUESTION);
     this.card.hidden = false;
     // A frame in between so the transition runs from the hidden position.
     requestAnimationFrame(() => this.card.classList.add('visible'));
