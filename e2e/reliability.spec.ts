@@ -296,6 +296,12 @@ test('with the slideshow closed the phone says its taps are not answered, and st
   await burst(p, 1);
   await expect(taps).toHaveText('The slideshow is not answering: is it open on the laptop?');
   await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  // The whole notice is on the screen, wrapped if it must be.
+  const box = (await taps.boundingBox())!;
+  const viewport = p.phone.viewportSize()!;
+  expect(box.x).toBeGreaterThanOrEqual(0);
+  expect(box.x + box.width).toBeLessThanOrEqual(viewport.width);
+  expect(await taps.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
 
   // Opened again, it resumes its channel, applies the tap it missed and reports: the notice goes.
   const deck = await deckCtx.newPage();
