@@ -203,22 +203,16 @@ function renderTaps(): void {
  * the Last it was meant to follow).
  */
 let outbox: Promise<unknown> = Promise.resolve();
-/** Taps sent or waiting their turn, not yet answered or given up. */
-let unsettled = 0;
 
 function send(cmd: Cmd): void {
   const body = { ...cmd, id: commandId() };
   // A tap's 30 s start when it is made, not when its turn comes.
   const deadline = Date.now() + COMMAND_DEADLINE_MS;
   const go = () => sendCommand(`${api}/commands`, key, body, deadline);
-  // With nothing ahead of it, the request leaves within this call; the buzz
-  // (a call into the browser) and the bookkeeping can wait the microseconds.
-  const sent = (unsettled === 0 ? go() : outbox.then(go)).then(() => expectReport(body.id));
-  unsettled++;
-  const settled = () => {
-    unsettled--;
-  };
-  outbox = sent.then(settled, settled);
+  // With no tap still waiting for its answer, the request leaves within this
+  // call; the buzz (a call into the browser) and the bookkeeping can wait the microseconds.
+  const sent = (waiting.size === 0 ? go() : outbox.then(go)).then(() => expectReport(body.id));
+  outbox = sent.catch(() => undefined);
   navigator.vibrate?.(12);
   const tap = { at: performance.now() };
   waiting.add(tap);
