@@ -600,8 +600,6 @@ class RawConnection {
 class RawExchange implements Exchange {
   answered = false;
   private closeFns: (() => void)[] = [];
-  /** The socket closed while this exchange was current: a close handler added later runs at once. */
-  private gone = false;
   private incoming: IncomingMessage | undefined;
 
   constructor(
@@ -662,13 +660,11 @@ class RawExchange implements Exchange {
   }
 
   onClose(fn: () => void): void {
-    if (this.gone) fn();
-    else this.closeFns.push(fn);
+    this.closeFns.push(fn);
   }
 
   /** The socket closed while this exchange was current (for a stream: whenever it ends). */
   closed(): void {
-    this.gone = true;
     const fns = this.closeFns;
     this.closeFns = [];
     for (const fn of fns) fn();
