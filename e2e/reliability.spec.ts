@@ -72,18 +72,22 @@ async function pairedPhone(browser: Browser): Promise<Pair> {
  * one "next" moves. Read from the DOM reveal.js maintains.
  */
 function deckStep(deck: Page): Promise<number> {
-  return deck.evaluate(() => {
-    const leaves = [...document.querySelectorAll('.reveal .slides > section')].flatMap((s) => {
-      const inner = [...s.querySelectorAll(':scope > section')];
-      return inner.length ? inner : [s];
-    });
-    let step = 0;
-    for (const leaf of leaves) {
-      if (leaf.classList.contains('present')) return step + leaf.querySelectorAll('.fragment.visible').length;
-      step += 1 + leaf.querySelectorAll('.fragment').length;
-    }
-    return -1;
+  return deck.evaluate(deckSteps).then((s) => s.at);
+}
+
+/** In the slideshow page: the steps to where the deck is (-1 if nowhere), and to its last build. */
+function deckSteps(): { at: number; end: number } {
+  const leaves = [...document.querySelectorAll('.reveal .slides > section')].flatMap((s) => {
+    const inner = [...s.querySelectorAll(':scope > section')];
+    return inner.length ? inner : [s];
   });
+  let step = 0;
+  let at = -1;
+  for (const leaf of leaves) {
+    if (leaf.classList.contains('present')) at = step + leaf.querySelectorAll('.fragment.visible').length;
+    step += 1 + leaf.querySelectorAll('.fragment').length;
+  }
+  return { at, end: step - 1 };
 }
 
 const next = (phone: Page) => phone.getByRole('button', { name: 'Next' }).tap();
@@ -314,14 +318,8 @@ test('taps made offline land in the order they were made, each once', async ({ b
   const p = await pairedPhone(browser);
   await burst(p, 1);
   await expect.poll(() => deckStep(p.deck)).toBe(1);
-  // Steps from the start to the end of the deck, every build shown: where Last goes.
-  const end = await p.deck.evaluate(() => {
-    const leaves = [...document.querySelectorAll('.reveal .slides > section')].flatMap((s) => {
-      const inner = [...s.querySelectorAll(':scope > section')];
-      return inner.length ? inner : [s];
-    });
-    return leaves.reduce((n, leaf) => n + 1 + leaf.querySelectorAll('.fragment').length, 0) - 1;
-  });
+  // Where Last goes: the end of the deck, every build shown.
+  const { end } = await p.deck.evaluate(deckSteps);
 
   await p.phoneCtx.setOffline(true);
   await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'offline');
