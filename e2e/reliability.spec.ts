@@ -314,6 +314,31 @@ test('with the slideshow closed the phone says its taps are not answered, and st
   await expect(taps).toBeHidden();
 });
 
+test('a slideshow reopened after a long absence applies the taps made just before, not the stale ones', async ({ browser }) => {
+  // Replay for 3 s rather than the default 30, so the test need not wait half a minute.
+  const MAX_AGE_MS = 3_000;
+  await server.stop();
+  server = await ClickerServer.start(ARGS, { COMMAND_REPLAY_MAX_AGE_MS: String(MAX_AGE_MS) });
+  const p = await pairedPhone(browser);
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(1);
+
+  const deckCtx = p.deck.context();
+  await p.deck.close();
+  // Two taps into an empty room; then, long after, one the presenter makes while reopening the slideshow.
+  await burst(p, 2);
+  await expect(p.phone.locator('#taps')).toHaveText('The slideshow is not answering: is it open on the laptop?');
+  await p.phone.waitForTimeout(MAX_AGE_MS);
+  await burst(p, 1);
+
+  const deck = await deckCtx.newPage();
+  await deck.goto(`${server.base}/`);
+  // One step on: the fresh tap. The stale two would have come first, in the same replay.
+  await expect.poll(() => deckStep(deck)).toBe(2);
+  await expect(p.phone.locator('#taps')).toBeHidden();
+  await expectExactly({ ...p, deck }, 2);
+});
+
 test('taps made offline land in the order they were made, each once', async ({ browser }) => {
   const p = await pairedPhone(browser);
   await burst(p, 1);

@@ -7,6 +7,8 @@
 // notices that, and opens a new EventSource with jittered backoff, resuming
 // from the last event id it saw.
 
+import { COMMAND_DEADLINE_MS } from './wire';
+
 export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'offline';
 
 export interface StreamHandlers {
@@ -184,8 +186,7 @@ export async function requestJson<T>(
   return body as T;
 }
 
-/** How long a command is retried before it is given up: a tap older than this would surprise the room. */
-export const COMMAND_DEADLINE_MS = 30_000;
+export { COMMAND_DEADLINE_MS };
 
 /**
  * Sends a command, retrying with the same id until the server answers. The

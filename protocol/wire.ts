@@ -25,6 +25,13 @@ export const EVENT = {
   reaction: 'reaction',
 } as const;
 
+/**
+ * A command's useful life: the phone gives up a tap it could not send within
+ * this, and the server does not replay a kept command older than this (by
+ * default), because a tap older than this would surprise the room.
+ */
+export const COMMAND_DEADLINE_MS = 30_000;
+
 export type ReactionKind = 'thumbs' | 'clap' | 'question';
 
 export interface Question {

@@ -470,7 +470,7 @@ export class RedisBus implements Bus {
       if (n <= after) continue;
       const f: Record<string, string> = {};
       for (let i = 0; i < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-      events.push({ id: n, event: f.e!, data: f.d! });
+      events.push({ id: n, event: f.e!, data: f.d!, at: Number(f.t) });
     }
     return { events, complete: true, last };
   }

@@ -31,7 +31,7 @@ export interface BusEvent {
   id: number;
   event: string;
   data: string;
-  /** Wall-clock ms when it was published, for the delivery-latency metric (live events only). */
+  /** Wall-clock ms when it was appended (by the bus's clock): for the delivery-latency metric, and for a replay to leave out stale commands. */
   at?: number;
 }
 
@@ -42,7 +42,7 @@ export interface AppendResult {
 }
 
 export interface History {
-  /** Kept events after the asked-for id, oldest first. */
+  /** Kept events after the asked-for id, oldest first, each with its `at`. */
   events: BusEvent[];
   /** False when the asked-for id is unknown or events after it were already dropped. */
   complete: boolean;
@@ -282,7 +282,7 @@ export class MemoryBus implements Bus, LocalStore {
     const cutoff = this.now() - this.limits.historyMaxAgeMs;
     while (ch.history.length && ch.history[0]!.at < cutoff) ch.floor = ch.history.shift()!.ev.id;
     if (after < ch.floor || after > ch.seq) return { events: [], complete: false, last: ch.seq };
-    return { events: ch.history.filter((h) => h.ev.id > after).map((h) => h.ev), complete: true, last: ch.seq };
+    return { events: ch.history.filter((h) => h.ev.id > after).map((h) => ({ ...h.ev, at: h.at })), complete: true, last: ch.seq };
   }
 
   onRemote(): void {

@@ -83,12 +83,14 @@ test('--host is validated; CLICKER_HOST is read', () => {
 });
 
 test('--bind, --trust-proxy and numeric variables', () => {
-  const config = loadConfig(['--bind', '127.0.0.1', '--trust-proxy'], { HISTORY_MAX: '50', CREATE_PER_MINUTE: '3', HEARTBEAT_MS: '5000' });
+  const config = loadConfig(['--bind', '127.0.0.1', '--trust-proxy'], { HISTORY_MAX: '50', CREATE_PER_MINUTE: '3', HEARTBEAT_MS: '5000', COMMAND_REPLAY_MAX_AGE_MS: '3000' });
   assert.equal(config.bind, '127.0.0.1');
   assert.equal(config.trustProxy, true);
   assert.equal(config.historyMax, 50);
   assert.equal(config.createPerMinute, 3);
   assert.equal(config.heartbeatMs, 5_000);
+  assert.equal(config.commandReplayMaxAgeMs, 3_000);
+  assert.equal(loadConfig([], {}).commandReplayMaxAgeMs, 30_000);
   assert.equal(loadConfig([], { TRUST_PROXY: '1', BIND: '::' }).trustProxy, true);
   assert.equal(loadConfig([], { TRUST_PROXY: 'yes' }).trustProxy, false);
   assert.equal(loadConfig([], { BIND: '::' }).bind, '::');

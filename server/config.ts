@@ -3,6 +3,7 @@
 // point; everything else takes a `Config` so tests can build their own.
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { COMMAND_DEADLINE_MS } from '../protocol/wire';
 
 export const DEFAULTS = {
   /** TCP port; 0 picks a free one. `--port` or `PORT`. */
@@ -21,6 +22,15 @@ export const DEFAULTS = {
   historyMax: 500,
   /** Oldest event kept for replay. `HISTORY_MAX_AGE_MS`. */
   historyMaxAgeMs: 10 * 60_000,
+  /**
+   * A kept command older than this is not replayed: a tap is meant for the
+   * slide in front of the presenter when it was made, and a slideshow that
+   * comes back after a long absence (its tab closed, the laptop asleep) would
+   * otherwise jump through every tap made meanwhile. The phone gives up an
+   * unsent tap after the same 30 s (COMMAND_DEADLINE_MS). State events are
+   * unaffected: the snapshot always says where the deck is. `COMMAND_REPLAY_MAX_AGE_MS`.
+   */
+  commandReplayMaxAgeMs: COMMAND_DEADLINE_MS,
   /** A channel with no subscribers and no traffic for this long is dropped. `CHANNEL_TTL_MS`. */
   channelTtlMs: 6 * 60 * 60_000,
   /** Channels one process will hold. `MAX_CHANNELS`. */
@@ -180,6 +190,7 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     retryMs: num('SSE_RETRY_MS', DEFAULTS.retryMs),
     historyMax: num('HISTORY_MAX', DEFAULTS.historyMax),
     historyMaxAgeMs: num('HISTORY_MAX_AGE_MS', DEFAULTS.historyMaxAgeMs),
+    commandReplayMaxAgeMs: num('COMMAND_REPLAY_MAX_AGE_MS', DEFAULTS.commandReplayMaxAgeMs),
     channelTtlMs: num('CHANNEL_TTL_MS', DEFAULTS.channelTtlMs),
     maxChannels: num('MAX_CHANNELS', DEFAULTS.maxChannels),
     maxSubscribersPerChannel: num('MAX_SUBSCRIBERS_PER_CHANNEL', DEFAULTS.maxSubscribersPerChannel),

@@ -344,7 +344,7 @@ test('the stream is opened only after the limits passed and the snapshot was rea
 // ------------------------------------------------------------------ publish
 
 test('publish writes the same Buffer instance to every subscriber', async () => {
-  const { hub } = makeHub();
+  const { hub, clock } = makeHub();
   const { channel } = await hub.create();
   const sinks = [new RecordingSink(), new RecordingSink(), new RecordingSink()];
   for (const [i, s] of sinks.entries()) await hub.subscribe(channel, s, `10.0.0.${i}`, undefined);
@@ -355,8 +355,8 @@ test('publish writes the same Buffer instance to every subscriber', async () => 
   assert.equal(frames[0]?.toString('utf8'), `id: 2\nevent: command\ndata: ${JSON.stringify(cmd)}\n\n`);
   assert.equal(frames[1], frames[0]);
   assert.equal(frames[2], frames[0]);
-  // The bus keeps the command for replay.
-  assert.deepEqual((await hub.bus.since(channel.id, 1)).events, [{ id: 2, event: 'command', data: JSON.stringify(cmd) }]);
+  // The bus keeps the command for replay, with when it was appended.
+  assert.deepEqual((await hub.bus.since(channel.id, 1)).events, [{ id: 2, event: 'command', data: JSON.stringify(cmd), at: clock.t }]);
 });
 
 test('event ids are monotonic per channel across every kind of event', async () => {
@@ -582,6 +582,53 @@ test('history exactly at the age limit is kept', async () => {
   const { channel } = await hub.create();
   await hub.command(channel, next());
   clock.t += 1_000;
+  const sink = new RecordingSink();
+  await hub.subscribe(channel, sink, 'ip', 1);
+  assert.deepEqual(sink.trail(), [
+    ['snapshot', undefined],
+    ['command', '2'],
+  ]);
+});
+
+test('a command older than commandReplayMaxAgeMs is not replayed, and the stream moves past it', async () => {
+  const { hub, clock } = makeHub({ commandReplayMaxAgeMs: 30_000 });
+  const { channel } = await hub.create(); // seq 1
+  await hub.command(channel, next()); // 2, made while the slideshow was away
+  clock.t += 20_000;
+  await hub.command(channel, next()); // 3
+  await hub.report(channel, { state }); // 4
+  clock.t += 10_001; // 2 is now 30,001 ms old, 3 is 10,001 ms old
+
+  const back = new RecordingSink();
+  await hub.subscribe(channel, back, 'ip', 1);
+  // Only the fresh tap; the state says where the deck is, so this is no gap.
+  assert.deepEqual(back.trail(), [
+    ['snapshot', undefined],
+    ['command', '3'],
+  ]);
+  assert.equal(snapshotOf(back).gap, false);
+
+  // The stale one alone: the snapshot carries the position, so a reconnect from it asks for nothing older.
+  clock.t += 20_000;
+  const later = new RecordingSink();
+  await hub.subscribe(channel, later, 'ip', 1);
+  assert.deepEqual(later.trail(), [['snapshot', '4']]);
+  assert.equal(snapshotOf(later).gap, false);
+  // The history still has them: only their replay as commands is withheld.
+  assert.deepEqual(
+    (await hub.bus.since(channel.id, 1)).events.map((e) => [e.id, e.at]),
+    [
+      [2, clock.t - 50_001],
+      [3, clock.t - 30_001],
+    ],
+  );
+});
+
+test('a command exactly at commandReplayMaxAgeMs is still replayed', async () => {
+  const { hub, clock } = makeHub({ commandReplayMaxAgeMs: 30_000 });
+  const { channel } = await hub.create();
+  await hub.command(channel, next());
+  clock.t += 30_000;
   const sink = new RecordingSink();
   await hub.subscribe(channel, sink, 'ip', 1);
   assert.deepEqual(sink.trail(), [

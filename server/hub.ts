@@ -99,6 +99,7 @@ export type HubLimits = Pick<
   | 'retryMs'
   | 'historyMax'
   | 'historyMaxAgeMs'
+  | 'commandReplayMaxAgeMs'
   | 'channelTtlMs'
   | 'maxChannels'
   | 'maxSubscribersPerChannel'
@@ -340,9 +341,9 @@ export class Hub {
 
   /**
    * Opens a stream: the retry hint, then a snapshot of the current state, then
-   * every command after `lastEventId` that is still in the history. State and
-   * presence events are not replayed, because the snapshot already supersedes
-   * them. `open` is called only once the limits have passed and the snapshot
+   * every command after `lastEventId` that is still in the history and not
+   * stale (see `stale`). State and presence events are not replayed, because
+   * the snapshot already supersedes them. `open` is called only once the limits have passed and the snapshot
    * is read, so a refusal can still be a plain 4xx. With `only`, the stream
    * carries just those events after its snapshot (replayed commands too).
    */
@@ -390,7 +391,7 @@ export class Hub {
       if (typeof lastEventId === 'number') {
         const history = await this.call(() => this.bus.since(record.id, lastEventId));
         resumable = history.complete;
-        replay = only ? history.events.filter((ev) => carries(sub, ev.event)) : history.events;
+        replay = history.events.filter((ev) => carries(sub, ev.event) && !this.stale(ev));
         if (resumable) replayedUpTo = Math.max(replayedUpTo, history.last);
       }
       questions = await this.call(() => this.bus.questions(record.id));
@@ -478,7 +479,7 @@ export class Hub {
         const history = await this.call(() => this.bus.since(id, from));
         // Read after the history, so it holds every state change up to history.last (and maybe a few after).
         const record = await this.get(id);
-        for (const ev of history.events) if (ev.id > local.lastId) this.write(local, ev);
+        for (const ev of history.events) if (ev.id > local.lastId && !this.stale(ev)) this.write(local, ev);
         // Labelled history.last, not record.seq: events after history.last
         // are relayed live, and a stream must never see ids go back. Compared
         // with where the catch-up started, not with `lastId`: the replayed
@@ -560,6 +561,16 @@ export class Hub {
     // Counted after the write: the tap's delivery does not wait for bookkeeping.
     if (event === EVENT.command) this.metrics.command();
     return { eventId: r.eventId, duplicate: false, delivered };
+  }
+
+  /**
+   * A kept command too old to replay (`commandReplayMaxAgeMs`): a slideshow
+   * back after a long absence starts where the deck was, instead of jumping
+   * through every tap made while it was away. It counts as covered all the
+   * same (the stream's position moves past it), so it is never sent later.
+   */
+  private stale(ev: BusEvent): boolean {
+    return ev.event === EVENT.command && ev.at !== undefined && this.now() - ev.at > this.limits.commandReplayMaxAgeMs;
   }
 
   private frame(ev: BusEvent): Buffer {

@@ -427,6 +427,39 @@ if (binary) {
     });
   });
 
+  describe('an instance cut off for longer than a command is worth replaying', { timeout: 30_000 }, () => {
+    const MAX_AGE_MS = 1_500;
+    let proxy: TcpProxy;
+    let F: ClickerInstance;
+    before(async () => {
+      proxy = await TcpProxy.start(redis.port);
+      F = await launch('F', proxy.url, { env: { COMMAND_REPLAY_MAX_AGE_MS: String(MAX_AGE_MS) } });
+    });
+    after(async () => {
+      closeAll();
+      await F?.stop();
+      await proxy?.close();
+    });
+
+    test('its streams catch up on the fresh commands and the state, not on taps gone stale meanwhile', async () => {
+      const { info, controllerKey } = await pairedChannel(A.base);
+      const onF = await subscribe(F.base, info.id);
+      proxy.block();
+      await eventually(async () => (await jsonCall(F.base, 'GET', '/readyz')).status === 503, 'F to notice it lost Redis');
+      assert.equal((await post(A.base, info.id, controllerKey, 'stale-tap')).status, 202);
+      assert.equal((await jsonCall(A.base, 'PUT', `/api/channels/${info.id}/state`, { body: { state: deckState('Where the deck is', 3) }, key: info.deckKey })).status, 200);
+      await sleep(MAX_AGE_MS + 200);
+      assert.equal((await post(A.base, info.id, controllerKey, 'fresh-tap')).status, 202);
+      proxy.unblock();
+      await onF.waitFor(() => commandIds(onF).includes('fresh-tap'), DEADLINE_MS, 'the fresh tap on F');
+      await onF.waitFor(() => onF.named<{ state: DeckState }>(EVENT.state).some((e) => e.state.title === 'Where the deck is'), DEADLINE_MS, 'the state on F');
+      // The catch-up writes the history in order, so the stale tap would have come before the fresh one.
+      assert.deepEqual(commandIds(onF), ['fresh-tap'], 'the stale tap is not delivered late');
+      const ids = eventIds(onF.events);
+      assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `ids never go back on F: ${ids}`);
+    });
+  });
+
   describe('Redis crashes mid-session', { timeout: 60_000 }, () => {
     after(closeAll);
 
@@ -612,7 +645,7 @@ if (binary) {
       // The scan itself can fail: a planted key is found.
       const planted = [...secrets][0]!;
       assert.deepEqual(leaks(`{"level":50,"msg":"oops ${planted}"}`), [planted]);
-      assert.equal(launched.length, 5, 'A, B, C, D and E all ran');
+      assert.equal(launched.length, 6, 'A, B, C, D, E and F all ran');
       for (const inst of launched) {
         const lines = inst.stderr.split('\n').filter(Boolean);
         // pino's JSON lines, and nothing else: a stray console.error would bypass the redaction.
