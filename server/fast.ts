@@ -114,8 +114,12 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 /** 413 for a body over the limit; any other failure as it is. */
 const bodyError = (err: unknown): unknown => (err instanceof RangeError ? new HttpError(413, 'request body too large') : err);
 
-/** A JSON body's value; 400 if it is not JSON, undefined when empty. */
-function parseJson(bytes: Buffer): unknown {
+/** Whether the body starts with UTF-8's byte order mark, which JSON.parse refuses and Express's body-parser drops. */
+const hasBom = (bytes: Buffer): boolean => bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+
+/** A JSON body's value; 400 if it is not JSON, undefined when empty. A leading byte order mark is dropped, as the Express routes do. */
+function parseJson(raw: Buffer): unknown {
+  const bytes = hasBom(raw) ? raw.subarray(3) : raw;
   if (bytes.length === 0) return undefined;
   try {
     return JSON.parse(bytes.toString('utf8'));

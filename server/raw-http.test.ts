@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import type { ChannelInfo } from '../protocol/messages';
 import type { Config } from './config';
 import { type Exchange, frameResponse, parseHead, RawFront, type RawHead } from './raw-http';
-import { call, cmdId, createChannel, openRawStream, pairPhone, startTestServer, type TestServer } from './testing';
+import { call, cmdId, createChannel, openRawStream, pairPhone, sampleState, startTestServer, type TestServer } from './testing';
 
 const GUARD = { timeout: 30_000 };
 const HOT = /^\/api\/channels\/[^/?]*\/(events|commands|pointer)(\?.*)?$/;
@@ -372,6 +372,51 @@ test('a chunked command goes to node:http and is still served; the connection st
   w.send(commandRequest(ch));
   assert.equal((await w.answer()).status, 202);
   assert.equal(s.server.raw!.stats.served, before, 'neither was served by the raw path');
+});
+
+test('a JSON body that starts with a byte order mark reads the same on the raw path, on node:http and in Express', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const st = await openRawStream(s.base, `/api/channels/${ch.id}/events`);
+  t.after(() => st.close());
+  const BOM = Buffer.from([0xef, 0xbb, 0xbf]);
+  const withBom = (value: unknown) => Buffer.concat([BOM, Buffer.from(JSON.stringify(value))]);
+  const head = (path: string, method: string, extra: string) =>
+    `${method} ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAuthorization: Bearer ${ch.deckKey}\r\n${extra}\r\n`;
+  const served = s.server.raw!.stats.served;
+
+  // The raw path: a command with its body in one piece.
+  const w = wire();
+  const rawId = cmdId();
+  const rawBody = withBom({ type: 'next', id: rawId });
+  w.send(Buffer.concat([Buffer.from(head(`/api/channels/${ch.id}/commands`, 'POST', `Content-Length: ${rawBody.length}\r\n`)), rawBody]));
+  assert.equal((await w.answer()).status, 202);
+  await st.waitFor(rawId);
+  assert.equal(s.server.raw!.stats.served, served + 1, 'served by the raw path');
+
+  // node:http's hot route: the same command, chunked.
+  const chunkedId = cmdId();
+  const chunked = withBom({ type: 'next', id: chunkedId });
+  const n = wire();
+  n.send(Buffer.concat([Buffer.from(head(`/api/channels/${ch.id}/commands`, 'POST', 'Transfer-Encoding: chunked\r\n') + `${chunked.length.toString(16)}\r\n`), chunked, Buffer.from('\r\n0\r\n\r\n')]));
+  assert.equal((await n.answer()).status, 202);
+  await st.waitFor(chunkedId);
+
+  // Express: the state report.
+  const report = withBom({ state: sampleState({ title: 'After a BOM' }) });
+  const e = wire();
+  e.send(Buffer.concat([Buffer.from(head(`/api/channels/${ch.id}/state`, 'PUT', `Content-Length: ${report.length}\r\n`)), report]));
+  assert.equal((await e.answer()).status, 200);
+  await st.waitFor('After a BOM');
+
+  // A mark and nothing else is an empty body, which no command is: a 400 on either path, and the server serves on.
+  for (const extra of [`Content-Length: 3\r\n`, 'Transfer-Encoding: chunked\r\n']) {
+    const b = wire();
+    const body = extra.startsWith('Content') ? BOM : Buffer.concat([Buffer.from('3\r\n'), BOM, Buffer.from('\r\n0\r\n\r\n')]);
+    b.send(Buffer.concat([Buffer.from(head(`/api/channels/${ch.id}/commands`, 'POST', extra)), body]));
+    const a = await b.answer();
+    assert.equal(a.status, 400, a.body);
+    assert.match((JSON.parse(a.body) as { error: string }).error, /^invalid request/);
+  }
 });
 
 test('Connection: close on a raw request closes after the answer', GUARD, async (t) => {
