@@ -65,9 +65,12 @@ function render(): void {
   if (!state) return;
   const s = state;
   pad?.update(s);
+  const title = s.title || `Slide ${s.position}`;
+  const builds = s.fragments > 0 ? `${s.indexf + 1} of ${s.fragments} builds shown` : '';
   $('position').textContent = `${s.position} / ${s.total}`;
-  $('title').textContent = s.title || `Slide ${s.position}`;
-  $('fragments').textContent = s.fragments > 0 ? `${s.indexf + 1} of ${s.fragments} builds shown` : '';
+  $('title').textContent = title;
+  $('fragments').textContent = builds;
+  announce(`Slide ${s.position} of ${s.total}: ${title}${builds ? `, ${builds}` : ''}${s.paused ? ', blacked out' : ''}`);
   $('notes').textContent = s.notes || 'No notes for this slide.';
   $('notes').classList.toggle('empty', !s.notes);
   $('next-title').textContent = s.isLast ? 'End of deck' : s.nextTitle || '—';
@@ -79,6 +82,17 @@ function render(): void {
   black.setAttribute('aria-pressed', String(s.paused));
   black.classList.toggle('on', s.paused);
   document.body.classList.toggle('paused', s.paused);
+}
+
+/**
+ * Tells a screen reader where the deck is, through a polite live region: the
+ * position and title on the screen change silently otherwise. Written only
+ * when it changes, so a report that moved nothing (a notes edit, a repeat
+ * after a reconnect) is not read out again.
+ */
+function announce(text: string): void {
+  const el = $('announce');
+  if (el.textContent !== text) el.textContent = text;
 }
 
 function renderSlideList(): void {

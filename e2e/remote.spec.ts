@@ -88,6 +88,8 @@ test('Blackout toggles the slideshow paused mode, on and off', async ({ browser 
   await blackout.tap();
   await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
   await expect(blackout).toHaveAttribute('aria-pressed', 'true');
+  // A screen reader is told too, in the announcement of where the deck is.
+  await expect(phone.getByRole('status').filter({ hasText: /^Slide / })).toHaveText('Slide 1 of 8: Clicker, blacked out');
   // The room sees black: reveal.js's resume button stays invisible until the
   // laptop's mouse moves, and fades again once the mouse is still.
   const resume = deck.getByRole('button', { name: 'Resume presentation' });
@@ -100,6 +102,7 @@ test('Blackout toggles the slideshow paused mode, on and off', async ({ browser 
   await blackout.tap();
   await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
   await expect(blackout).toHaveAttribute('aria-pressed', 'false');
+  await expect(phone.getByRole('status').filter({ hasText: /^Slide / })).toHaveText('Slide 1 of 8: Clicker');
 });
 
 test("the laptop's keyboard moves the deck and the phone follows, fragment by fragment", async ({ browser }) => {

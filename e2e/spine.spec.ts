@@ -65,11 +65,17 @@ test('a phone that scans the QR code drives the slideshow, and shows where it is
   await expect(phone.locator('#title')).toHaveText('How it works');
   await expect(phone.locator('#notes')).toContainText('Three steps.');
   await expect(phone.locator('#next-title')).toHaveText('Under the hood');
+  // A screen reader hears the move: a polite status, read once per move, never drawn.
+  const announced = phone.getByRole('status').filter({ hasText: /^Slide / });
+  await expect(announced).toHaveText('Slide 2 of 8: How it works, 0 of 3 builds shown');
+  await expect(announced).toHaveAttribute('aria-live', 'polite');
+  expect(await announced.boundingBox()).toMatchObject({ width: 1, height: 1 });
 
   // Fragments are steps: the next tap reveals the first bullet on the same slide.
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect(deck.locator('.reveal .slides section.present .fragment.visible')).toHaveCount(1);
   await expect(phone.locator('#fragments')).toHaveText('1 of 3 builds shown');
+  await expect(announced).toHaveText('Slide 2 of 8: How it works, 1 of 3 builds shown');
   await expect(phone.locator('#position')).toHaveText('2 / 8');
 
   await phone.getByRole('button', { name: 'Previous' }).tap();
