@@ -71,6 +71,23 @@ test("the user's own deck: their title slide, their image, their notes on the ph
   const img = deck.locator('.reveal .slides section.present img');
   await expect.poll(() => img.evaluate((el: HTMLImageElement) => el.complete && el.naturalWidth)).toBe(64);
   expect(await deckPosition(deck)).toBe('1 / 4');
+  // Their title slide has no place for the QR, so it floats in a corner: clear
+  // of their title and image, of reveal.js's arrows and slide number, and of
+  // the presenter status.
+  await deck.locator('[data-clicker-qr-code] img').waitFor();
+  const overlaps = await deck.evaluate(() => {
+    const qr = document.querySelector('.clicker-qr-floating')!.getBoundingClientRect();
+    const others = ['.reveal .slides section.present h1', '.reveal .slides section.present img', '.reveal .controls .navigate-right', '.reveal .slide-number', '.clicker-status'];
+    return others.filter((sel) => {
+      // The heading's text, not its box: a block heading spans the whole slide width.
+      const el = document.querySelector(sel)!;
+      const range = document.createRange();
+      range.selectNodeContents(el);
+      const r = el.tagName === 'H1' ? range.getBoundingClientRect() : el.getBoundingClientRect();
+      return r.width > 0 && r.left < qr.right && qr.left < r.right && r.top < qr.bottom && qr.top < r.bottom;
+    });
+  });
+  expect(overlaps).toEqual([]);
 
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
   await phone.goto(toLoopback(await readDeckQr(deck)));
