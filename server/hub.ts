@@ -76,6 +76,19 @@ function carries(sub: Subscriber, event: string): boolean {
   return sub.only === null || sub.only.has(event);
 }
 
+/**
+ * Where the channel's open streams all stand at least, from their snapshots:
+ * a catch-up starts no earlier than this even when no live event has been
+ * written here yet (`lastId` is still 0), because the history may no longer
+ * reach back that far. Streams still reading their snapshot do not count:
+ * they take what arrives meanwhile from `pending`. 0 when no stream is open.
+ */
+function joinedAt(local: LocalChannel): number {
+  let least = Infinity;
+  for (const sub of local.subscribers) if (sub.sink) least = Math.min(least, sub.othersUpTo);
+  return least === Infinity ? 0 : least;
+}
+
 /** Whether the stream already holds event `id`: from its snapshot, or from its replay for a command. */
 function covers(sub: Subscriber, id: number, command: boolean): boolean {
   return id <= (command ? sub.commandsUpTo : sub.othersUpTo);
@@ -474,9 +487,17 @@ export class Hub {
       }
       // Usually set already, when the link dropped (onOutage).
       local.held ??= [];
-      const from = local.lastId;
+      const from = Math.max(local.lastId, joinedAt(local));
       try {
         const history = await this.call(() => this.bus.since(id, from));
+        if (!history.complete) {
+          // What was missed has already left the history (more was published
+          // meanwhile than it keeps, or the store came back with less): the
+          // streams cannot be made whole here. Ended, each client reconnects
+          // with its Last-Event-ID and gets a snapshot that says so (`gap`).
+          this.endStreams(id, local);
+          continue;
+        }
         // Read after the history, so it holds every state change up to history.last (and maybe a few after).
         const record = await this.get(id);
         for (const ev of history.events) if (ev.id > local.lastId && !this.stale(ev)) this.write(local, ev);

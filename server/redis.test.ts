@@ -427,7 +427,7 @@ if (binary) {
     });
   });
 
-  describe('an instance cut off for longer than a command is worth replaying', { timeout: 30_000 }, () => {
+  describe('an instance cut off: where its catch-up starts, and what it leaves out', { timeout: 60_000 }, () => {
     const MAX_AGE_MS = 1_500;
     let proxy: TcpProxy;
     let F: ClickerInstance;
@@ -457,6 +457,42 @@ if (binary) {
       assert.deepEqual(commandIds(onF), ['fresh-tap'], 'the stale tap is not delivered late');
       const ids = eventIds(onF.events);
       assert.deepEqual(ids, [...ids].sort((a, b) => a - b), `ids never go back on F: ${ids}`);
+    });
+
+    /** A channel whose history no longer starts at 0: more commands than HISTORY_MAX (500) were sent through A. */
+    async function channelPastItsFirstHistory() {
+      const ch = await pairedChannel(A.base);
+      for (let i = 0; i < 505; i++) assert.equal((await post(A.base, ch.info.id, ch.controllerKey, `early-tap-${i}`)).status, 202);
+      return ch;
+    }
+
+    test('a stream that has had no live event yet catches up from its snapshot, though the history no longer reaches back to 0', async () => {
+      const { info, controllerKey } = await channelPastItsFirstHistory();
+      const onF = await subscribe(F.base, info.id);
+      proxy.block();
+      await eventually(async () => (await jsonCall(F.base, 'GET', '/readyz')).status === 503, 'F to notice it lost Redis');
+      assert.equal((await post(A.base, info.id, controllerKey, 'missed-1')).status, 202);
+      assert.equal((await post(A.base, info.id, controllerKey, 'missed-2')).status, 202);
+      proxy.unblock();
+      await onF.waitFor(() => commandIds(onF).length === 2, DEADLINE_MS, 'the two commands F missed');
+      assert.deepEqual(commandIds(onF), ['missed-1', 'missed-2']);
+      assert.equal(onF.closed, false);
+    });
+
+    test('when what it missed has left the history, its streams end, and the reconnect is told there was a gap', async () => {
+      const { info, controllerKey } = await pairedChannel(A.base);
+      const onF = await subscribe(F.base, info.id);
+      assert.equal((await post(A.base, info.id, controllerKey, 'seen-live')).status, 202);
+      await onF.waitFor(() => commandIds(onF).includes('seen-live'), DEADLINE_MS, 'a live command on F');
+      proxy.block();
+      await eventually(async () => (await jsonCall(F.base, 'GET', '/readyz')).status === 503, 'F to notice it lost Redis');
+      // More than the history keeps (HISTORY_MAX, 500): the first of them is gone before F is back.
+      for (let i = 0; i < 505; i++) assert.equal((await post(A.base, info.id, controllerKey, `while-cut-${i}`)).status, 202);
+      proxy.unblock();
+      await onF.waitFor(() => onF.closed, DEADLINE_MS, "F's stream to end");
+      assert.deepEqual(commandIds(onF), ['seen-live'], 'no partial catch-up: nothing after the hole is sent as if it were whole');
+      const again = await subscribe(F.base, info.id, onF.lastEventId);
+      assert.equal(again.named<Snapshot>(EVENT.snapshot)[0]!.gap, true);
     });
   });
 
