@@ -193,7 +193,7 @@ test('a revoke or a new code the server does not get is said on the slideshow, n
   const note = status.getByRole('alert');
   await expect(note).toHaveText('Remotes not revoked: the server did not answer. Try again.');
   await expect(status).toHaveAttribute('data-paired', 'true');
-  await deck.keyboard.press('p');
+  await deck.keyboard.press('q');
   await expect(note).toHaveText('No new pairing code: the server did not answer. Try again.');
   expect(errors).toEqual([]);
 
@@ -205,14 +205,28 @@ test('a revoke or a new code the server does not get is said on the slideshow, n
   await expect(note).toBeHidden();
 });
 
-test('P issues a fresh pairing code for a new phone; "Revoke remotes" unpairs every phone and they say so', async ({ browser }) => {
+test("the pairing key is listed in reveal.js's own keyboard help", async ({ browser }) => {
+  const { deck } = await openDeck(browser);
+  await deck.keyboard.press('Shift+Slash');
+  await expect(deck.getByRole('row').filter({ hasText: 'New pairing code (Clicker)' })).toContainText('Q');
+});
+
+test('Q issues a fresh pairing code for a new phone; "Revoke remotes" unpairs every phone and they say so', async ({ browser }) => {
   const { deck, qr, id, total } = await openDeck(browser);
   const first = await openPhone(browser, qr);
   await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
   await first.getByRole('button', { name: 'Next' }).tap();
+  await first.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe(`2 / ${total}`);
+  await expect.poll(() => deck.locator('.reveal .slides section.present .fragment.visible').count()).toBe(1);
 
+  // P stays reveal.js's "previous": one build back, and no pairing code for the room to scan.
   await deck.keyboard.press('p');
+  await expect.poll(() => deck.locator('.reveal .slides section.present .fragment.visible').count()).toBe(0);
+  expect(await deckPosition(deck)).toBe(`2 / ${total}`);
+  await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
+
+  await deck.keyboard.press('q');
   await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'pair');
   // Wait for the redrawn image: a new code for the same channel.
   await expect.poll(async () => new URL(await readDeckQr(deck)).hash).not.toBe(qr.hash);

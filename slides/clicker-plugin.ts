@@ -23,7 +23,7 @@ import {
   type StateReport,
 } from '../protocol/messages';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
-import { PresenterStatus } from './status';
+import { NEW_CODE_KEY, PresenterStatus } from './status';
 import { deckAspect, PointerOverlay } from './pointer-overlay';
 import { AudienceOverlay, OVERLAY_EVENTS } from './spotlight';
 import { AUDIENCE_EVENTS, AudienceBar } from './audience';
@@ -245,6 +245,7 @@ const whenReady = (deck: RevealApi) =>
 
 async function startPresenter(deck: RevealApi): Promise<void> {
   const status = new PresenterStatus('present');
+  deck.addKeyBinding({ ...NEW_CODE_KEY }, () => void status.requestNewCode());
   // The question the presenter shows from the phone, and the audience's reactions.
   const overlay = new AudienceOverlay();
   await whenReady(deck);

@@ -14,6 +14,14 @@ const LINK_TEXT: Record<LinkState, string> = {
 };
 const IDLE_MS = 4_000;
 
+/**
+ * Q, as in "QR": the key for a fresh pairing code, bound through reveal.js
+ * (the plugin calls addKeyBinding), so it is listed in reveal.js's help (?)
+ * and follows its keyboard settings. Not P: reveal.js moves back on P, and a
+ * presenter pressing it for that put a new pairing QR up for the whole room.
+ */
+export const NEW_CODE_KEY = { keyCode: 81, key: 'Q', description: 'New pairing code (Clicker)' } as const;
+
 export class PresenterStatus {
   private readonly root: HTMLElement;
   private readonly pairText: HTMLElement;
@@ -43,12 +51,10 @@ export class PresenterStatus {
     this.note.hidden = true;
     this.root.append(this.pairText, this.linkText, this.note, this.actions);
     if (mode === 'present') {
-      const newCode = () => this.act('No new pairing code', this.newCode);
-      this.actions.append(this.button('New pairing code (P)', newCode), this.button('Revoke remotes', () => this.act('Remotes not revoked', this.revoke)));
-      // P, as in "pair": a fresh one-time code, to add or replace a phone.
-      document.addEventListener('keydown', (e) => {
-        if (e.key.toLowerCase() === 'p' && !e.ctrlKey && !e.metaKey && !e.altKey) void newCode();
-      });
+      this.actions.append(
+        this.button(`New pairing code (${NEW_CODE_KEY.key})`, () => this.requestNewCode()),
+        this.button('Revoke remotes', () => this.act('Remotes not revoked', this.revoke)),
+      );
     } else {
       this.pairText.textContent = 'Following the presenter';
     }
@@ -73,6 +79,11 @@ export class PresenterStatus {
     this.pairText.textContent =
       p.controllers === 0 ? 'No remote paired' : p.controllers === 1 ? 'Remote paired' : `${p.controllers} remotes paired`;
     this.show();
+  }
+
+  /** A fresh one-time pairing code, to add or replace a phone: the button, or the key (NEW_CODE_KEY). */
+  requestNewCode(): Promise<void> {
+    return this.act('No new pairing code', this.newCode);
   }
 
   onNewCode(fn: () => Promise<void>): void {
