@@ -129,6 +129,66 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Thanks');
 });
 
+test('saving the deck while blacked out keeps the screen black', async ({ browser }) => {
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
+  await phone.goto(toLoopback(await readDeckQr(deck)));
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 4');
+  await phone.getByRole('button', { name: 'Blackout' }).tap();
+  await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
+
+  const file = path.join(dir, 'talk.md');
+  writeFileSync(file, readFileSync(file, 'utf8').replace('## Feathers', '## Feathers, edited in the dark'));
+  await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Feathers, edited in the dark');
+  await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
+  await expect(phone.getByRole('button', { name: 'Blackout' })).toHaveAttribute('aria-pressed', 'true');
+  await phone.getByRole('button', { name: 'Blackout' }).tap();
+  await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
+});
+
+test('the saved slide is resumed for the same deck soon after, and never for another deck or a day later', async ({ browser }) => {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const deck = await ctx.newPage();
+  await deck.goto(`${server.base}/`);
+  await deck.keyboard.press('Space');
+  await deck.keyboard.press('Space');
+  await expect.poll(() => deckPosition(deck)).toBe('3 / 4');
+  // A restart of the same talk: back where it was.
+  await deck.close();
+  server = await server.restart('SIGTERM');
+  const again = await ctx.newPage();
+  await again.goto(`${server.base}/`);
+  await expect.poll(() => deckPosition(again)).toBe('3 / 4');
+  await again.close();
+
+  // Another talk on the same address (the same browser storage): its title slide, with the QR code on it.
+  const port = server.port;
+  await server.stop();
+  const other = path.join(dir, 'other.md');
+  writeFileSync(other, '# Another talk\n\n---\n\n## Its second slide\n\n---\n\n## Its third\n');
+  server = await ClickerServer.start([other], {}, port);
+  const next = await ctx.newPage();
+  await next.goto(`${server.base}/`);
+  await expect(next.locator('.reveal .slides section.present h1')).toHaveText('Another talk');
+  expect(await deckPosition(next)).toBe('1 / 3');
+  await expect(next.locator('[data-clicker-qr]')).toBeVisible();
+  await next.keyboard.press('ArrowRight');
+  await expect.poll(() => deckPosition(next)).toBe('2 / 3');
+  await next.close();
+
+  // The same deck, opened again a day after it was left: from the top.
+  const later = await ctx.newPage();
+  await later.addInitScript(() => {
+    const raw = localStorage.getItem('clicker.deck.v1');
+    if (raw) localStorage.setItem('clicker.deck.v1', JSON.stringify({ ...JSON.parse(raw), at: Date.now() - 24 * 3600_000 }));
+  });
+  await later.goto(`${server.base}/`);
+  await expect(later.locator('.reveal .slides section.present h1')).toHaveText('Another talk');
+  expect(await deckPosition(later)).toBe('1 / 3');
+});
+
 test('titles holding control characters reach the phone without them, and every move is still reported', async ({ browser }) => {
   // A BEL in a data-title and a DEL and a SOH in headings: the state schema
   // refuses control characters in a title, so unless the slideshow drops them,

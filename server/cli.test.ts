@@ -156,6 +156,18 @@ test('decks: front matter, flags over front matter, folders, HTML sections', () 
   assert.throws(() => loadDeck(ROOT, path.join(htmlDir, 'bad.html'), {}), DeckError);
   // A title with markup is escaped into the page's <title>.
   assert.match(loadDeck(ROOT, undefined, { title: '<script>x</script>' }).page(), /<title>&lt;script&gt;x&lt;\/script&gt;<\/title>/);
+  // A title that reads like a placeholder stays a title: the slides still go where they belong.
+  const curly = loadDeck(ROOT, path.join(htmlDir, 'talk.html'), { title: 'All the {{slides}} and {{theme}}' }).page();
+  assert.match(curly, /<title>All the \{\{slides\}\} and \{\{theme\}\}<\/title>/);
+  assert.match(curly, /<div class="slides">\n<section><h1>Mine<\/h1>/);
+
+  // Each deck file has its own id on the page (a hash, not its path); the same file keeps it.
+  const deckId = (page: string) => /<meta name="clicker-deck" content="([A-Za-z0-9_-]{16})">/.exec(page)?.[1];
+  const ids = [html.page(), loadDeck(ROOT, path.join(htmlDir, 'talk.html'), { theme: 'white' }).page(), md.page(), loadDeck(ROOT, undefined, {}).page()].map(deckId);
+  assert.ok(ids.every((id) => id !== undefined), JSON.stringify(ids));
+  assert.equal(ids[0], ids[1]);
+  assert.equal(new Set(ids).size, 3);
+  assert.ok(!html.page().includes(htmlDir), 'no path of the laptop on the page');
 });
 
 test('the server prints the LAN URL and its QR code, starts quickly, and a port in use is a one-line error naming the flag', async () => {

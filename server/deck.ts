@@ -2,6 +2,7 @@
 // reveal.js <section>s, or a folder holding index.md or index.html. A deck is
 // rendered into the slideshow shell (slides/shell.html) with its theme, title
 // and transition; files beside it are served as its assets.
+import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,17 +104,25 @@ function resolveDeckFile(arg: string): { file: string; kind: 'markdown' | 'html'
 export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOptions): Deck {
   checkOptions(cli);
   const shell = readFileSync(path.join(rootDir, 'slides', 'shell.html'), 'utf8');
+  const resolved = arg === undefined ? null : { ...resolveDeckFile(arg), given: arg };
+  // Which deck this is, for the slideshow's saved position: a reload or a
+  // restart brings the same deck back where it was, another deck starts at
+  // its title slide. A hash, so the page does not show the laptop's paths.
+  const deckId = createHash('sha256').update(resolved?.file ?? 'builtin').digest('base64url').slice(0, 16);
   const render = (body: string, o: DeckOptions) => {
     checkOptions(o);
     const vars: Record<string, string> = {
       title: escapeHtml(o.title ?? 'Clicker'),
       theme: o.theme ?? 'black',
       transition: o.transition ?? 'slide',
+      deck: deckId,
+      slides: body,
     };
-    return shell.replace(/\{\{(title|theme|transition)\}\}/g, (_m, k: string) => vars[k]!).replace('{{slides}}', () => body);
+    // One pass: a title holding "{{slides}}" is text, not a place for the slides.
+    return shell.replace(/\{\{(title|theme|transition|deck|slides)\}\}/g, (_m, k: string) => vars[k]!);
   };
 
-  if (arg === undefined) {
+  if (resolved === null) {
     const file = path.join(rootDir, 'slides', 'deck.html');
     return {
       kind: 'builtin',
@@ -124,18 +133,18 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
     };
   }
 
-  const { file, kind } = resolveDeckFile(arg);
+  const { file, kind, given } = resolved;
   const read = () => readFileSync(file, 'utf8');
   const assetsDir = path.dirname(file);
   const stem = path.basename(file).replace(/\.[^.]+$/, '');
   if (kind === 'html') {
     // Fail at start, not on the first page view.
-    htmlSections(read(), arg);
+    htmlSections(read(), given);
     return {
       kind,
       file,
       assetsDir,
-      page: () => render(htmlSections(read(), arg), { title: stem, ...defined(cli) }),
+      page: () => render(htmlSections(read(), given), { title: stem, ...defined(cli) }),
       markdown: () => null,
     };
   }

@@ -39,8 +39,22 @@ interface Saved {
   deckKey: string;
   controllers: string[];
   lastEventId: string;
-  reveal?: { indexh: number; indexv: number; indexf: number };
+  reveal?: { indexh: number; indexv: number; indexf: number; paused?: boolean };
+  /** The deck the position belongs to (the page's clicker-deck meta), and when the page last held it (ms). */
+  deck?: string;
+  at?: number;
 }
+
+/**
+ * A saved position is resumed only this soon after the page last held it:
+ * a reload, a browser restarted mid-talk or a server restart are quick, and
+ * tomorrow's talk (or the real one after a rehearsal) starts on its title
+ * slide, where the QR code is, instead of wherever the rehearsal stopped.
+ */
+const RESUME_WITHIN_MS = 30 * 60_000;
+
+/** This page's deck, from the meta tag the server writes (server/deck.ts). */
+const deckOfPage = (): string => document.querySelector<HTMLMetaElement>('meta[name="clicker-deck"]')?.content ?? '';
 
 export type ClickerMode = { mode: 'present' } | { mode: 'follow'; channelId: string };
 
@@ -254,8 +268,15 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   const persist = () => {
     if (saved) localStorage.setItem(STORE_KEY, JSON.stringify(saved));
   };
-  // A reload comes back on the slide it left.
-  if (saved?.reveal) deck.slide(saved.reveal.indexh, saved.reveal.indexv, saved.reveal.indexf);
+  // A reload comes back on the slide it left; another deck, or the same one much later, starts at the top.
+  const thisDeck = deckOfPage();
+  if (saved?.reveal && saved.deck === thisDeck && Date.now() - (saved.at ?? 0) < RESUME_WITHIN_MS) {
+    deck.slide(saved.reveal.indexh, saved.reveal.indexv, saved.reveal.indexf);
+    // Blacked out stays blacked out: saving the deck file reloads the page, and must not put the slide back up for the room.
+    if (saved.reveal.paused) deck.togglePause(true);
+  } else if (saved) {
+    delete saved.reveal;
+  }
 
   let info: ChannelInfo | null = null;
   let presence: Presence = { controllers: 0, pairingOpen: false };
@@ -271,10 +292,14 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   const remember = () => {
     if (!saved) return;
     const r = deck.getState();
-    saved.reveal = { indexh: r.indexh, indexv: r.indexv, indexf: r.indexf };
+    saved.reveal = { indexh: r.indexh, indexv: r.indexv, indexf: r.indexf, paused: r.paused };
+    saved.deck = thisDeck;
+    saved.at = Date.now();
     if (stream) saved.lastEventId = stream.lastId;
     persist();
   };
+  // A long stay on one slide, then a reload, still counts from when the page went, not from the last move.
+  addEventListener('pagehide', remember);
   let outlineSent = false;
   const applied = new Set<string>();
 
