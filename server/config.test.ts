@@ -111,3 +111,19 @@ test('WARMUP_COMMANDS sets the startup warm-up; 0 turns it off; anything else is
   // The other numbers stay positive.
   assert.throws(() => loadConfig([], { HISTORY_MAX: '0' }), configError(/^HISTORY_MAX must be a positive integer, got "0"/));
 });
+
+test('HEADERS_TIMEOUT_MS may not exceed REQUEST_TIMEOUT_MS: a one-line ConfigError naming both, not node:http\'s range error at listen', () => {
+  assert.throws(
+    () => loadConfig([], { HEADERS_TIMEOUT_MS: '20000' }),
+    configError(/^HEADERS_TIMEOUT_MS \(20000\) must not exceed REQUEST_TIMEOUT_MS \(15000, the default\)$/),
+  );
+  assert.throws(
+    () => loadConfig([], { REQUEST_TIMEOUT_MS: '5000' }),
+    configError(/^HEADERS_TIMEOUT_MS \(10000, the default\) must not exceed REQUEST_TIMEOUT_MS \(5000\)$/),
+  );
+  assert.throws(() => loadConfig([], { HEADERS_TIMEOUT_MS: '6000', REQUEST_TIMEOUT_MS: '5000' }), configError(/^HEADERS_TIMEOUT_MS \(6000\) must not exceed REQUEST_TIMEOUT_MS \(5000\)$/));
+  // Equal is what node:http accepts, and lowering both together is fine.
+  assert.equal(loadConfig([], { HEADERS_TIMEOUT_MS: '15000' }).headersTimeoutMs, 15_000);
+  const both = loadConfig([], { HEADERS_TIMEOUT_MS: '3000', REQUEST_TIMEOUT_MS: '5000' });
+  assert.deepEqual([both.headersTimeoutMs, both.requestTimeoutMs], [3_000, 5_000]);
+});

@@ -51,9 +51,9 @@ export const DEFAULTS = {
   maxStateBytes: 64 * 1024,
   /** Bytes a slow subscriber may have queued before it is dropped (it reconnects and replays). */
   maxQueuedBytes: 1024 * 1024,
-  /** Time allowed to receive request headers. `HEADERS_TIMEOUT_MS`. */
+  /** Time allowed to receive request headers; at most `requestTimeoutMs`, as node:http requires. `HEADERS_TIMEOUT_MS`. */
   headersTimeoutMs: 10_000,
-  /** Time allowed to receive a whole request. `REQUEST_TIMEOUT_MS`. */
+  /** Time allowed to receive a whole request; at least `headersTimeoutMs`. `REQUEST_TIMEOUT_MS`. */
   requestTimeoutMs: 15_000,
   /** Idle keep-alive; far above Node's 5 s so an idle phone never pays a TCP handshake per tap. */
   keepAliveTimeoutMs: 120_000,
@@ -180,6 +180,16 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     }
   }
 
+  // node:http refuses headersTimeout > requestTimeout only when the server is
+  // built, with a range error that names neither variable; raising one alone
+  // (or lowering the other) trips it against the other's default.
+  const headersTimeoutMs = num('HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs);
+  const requestTimeoutMs = num('REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    const shown = (name: string, value: number) => `${name} (${value}${env[name] === undefined ? ', the default' : ''})`;
+    throw new ConfigError(`${shown('HEADERS_TIMEOUT_MS', headersTimeoutMs)} must not exceed ${shown('REQUEST_TIMEOUT_MS', requestTimeoutMs)}`);
+  }
+
   return Object.freeze({
     ...DEFAULTS,
     port,
@@ -198,8 +208,8 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     createPerMinute: num('CREATE_PER_MINUTE', DEFAULTS.createPerMinute),
     questionsPerMinute: num('QUESTIONS_PER_MINUTE', DEFAULTS.questionsPerMinute),
     reactionsPer10s: num('REACTIONS_PER_10S', DEFAULTS.reactionsPer10s),
-    headersTimeoutMs: num('HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs),
-    requestTimeoutMs: num('REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs),
+    headersTimeoutMs,
+    requestTimeoutMs,
     trustProxy: values['trust-proxy'] === true || env.TRUST_PROXY === '1',
     rawHttp: env.RAW_HTTP !== '0',
     warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, true),
