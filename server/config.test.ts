@@ -127,3 +127,19 @@ test('HEADERS_TIMEOUT_MS may not exceed REQUEST_TIMEOUT_MS: a one-line ConfigErr
   const both = loadConfig([], { HEADERS_TIMEOUT_MS: '3000', REQUEST_TIMEOUT_MS: '5000' });
   assert.deepEqual([both.headersTimeoutMs, both.requestTimeoutMs], [3_000, 5_000]);
 });
+
+test('a millisecond duration above what a timer holds (2^31-1) names the variable instead of firing every 1 ms', () => {
+  const durations = ['HEARTBEAT_MS', 'SSE_RETRY_MS', 'HISTORY_MAX_AGE_MS', 'COMMAND_REPLAY_MAX_AGE_MS', 'CHANNEL_TTL_MS', 'HEADERS_TIMEOUT_MS', 'REQUEST_TIMEOUT_MS'];
+  for (const name of durations) {
+    for (const bad of ['2147483648', '3000000000']) {
+      assert.throws(() => loadConfig([], { [name]: bad }), configError(new RegExp(`^${name} must be at most 2147483647 ms \\(about 24 days\\), got "${bad}"$`)), `${name}=${bad}`);
+    }
+  }
+  // The largest a timer holds is taken (both timeouts together, as one may not exceed the other).
+  const most = loadConfig([], Object.fromEntries(durations.map((name) => [name, '2147483647'])));
+  for (const key of ['heartbeatMs', 'retryMs', 'historyMaxAgeMs', 'commandReplayMaxAgeMs', 'channelTtlMs', 'headersTimeoutMs', 'requestTimeoutMs'] as const) {
+    assert.equal(most[key], 2_147_483_647, key);
+  }
+  // Counts are no durations: the bound is per option.
+  assert.equal(loadConfig([], { MAX_CHANNELS: '3000000000' }).maxChannels, 3_000_000_000);
+});

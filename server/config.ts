@@ -5,6 +5,15 @@ import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { COMMAND_DEADLINE_MS } from '../protocol/wire';
 
+/**
+ * The longest duration Node's timers hold (2^31-1 ms, about 24.8 days): past
+ * it, setTimeout and setInterval fire after 1 ms instead, with only a
+ * warning, and so do browsers' timers (an EventSource's `retry:`). Every
+ * millisecond option is capped at it: most reach a timer, and for the ages
+ * and the TTL anything longer is a typo, not a talk.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
 export const DEFAULTS = {
   /** TCP port; 0 picks a free one. `--port` or `PORT`. */
   port: 3000,
@@ -128,13 +137,16 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     const v = values[flag];
     return typeof v === 'string' ? v : env[envName] || undefined;
   };
-  const num = (envName: string, fallback: number, zeroAllowed = false): number => {
+  /** A whole-number variable, at most `max` when given (`unit` follows it in the error). */
+  const num = (envName: string, fallback: number, opts: { zeroAllowed?: boolean; max?: number; unit?: string } = {}): number => {
     const raw = env[envName];
     if (raw === undefined) return fallback;
-    const parsed = (zeroAllowed ? wholeNumber : positiveInt).safeParse(raw);
-    if (!parsed.success) throw new ConfigError(`${envName} must be a ${zeroAllowed ? 'whole number' : 'positive integer'}, got "${raw}"`);
+    const parsed = (opts.zeroAllowed ? wholeNumber : positiveInt).safeParse(raw);
+    if (!parsed.success) throw new ConfigError(`${envName} must be a ${opts.zeroAllowed ? 'whole number' : 'positive integer'}, got "${raw}"`);
+    if (opts.max !== undefined && parsed.data > opts.max) throw new ConfigError(`${envName} must be at most ${opts.max}${opts.unit ?? ''}, got "${raw}"`);
     return parsed.data;
   };
+  const ms = { max: MAX_TIMER_MS, unit: ' ms (about 24 days)' };
 
   // 0 asks the OS for a free port (tests and benchmarks use it).
   const rawPort = pick('port', 'PORT');
@@ -183,8 +195,8 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
   // node:http refuses headersTimeout > requestTimeout only when the server is
   // built, with a range error that names neither variable; raising one alone
   // (or lowering the other) trips it against the other's default.
-  const headersTimeoutMs = num('HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs);
-  const requestTimeoutMs = num('REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs);
+  const headersTimeoutMs = num('HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs, ms);
+  const requestTimeoutMs = num('REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, ms);
   if (headersTimeoutMs > requestTimeoutMs) {
     const shown = (name: string, value: number) => `${name} (${value}${env[name] === undefined ? ', the default' : ''})`;
     throw new ConfigError(`${shown('HEADERS_TIMEOUT_MS', headersTimeoutMs)} must not exceed ${shown('REQUEST_TIMEOUT_MS', requestTimeoutMs)}`);
@@ -196,12 +208,12 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     bind: pick('bind', 'BIND') ?? DEFAULTS.bind,
     host,
     publicUrl: publicUrl?.replace(/\/+$/, ''),
-    heartbeatMs: num('HEARTBEAT_MS', DEFAULTS.heartbeatMs),
-    retryMs: num('SSE_RETRY_MS', DEFAULTS.retryMs),
+    heartbeatMs: num('HEARTBEAT_MS', DEFAULTS.heartbeatMs, ms),
+    retryMs: num('SSE_RETRY_MS', DEFAULTS.retryMs, ms),
     historyMax: num('HISTORY_MAX', DEFAULTS.historyMax),
-    historyMaxAgeMs: num('HISTORY_MAX_AGE_MS', DEFAULTS.historyMaxAgeMs),
-    commandReplayMaxAgeMs: num('COMMAND_REPLAY_MAX_AGE_MS', DEFAULTS.commandReplayMaxAgeMs),
-    channelTtlMs: num('CHANNEL_TTL_MS', DEFAULTS.channelTtlMs),
+    historyMaxAgeMs: num('HISTORY_MAX_AGE_MS', DEFAULTS.historyMaxAgeMs, ms),
+    commandReplayMaxAgeMs: num('COMMAND_REPLAY_MAX_AGE_MS', DEFAULTS.commandReplayMaxAgeMs, ms),
+    channelTtlMs: num('CHANNEL_TTL_MS', DEFAULTS.channelTtlMs, ms),
     maxChannels: num('MAX_CHANNELS', DEFAULTS.maxChannels),
     maxSubscribersPerChannel: num('MAX_SUBSCRIBERS_PER_CHANNEL', DEFAULTS.maxSubscribersPerChannel),
     maxSubscribersPerIp: num('MAX_SUBSCRIBERS_PER_IP', DEFAULTS.maxSubscribersPerIp),
@@ -212,7 +224,7 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     requestTimeoutMs,
     trustProxy: values['trust-proxy'] === true || env.TRUST_PROXY === '1',
     rawHttp: env.RAW_HTTP !== '0',
-    warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, true),
+    warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, { zeroAllowed: true }),
     allowOrigins,
     redisUrl,
   });
