@@ -79,6 +79,7 @@ for (const [name, env, message] of [
   ['HEADERS_TIMEOUT_MS above REQUEST_TIMEOUT_MS', { HEADERS_TIMEOUT_MS: '20000' }, /^clicker: HEADERS_TIMEOUT_MS \(20000\) must not exceed REQUEST_TIMEOUT_MS \(15000, the default\)$/],
   ['REQUEST_TIMEOUT_MS below HEADERS_TIMEOUT_MS', { REQUEST_TIMEOUT_MS: '5000' }, /^clicker: HEADERS_TIMEOUT_MS \(10000, the default\) must not exceed REQUEST_TIMEOUT_MS \(5000\)$/],
   ['HEARTBEAT_MS past what a timer holds', { HEARTBEAT_MS: '3000000000' }, /^clicker: HEARTBEAT_MS must be at most 2147483647 ms \(about 24 days\), got "3000000000"$/],
+  ['an unknown LOG_LEVEL', { LOG_LEVEL: 'verbose' }, /^clicker: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "verbose"$/],
 ] as const) {
   test(`${name} gets a one-line error and exit code 2`, () => {
     // Loopback and a free port, in case a server that should refuse to start does start.

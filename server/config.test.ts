@@ -143,3 +143,16 @@ test('a millisecond duration above what a timer holds (2^31-1) names the variabl
   // Counts are no durations: the bound is per option.
   assert.equal(loadConfig([], { MAX_CHANNELS: '3000000000' }).maxChannels, 3_000_000_000);
 });
+
+test('LOG_LEVEL sets the log level; an unknown one is a one-line ConfigError listing the valid ones', () => {
+  assert.equal(loadConfig([], {}).logLevel, 'info');
+  assert.equal(loadConfig([], { LOG_LEVEL: '' }).logLevel, 'info', 'an empty variable is unset');
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) assert.equal(loadConfig([], { LOG_LEVEL: level }).logLevel, level);
+  for (const bad of ['verbose', 'INFO', 'warning', '30']) {
+    assert.throws(
+      () => loadConfig([], { LOG_LEVEL: bad }),
+      configError(new RegExp(`^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${bad}"$`)),
+      bad,
+    );
+  }
+});

@@ -2,6 +2,7 @@
 // environment and the command line. `loadConfig` is called once, in the entry
 // point; everything else takes a `Config` so tests can build their own.
 import { parseArgs } from 'node:util';
+import type { LevelWithSilent } from 'pino';
 import { z } from 'zod';
 import { COMMAND_DEADLINE_MS } from '../protocol/wire';
 
@@ -13,6 +14,10 @@ import { COMMAND_DEADLINE_MS } from '../protocol/wire';
  * and the TTL anything longer is a typo, not a talk.
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** pino's levels, most severe first, and 'silent'. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const satisfies readonly LevelWithSilent[];
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const DEFAULTS = {
   /** TCP port; 0 picks a free one. `--port` or `PORT`. */
@@ -86,6 +91,8 @@ export const DEFAULTS = {
   redisUrl: undefined as string | undefined,
   /** Extra origins allowed to call the API from a browser, besides the page's own. `--allow-origin` or `ALLOW_ORIGINS` (comma-separated). */
   allowOrigins: [] as string[],
+  /** Least severe level logged (one of LOG_LEVELS). `LOG_LEVEL`. */
+  logLevel: 'info' as LogLevel,
 };
 
 export type Config = typeof DEFAULTS;
@@ -192,6 +199,10 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     }
   }
 
+  const rawLevel = env.LOG_LEVEL || undefined;
+  const logLevel = LOG_LEVELS.find((l) => l === rawLevel) ?? DEFAULTS.logLevel;
+  if (rawLevel !== undefined && logLevel !== rawLevel) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${rawLevel}"`);
+
   // node:http refuses headersTimeout > requestTimeout only when the server is
   // built, with a range error that names neither variable; raising one alone
   // (or lowering the other) trips it against the other's default.
@@ -227,5 +238,6 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, { zeroAllowed: true }),
     allowOrigins,
     redisUrl,
+    logLevel,
   });
 }

@@ -141,7 +141,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   let deck: Deck | undefined;
   try {
     cli = parseCli(argv, env);
-    if (cli.kind === 'serve' || cli.kind === 'export') deck = loadDeck(rootDir, cli.deck, cli.options);
+    if (cli.kind === 'serve' || cli.kind === 'export') {
+      logger.level = cli.config.logLevel;
+      deck = loadDeck(rootDir, cli.deck, cli.options);
+    }
   } catch (err) {
     if (err instanceof ConfigError || err instanceof DeckError) fail(err.message);
     throw err;
