@@ -258,17 +258,25 @@ export class RedisBus implements Bus {
 
   /** Resolves once both connections are up (or rejects after `timeoutMs`). */
   async connected(timeoutMs = 5_000): Promise<void> {
-    const wait = (r: Redis) =>
-      r.status === 'ready'
-        ? Promise.resolve()
-        : new Promise<void>((resolve, reject) => {
-            const timer = setTimeout(() => reject(new BusUnavailable('Redis did not answer')), timeoutMs);
-            r.once('ready', () => {
-              clearTimeout(timer);
-              resolve();
-            });
-          });
-    await Promise.all([wait(this.cmd), wait(this.sub)]);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(new BusUnavailable('Redis did not answer')), timeoutMs);
+    });
+    try {
+      await Promise.race([this.up(), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Resolves once both connections have been up, however long that takes:
+   * ioredis keeps retrying, so an instance started before its Redis can say
+   * when Redis arrives. Holds no timer, so it never keeps a process alive.
+   */
+  up(): Promise<void> {
+    const wait = (r: Redis) => (r.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => r.once('ready', () => resolve())));
+    return Promise.all([wait(this.cmd), wait(this.sub)]).then(() => undefined);
   }
 
   /**

@@ -15,8 +15,8 @@ import { sleep } from './testing-procs';
 const ROOT = path.resolve(import.meta.dirname, '..');
 const BIN = path.join(ROOT, 'bin', 'clicker.mjs');
 
-function clicker(args: string[], cwd: string) {
-  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, encoding: 'utf8', timeout: 60_000 });
+function clicker(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, ...env }, encoding: 'utf8', timeout: 60_000 });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -67,6 +67,24 @@ for (const [name, args, message] of [
   test(`${name} gets a one-line error and exit code 2`, () => {
     const r = clicker([...args], ROOT);
     assert.equal(r.code, 2);
+    assert.equal(r.stdout, '');
+    assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+    assert.match(r.stderr.trimEnd(), message);
+  });
+}
+
+// Settings that only fail once the server starts: each must be refused as the
+// flags are, not crash later with node's or a library's own message.
+for (const [name, env, message] of [
+  ['HEADERS_TIMEOUT_MS above REQUEST_TIMEOUT_MS', { HEADERS_TIMEOUT_MS: '20000' }, /^clicker: HEADERS_TIMEOUT_MS \(20000\) must not exceed REQUEST_TIMEOUT_MS \(15000, the default\)$/],
+  ['REQUEST_TIMEOUT_MS below HEADERS_TIMEOUT_MS', { REQUEST_TIMEOUT_MS: '5000' }, /^clicker: HEADERS_TIMEOUT_MS \(10000, the default\) must not exceed REQUEST_TIMEOUT_MS \(5000\)$/],
+  ['HEARTBEAT_MS past what a timer holds', { HEARTBEAT_MS: '3000000000' }, /^clicker: HEARTBEAT_MS must be at most 2147483647 ms \(about 24 days\), got "3000000000"$/],
+  ['an unknown LOG_LEVEL', { LOG_LEVEL: 'verbose' }, /^clicker: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "verbose"$/],
+] as const) {
+  test(`${name} gets a one-line error and exit code 2`, () => {
+    // Loopback and a free port, in case a server that should refuse to start does start.
+    const r = clicker(['--port', '0', '--bind', '127.0.0.1'], ROOT, env);
+    assert.equal(r.code, 2, r.stderr);
     assert.equal(r.stdout, '');
     assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
     assert.match(r.stderr.trimEnd(), message);

@@ -111,3 +111,48 @@ test('WARMUP_COMMANDS sets the startup warm-up; 0 turns it off; anything else is
   // The other numbers stay positive.
   assert.throws(() => loadConfig([], { HISTORY_MAX: '0' }), configError(/^HISTORY_MAX must be a positive integer, got "0"/));
 });
+
+test('HEADERS_TIMEOUT_MS may not exceed REQUEST_TIMEOUT_MS: a one-line ConfigError naming both, not node:http\'s range error at listen', () => {
+  assert.throws(
+    () => loadConfig([], { HEADERS_TIMEOUT_MS: '20000' }),
+    configError(/^HEADERS_TIMEOUT_MS \(20000\) must not exceed REQUEST_TIMEOUT_MS \(15000, the default\)$/),
+  );
+  assert.throws(
+    () => loadConfig([], { REQUEST_TIMEOUT_MS: '5000' }),
+    configError(/^HEADERS_TIMEOUT_MS \(10000, the default\) must not exceed REQUEST_TIMEOUT_MS \(5000\)$/),
+  );
+  assert.throws(() => loadConfig([], { HEADERS_TIMEOUT_MS: '6000', REQUEST_TIMEOUT_MS: '5000' }), configError(/^HEADERS_TIMEOUT_MS \(6000\) must not exceed REQUEST_TIMEOUT_MS \(5000\)$/));
+  // Equal is what node:http accepts, and lowering both together is fine.
+  assert.equal(loadConfig([], { HEADERS_TIMEOUT_MS: '15000' }).headersTimeoutMs, 15_000);
+  const both = loadConfig([], { HEADERS_TIMEOUT_MS: '3000', REQUEST_TIMEOUT_MS: '5000' });
+  assert.deepEqual([both.headersTimeoutMs, both.requestTimeoutMs], [3_000, 5_000]);
+});
+
+test('a millisecond duration above what a timer holds (2^31-1) names the variable instead of firing every 1 ms', () => {
+  const durations = ['HEARTBEAT_MS', 'SSE_RETRY_MS', 'HISTORY_MAX_AGE_MS', 'COMMAND_REPLAY_MAX_AGE_MS', 'CHANNEL_TTL_MS', 'HEADERS_TIMEOUT_MS', 'REQUEST_TIMEOUT_MS'];
+  for (const name of durations) {
+    for (const bad of ['2147483648', '3000000000']) {
+      assert.throws(() => loadConfig([], { [name]: bad }), configError(new RegExp(`^${name} must be at most 2147483647 ms \\(about 24 days\\), got "${bad}"$`)), `${name}=${bad}`);
+    }
+  }
+  // The largest a timer holds is taken (both timeouts together, as one may not exceed the other).
+  const most = loadConfig([], Object.fromEntries(durations.map((name) => [name, '2147483647'])));
+  for (const key of ['heartbeatMs', 'retryMs', 'historyMaxAgeMs', 'commandReplayMaxAgeMs', 'channelTtlMs', 'headersTimeoutMs', 'requestTimeoutMs'] as const) {
+    assert.equal(most[key], 2_147_483_647, key);
+  }
+  // Counts are no durations: the bound is per option.
+  assert.equal(loadConfig([], { MAX_CHANNELS: '3000000000' }).maxChannels, 3_000_000_000);
+});
+
+test('LOG_LEVEL sets the log level; an unknown one is a one-line ConfigError listing the valid ones', () => {
+  assert.equal(loadConfig([], {}).logLevel, 'info');
+  assert.equal(loadConfig([], { LOG_LEVEL: '' }).logLevel, 'info', 'an empty variable is unset');
+  for (const level of ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) assert.equal(loadConfig([], { LOG_LEVEL: level }).logLevel, level);
+  for (const bad of ['verbose', 'INFO', 'warning', '30']) {
+    assert.throws(
+      () => loadConfig([], { LOG_LEVEL: bad }),
+      configError(new RegExp(`^LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "${bad}"$`)),
+      bad,
+    );
+  }
+});

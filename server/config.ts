@@ -2,8 +2,22 @@
 // environment and the command line. `loadConfig` is called once, in the entry
 // point; everything else takes a `Config` so tests can build their own.
 import { parseArgs } from 'node:util';
+import type { LevelWithSilent } from 'pino';
 import { z } from 'zod';
 import { COMMAND_DEADLINE_MS } from '../protocol/wire';
+
+/**
+ * The longest duration Node's timers hold (2^31-1 ms, about 24.8 days): past
+ * it, setTimeout and setInterval fire after 1 ms instead, with only a
+ * warning, and so do browsers' timers (an EventSource's `retry:`). Every
+ * millisecond option is capped at it: most reach a timer, and for the ages
+ * and the TTL anything longer is a typo, not a talk.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** pino's levels, most severe first, and 'silent'. */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const satisfies readonly LevelWithSilent[];
+export type LogLevel = (typeof LOG_LEVELS)[number];
 
 export const DEFAULTS = {
   /** TCP port; 0 picks a free one. `--port` or `PORT`. */
@@ -51,9 +65,9 @@ export const DEFAULTS = {
   maxStateBytes: 64 * 1024,
   /** Bytes a slow subscriber may have queued before it is dropped (it reconnects and replays). */
   maxQueuedBytes: 1024 * 1024,
-  /** Time allowed to receive request headers. `HEADERS_TIMEOUT_MS`. */
+  /** Time allowed to receive request headers; at most `requestTimeoutMs`, as node:http requires. `HEADERS_TIMEOUT_MS`. */
   headersTimeoutMs: 10_000,
-  /** Time allowed to receive a whole request. `REQUEST_TIMEOUT_MS`. */
+  /** Time allowed to receive a whole request; at least `headersTimeoutMs`. `REQUEST_TIMEOUT_MS`. */
   requestTimeoutMs: 15_000,
   /** Idle keep-alive; far above Node's 5 s so an idle phone never pays a TCP handshake per tap. */
   keepAliveTimeoutMs: 120_000,
@@ -77,6 +91,8 @@ export const DEFAULTS = {
   redisUrl: undefined as string | undefined,
   /** Extra origins allowed to call the API from a browser, besides the page's own. `--allow-origin` or `ALLOW_ORIGINS` (comma-separated). */
   allowOrigins: [] as string[],
+  /** Least severe level logged (one of LOG_LEVELS). `LOG_LEVEL`. */
+  logLevel: 'info' as LogLevel,
 };
 
 export type Config = typeof DEFAULTS;
@@ -128,13 +144,16 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     const v = values[flag];
     return typeof v === 'string' ? v : env[envName] || undefined;
   };
-  const num = (envName: string, fallback: number, zeroAllowed = false): number => {
+  /** A whole-number variable, at most `max` when given (`unit` follows it in the error). */
+  const num = (envName: string, fallback: number, opts: { zeroAllowed?: boolean; max?: number; unit?: string } = {}): number => {
     const raw = env[envName];
     if (raw === undefined) return fallback;
-    const parsed = (zeroAllowed ? wholeNumber : positiveInt).safeParse(raw);
-    if (!parsed.success) throw new ConfigError(`${envName} must be a ${zeroAllowed ? 'whole number' : 'positive integer'}, got "${raw}"`);
+    const parsed = (opts.zeroAllowed ? wholeNumber : positiveInt).safeParse(raw);
+    if (!parsed.success) throw new ConfigError(`${envName} must be a ${opts.zeroAllowed ? 'whole number' : 'positive integer'}, got "${raw}"`);
+    if (opts.max !== undefined && parsed.data > opts.max) throw new ConfigError(`${envName} must be at most ${opts.max}${opts.unit ?? ''}, got "${raw}"`);
     return parsed.data;
   };
+  const ms = { max: MAX_TIMER_MS, unit: ' ms (about 24 days)' };
 
   // 0 asks the OS for a free port (tests and benchmarks use it).
   const rawPort = pick('port', 'PORT');
@@ -180,30 +199,45 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     }
   }
 
+  const rawLevel = env.LOG_LEVEL || undefined;
+  const logLevel = LOG_LEVELS.find((l) => l === rawLevel) ?? DEFAULTS.logLevel;
+  if (rawLevel !== undefined && logLevel !== rawLevel) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${rawLevel}"`);
+
+  // node:http refuses headersTimeout > requestTimeout only when the server is
+  // built, with a range error that names neither variable; raising one alone
+  // (or lowering the other) trips it against the other's default.
+  const headersTimeoutMs = num('HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs, ms);
+  const requestTimeoutMs = num('REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, ms);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    const shown = (name: string, value: number) => `${name} (${value}${env[name] === undefined ? ', the default' : ''})`;
+    throw new ConfigError(`${shown('HEADERS_TIMEOUT_MS', headersTimeoutMs)} must not exceed ${shown('REQUEST_TIMEOUT_MS', requestTimeoutMs)}`);
+  }
+
   return Object.freeze({
     ...DEFAULTS,
     port,
     bind: pick('bind', 'BIND') ?? DEFAULTS.bind,
     host,
     publicUrl: publicUrl?.replace(/\/+$/, ''),
-    heartbeatMs: num('HEARTBEAT_MS', DEFAULTS.heartbeatMs),
-    retryMs: num('SSE_RETRY_MS', DEFAULTS.retryMs),
+    heartbeatMs: num('HEARTBEAT_MS', DEFAULTS.heartbeatMs, ms),
+    retryMs: num('SSE_RETRY_MS', DEFAULTS.retryMs, ms),
     historyMax: num('HISTORY_MAX', DEFAULTS.historyMax),
-    historyMaxAgeMs: num('HISTORY_MAX_AGE_MS', DEFAULTS.historyMaxAgeMs),
-    commandReplayMaxAgeMs: num('COMMAND_REPLAY_MAX_AGE_MS', DEFAULTS.commandReplayMaxAgeMs),
-    channelTtlMs: num('CHANNEL_TTL_MS', DEFAULTS.channelTtlMs),
+    historyMaxAgeMs: num('HISTORY_MAX_AGE_MS', DEFAULTS.historyMaxAgeMs, ms),
+    commandReplayMaxAgeMs: num('COMMAND_REPLAY_MAX_AGE_MS', DEFAULTS.commandReplayMaxAgeMs, ms),
+    channelTtlMs: num('CHANNEL_TTL_MS', DEFAULTS.channelTtlMs, ms),
     maxChannels: num('MAX_CHANNELS', DEFAULTS.maxChannels),
     maxSubscribersPerChannel: num('MAX_SUBSCRIBERS_PER_CHANNEL', DEFAULTS.maxSubscribersPerChannel),
     maxSubscribersPerIp: num('MAX_SUBSCRIBERS_PER_IP', DEFAULTS.maxSubscribersPerIp),
     createPerMinute: num('CREATE_PER_MINUTE', DEFAULTS.createPerMinute),
     questionsPerMinute: num('QUESTIONS_PER_MINUTE', DEFAULTS.questionsPerMinute),
     reactionsPer10s: num('REACTIONS_PER_10S', DEFAULTS.reactionsPer10s),
-    headersTimeoutMs: num('HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs),
-    requestTimeoutMs: num('REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs),
+    headersTimeoutMs,
+    requestTimeoutMs,
     trustProxy: values['trust-proxy'] === true || env.TRUST_PROXY === '1',
     rawHttp: env.RAW_HTTP !== '0',
-    warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, true),
+    warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, { zeroAllowed: true }),
     allowOrigins,
     redisUrl,
+    logLevel,
   });
 }

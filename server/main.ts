@@ -44,6 +44,35 @@ interface Running {
   warmUp?: () => Promise<WarmupResult>;
 }
 
+/**
+ * How long Redis may take to answer at start before the log says it does not:
+ * ioredis's own connect timeout, so a Redis that is merely slow to answer is
+ * not reported as down.
+ */
+const REDIS_START_GRACE_MS = 2_000;
+
+/**
+ * The start never waits on Redis: the port opens at once, /readyz says not
+ * ready and requests that need Redis get 503 until it answers (ioredis keeps
+ * trying). Waiting held the port closed for seconds, so a probe or a proxy saw
+ * a dead instance instead of one that says why it is not ready. The log says
+ * whether Redis answered at start, or that it does not yet and, later, when it does.
+ */
+function reportRedisAtStart(bus: RedisBus): void {
+  let late = false;
+  const grace = setTimeout(() => {
+    late = true;
+    logger.warn({ bus: 'redis' }, 'Redis does not answer yet; serving 503 until it does');
+  }, REDIS_START_GRACE_MS);
+  grace.unref();
+  void bus.up().then(() => {
+    clearTimeout(grace);
+    // The bus reports later outages and recoveries itself (onOutage, onReconnect); this first arrival is not one.
+    if (late) logger.info({ bus: 'redis' }, 'Redis is ready; serving');
+    else logger.info({ bus: 'redis' }, 'connected to Redis');
+  });
+}
+
 async function startServer(config: Config, deck: Deck, rootDir: string): Promise<Running> {
   const clientDir = path.join(rootDir, 'dist', 'client');
   if (!existsSync(path.join(clientDir, 'slides.js'))) fail('the browser bundles are missing; run `npm run build` (npm start does it for you)', 1);
@@ -57,13 +86,7 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
     // Operators see the outage and the recovery in the logs, not only in /readyz.
     bus.onOutage(() => logger.warn({ bus: 'redis' }, 'lost the link to Redis; answering 503 until it is back'));
     bus.onReconnect(() => logger.info({ bus: 'redis' }, 'Redis is back; streams are catching up'));
-    try {
-      await bus.connected(5_000);
-      logger.info({ bus: 'redis' }, 'connected to Redis');
-    } catch {
-      // Serve anyway: /readyz says not ready, requests get 503 until Redis answers, and ioredis keeps trying.
-      logger.warn({ bus: 'redis' }, 'Redis does not answer yet; serving 503 until it does');
-    }
+    reportRedisAtStart(bus);
   }
   const log = (line: string) => logger.error(line);
   const hub = new Hub(config, Date.now, bus);
@@ -141,7 +164,10 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
   let deck: Deck | undefined;
   try {
     cli = parseCli(argv, env);
-    if (cli.kind === 'serve' || cli.kind === 'export') deck = loadDeck(rootDir, cli.deck, cli.options);
+    if (cli.kind === 'serve' || cli.kind === 'export') {
+      logger.level = cli.config.logLevel;
+      deck = loadDeck(rootDir, cli.deck, cli.options);
+    }
   } catch (err) {
     if (err instanceof ConfigError || err instanceof DeckError) fail(err.message);
     throw err;

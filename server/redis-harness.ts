@@ -107,6 +107,21 @@ export class RedisServer {
     throw last;
   }
 
+  /**
+   * Starts one on a given port, for a test that points an instance at the
+   * port first and brings Redis up later; a port taken meanwhile fails it.
+   */
+  static async startOn(binary: string, port: number, opts: RedisServerOptions = {}): Promise<RedisServer> {
+    const server = new RedisServer(binary, port, mkdtempSync(path.join(os.tmpdir(), 'clicker-redis-')), opts);
+    try {
+      await server.spawn();
+    } catch (err) {
+      await server.cleanup();
+      throw err;
+    }
+    return server;
+  }
+
   private args(): string[] {
     const persistence = this.opts.persist
       ? ['--appendonly', 'yes', '--appendfsync', 'always', '--save', '']

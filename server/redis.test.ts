@@ -21,7 +21,9 @@
 //    through any instance restores the channel.
 // 5. An idle channel expires in Redis by itself; one with an open stream does not.
 // 6. No deck key, controller key or pairing code in any instance's logs.
-// 7. A malformed REDIS_URL is refused at start with exit code 2 and one line.
+// 7. A malformed REDIS_URL is refused at start with exit code 2 and one line;
+//    a Redis that is not up yet is not: the port answers at once (503 where
+//    Redis is needed), and the log says so, then says when Redis is ready.
 //
 // CLICKER_SERVER_JS runs the instances from another build: a build with one
 // of the fixes these tests guard taken out fails them.
@@ -36,7 +38,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EVENT, type ChannelInfo, type DeckState, type PairResult, type Presence, type SlideRef, type Snapshot } from '../protocol/messages';
 import { ClickerInstance, parsePrometheus, RedisServer, redisServerOrSkip, sample, TcpProxy, type Sample } from './redis-harness';
-import { jsonCall, sleep, SseConnection, summarize, type JsonAnswer, type SseMessage } from './testing-procs';
+import { freePorts, jsonCall, sleep, SseConnection, summarize, type JsonAnswer, type SseMessage } from './testing-procs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The issue's functional deadline: commands resume within 5 s of Redis being back. Also how long any single wait may take. */
@@ -712,4 +714,50 @@ describe('REDIS_URL at start', { timeout: 60_000 }, () => {
       assert.equal(run.stdout, '', 'nothing started');
     });
   }
+
+  test('a Redis that does not answer yet does not stop the start: the port answers at once with 503, and the log says when Redis is ready', { skip: !binary && 'needs redis-server' }, async () => {
+    // A free port with nothing on it: Redis comes up there later.
+    const [port] = await freePorts(1);
+    const started = performance.now();
+    const inst = await ClickerInstance.start('G', `redis://127.0.0.1:${port}`);
+    let redisLater: RedisServer | undefined;
+    try {
+      // Answered before any Redis exists: liveness yes, readiness no.
+      const health = await jsonCall(inst.base, 'GET', '/healthz');
+      const ready = await jsonCall(inst.base, 'GET', '/readyz');
+      const answeredAfter = performance.now() - started;
+      assert.equal(health.status, 200);
+      assert.equal(ready.status, 503);
+      const created = await jsonCall(inst.base, 'POST', '/api/channels');
+      assert.equal(created.status, 503, 'what needs Redis answers 503 meanwhile');
+      console.log(`[start without Redis] the port answered ${answeredAfter.toFixed(0)} ms after the spawn`);
+      // Not a speed figure: the start used to hold the port closed while it waited 5 s on Redis.
+      assert.ok(answeredAfter < 5_000, `the port answered only after ${answeredAfter.toFixed(0)} ms: the start waited on Redis`);
+      // The operator is told why it is not ready.
+      for (const deadline = performance.now() + DEADLINE_MS * 2; !/Redis does not answer yet/.test(inst.stderr); await sleep(50)) {
+        assert.ok(performance.now() < deadline, `no warning that Redis does not answer:\n${inst.stderr}`);
+      }
+
+      redisLater = await RedisServer.startOn(binary!, port!);
+      for (const deadline = performance.now() + DEADLINE_MS * 2; (await jsonCall(inst.base, 'GET', '/readyz')).status !== 200; await sleep(100)) {
+        assert.ok(performance.now() < deadline, `not ready after Redis came up:\n${inst.stderr}`);
+      }
+      assert.equal((await jsonCall(inst.base, 'POST', '/api/channels')).status, 201);
+      // ...and told when it is over, once, after the warning.
+      for (const deadline = performance.now() + DEADLINE_MS; !/Redis is ready/.test(inst.stderr); await sleep(50)) {
+        assert.ok(performance.now() < deadline, `no line says Redis is ready:\n${inst.stderr}`);
+      }
+      const msgs = inst.stderr.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string });
+      const warned = msgs.findIndex((m) => /Redis does not answer yet/.test(m.msg));
+      const readied = msgs.findIndex((m) => /Redis is ready/.test(m.msg));
+      assert.ok(warned !== -1 && readied > warned, inst.stderr);
+      assert.equal(msgs[readied]!.level, 30, 'an info line');
+      assert.equal(msgs.filter((m) => /Redis is ready/.test(m.msg)).length, 1);
+      assert.ok(!msgs.some((m) => /connected to Redis/.test(m.msg)), 'not also the line for a Redis that answered at start');
+      assert.ok(inst.alive);
+    } finally {
+      await inst.stop();
+      await redisLater?.cleanup();
+    }
+  });
 });
