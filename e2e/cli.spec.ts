@@ -53,6 +53,8 @@ test.beforeEach(async () => {
   mkdirSync(dir);
   writeFileSync(path.join(dir, 'talk.md'), TALK);
   writePng(path.join(dir, 'owl.png'));
+  mkdirSync(path.join(dir, 'assets'));
+  writePng(path.join(dir, 'assets', 'logo.png'));
   writeFileSync(path.join(root, 'secret.txt'), 'not for the audience');
   writeFileSync(path.join(dir, '.env'), 'TOKEN=hidden');
   server = await ClickerServer.start([path.join(dir, 'talk.md')]);
@@ -219,6 +221,14 @@ test('titles holding control characters reach the phone without them, and every 
 
 test("files beside the deck are served; nothing outside its folder, and no dotfiles", async ({ request }) => {
   expect((await request.get(`${server.base}/owl.png`)).status()).toBe(200);
+  // A deck's own assets/ folder, though Clicker's bundles live under /assets too: both are served.
+  const logo = await request.get(`${server.base}/assets/logo.png`);
+  expect(logo.status()).toBe(200);
+  expect(logo.headers()['content-type']).toBe('image/png');
+  expect((await request.get(`${server.base}/assets/slides.js`)).status()).toBe(200);
+  const missing = await request.get(`${server.base}/assets/nope.png`);
+  expect(missing.status()).toBe(404);
+  expect(await missing.json()).toEqual({ error: 'not found' });
   for (const p of ['/../secret.txt', '/%2e%2e/secret.txt', '/..%2fsecret.txt', '/%2e%2e%2fsecret.txt', '/.env']) {
     const res = await request.get(`${server.base}${p}`);
     expect(res.status(), p).toBeGreaterThanOrEqual(400);

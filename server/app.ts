@@ -146,11 +146,10 @@ export function createApp(deps: AppDeps): App {
   });
   // Every theme reveal.js ships, straight from its own folder.
   // redirect: false: a folder's own path (/assets, /assets/theme) is a JSON 404 like any other miss, not an HTML redirect to another 404.
-  app.use('/assets/theme', express.static(THEME_DIR, { index: false, fallthrough: false, redirect: false }));
-  app.use(
-    '/assets',
-    express.static(clientDir, { index: false, fallthrough: false, redirect: false, setHeaders: (res) => res.set('Cache-Control', 'no-cache') }),
-  );
+  // A miss falls through to the deck's own files below: `assets/` is where
+  // many decks keep their images, and their URLs begin with /assets too.
+  app.use('/assets/theme', express.static(THEME_DIR, { index: false, redirect: false }));
+  app.use('/assets', express.static(clientDir, { index: false, redirect: false, setHeaders: (res) => res.set('Cache-Control', 'no-cache') }));
   // No favicon: answer quietly instead of logging a 404 on every page load.
   app.get('/favicon.ico', (_req, res) => {
     res.status(204).end();
