@@ -191,6 +191,54 @@ test('the saved slide is resumed for the same deck soon after, and never for ano
   expect(await deckPosition(later)).toBe('1 / 3');
 });
 
+test('notes keep their lists on the phone; Notes: works as Note: does; a <br> in a heading is a space', async ({ browser }) => {
+  const mdDir = mkdtempSync(path.join(os.tmpdir(), 'clicker-notes-'));
+  writeFileSync(
+    path.join(mdDir, 'talk.md'),
+    [
+      '# Scaling Postgres<br>to a billion rows',
+      '',
+      'notes:',
+      'Open with the graph.',
+      '',
+      '- point **one**',
+      '- point two',
+      '',
+      '1. first step',
+      '2. second step',
+      '',
+      '---',
+      '',
+      '## Part one<br/>The setup',
+      '',
+      'Notes:',
+      'Plural works too.',
+      '',
+    ].join('\n'),
+  );
+  const own = await ClickerServer.start([path.join(mdDir, 'talk.md')]);
+  try {
+    const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+    await deck.goto(`${own.base}/`);
+    // The notes are notes, not words on the projected slide.
+    await expect(deck.locator('.reveal .slides section.present aside.notes')).toHaveCount(1);
+    await expect(deck.getByText('Open with the graph.')).toBeHidden();
+    const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
+    await phone.goto(toLoopback(await readDeckQr(deck)));
+    await expect(phone.locator('#title')).toHaveText('Scaling Postgres to a billion rows');
+    await expect(phone.locator('#next-title')).toHaveText('Part one The setup');
+    expect(await phone.locator('#notes').evaluate((el) => el.textContent)).toBe(
+      'Open with the graph.\n\n• point one\n• point two\n\n1. first step\n2. second step',
+    );
+    await phone.getByRole('button', { name: 'Next' }).tap();
+    await expect(phone.locator('#notes')).toHaveText('Plural works too.');
+    await expect(deck.locator('.reveal .slides section.present aside.notes')).toHaveCount(1);
+    await expect(deck.getByText('Plural works too.')).toBeHidden();
+  } finally {
+    await own.stop();
+  }
+});
+
 test('titles holding control characters reach the phone without them, and every move is still reported', async ({ browser }) => {
   // A BEL in a data-title and a DEL and a SOH in headings: the state schema
   // refuses control characters in a title, so unless the slideshow drops them,

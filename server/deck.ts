@@ -150,10 +150,11 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
   }
   const first = splitFrontMatter(read());
   checkOptions(first.data);
-  // reveal.js's conventions: --- between slides, -- between vertical slides, Note: starts the notes.
+  // reveal.js's conventions: --- between slides, -- between vertical slides,
+  // and its own default for the notes, Note: or Notes: in any case.
   const body =
     '<section data-markdown="/_deck.md" data-separator="^\\r?\\n---\\r?\\n$" ' +
-    'data-separator-vertical="^\\r?\\n--\\r?\\n$" data-separator-notes="^Note:"></section>';
+    'data-separator-vertical="^\\r?\\n--\\r?\\n$" data-separator-notes="^\\s*notes?:"></section>';
   return {
     kind,
     file,

@@ -69,15 +69,61 @@ function loadSaved(): Saved | null {
   }
 }
 
+/** Elements that start and end a line of their own in plain text. */
+const BLOCKS = new Set(['P', 'DIV', 'LI', 'UL', 'OL', 'H1', 'H2', 'H3', 'H4', 'H5', 'H6', 'PRE', 'BLOCKQUOTE', 'TABLE', 'TR', 'DL', 'DT', 'DD', 'SECTION', 'FIGURE']);
+/** Containers whose white-space-only text is markup layout, not words. */
+const LAYOUT = new Set(['UL', 'OL', 'TABLE', 'THEAD', 'TBODY', 'TR', 'DL']);
+
+/**
+ * Rendered markup as plain text that keeps what textContent loses: a <br>
+ * or a paragraph is a line break ("Scaling Postgres<br>to a billion" read
+ * "Postgresto"), and a list item keeps its bullet or its number, so the
+ * steps in the speaker notes still read as steps on the phone.
+ */
+function plainText(root: Node): string {
+  let out = '';
+  const breakLine = () => {
+    if (out !== '' && !out.endsWith('\n')) out += '\n';
+  };
+  const walk = (node: Node): void => {
+    if (node.nodeType === Node.TEXT_NODE) {
+      const text = node.nodeValue ?? '';
+      if (!(node.parentElement && LAYOUT.has(node.parentElement.tagName) && text.trim() === '')) out += text;
+      return;
+    }
+    if (!(node instanceof Element)) return;
+    if (node.tagName === 'BR') {
+      out += '\n';
+      return;
+    }
+    const block = BLOCKS.has(node.tagName);
+    if (block) breakLine();
+    if (node.tagName === 'LI') {
+      const list = node.parentElement;
+      if (list?.tagName === 'OL') {
+        let n = Number(list.getAttribute('start') ?? 1) || 1;
+        for (let s = node.previousElementSibling; s; s = s.previousElementSibling) if (s.tagName === 'LI') n++;
+        out += `${n}. `;
+      } else {
+        out += '• ';
+      }
+    }
+    for (const child of node.childNodes) walk(child);
+    if (block) breakLine();
+  };
+  walk(root);
+  return out;
+}
+
 /** Plain text of a slide's title: its data-title, else its first heading. */
 function titleOf(slide: Element | undefined, fallback: string): string {
   if (!slide) return '';
   const explicit = slide.getAttribute('data-title');
   const heading = slide.querySelector('h1, h2, h3, h4, h5, h6');
-  // One line: white space folds to spaces, and any other control character
-  // goes, since the state schema refuses a title holding one (and with it
-  // every report of the deck).
-  const text = (explicit ?? heading?.textContent ?? '')
+  // One line: white space (a <br> included) folds to spaces, and any other
+  // control character goes, since the state schema refuses a title holding
+  // one (and with it every report of the deck).
+  const text = (explicit ?? (heading ? plainText(heading) : ''))
     .replace(/\s+/g, ' ')
     .replace(/[\u0000-\u001F\u007F]/g, '')
     .trim();
@@ -88,7 +134,7 @@ function titleOf(slide: Element | undefined, fallback: string): string {
 function notesOf(slide: Element): string {
   const attr = slide.getAttribute('data-notes');
   const aside = slide.querySelector(':scope > aside.notes');
-  const text = attr ?? aside?.textContent ?? '';
+  const text = attr ?? (aside ? plainText(aside) : '');
   // Keep line breaks, drop other control characters the schema would refuse.
   return text
     .replace(/\r\n?/g, '\n')
