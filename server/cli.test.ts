@@ -115,6 +115,18 @@ test('init writes a starter deck once, and refuses to overwrite it', () => {
   const again = clicker(['init', 'talk.md'], dir);
   assert.equal(again.code, 2);
   assert.match(again.stderr, /already exists; not overwriting it/);
+  // A second starter deck in the same folder shares the logo the first one put there.
+  const second = clicker(['init', 'other.md'], dir);
+  assert.equal(second.code, 0, second.stderr);
+  assert.equal(readFileSync(path.join(dir, 'other.md'), 'utf8'), md);
+  // A logo of the user's own by that name is theirs: refused, not overwritten.
+  const own = tmp();
+  writeFileSync(path.join(own, 'clicker-logo.svg'), '<svg>mine</svg>');
+  const refused = clicker(['init', 'talk.md'], own);
+  assert.equal(refused.code, 2);
+  assert.match(refused.stderr, /clicker-logo\.svg already exists/);
+  assert.equal(readFileSync(path.join(own, 'clicker-logo.svg'), 'utf8'), '<svg>mine</svg>');
+  assert.ok(!existsSync(path.join(own, 'talk.md')));
 });
 
 test('export writes a PDF with one page per slide', async () => {

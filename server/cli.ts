@@ -72,10 +72,16 @@ export function runInit(rootDir: string, file: string): string[] {
   const target = path.resolve(file);
   if (!/\.(md|markdown)$/i.test(target)) throw new DeckError(`${file}: the starter deck is Markdown, name it something.md`);
   const image = path.join(path.dirname(target), 'clicker-logo.svg');
-  for (const p of [target, image]) if (existsSync(p)) throw new DeckError(`${path.relative(process.cwd(), p) || p} already exists; not overwriting it`);
+  const logo = readFileSync(path.join(rootDir, 'slides', 'clicker-logo.svg'), 'utf8');
+  // The logo a starter deck already put in this folder is the same file: a
+  // second starter deck beside it shares it. Any other file by that name is
+  // the user's, and is never overwritten.
+  const sharedLogo = existsSync(image) && readFileSync(image, 'utf8') === logo;
+  for (const p of sharedLogo ? [target] : [target, image]) if (existsSync(p)) throw new DeckError(`${path.relative(process.cwd(), p) || p} already exists; not overwriting it`);
   if (!existsSync(path.dirname(target))) throw new DeckError(`no such folder: ${path.dirname(file)}`);
   writeFileSync(target, readFileSync(path.join(rootDir, 'slides', 'starter.md'), 'utf8'));
-  writeFileSync(image, readFileSync(path.join(rootDir, 'slides', 'clicker-logo.svg'), 'utf8'));
+  if (sharedLogo) return [target];
+  writeFileSync(image, logo);
   return [target, image];
 }
 
