@@ -4,7 +4,7 @@ import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
-import { devices, expect, test } from '@playwright/test';
+import { devices, expect, test, type Page } from '@playwright/test';
 import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback } from './fixtures';
 
 const TALK = `---
@@ -45,6 +45,31 @@ function writePng(file: string): void {
   writeFileSync(file, PNG.sync.write(png));
 }
 
+/**
+ * What the floating QR covers on the title slide: lines of its text, its
+ * images, reveal.js's Next arrow and slide number, the presenter status.
+ */
+function floatingQrOverlaps(deck: Page): Promise<string[]> {
+  return deck.evaluate(() => {
+    const qr = document.querySelector('.clicker-qr-floating')!.getBoundingClientRect();
+    const hits = (r: DOMRect) => r.width > 0 && r.left < qr.right && qr.left < r.right && r.top < qr.bottom && qr.top < r.bottom;
+    const found: string[] = [];
+    const slide = document.querySelector('.reveal .slides section.present')!;
+    const walker = document.createTreeWalker(slide, NodeFilter.SHOW_TEXT);
+    const range = document.createRange();
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      if (!n.nodeValue?.trim() || n.parentElement?.closest('aside.notes')) continue;
+      range.selectNodeContents(n);
+      if ([...range.getClientRects()].some(hits)) found.push(`text "${n.nodeValue.trim()}"`);
+    }
+    for (const sel of ['.reveal .slides section.present img', '.reveal .controls .navigate-right', '.reveal .slide-number', '.clicker-status']) {
+      const el = document.querySelector(sel);
+      if (el && hits(el.getBoundingClientRect())) found.push(sel);
+    }
+    return found;
+  });
+}
+
 let server: ClickerServer;
 let dir: string;
 test.beforeEach(async () => {
@@ -77,19 +102,7 @@ test("the user's own deck: their title slide, their image, their notes on the ph
   // of their title and image, of reveal.js's arrows and slide number, and of
   // the presenter status.
   await deck.locator('[data-clicker-qr-code] img').waitFor();
-  const overlaps = await deck.evaluate(() => {
-    const qr = document.querySelector('.clicker-qr-floating')!.getBoundingClientRect();
-    const others = ['.reveal .slides section.present h1', '.reveal .slides section.present img', '.reveal .controls .navigate-right', '.reveal .slide-number', '.clicker-status'];
-    return others.filter((sel) => {
-      // The heading's text, not its box: a block heading spans the whole slide width.
-      const el = document.querySelector(sel)!;
-      const range = document.createRange();
-      range.selectNodeContents(el);
-      const r = el.tagName === 'H1' ? range.getBoundingClientRect() : el.getBoundingClientRect();
-      return r.width > 0 && r.left < qr.right && qr.left < r.right && r.top < qr.bottom && qr.top < r.bottom;
-    });
-  });
-  expect(overlaps).toEqual([]);
+  expect(await floatingQrOverlaps(deck)).toEqual([]);
 
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
   await phone.goto(toLoopback(await readDeckQr(deck)));
@@ -234,6 +247,26 @@ test('notes keep their lists on the phone; Notes: works as Note: does; a <br> in
     await expect(phone.locator('#notes')).toHaveText('Plural works too.');
     await expect(deck.locator('.reveal .slides section.present aside.notes')).toHaveCount(1);
     await expect(deck.getByText('Plural works too.')).toBeHidden();
+  } finally {
+    await own.stop();
+  }
+});
+
+test('the floating QR finds a corner clear of a long title, on a 4:3 projector too', async ({ browser }) => {
+  const longDir = mkdtempSync(path.join(os.tmpdir(), 'clicker-long-'));
+  writeFileSync(path.join(longDir, 'talk.md'), '---\ntheme: white\n---\n\n# Scaling Postgres to a billion rows a day\n\nJane Doe\n\nPGConf 2026\n\n---\n\n## Two\n');
+  const own = await ClickerServer.start([path.join(longDir, 'talk.md')]);
+  try {
+    for (const viewport of [{ width: 1024, height: 768 }, { width: 1280, height: 720 }, { width: 1920, height: 1080 }]) {
+      const deck = await (await browser.newContext({ viewport })).newPage();
+      await deck.goto(`${own.base}/`);
+      await deck.locator('[data-clicker-qr-code] img').waitFor();
+      await expect.poll(() => floatingQrOverlaps(deck), { message: `${viewport.width}x${viewport.height}` }).toEqual([]);
+      await deck.screenshot({ path: test.info().outputPath(`qr-${viewport.width}.png`) });
+      // Still scannable: the pairing URL reads from the screenshot.
+      expect(new URL(await readDeckQr(deck)).pathname).toMatch(/^\/r\//);
+      await deck.context().close();
+    }
   } finally {
     await own.stop();
   }

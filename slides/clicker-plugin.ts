@@ -235,10 +235,71 @@ function floatingQr(deck: RevealApi): HTMLElement {
   const place = () => {
     const { h, v } = deck.getIndices();
     box.hidden = h !== 0 || (v ?? 0) !== 0;
+    if (!box.hidden) placeFloatingQr(box, deck.getCurrentSlide());
   };
   deck.on('slidechanged', place);
+  deck.on('resize', place);
+  // The QR image and the caption change the box's size once they arrive
+  // (load does not bubble, so it is caught on the way down).
+  box.addEventListener('load', place, true);
+  new MutationObserver(place).observe(caption, { childList: true, characterData: true, subtree: true });
   place();
   return box;
+}
+
+/** Where the floating QR may go, most preferred first, and how big. */
+const CORNERS = ['tr', 'tl', 'br', 'bl'] as const;
+const SIZES = ['normal', 'small'] as const;
+
+/** The boxes of what the slide shows: each line of its text, and each image, video, canvas or SVG. */
+function contentRects(slide: Element): DOMRect[] {
+  const rects: DOMRect[] = [];
+  const range = document.createRange();
+  const walker = document.createTreeWalker(slide, NodeFilter.SHOW_TEXT | NodeFilter.SHOW_ELEMENT, {
+    // Speaker notes are never drawn.
+    acceptNode: (n) => (n instanceof Element && n.matches('aside.notes') ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT),
+  });
+  for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+    if (n instanceof Element) {
+      if (n.matches('img, video, canvas, svg, iframe, pre, table')) rects.push(n.getBoundingClientRect());
+    } else if (n.nodeValue?.trim()) {
+      range.selectNodeContents(n);
+      rects.push(...range.getClientRects());
+    }
+  }
+  return rects.filter((r) => r.width > 0 && r.height > 0);
+}
+
+/** Area of the part of `a` that `b` covers. */
+function overlap(a: DOMRect, b: DOMRect): number {
+  const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+  const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+  return w > 0 && h > 0 ? w * h : 0;
+}
+
+/**
+ * Puts the floating QR where it covers none of the title slide's content: a
+ * corner at full size if one is free, else a corner at the small size, else
+ * wherever it covers least. Tried in place (8 layouts at most, on the title
+ * slide only), since only the browser knows where the slide's words landed.
+ */
+function placeFloatingQr(box: HTMLElement, slide: Element | undefined): void {
+  const content = slide ? contentRects(slide) : [];
+  let best: { corner: string; size: string; covered: number } | null = null;
+  for (const size of SIZES) {
+    for (const corner of CORNERS) {
+      box.dataset.corner = corner;
+      box.dataset.size = size;
+      const at = box.getBoundingClientRect();
+      const covered = content.reduce((sum, r) => sum + overlap(at, r), 0);
+      if (covered === 0) return;
+      if (!best || covered < best.covered) best = { corner, size, covered };
+    }
+  }
+  if (best) {
+    box.dataset.corner = best.corner;
+    box.dataset.size = best.size;
+  }
 }
 
 /**
