@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PDFParse } from 'pdf-parse';
@@ -186,6 +186,33 @@ test('decks: front matter, flags over front matter, folders, HTML sections', () 
   assert.throws(() => loadDeck(ROOT, path.join(htmlDir, 'bad.html'), {}), DeckError);
   // A title with markup is escaped into the page's <title>.
   assert.match(loadDeck(ROOT, undefined, { title: '<script>x</script>' }).page(), /<title>&lt;script&gt;x&lt;\/script&gt;<\/title>/);
+  // A full reveal.js page: its title, theme and own styles come along; reveal.js's own files, its scripts and other hosts' files do not.
+  const full = tmp();
+  const slidesHtml = '\n      <section><h1>Full</h1><!-- kept as written --></section>\n      <section data-markdown><textarea data-template>## Two</textarea></section>\n    ';
+  writeFileSync(
+    path.join(full, 'index.html'),
+    '<!doctype html><html><head><title>My reveal &amp; talk</title>' +
+      '<link rel="stylesheet" href="dist/reset.css"><link rel="stylesheet" href="dist/reveal.css">' +
+      '<link rel="stylesheet" href="dist/theme/white.css" id="theme"><link rel="stylesheet" href="plugin/highlight/monokai.css">' +
+      '<link rel="stylesheet" href="css/custom.css"><link rel="stylesheet" href="https://cdn.example/x.css"><link rel="icon" href="favicon.png">' +
+      '<style>.reveal h1 { color: tomato; }</style><script>alert(1)</script></head>' +
+      `<body><div class="reveal"><div class="slides">${slidesHtml}</div></div><script src="dist/reveal.js"></script></body></html>`,
+  );
+  const fullPage = loadDeck(ROOT, full, {}).page();
+  assert.match(fullPage, /<title>My reveal &amp; talk<\/title>/);
+  assert.match(fullPage, /href="\/assets\/theme\/white\.css"/);
+  assert.ok(fullPage.includes(`<div class="slides">\n${slidesHtml}\n</div>`), 'the slides exactly as written');
+  const head = fullPage.slice(0, fullPage.indexOf('</head>'));
+  assert.match(head, /<link rel="stylesheet" href="css\/custom\.css">/);
+  assert.match(head, /<style>\.reveal h1 \{ color: tomato; \}<\/style>/);
+  for (const gone of ['dist/reveal.css', 'dist/reset.css', 'monokai', 'cdn.example', 'favicon.png', 'alert(1)', 'dist/reveal.js']) assert.ok(!fullPage.includes(gone), gone);
+  assert.match(loadDeck(ROOT, full, { theme: 'sky', title: 'Flag' }).page(), /<title>Flag<\/title>[\s\S]*theme\/sky\.css/);
+  // A folder's index file without a title of its own is named after the folder.
+  const named = path.join(tmp(), 'owl-talk');
+  mkdirSync(named);
+  writeFileSync(path.join(named, 'index.md'), '# Owls\n');
+  assert.match(loadDeck(ROOT, named, {}).page(), /<title>owl-talk<\/title>/);
+
   // A title that reads like a placeholder stays a title: the slides still go where they belong.
   const curly = loadDeck(ROOT, path.join(htmlDir, 'talk.html'), { title: 'All the {{slides}} and {{theme}}' }).page();
   assert.match(curly, /<title>All the \{\{slides\}\} and \{\{theme\}\}<\/title>/);

@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseHtml } from 'node-html-parser';
 import { parse as parseYaml } from 'yaml';
 
 export const TRANSITIONS = ['none', 'fade', 'slide', 'convex', 'concave', 'zoom'] as const;
@@ -75,12 +76,58 @@ export function splitFrontMatter(text: string): { data: DeckOptions; body: strin
   return { data, body: text.slice(m[0].length) };
 }
 
-/** The slides of an HTML deck: the inside of its .slides element, or the whole file if it is just sections. */
-function htmlSections(text: string, file: string): string {
-  const inner = /<div\s+class=["'][^"']*\bslides\b[^"']*["'][^>]*>([\s\S]*)<\/div>\s*<\/div>/i.exec(text);
-  if (inner) return inner[1]!;
-  if (!/<section[\s>]/i.test(text)) throw new DeckError(`${file} has no <section> elements; an HTML deck is a list of reveal.js <section>s`);
-  return text;
+/** What Clicker takes from an HTML deck: its slides, and from a full reveal.js page its title, theme and own styles. */
+interface HtmlDeck {
+  /** The inside of its .slides element, as written, or the whole file if it is just sections. */
+  sections: string;
+  title?: string;
+  theme?: string;
+  /** Its own <style> blocks and stylesheets from its folder, for the page's head. */
+  head: string;
+}
+
+/** reveal.js's own files: the page loads its own copies, so a full deck's links to them are dropped. */
+const REVEAL_OWN = /(^|\/)(reveal|reset)\.css$|(^|\/)(theme|plugin)\//;
+/** An href to another host (or scheme), which the page's Content-Security-Policy would block anyway. */
+const FOREIGN = /^([a-z][a-z0-9+.-]*:|\/\/)/i;
+
+/**
+ * Reads an HTML deck with a real HTML parser (node-html-parser). A full
+ * reveal.js page keeps what a presenter sees as part of the talk: its
+ * <title>, its theme (a link to theme/NAME.css) and its own styles. Its
+ * scripts and reveal.js setup are left out: Clicker's page runs its own.
+ */
+function htmlDeck(text: string, file: string): HtmlDeck {
+  const root = parseHtml(text, { comment: true });
+  const slides = root.querySelector('.reveal .slides') ?? root.querySelector('.slides');
+  let sections: string;
+  if (slides) {
+    const kids = slides.childNodes;
+    // The source between the first and last child, as written: nothing re-serialized.
+    sections = kids.length > 0 ? text.slice(kids[0]!.range[0], kids[kids.length - 1]!.range[1]) : '';
+  } else {
+    if (!/<section[\s>]/i.test(text)) throw new DeckError(`${file} has no <section> elements; an HTML deck is a list of reveal.js <section>s`);
+    sections = text;
+  }
+  const head = root.querySelector('head');
+  const out: HtmlDeck = { sections, head: '' };
+  if (!head) return out;
+  const title = head.querySelector('title')?.text.trim();
+  if (title) out.title = title;
+  const parts: string[] = [];
+  for (const el of head.querySelectorAll('link, style')) {
+    if (el.tagName === 'STYLE') {
+      parts.push(el.toString());
+      continue;
+    }
+    const href = el.getAttribute('href') ?? '';
+    if (!/(^|\s)stylesheet(\s|$)/i.test(el.getAttribute('rel') ?? '') || href === '' || FOREIGN.test(href)) continue;
+    const theme = /(?:^|\/)theme\/([\w-]+)\.css$/.exec(href)?.[1];
+    if (theme !== undefined && THEMES.includes(theme)) out.theme = theme;
+    else if (!REVEAL_OWN.test(href)) parts.push(`<link rel="stylesheet" href="${escapeHtml(href)}">`);
+  }
+  out.head = parts.join('\n');
+  return out;
 }
 
 function resolveDeckFile(arg: string): { file: string; kind: 'markdown' | 'html' } {
@@ -109,17 +156,18 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
   // restart brings the same deck back where it was, another deck starts at
   // its title slide. A hash, so the page does not show the laptop's paths.
   const deckId = createHash('sha256').update(resolved?.file ?? 'builtin').digest('base64url').slice(0, 16);
-  const render = (body: string, o: DeckOptions) => {
+  const render = (body: string, o: DeckOptions, head = '') => {
     checkOptions(o);
     const vars: Record<string, string> = {
       title: escapeHtml(o.title ?? 'Clicker'),
       theme: o.theme ?? 'black',
       transition: o.transition ?? 'slide',
       deck: deckId,
+      head,
       slides: body,
     };
     // One pass: a title holding "{{slides}}" is text, not a place for the slides.
-    return shell.replace(/\{\{(title|theme|transition|deck|slides)\}\}/g, (_m, k: string) => vars[k]!);
+    return shell.replace(/\{\{(title|theme|transition|deck|head|slides)\}\}/g, (_m, k: string) => vars[k]!);
   };
 
   if (resolved === null) {
@@ -136,15 +184,20 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
   const { file, kind, given } = resolved;
   const read = () => readFileSync(file, 'utf8');
   const assetsDir = path.dirname(file);
-  const stem = path.basename(file).replace(/\.[^.]+$/, '');
+  // The page's title when nothing else names the deck: the file's name, or its folder's for an index file.
+  const stem = path.basename(/^index\.[^.]+$/i.test(path.basename(file)) ? path.dirname(file) : file).replace(/\.[^.]+$/, '');
   if (kind === 'html') {
     // Fail at start, not on the first page view.
-    htmlSections(read(), given);
+    htmlDeck(read(), given);
     return {
       kind,
       file,
       assetsDir,
-      page: () => render(htmlSections(read(), given), { title: stem, ...defined(cli) }),
+      page: () => {
+        const { sections, title, theme, head } = htmlDeck(read(), given);
+        // As with front matter: what the page says wins over the file's name, and flags win over both.
+        return render(sections, { title: stem, ...defined({ title, theme }), ...defined(cli) }, head);
+      },
       markdown: () => null,
     };
   }
