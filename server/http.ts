@@ -18,6 +18,22 @@ export const TRUSTED_PROXIES = ['loopback', 'linklocal', 'uniquelocal'];
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v)?.split(',')[0]?.trim() || undefined;
 
 /**
+ * A Host-style value (a name or address, and a port) and nothing else, as
+ * the URL parser reads it; undefined otherwise. Even a trusted proxy can pass
+ * on a client's junk ("a b", "evil.example/x?"), which would otherwise go
+ * verbatim into the QR code's and the follow link's URLs.
+ */
+function hostOnly(h: string | undefined): string | undefined {
+  if (!h) return undefined;
+  try {
+    const u = new URL(`http://${h}`);
+    return u.host === h.toLowerCase() && u.username === '' && u.password === '' ? u.host : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * Base URL that phones should use, e.g. http://192.168.1.20:3000: the fixed
  * --public-url, else the proxy's own host (with --trust-proxy, and only from a
  * trusted proxy), else the LAN host and the listening port.
@@ -27,7 +43,7 @@ export function makePublicBase(config: Config, host: string | undefined, port: (
   return (req) => {
     if (config.publicUrl) return config.publicUrl;
     if (config.trustProxy && trusted(req.socket.remoteAddress ?? '', 0)) {
-      const forwardedHost = first(req.headers['x-forwarded-host']);
+      const forwardedHost = hostOnly(first(req.headers['x-forwarded-host']));
       if (forwardedHost) return `${first(req.headers['x-forwarded-proto']) === 'https' ? 'https' : 'http'}://${forwardedHost}`;
     }
     return `http://${host ?? 'localhost'}:${port()}`;

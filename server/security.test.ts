@@ -272,6 +272,24 @@ test('behind --trust-proxy, a malformed X-Forwarded-Host on a cross-origin POST 
   assert.deepEqual(s.logs, []);
 });
 
+test('behind --trust-proxy, only a plain host from X-Forwarded-Host goes into the QR and follow URLs', GUARD, async (t) => {
+  const s = await start(t, { trustProxy: true });
+  const urls = async (xfh: string) => {
+    const res = await call(s.base, 'POST', '/api/channels', undefined, undefined, { 'X-Forwarded-Host': xfh, 'X-Forwarded-Proto': 'https' });
+    assert.equal(res.status, 201, res.text);
+    const info = res.json as { controllerUrl: string; followUrl: string };
+    return [new URL(info.controllerUrl).origin, new URL(info.followUrl).origin];
+  };
+  assert.deepEqual(await urls('talk.example:8443'), ['https://talk.example:8443', 'https://talk.example:8443']);
+  assert.deepEqual(await urls('[::1]:8080'), ['https://[::1]:8080', 'https://[::1]:8080']);
+  // Anything more than a host is not trusted to name the server: the URLs fall back to the LAN address.
+  for (const junk of ['a b', 'evil.example/x?', 'user:pw@evil.example', 'evil.example#frag', 'evil.example:99999']) {
+    const [controller, follow] = await urls(junk);
+    assert.equal(controller, s.publicBase, junk);
+    assert.equal(follow, s.publicBase, junk);
+  }
+});
+
 // ------------------------------------------------------------------ text on the stream
 
 test('CR, NUL and other control characters in titles and notes are 400 and never reach a subscriber; an LF cannot forge an event', GUARD, async (t) => {
