@@ -92,7 +92,14 @@ test('--bind, --trust-proxy and numeric variables', () => {
   assert.equal(config.commandReplayMaxAgeMs, 3_000);
   assert.equal(loadConfig([], {}).commandReplayMaxAgeMs, 30_000);
   assert.equal(loadConfig([], { TRUST_PROXY: '1', BIND: '::' }).trustProxy, true);
-  assert.equal(loadConfig([], { TRUST_PROXY: 'yes' }).trustProxy, false);
+  // On/off variables take 1/0 and the words people write for them; anything else is an error, never a silent off.
+  for (const on of ['1', 'true', 'TRUE', 'yes', 'on']) assert.equal(loadConfig([], { TRUST_PROXY: on }).trustProxy, true, on);
+  for (const off of ['0', 'false', 'no', 'off', '']) assert.equal(loadConfig([], { TRUST_PROXY: off }).trustProxy, false, off);
+  assert.throws(() => loadConfig([], { TRUST_PROXY: 'maybe' }), (e: unknown) => e instanceof ConfigError && e.message === 'TRUST_PROXY must be 1 or 0 (or true or false), got "maybe"');
+  assert.equal(loadConfig([], {}).rawHttp, true);
+  assert.equal(loadConfig([], { RAW_HTTP: 'false' }).rawHttp, false);
+  assert.equal(loadConfig([], { RAW_HTTP: '0' }).rawHttp, false);
+  assert.throws(() => loadConfig([], { RAW_HTTP: 'nope' }), ConfigError);
   assert.equal(loadConfig([], { BIND: '::' }).bind, '::');
 });
 

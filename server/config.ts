@@ -154,6 +154,14 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     return parsed.data;
   };
   const ms = { max: MAX_TIMER_MS, unit: ' ms (about 24 days)' };
+  /** An on/off variable: 1 or 0, and the words people also write (TRUST_PROXY=true was silently off). */
+  const onOff = (envName: string): boolean | undefined => {
+    const raw = env[envName];
+    if (raw === undefined || raw === '') return undefined;
+    if (/^(1|true|yes|on)$/i.test(raw)) return true;
+    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    throw new ConfigError(`${envName} must be 1 or 0 (or true or false), got "${raw}"`);
+  };
 
   // 0 asks the OS for a free port (tests and benchmarks use it).
   const rawPort = pick('port', 'PORT');
@@ -233,8 +241,8 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     reactionsPer10s: num('REACTIONS_PER_10S', DEFAULTS.reactionsPer10s),
     headersTimeoutMs,
     requestTimeoutMs,
-    trustProxy: values['trust-proxy'] === true || env.TRUST_PROXY === '1',
-    rawHttp: env.RAW_HTTP !== '0',
+    trustProxy: values['trust-proxy'] === true || onOff('TRUST_PROXY') === true,
+    rawHttp: onOff('RAW_HTTP') ?? DEFAULTS.rawHttp,
     warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, { zeroAllowed: true }),
     allowOrigins,
     redisUrl,
