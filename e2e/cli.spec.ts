@@ -265,6 +265,19 @@ test('the floating QR finds a corner clear of a long title, on a 4:3 projector t
       await deck.screenshot({ path: test.info().outputPath(`qr-${viewport.width}.png`) });
       // Still scannable: the pairing URL reads from the screenshot.
       expect(new URL(await readDeckQr(deck)).pathname).toMatch(/^\/r\//);
+      // Back on the title slide, and after a new pairing code (Q) from
+      // another slide: placed where the words came to rest, not where they
+      // were while the slide was still sliding in.
+      await deck.keyboard.press('ArrowRight');
+      await expect.poll(() => deckPosition(deck)).toBe('2 / 2');
+      await deck.keyboard.press('ArrowLeft');
+      await expect.poll(() => deckPosition(deck)).toBe('1 / 2');
+      await expect.poll(() => floatingQrOverlaps(deck), { message: `back, ${viewport.width}x${viewport.height}` }).toEqual([]);
+      await deck.keyboard.press('ArrowRight');
+      await expect.poll(() => deckPosition(deck)).toBe('2 / 2');
+      await deck.keyboard.press('q');
+      await expect.poll(() => deckPosition(deck)).toBe('1 / 2');
+      await expect.poll(() => floatingQrOverlaps(deck), { message: `Q, ${viewport.width}x${viewport.height}` }).toEqual([]);
       await deck.context().close();
     }
   } finally {

@@ -238,6 +238,10 @@ function floatingQr(deck: RevealApi): HTMLElement {
     if (!box.hidden) placeFloatingQr(box, deck.getCurrentSlide());
   };
   deck.on('slidechanged', place);
+  // slidechanged fires as the slide starts to move in, while its words are
+  // still sliding across: the boxes read then are not where they come to rest.
+  // Placed again once reveal.js says the transition is over.
+  deck.on('slidetransitionend', place);
   deck.on('resize', place);
   // The QR image and the caption change the box's size once they arrive
   // (load does not bubble, so it is caught on the way down).
