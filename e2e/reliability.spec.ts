@@ -339,6 +339,28 @@ test('a slideshow reopened after a long absence applies the taps made just befor
   await expectExactly({ ...p, deck }, 2);
 });
 
+test('a slideshow reopened on another deck does not apply the taps aimed at the last one', async ({ browser }) => {
+  const p = await pairedPhone(browser);
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(1);
+  const deckCtx = p.deck.context();
+  await p.deck.close();
+  // Two taps while the laptop switches talks: meant for the deck that was closed.
+  await burst(p, 2);
+  // The page that opens next is another deck's: what the page saved names a
+  // deck other than the one it now shows (as after `clicker other-talk.md`).
+  await deckCtx.addInitScript(() => {
+    const raw = localStorage.getItem('clicker.deck.v1');
+    if (raw) localStorage.setItem('clicker.deck.v1', JSON.stringify({ ...(JSON.parse(raw) as object), deck: 'another-talk' }));
+  });
+  const deck = await deckCtx.newPage();
+  await deck.goto(`${server.base}/`);
+  // Still paired (the channel is the laptop's, not the deck's), and it starts
+  // at the top: a sentinel tap moves it one step, where the two replayed would have made it three.
+  await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
+  await expectExactly({ ...p, deck }, 0);
+});
+
 test('taps made offline land in the order they were made, each once', async ({ browser }) => {
   const p = await pairedPhone(browser);
   await burst(p, 1);

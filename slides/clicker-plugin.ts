@@ -381,12 +381,18 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   };
   // A reload comes back on the slide it left; another deck, or the same one much later, starts at the top.
   const thisDeck = deckOfPage();
+  /** The stream resumes after this event: commands the page missed while away are replayed, if they are for this deck. */
+  let resumeAfter = saved?.lastEventId ?? '';
   if (saved?.reveal && saved.deck === thisDeck && Date.now() - (saved.at ?? 0) < RESUME_WITHIN_MS) {
     deck.slide(saved.reveal.indexh, saved.reveal.indexv, saved.reveal.indexf);
     // Blacked out stays blacked out: saving the deck file reloads the page, and must not put the slide back up for the room.
     if (saved.reveal.paused) deck.togglePause(true);
   } else if (saved) {
+    // Taps the phone made while the page was away were aimed at that other
+    // deck (or are long stale): resume the channel after them, not through them.
+    // (The saved id still goes to the server, so a restarted one numbers its events on from it.)
     delete saved.reveal;
+    resumeAfter = '';
   }
 
   let info: ChannelInfo | null = null;
@@ -584,7 +590,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
       // After a server restart the channel is unknown there: bring it back first.
       beforeReconnect: register,
     },
-    saved?.lastEventId ?? '',
+    resumeAfter,
   );
   stream.start();
 
