@@ -195,6 +195,7 @@ test('decks: front matter, flags over front matter, folders, HTML sections', () 
       '<link rel="stylesheet" href="dist/reset.css"><link rel="stylesheet" href="dist/reveal.css">' +
       '<link rel="stylesheet" href="dist/theme/white.css" id="theme"><link rel="stylesheet" href="plugin/highlight/monokai.css">' +
       '<link rel="stylesheet" href="css/custom.css"><link rel="stylesheet" href="https://cdn.example/x.css"><link rel="icon" href="favicon.png">' +
+      '<link rel="stylesheet" href="theme/company.css"><link rel="stylesheet" href="plugin/chart/chart.css">' +
       '<style>.reveal h1 { color: tomato; }</style><script>alert(1)</script></head>' +
       `<body><div class="reveal"><div class="slides">${slidesHtml}</div></div><script src="dist/reveal.js"></script></body></html>`,
   );
@@ -205,8 +206,29 @@ test('decks: front matter, flags over front matter, folders, HTML sections', () 
   const head = fullPage.slice(0, fullPage.indexOf('</head>'));
   assert.match(head, /<link rel="stylesheet" href="css\/custom\.css">/);
   assert.match(head, /<style>\.reveal h1 \{ color: tomato; \}<\/style>/);
+  // The deck's own stylesheets are kept, in a theme/ or plugin/ folder too.
+  assert.match(head, /<link rel="stylesheet" href="theme\/company\.css">/);
+  assert.match(head, /<link rel="stylesheet" href="plugin\/chart\/chart\.css">/);
   for (const gone of ['dist/reveal.css', 'dist/reset.css', 'monokai', 'cdn.example', 'favicon.png', 'alert(1)', 'dist/reveal.js']) assert.ok(!fullPage.includes(gone), gone);
   assert.match(loadDeck(ROOT, full, { theme: 'sky', title: 'Flag' }).page(), /<title>Flag<\/title>[\s\S]*theme\/sky\.css/);
+  // Markup a browser shows anyway is read as a browser reads it: a stray end
+  // tag, an end tag with a space. Only the slides come along, never the page's scripts.
+  const sloppy = tmp();
+  writeFileSync(
+    path.join(sloppy, 'index.html'),
+    '<html><head><title>Sloppy</title><style>h2 { color: teal; }</style ></head>' +
+      '<body><div class="reveal"><div class="slides"><section><h2>One</h3></section><section><p>Two<div>open</section></div></div>' +
+      '<script src="dist/reveal.js"></script><script>Reveal.initialize()</script></body></html>',
+  );
+  const sloppyPage = loadDeck(ROOT, sloppy, {}).page();
+  assert.match(sloppyPage, /<title>Sloppy<\/title>/);
+  assert.match(sloppyPage, /<style>h2 \{ color: teal; \}<\/style>/);
+  assert.match(sloppyPage, /<div class="slides">\n<section><h2>One<\/h3><\/section><section><p>Two<div>open<\/section>\n<\/div>/);
+  for (const gone of ['dist/reveal.js', 'Reveal.initialize']) assert.ok(!sloppyPage.includes(gone), gone);
+  // A whole page with no .slides to take is refused at start, rather than put on the slides, scripts and all.
+  const noSlides = tmp();
+  writeFileSync(path.join(noSlides, 'index.html'), '<html><body><div class="reveal"><section>One</section></div><script>Reveal.initialize()</script></body></html>');
+  assert.throws(() => loadDeck(ROOT, noSlides, {}), (err: Error) => err instanceof DeckError && /no <div class="slides">/.test(err.message));
   // A folder's index file without a title of its own is named after the folder.
   const named = path.join(tmp(), 'owl-talk');
   mkdirSync(named);

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseHtml } from 'node-html-parser';
+import { parse as parseHtml, serializeOuter, type DefaultTreeAdapterTypes as Html } from 'parse5';
 import { parse as parseYaml } from 'yaml';
 
 export const TRANSITIONS = ['none', 'fade', 'slide', 'convex', 'concave', 'zoom'] as const;
@@ -86,42 +86,74 @@ interface HtmlDeck {
   head: string;
 }
 
-/** reveal.js's own files: the page loads its own copies, so a full deck's links to them are dropped. */
-const REVEAL_OWN = /(^|\/)(reveal|reset)\.css$|(^|\/)(theme|plugin)\//;
+/**
+ * reveal.js's own files, which the page loads its own copies of: a full
+ * deck's links to reveal.css, reset.css and reveal's highlight styles are
+ * dropped (Clicker's page carries monokai). Themes are read separately; the
+ * deck's own stylesheets, in a theme/ or plugin/ folder or anywhere, are kept.
+ */
+const REVEAL_OWN = /(^|\/)(reveal|reset)\.css$|(^|\/)plugin\/highlight\/(monokai|zenburn)\.css$/;
 /** An href to another host (or scheme), which the page's Content-Security-Policy would block anyway. */
 const FOREIGN = /^([a-z][a-z0-9+.-]*:|\/\/)/i;
 
+/** Every element under `node`, in document order. */
+function* elementsOf(node: Html.ParentNode): Generator<Html.Element> {
+  for (const child of node.childNodes) {
+    if (!('tagName' in child)) continue;
+    yield child;
+    yield* elementsOf(child);
+  }
+}
+
+const attr = (el: Html.Element, name: string): string => el.attrs.find((a) => a.name === name)?.value ?? '';
+const hasClass = (el: Html.Element, name: string): boolean => attr(el, 'class').split(/\s+/).includes(name);
+
 /**
- * Reads an HTML deck with a real HTML parser (node-html-parser). A full
- * reveal.js page keeps what a presenter sees as part of the talk: its
- * <title>, its theme (a link to theme/NAME.css) and its own styles. Its
- * scripts and reveal.js setup are left out: Clicker's page runs its own.
+ * Reads an HTML deck with parse5, the HTML standard's own parsing algorithm,
+ * so a page the browser would show (an unclosed tag, a stray `</h3>`, a
+ * `</style >`) is read as the browser reads it. A full reveal.js page keeps
+ * what a presenter sees as part of the talk: its <title>, its theme (a link
+ * to theme/NAME.css) and its own styles. Its scripts and reveal.js setup are
+ * left out: Clicker's page runs its own.
  */
 function htmlDeck(text: string, file: string): HtmlDeck {
-  const root = parseHtml(text, { comment: true });
-  const slides = root.querySelector('.reveal .slides') ?? root.querySelector('.slides');
+  const doc = parseHtml(text, { sourceCodeLocationInfo: true });
+  const all = [...elementsOf(doc)];
+  const reveal = all.find((el) => hasClass(el, 'reveal'));
+  const slides = (reveal && [...elementsOf(reveal)].find((el) => hasClass(el, 'slides'))) ?? all.find((el) => hasClass(el, 'slides'));
+  // A page of its own (it writes <html>, <head> or <body>, or has a .reveal),
+  // as opposed to a bare list of sections: implied elements have no location.
+  const page = all.some((el) => (['html', 'head', 'body'].includes(el.tagName) && el.sourceCodeLocation) || hasClass(el, 'reveal'));
   let sections: string;
   if (slides) {
-    const kids = slides.childNodes;
-    // The source between the first and last child, as written: nothing re-serialized.
-    sections = kids.length > 0 ? text.slice(kids[0]!.range[0], kids[kids.length - 1]!.range[1]) : '';
+    // The source inside the element, as written: nothing re-serialized.
+    const loc = slides.sourceCodeLocation;
+    const from = loc?.startTag?.endOffset ?? 0;
+    const to = loc?.endTag?.startOffset ?? loc?.endOffset ?? from;
+    sections = text.slice(from, to);
+  } else if (page) {
+    // Taking the whole page would put its scripts and reveal.js setup on the slides.
+    throw new DeckError(`${file} is a whole page but has no <div class="slides">; put its <section>s inside one, or give just the <section>s`);
   } else {
-    if (!/<section[\s>]/i.test(text)) throw new DeckError(`${file} has no <section> elements; an HTML deck is a list of reveal.js <section>s`);
     sections = text;
   }
-  const head = root.querySelector('head');
+  if (!/<section[\s>]/i.test(sections)) throw new DeckError(`${file} has no <section> elements; an HTML deck is a list of reveal.js <section>s`);
+  const head = all.find((el) => el.tagName === 'head' && el.sourceCodeLocation);
   const out: HtmlDeck = { sections, head: '' };
   if (!head) return out;
-  const title = head.querySelector('title')?.text.trim();
+  const inHead = [...elementsOf(head)];
+  const titleEl = inHead.find((el) => el.tagName === 'title');
+  const title = titleEl?.childNodes.map((c) => ('value' in c ? c.value : '')).join('').trim();
   if (title) out.title = title;
   const parts: string[] = [];
-  for (const el of head.querySelectorAll('link, style')) {
-    if (el.tagName === 'STYLE') {
-      parts.push(el.toString());
+  for (const el of inHead) {
+    if (el.tagName === 'style') {
+      parts.push(serializeOuter(el));
       continue;
     }
-    const href = el.getAttribute('href') ?? '';
-    if (!/(^|\s)stylesheet(\s|$)/i.test(el.getAttribute('rel') ?? '') || href === '' || FOREIGN.test(href)) continue;
+    if (el.tagName !== 'link') continue;
+    const href = attr(el, 'href');
+    if (!/(^|\s)stylesheet(\s|$)/i.test(attr(el, 'rel')) || href === '' || FOREIGN.test(href)) continue;
     const theme = /(?:^|\/)theme\/([\w-]+)\.css$/.exec(href)?.[1];
     if (theme !== undefined && THEMES.includes(theme)) out.theme = theme;
     else if (!REVEAL_OWN.test(href)) parts.push(`<link rel="stylesheet" href="${escapeHtml(href)}">`);
