@@ -24,10 +24,13 @@ const first = (v: string | string[] | undefined): string | undefined => (Array.i
  * verbatim into the QR code's and the follow link's URLs.
  */
 function hostOnly(h: string | undefined): string | undefined {
-  if (!h) return undefined;
+  // Nothing that could end the host part of a URL: no path, query, fragment, user or space.
+  if (!h || !/^[^\s/?#@\\]+$/.test(h)) return undefined;
   try {
     const u = new URL(`http://${h}`);
-    return u.host === h.toLowerCase() && u.username === '' && u.password === '' ? u.host : undefined;
+    // The URL drops port 80 as http's default, but under https it is not: an explicit port is kept as given.
+    const port = /:(\d+)$/.exec(h)?.[1];
+    return port !== undefined && u.port === '' ? `${u.host}:${Number(port)}` : u.host;
   } catch {
     return undefined;
   }

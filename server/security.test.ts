@@ -282,6 +282,10 @@ test('behind --trust-proxy, only a plain host from X-Forwarded-Host goes into th
   };
   assert.deepEqual(await urls('talk.example:8443'), ['https://talk.example:8443', 'https://talk.example:8443']);
   assert.deepEqual(await urls('[::1]:8080'), ['https://[::1]:8080', 'https://[::1]:8080']);
+  // A default port written out, and capitals, are a plain host too (the URL holds them normalised).
+  assert.deepEqual(await urls('talk.example:443'), ['https://talk.example', 'https://talk.example']);
+  assert.deepEqual(await urls('talk.example:80'), ['https://talk.example:80', 'https://talk.example:80']);
+  assert.deepEqual(await urls('Talk.Example'), ['https://talk.example', 'https://talk.example']);
   // Anything more than a host is not trusted to name the server: the URLs fall back to the LAN address.
   for (const junk of ['a b', 'evil.example/x?', 'user:pw@evil.example', 'evil.example#frag', 'evil.example:99999']) {
     const [controller, follow] = await urls(junk);
