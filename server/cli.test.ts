@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PDFParse } from 'pdf-parse';
 import { parseCli } from './cli';
 import { ConfigError } from './config';
-import { DeckError, loadDeck, splitFrontMatter, THEMES } from './deck';
+import { DeckError, loadDeck, shadowedAssets, splitFrontMatter, THEMES } from './deck';
 import { sleep } from './testing-procs';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -247,6 +247,36 @@ test('decks: front matter, flags over front matter, folders, HTML sections', () 
   assert.equal(ids[0], ids[1]);
   assert.equal(new Set(ids).size, 3);
   assert.ok(!html.page().includes(htmlDir), 'no path of the laptop on the page');
+});
+
+test("a deck's assets/ files that Clicker's own would answer for are named at start", async () => {
+  const dir = tmp();
+  writeFileSync(path.join(dir, 'talk.md'), '# Talk\n');
+  mkdirSync(path.join(dir, 'assets', 'theme'), { recursive: true });
+  for (const f of ['slides.css', 'logo.png', 'theme/white.css', 'theme/mine.css']) writeFileSync(path.join(dir, 'assets', f), 'x');
+  const deck = loadDeck(ROOT, path.join(dir, 'talk.md'), {});
+  assert.deepEqual(shadowedAssets(deck, path.join(ROOT, 'dist', 'client')), ['assets/slides.css', 'assets/theme/white.css']);
+  assert.deepEqual(shadowedAssets(loadDeck(ROOT, undefined, {}), path.join(ROOT, 'dist', 'client')), [], 'the built-in deck has none');
+  // And the running server says so, once per file, where the presenter looks.
+  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), path.join(dir, 'talk.md'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT });
+  try {
+    let logs = '';
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no warning: ${logs}`)), 10_000);
+      proc.stderr.on('data', (d: Buffer) => {
+        logs += d.toString();
+        if (/assets\/theme\/white\.css/.test(logs)) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    const warned = logs.split('\n').filter((l) => l.includes('is never served'));
+    assert.equal(warned.length, 2, logs);
+    assert.match(warned[0]!, /the deck's assets\/slides\.css is never served: Clicker's own \/assets\/slides\.css answers that URL; rename it/);
+  } finally {
+    proc.kill('SIGTERM');
+  }
 });
 
 test('the server prints the LAN URL and its QR code, starts quickly, and a port in use is a one-line error naming the flag', async () => {

@@ -180,6 +180,30 @@ function resolveDeckFile(arg: string): { file: string; kind: 'markdown' | 'html'
  * Loads a deck. Options given on the command line win over front matter.
  * The page is rendered on every call, so an edited file shows on reload.
  */
+/**
+ * A deck's files that Clicker's own serve in their place: /assets/NAME is
+ * Clicker's bundle when one has that name, and /assets/theme/NAME reveal.js's
+ * theme, before a miss falls through to the deck's folder (app.ts). Named at
+ * start, so the presenter renames them rather than wonder why their style is gone.
+ */
+export function shadowedAssets(deck: Pick<Deck, 'assetsDir'>, clientDir: string): string[] {
+  if (!deck.assetsDir) return [];
+  const names = (dir: string) => {
+    try {
+      return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+    } catch {
+      return [];
+    }
+  };
+  const ours = new Set(names(clientDir));
+  const themes = new Set(names(THEME_DIR));
+  const own = path.join(deck.assetsDir, 'assets');
+  return [
+    ...names(own).filter((n) => ours.has(n)).map((n) => `assets/${n}`),
+    ...names(path.join(own, 'theme')).filter((n) => themes.has(n)).map((n) => `assets/theme/${n}`),
+  ].sort();
+}
+
 export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOptions): Deck {
   checkOptions(cli);
   const shell = readFileSync(path.join(rootDir, 'slides', 'shell.html'), 'utf8');

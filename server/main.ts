@@ -10,7 +10,7 @@ import { EVENT } from '../protocol/wire';
 import { createApp } from './app';
 import { ConfigError, DeckError, parseCli, runInit, USAGE, version } from './cli';
 import type { Config } from './config';
-import { loadDeck, type Deck } from './deck';
+import { loadDeck, shadowedAssets, type Deck } from './deck';
 import { exportPdf, ExportError } from './export';
 import { Hub } from './hub';
 import { RedisBus } from './bus-redis';
@@ -76,6 +76,10 @@ function reportRedisAtStart(bus: RedisBus): void {
 async function startServer(config: Config, deck: Deck, rootDir: string): Promise<Running> {
   const clientDir = path.join(rootDir, 'dist', 'client');
   if (!existsSync(path.join(clientDir, 'slides.js'))) fail('the browser bundles are missing; run `npm run build` (npm start does it for you)', 1);
+
+  for (const file of shadowedAssets(deck, clientDir)) {
+    logger.warn({ file }, `the deck's ${file} is never served: Clicker's own /${file} answers that URL; rename it`);
+  }
 
   const host = config.host ?? lanHost();
   let port = config.port;
