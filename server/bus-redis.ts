@@ -187,6 +187,11 @@ export interface RedisBusOptions {
   url: string;
   limits: BusLimits;
   now?: () => number;
+  /**
+   * Read Redis's clock (TIME) on each connect and stamp events on it. On by
+   * default; off by default when `now` is given, a clock a test moves by hand.
+   */
+  syncClock?: boolean;
   /** Reconnect backoff cap, so delivery resumes within a few seconds of Redis coming back. */
   maxReconnectDelayMs?: number;
 }
@@ -213,6 +218,16 @@ export class RedisBus implements Bus {
   private readonly cmd: Redis;
   private readonly sub: Redis;
   private readonly now: () => number;
+  /**
+   * Redis's clock minus this machine's, in ms, measured with TIME on every
+   * (re)connect. Event times, the history's age bound and channel expiry are
+   * compared across instances, so they are read on Redis's clock: one
+   * instance's clock running a minute fast must not make another's fresh
+   * taps look stale, or its channels look expired.
+   */
+  private skew = 0;
+  /** Settles once the first measurement of `skew` is done (or has failed). */
+  private readonly clockSynced: Promise<void>;
   private readonly limits: BusLimits;
   private remote: ((channelId: string, ev: BusEvent) => void) | null = null;
   private own: ((channelId: string, ev: BusEvent) => void) | null = null;
@@ -240,6 +255,13 @@ export class RedisBus implements Bus {
     // Errors are reported through the commands that fail; an unhandled 'error' event would crash the process.
     this.cmd.on('error', () => undefined);
     this.sub.on('error', () => undefined);
+    // A clock the test moves by hand is taken as given (bus-contract.ts).
+    if (!(opts.syncClock ?? opts.now === undefined)) this.clockSynced = Promise.resolve();
+    else {
+      let synced!: () => void;
+      this.clockSynced = new Promise<void>((resolve) => (synced = resolve));
+      this.cmd.on('ready', () => void this.syncClock().finally(synced));
+    }
     this.sub.on('message', (_channel: string, message: string) => this.onMessage(message));
     this.sub.on('ready', () => {
       // After the first connection, 'ready' means "back after an outage": the hub catches up from history.
@@ -276,7 +298,24 @@ export class RedisBus implements Bus {
    */
   up(): Promise<void> {
     const wait = (r: Redis) => (r.status === 'ready' ? Promise.resolve() : new Promise<void>((resolve) => r.once('ready', () => resolve())));
-    return Promise.all([wait(this.cmd), wait(this.sub)]).then(() => undefined);
+    return Promise.all([wait(this.cmd), wait(this.sub)]).then(() => this.clockSynced);
+  }
+
+  /** Now, on the clock every instance sharing this Redis reads (see `skew`). */
+  clock(): number {
+    return this.now() + this.skew;
+  }
+
+  private async syncClock(): Promise<void> {
+    try {
+      const sent = this.now();
+      const [sec, micro] = await this.cmd.time();
+      const back = this.now();
+      // Redis read its clock about halfway through the round trip.
+      this.skew = Math.round(Number(sec) * 1_000 + Number(micro) / 1_000 - (sent + back) / 2);
+    } catch {
+      // Keep the last measurement: a failed TIME means the link is down, and the next 'ready' measures again.
+    }
   }
 
   /**
@@ -359,7 +398,7 @@ export class RedisBus implements Bus {
       record.deckHash,
       seq,
       this.limits.channelTtlMs,
-      this.now(),
+      this.clock(),
       record.pairCodeHash ?? '',
       record.state ? JSON.stringify(record.state) : '',
       record.slides ? JSON.stringify(record.slides) : '',
@@ -455,7 +494,7 @@ export class RedisBus implements Bus {
       data,
       opts.keep ? '1' : '0',
       this.limits.historyMax,
-      this.now(),
+      this.clock(),
       this.limits.channelTtlMs,
       this.limits.historyMaxAgeMs,
       this.instanceId,
@@ -468,7 +507,7 @@ export class RedisBus implements Bus {
 
   async since(id: string, after: number): Promise<History> {
     const x = k(id);
-    const r = (await this.script(SINCE, [x.hash, x.seq, x.log, x.floor], [after, this.now(), this.limits.historyMaxAgeMs])) as [number, number, [string, string[]][]];
+    const r = (await this.script(SINCE, [x.hash, x.seq, x.log, x.floor], [after, this.clock(), this.limits.historyMaxAgeMs])) as [number, number, [string, string[]][]];
     if (r[0] === -1) throw new ChannelGone(id);
     const [last, floor, entries] = r;
     if (after < floor || after > last) return { events: [], complete: false, last };
@@ -506,7 +545,7 @@ export class RedisBus implements Bus {
     const list = [...ids];
     if (!list.length) return;
     const p = this.cmd.pipeline();
-    const expires = this.now() + this.limits.channelTtlMs;
+    const expires = this.clock() + this.limits.channelTtlMs;
     for (const id of list) {
       for (const key of channelKeys(id)) p.pexpire(key, this.limits.channelTtlMs);
       p.zadd(`${P}chans`, 'XX', expires, id);
@@ -515,7 +554,7 @@ export class RedisBus implements Bus {
   }
 
   async count(): Promise<number> {
-    const res = await this.run(() => this.cmd.multi().zremrangebyscore(`${P}chans`, '-inf', this.now()).zcard(`${P}chans`).exec());
+    const res = await this.run(() => this.cmd.multi().zremrangebyscore(`${P}chans`, '-inf', this.clock()).zcard(`${P}chans`).exec());
     return Number(res?.[1]?.[1] ?? 0);
   }
 

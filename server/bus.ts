@@ -78,6 +78,11 @@ export type ChannelHead = Pick<ChannelRecord, 'id' | 'deckHash' | 'controllers'>
 export interface Bus {
   /** Tags this instance's own messages so it can ignore their echo. */
   readonly instanceId: string;
+  /**
+   * Now, in ms, on the clock the bus stamps events with: the same for every
+   * instance sharing the store, so an event's age reads alike on all of them.
+   */
+  clock(): number;
   /** Present when the store is in this process and answers synchronously (the memory bus). */
   readonly local?: LocalStore;
   /** Creates a channel; false if the id is taken. Ids continue after `seq` (a restart's last id). */
@@ -183,6 +188,10 @@ export class MemoryBus implements Bus, LocalStore {
     private readonly limits: BusLimits,
     private readonly now: () => number = Date.now,
   ) {}
+
+  clock(): number {
+    return this.now();
+  }
 
   async create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean> {
     if (this.channels.has(record.id)) return false;

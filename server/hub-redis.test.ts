@@ -14,7 +14,7 @@ import { Redis } from 'ioredis';
 import { RedisBus } from './bus-redis';
 import { DEFAULTS } from './config';
 import { RedisServer, redisServerOrSkip } from './redis-harness';
-import { createChannel, startTestServer } from './testing';
+import { call, cmdId, createChannel, openRawStream, startTestServer } from './testing';
 
 const binary = redisServerOrSkip('server/hub-redis.test.ts');
 
@@ -78,5 +78,32 @@ if (binary) {
 
     for (const sock of staying) sock.destroy();
     assert.equal(await settle(() => s.hub.stats().subscribers, 0, 3_000), 0);
+  });
+
+  test("an instance whose clock runs a minute fast still replays another's fresh taps: ages are read on Redis's clock", { timeout: 30_000 }, async (t) => {
+    redis ??= await RedisServer.start(binary);
+    const MINUTE = 60_000;
+    const onTime = new RedisBus({ url: redis.url, limits: DEFAULTS });
+    // Its machine's clock is off; the bus measures how far against Redis's.
+    const fast = new RedisBus({ url: redis.url, limits: DEFAULTS, now: () => Date.now() + MINUTE, syncClock: true });
+    await Promise.all([onTime.connected(), fast.connected()]);
+    const a = await startTestServer({}, { bus: onTime });
+    const b = await startTestServer({}, { bus: fast });
+    t.after(async () => {
+      await Promise.all([a.close(), b.close()]);
+      await Promise.all([onTime.close(), fast.close()]);
+    });
+    // Both agree on the time within a round trip, whatever their machines say.
+    assert.ok(Math.abs(fast.clock() - onTime.clock()) < 1_000, `${fast.clock() - onTime.clock()} ms apart`);
+
+    const ch = await createChannel(a.base);
+    const tap = cmdId();
+    assert.equal((await call(a.base, 'POST', `/api/channels/${ch.id}/commands`, { type: 'next', id: tap }, ch.deckKey)).status, 202);
+    // A slideshow back on the fast instance, resuming from before the tap: the tap is a moment old, not a minute.
+    const st = await openRawStream(b.base, `/api/channels/${ch.id}/events`, { headers: { 'Last-Event-ID': '0' } });
+    t.after(() => st.close());
+    await st.waitFor('event: snapshot');
+    await st.waitFor(tap);
+    assert.match(st.text(), /event: command\n/);
   });
 }

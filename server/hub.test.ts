@@ -105,6 +105,10 @@ class TestBus implements Bus {
     this.inner = new MemoryBus(limits, now);
   }
 
+  clock(): number {
+    return this.inner.clock();
+  }
+
   fail(method: BusMethod | 'all', err: Error): void {
     for (const m of method === 'all' ? BUS_METHODS : [method]) this.failures.set(m, err);
   }

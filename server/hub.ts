@@ -550,7 +550,7 @@ export class Hub {
 
   /** Appends to the bus, then writes to this process's own streams (other instances hear it from the bus). */
   private async publish(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<PublishResult> {
-    const at = Date.now();
+    const at = this.bus.clock();
     const r = await this.call(() => this.bus.append(id, event, data, opts));
     return this.published(id, event, data, r, at);
   }
@@ -559,7 +559,7 @@ export class Hub {
   private publishNow(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string }): PublishResult {
     const local = this.bus.local;
     if (!local) throw new Error('commandNow needs a bus that answers at once; use command');
-    const at = Date.now();
+    const at = this.bus.clock();
     let r: AppendResult;
     try {
       r = local.appendNow(id, event, data, opts);
@@ -591,7 +591,8 @@ export class Hub {
    * same (the stream's position moves past it), so it is never sent later.
    */
   private stale(ev: BusEvent): boolean {
-    return ev.event === EVENT.command && ev.at !== undefined && this.now() - ev.at > this.limits.commandReplayMaxAgeMs;
+    // On the bus's clock: `at` may have been read by another instance, and a shared bus gives them all one clock.
+    return ev.event === EVENT.command && ev.at !== undefined && this.bus.clock() - ev.at > this.limits.commandReplayMaxAgeMs;
   }
 
   private frame(ev: BusEvent): Buffer {
@@ -649,7 +650,8 @@ export class Hub {
       sink.write(frame);
       delivered++;
     }
-    if (ev.at !== undefined) this.metrics.delivered((Date.now() - ev.at) / 1000, delivered);
+    // On the bus's clock, which `at` was read on here or on another instance.
+    if (ev.at !== undefined) this.metrics.delivered((this.bus.clock() - ev.at) / 1000, delivered);
     return delivered;
   }
 
