@@ -249,7 +249,12 @@ export class ClickerInstance {
   }
 
   /** Starts an instance with REDIS_URL set (or not: `redisUrl` undefined runs the in-memory bus). */
-  static async start(name: string, redisUrl: string | undefined, opts: { env?: NodeJS.ProcessEnv; args?: string[] } = {}): Promise<ClickerInstance> {
+  /**
+   * With `ready` (the default), returns once /readyz says 200: the port opens
+   * before Redis answers (main.ts), so a request sent on the banner alone
+   * could meet a 503. `ready: false` returns on the banner, for a test of that start.
+   */
+  static async start(name: string, redisUrl: string | undefined, opts: { env?: NodeJS.ProcessEnv; args?: string[]; ready?: boolean } = {}): Promise<ClickerInstance> {
     const env: NodeJS.ProcessEnv = { ...process.env, ...INSTANCE_ENV, ...opts.env };
     // Whatever the developer's shell says, the instance talks to the test's Redis or to none.
     delete env.REDIS_URL;
@@ -265,16 +270,24 @@ export class ClickerInstance {
     // The banner names the port the OS picked.
     for (;;) {
       const m = /Open the slideshow on this laptop:\s+http:\/\/127\.0\.0\.1:(\d+)\//.exec(inst.stdout);
-      if (m) {
-        inst.port = Number(m[1]);
-        return inst;
-      }
+      if (m && inst.port === 0) inst.port = Number(m[1]);
+      if (inst.port !== 0 && (opts.ready === false || (await inst.isReady()))) return inst;
       if (inst.exited) throw new Error(`${name} exited (${inst.exited.signal ?? inst.exited.code}) before listening:\n${inst.stderr}`);
       if (Date.now() > deadline) {
         proc.kill('SIGKILL');
         throw new Error(`${name} did not start within 60 s:\n${inst.stdout}\n${inst.stderr}`);
       }
       await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  private async isReady(): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.base}/readyz`);
+      await res.arrayBuffer();
+      return res.status === 200;
+    } catch {
+      return false;
     }
   }
 

@@ -719,7 +719,7 @@ describe('REDIS_URL at start', { timeout: 60_000 }, () => {
     // A free port with nothing on it: Redis comes up there later.
     const [port] = await freePorts(1);
     const started = performance.now();
-    const inst = await ClickerInstance.start('G', `redis://127.0.0.1:${port}`);
+    const inst = await ClickerInstance.start('G', `redis://127.0.0.1:${port}`, { ready: false });
     let redisLater: RedisServer | undefined;
     try {
       // Answered before any Redis exists: liveness yes, readiness no.
