@@ -7,10 +7,11 @@ import './controller.css';
 import {
   EVENT,
   ID_RE,
-  type DeckState,
   type PairResult,
+  type PublicDeckState,
   type SlideRef,
   type Snapshot,
+  type SpeakerNotes,
   type StateEvent,
 } from '../protocol/wire';
 import { commandId, COMMAND_DEADLINE_MS, HttpStatusError, LiveStream, requestJson, sendCommand, type LinkState } from '../protocol/live';
@@ -24,7 +25,7 @@ const keyName = `clicker.remote.${channelId}`;
 const api = `/api/channels/${channelId}`;
 const followUrl = `${location.origin}/f/${channelId}`;
 
-let state: DeckState | null = null;
+let state: PublicDeckState | null = null;
 let slides: SlideRef[] = [];
 let key = '';
 /** The laser pointer and pen (pointer.ts), once the remote is up. */
@@ -71,8 +72,7 @@ function render(): void {
   $('title').textContent = title;
   $('fragments').textContent = builds;
   announce(`Slide ${s.position} of ${s.total}: ${title}${builds ? `, ${builds}` : ''}${s.paused ? ', blacked out' : ''}`);
-  $('notes').textContent = s.notes || 'No notes for this slide.';
-  $('notes').classList.toggle('empty', !s.notes);
+  showNotes();
   $('next-title').textContent = s.isLast ? 'End of deck' : s.nextTitle || '—';
   $<HTMLButtonElement>('prev').disabled = s.isFirst;
   $<HTMLButtonElement>('next').disabled = s.isLast;
@@ -93,6 +93,49 @@ function render(): void {
 function announce(text: string): void {
   const el = $('announce');
   if (el.textContent !== text) el.textContent = text;
+}
+
+// ---------------------------------------------------------------- speaker notes
+// The streams carry no notes: anyone who scans the follow QR may open one.
+// The phone asks for the notes with its key after each move to another
+// slide, and keeps what it was told per slide until the deck is reloaded.
+const notesBySlide = new Map<string, string>();
+let notesWanted = false;
+let notesInFlight = false;
+const slideKey = (h: number, v: number) => `${h}.${v}`;
+
+function showNotes(): void {
+  if (!state) return;
+  const notes = notesBySlide.get(slideKey(state.indexh, state.indexv));
+  // Not known yet: blank for the moment it takes to ask, rather than the last slide's notes.
+  $('notes').textContent = notes === undefined ? '' : notes || 'No notes for this slide.';
+  $('notes').classList.toggle('empty', !notes);
+  if (notes === undefined) void fetchNotes();
+}
+
+/** One request at a time; a move while it is out asks again once it is back. */
+async function fetchNotes(): Promise<void> {
+  notesWanted = true;
+  if (notesInFlight) return;
+  notesInFlight = true;
+  try {
+    while (notesWanted) {
+      notesWanted = false;
+      try {
+        const got = await requestJson<SpeakerNotes>('GET', `${api}/notes`, { key });
+        notesBySlide.set(slideKey(got.indexh, got.indexv), got.notes);
+      } catch (err) {
+        if (err instanceof HttpStatusError && err.status === 401) unpaired();
+        // Otherwise (offline, or no slide reported yet) the next state event asks again.
+        return;
+      }
+      // The deck may have moved on meanwhile: then its slide is still unknown, and is asked for.
+      if (state && !notesBySlide.has(slideKey(state.indexh, state.indexv))) notesWanted = true;
+    }
+  } finally {
+    notesInFlight = false;
+  }
+  showNotes();
 }
 
 function renderSlideList(): void {
@@ -437,13 +480,19 @@ async function start(): Promise<void> {
       questions.onEvent(name, data);
       if (name === EVENT.snapshot) {
         const snap = data as Snapshot;
+        // A fresh snapshot (a reconnect, a restart): the deck may have been edited meanwhile.
+        notesBySlide.clear();
         state = snap.state;
         if (snap.slides) slides = snap.slides;
       } else if (name === EVENT.state) {
         const ev = data as StateEvent;
         reported(ev.cause);
         state = ev.state;
-        if (ev.slides) slides = ev.slides;
+        // An outline comes with a slideshow (re)load: the deck file may have changed, notes included.
+        if (ev.slides) {
+          slides = ev.slides;
+          notesBySlide.clear();
+        }
       } else {
         // Questions and spotlight are the panel's own: the remote's view is unchanged.
         return;

@@ -10,7 +10,7 @@
 // only grows on this phone; the slideshow ignores one older than what it
 // has already shown.
 import './pointer.css';
-import type { DeckState, Pointer } from '../protocol/wire';
+import type { Pointer, PublicDeckState } from '../protocol/wire';
 import { HttpStatusError, requestJson } from '../protocol/live';
 
 /** reveal.js's default slide size (960x700), until the slideshow reports its own. */
@@ -240,7 +240,7 @@ export class PointerPad {
   }
 
   /** Follows the deck: the pad takes the slide's shape, and shows this phone's ink for the slide on screen. */
-  update(s: DeckState): void {
+  update(s: PublicDeckState): void {
     const aspect = s.aspect ?? DEFAULT_ASPECT;
     const slide = `${s.indexh}/${s.indexv}`;
     this.caption.textContent = s.title || `Slide ${s.position}`;

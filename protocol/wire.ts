@@ -63,8 +63,22 @@ export interface Presence {
   pairingOpen: boolean;
 }
 
+/**
+ * A deck state as streams carry it: without the speaker notes. Anyone who
+ * scans the follow QR may open a stream, so notes go only to key holders,
+ * through GET /api/channels/:id/notes.
+ */
+export type PublicDeckState = Omit<DeckState, 'notes'>;
+
+/** GET /api/channels/:id/notes (a controller or the deck key): the notes of the slide the deck is on. */
+export interface SpeakerNotes {
+  indexh: number;
+  indexv: number;
+  notes: string;
+}
+
 export interface Snapshot {
-  state: DeckState | null;
+  state: PublicDeckState | null;
   slides: SlideRef[] | null;
   presence: Presence;
   /** True when the client asked to resume from an id the server no longer has. */
@@ -75,7 +89,7 @@ export interface Snapshot {
 }
 
 export interface StateEvent {
-  state: DeckState;
+  state: PublicDeckState;
   cause?: string;
   slides?: SlideRef[];
 }

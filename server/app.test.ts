@@ -197,6 +197,12 @@ const state: DeckState = {
   notes: 'Say hello.\nThen move on.',
   nextTitle: 'Third',
 };
+/** The state as a stream carries it: the same, without the speaker notes (those are for key holders, GET .../notes). */
+function onStream(s: DeckState): Omit<DeckState, 'notes'> {
+  const { notes, ...rest } = s;
+  void notes;
+  return rest;
+}
 
 // ------------------------------------------------------------------ channels
 
@@ -437,12 +443,12 @@ test('a state report from the deck is broadcast, and a late subscriber gets it i
   const res = await s.call('PUT', `/api/channels/${ch.id}/state`, { json: { state, cause, slides }, key: ch.deckKey });
   assert.deepEqual([res.status, res.body], [200, { eventId: 2 }]);
   const ev = await early.waitFor((e) => e.type === 'state');
-  assert.deepEqual(ev.data, { state, cause, slides });
+  assert.deepEqual(ev.data, { state: onStream(state), cause, slides });
   assert.equal(ev.lastEventId, '2');
 
   const late = s.stream(ch.id);
   const snap = await late.snapshot();
-  assert.deepEqual(snap, { state, slides, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null });
+  assert.deepEqual(snap, { state: onStream(state), slides, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null });
   assert.equal(late.events[0]?.lastEventId, '2');
 });
 
@@ -507,7 +513,7 @@ test('Last-Event-ID and ?lastEventId= replay the commands missed', GUARD, async 
   );
   const snap = await byHeader.snapshot();
   assert.equal(snap.gap, false);
-  assert.deepEqual(snap.state, state);
+  assert.deepEqual(snap.state, onStream(state));
 
   const byQuery = s.stream(ch.id, { query: '?lastEventId=3' });
   await byQuery.command(c4.id);
@@ -546,7 +552,7 @@ test('?events= narrows a stream to the events named, live and in the replay', GU
   await all.command(c7.id);
   await onlyCommands.command(c7.id);
   const lastState = await phone.waitFor((e) => e.type === 'state' && e.lastEventId === '6');
-  assert.deepEqual((lastState.data as { state: DeckState }).state, moved);
+  assert.deepEqual((lastState.data as { state: DeckState }).state, onStream(moved));
   // The phone's stream ends at event 6, and event 7 is a command: prove it is not still on its way.
   await s.call('PUT', `/api/channels/${ch.id}/state`, { json: { state }, key: ch.deckKey }); // event 8
   await phone.waitFor((e) => e.type === 'state' && e.lastEventId === '8');
@@ -696,7 +702,7 @@ test('a re-registration that carries the deck\'s state tells open phones, new ou
   const res = await s.call('PUT', `/api/channels/${ch.id}`, { json: { report }, key: ch.deckKey });
   assert.equal(res.status, 200);
   const told = await phone.waitFor((e) => e.type === 'state');
-  assert.deepEqual(told.data, { state: report.state, slides: outline });
+  assert.deepEqual(told.data, { state: onStream(report.state), slides: outline });
 });
 
 // ------------------------------------------------------------------ limits

@@ -320,6 +320,19 @@ export function createApp(deps: AppDeps): App {
     res.status(201).json({ id: q.id });
   });
 
+  /**
+   * The speaker notes of the slide the deck is on, for the paired phone (or
+   * the deck). They are never on the streams, which anyone with the follow QR
+   * may open; the phone asks here after each move to another slide.
+   */
+  api.get('/channels/:id/notes', async (req, res) => {
+    const ch = await channel(req);
+    requireController(req, ch);
+    const notes = hub.notes(ch);
+    if (!notes) throw new HttpError(404, 'the slideshow has not reported a slide yet');
+    res.set('Cache-Control', 'no-store').json(notes);
+  });
+
   /** The presenter's list: the last 30 questions, newest first. */
   api.get('/channels/:id/questions', async (req, res) => {
     const ch = await channel(req);

@@ -11,11 +11,13 @@ import {
   type Command,
   type DeckState,
   type Pointer,
+  type PublicDeckState,
   type Question,
   type ReactionKind,
   type Register,
-  type SlideRef,
   type Snapshot,
+  type SpeakerNotes,
+  type StateEvent,
   type StateReport,
 } from '../protocol/messages';
 import { BusUnavailable, ChannelGone, MemoryBus, presenceOf, summaryOf, type AppendResult, type Bus, type BusEvent, type ChannelHead, type ChannelRecord } from './bus';
@@ -72,6 +74,13 @@ interface Subscriber {
 }
 
 /** Whether the stream asked for this kind of event (its `?events=`). */
+/** The state as the streams carry it: the notes stay with the hub, for key holders only (`notes`). */
+function withoutNotes(state: DeckState): PublicDeckState {
+  const { notes, ...rest } = state;
+  void notes;
+  return rest;
+}
+
 function carries(sub: Subscriber, event: string): boolean {
   return sub.only === null || sub.only.has(event);
 }
@@ -310,10 +319,19 @@ export class Hub {
 
   async report(record: Pick<ChannelRecord, 'id'>, report: StateReport): Promise<PublishResult> {
     await this.call(() => this.bus.setState(record.id, report.state, report.slides));
-    const body: { state: DeckState; cause?: string; slides?: SlideRef[] } = { state: report.state };
+    const body: StateEvent = { state: withoutNotes(report.state) };
     if (report.cause) body.cause = report.cause;
     if (report.slides) body.slides = report.slides;
     return this.publish(record.id, EVENT.state, JSON.stringify(body));
+  }
+
+  /**
+   * The speaker notes of the slide the deck is on. Never on a stream: anyone
+   * who scans the follow QR may open one. The caller checks the key.
+   */
+  notes(record: ChannelRecord): SpeakerNotes | null {
+    const s = record.state;
+    return s ? { indexh: s.indexh, indexv: s.indexv, notes: s.notes } : null;
   }
 
   /** Laser pointer and pen: delivered now or never (see `deliver`), not kept. */
@@ -413,7 +431,7 @@ export class Hub {
       throw err;
     }
     const snapshot: Snapshot = {
-      state: fresh.state,
+      state: fresh.state && withoutNotes(fresh.state),
       slides: fresh.slides,
       presence: presenceOf(fresh),
       gap: lastEventId !== undefined && !resumable,
@@ -507,7 +525,7 @@ export class Hub {
         // commands may reach history.last, and a state reported before the
         // last of them was missed all the same.
         if (history.last > from) {
-          if (record.state) this.write(local, { id: history.last, event: EVENT.state, data: JSON.stringify({ state: record.state }) });
+          if (record.state) this.write(local, { id: history.last, event: EVENT.state, data: JSON.stringify({ state: withoutNotes(record.state) }) });
           this.write(local, { id: history.last, event: EVENT.presence, data: JSON.stringify(presenceOf(record)) });
           // The audience side too: a question shown or asked meanwhile.
           const questions = await this.call(() => this.bus.questions(id));

@@ -217,8 +217,9 @@ test('a stream that is not being read gets no backlog of old positions when it r
   await healthy.waitFor('event: snapshot');
   stalled.pause();
 
-  // Fill the stalled stream's path with big state reports (notes are up to 8,000
-  // characters), until the hub itself finds more than 4 KiB queued for it.
+  // Fill the stalled stream's path with big state reports (an outline of long
+  // titles: the notes never go on a stream), until the hub itself finds more than 4 KiB queued for it.
+  const slides = Array.from({ length: 40 }, (_, h) => ({ h, v: 0, title: `Slide ${h} `.padEnd(200, 'x') }));
   const state: DeckState = {
     indexh: 0, indexv: 0, indexf: -1, fragments: 0, paused: false, position: 1, total: 2,
     isFirst: true, isLast: false, title: 'Filler', notes: 'n'.repeat(7_900), nextTitle: 'Next',
@@ -226,7 +227,7 @@ test('a stream that is not being read gets no backlog of old positions when it r
   const record = await ts.hub.get(ch.id);
   let backlogged = false;
   for (let i = 0; i < 8_000 && !backlogged; i++) {
-    const res = await call(ts.base, 'PUT', `/api/channels/${ch.id}/state`, { state }, ch.deckKey);
+    const res = await call(ts.base, 'PUT', `/api/channels/${ch.id}/state`, { state, slides }, ch.deckKey);
     assert.equal(res.status, 200);
     // A probe: delivered to the healthy stream only, once the stalled one is behind.
     if (i % 8 === 7) backlogged = (await ts.hub.pointer(record, { type: 'lift', seq: 0 })).delivered === 1;

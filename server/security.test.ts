@@ -338,8 +338,48 @@ test('CR, NUL and other control characters in titles and notes are 400 and never
   const stateLine = raw.split('\n').find((line) => line.includes('accepted-report'));
   assert.ok(stateLine !== undefined && stateLine.startsWith('data: '), 'the state event is one data line');
   const parsed = JSON.parse(stateLine.slice('data: '.length)) as { state: DeckState };
-  assert.equal(parsed.state.notes, notes, 'the notes arrive intact, line breaks included');
   assert.equal(parsed.state.title, title);
+  assert.ok(!('notes' in parsed.state) && !raw.includes('ACCEPTEDnotes'), 'the notes are not on the stream at all');
+  const read = await call(s.base, 'GET', `/api/channels/${ch.id}/notes`, undefined, ch.deckKey);
+  assert.equal(read.status, 200, read.text);
+  assert.equal((read.json as { notes: string }).notes, notes, 'the notes arrive intact, line breaks included');
+});
+
+test('speaker notes are never on a stream: only the paired phone and the deck read them, from GET .../notes', GUARD, async (t) => {
+  const s = await start(t);
+  const ch = await createChannel(s.base);
+  const notesPath = `/api/channels/${ch.id}/notes`;
+  expectError(await call(s.base, 'GET', notesPath, undefined, ch.deckKey), 404, /not reported a slide yet/);
+  const follower = await openRawStream(s.base, `/api/channels/${ch.id}/events`);
+  t.after(() => follower.close());
+  await follower.waitFor('event: snapshot');
+  const secret = 'Do not tell the room about the surprise on slide 9.';
+  const report = { state: state({ notes: secret, title: 'Two', indexh: 1 }), slides: [{ h: 0, v: 0, title: 'One' }, { h: 1, v: 0, title: 'Two' }] };
+  assert.equal((await call(s.base, 'PUT', `/api/channels/${ch.id}/state`, report, ch.deckKey)).status, 200);
+  await follower.waitFor('event: state');
+  // A late joiner's snapshot holds the state too, without them.
+  const late = await openRawStream(s.base, `/api/channels/${ch.id}/events`);
+  t.after(() => late.close());
+  await late.waitFor('event: snapshot');
+  await late.waitFor('"title":"Two"');
+  for (const [name, text] of [['follower', follower.text()], ['late joiner', late.text()]] as const) {
+    assert.ok(!text.includes('surprise') && !text.includes('"notes"'), `${name}: ${text}`);
+  }
+
+  // Without a key, or with one the channel never issued: refused.
+  expectError(await call(s.base, 'GET', notesPath), 401);
+  expectError(await call(s.base, 'GET', notesPath, undefined, 'x'.repeat(43)), 401);
+  // The paired phone and the deck read the current slide's notes.
+  const { controllerKey } = await pairPhone(s.base, ch);
+  for (const key of [controllerKey, ch.deckKey]) {
+    const res = await call(s.base, 'GET', notesPath, undefined, key);
+    assert.equal(res.status, 200, res.text);
+    assert.deepEqual(res.json, { indexh: 1, indexv: 0, notes: secret });
+    assert.equal(res.headers['cache-control'], 'no-store');
+  }
+  // A revoked phone no longer can.
+  assert.equal((await call(s.base, 'DELETE', `/api/channels/${ch.id}/controllers`, undefined, ch.deckKey)).status, 200);
+  expectError(await call(s.base, 'GET', notesPath, undefined, controllerKey), 401);
 });
 
 // ------------------------------------------------------------------ rate limit and caps

@@ -17,6 +17,7 @@ import {
   type ChannelInfo,
   type DeckState,
   type Presence,
+  type PublicDeckState,
   type SlideRef,
   type Snapshot,
   type StateEvent,
@@ -345,7 +346,7 @@ async function startFollower(deck: RevealApi, channelId: string): Promise<void> 
   // layout, so the laser dot and the ink land on the same words here.
   if (qr) qr.style.visibility = 'hidden';
   const pointer = new PointerOverlay(deck);
-  const follow = (state: DeckState | null) => {
+  const follow = (state: PublicDeckState | null) => {
     if (!state) return;
     deck.slide(state.indexh, state.indexv, state.indexf);
     if (deck.isPaused() !== state.paused) deck.togglePause(state.paused);
