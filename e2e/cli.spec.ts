@@ -116,6 +116,34 @@ test("the user's own deck: their title slide, their image, their notes on the ph
   await expect(deck.locator('[data-clicker-qr]')).toBeHidden();
 });
 
+test('the follow page holds no speaker notes, while the phone shows them', async ({ browser }) => {
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  const qr = new URL(toLoopback(await readDeckQr(deck)));
+  const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
+  await phone.goto(qr.href);
+  await expect(phone.locator('#notes')).toHaveText('Start with the silent flight.');
+
+  const follower = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
+  const streamed: string[] = [];
+  follower.on('response', (res) => {
+    if (/\/(_audience\.md|_deck\.md)$/.test(new URL(res.url()).pathname)) streamed.push(new URL(res.url()).pathname);
+  });
+  await follower.goto(`${server.base}${qr.pathname.replace(/^\/r\//, '/f/')}`);
+  await expect(follower.locator('.reveal .slides section.present h1')).toHaveText('Owls at night');
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(follower.locator('.reveal .slides section.present > h2')).toHaveText('Feathers');
+  await expect(phone.locator('#notes')).toHaveText('Pass the feather around the room.');
+  // Not in its DOM, not in what it loaded: the Markdown it read is the audience's copy.
+  const html = await follower.content();
+  for (const secret of ['silent flight', 'Pass the feather']) expect(html).not.toContain(secret);
+  expect(await follower.locator('aside.notes').count()).toBe(0);
+  expect(streamed).toEqual(['/_audience.md']);
+  const audienceMd = await (await follower.request.get(`${server.base}/_audience.md`)).text();
+  expect(audienceMd).toContain('## Feathers');
+  expect(audienceMd).not.toContain('Pass the feather');
+});
+
 test('editing the deck reloads the slideshow in place, and the phone stays paired', async ({ browser }) => {
   const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
   await deck.goto(`${server.base}/`);

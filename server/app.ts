@@ -26,7 +26,7 @@ import { controllerKeyRequired, errorHandler, HttpError } from './errors';
 import { TRUSTED_PROXIES } from './http';
 import { summaryOf, type ChannelRecord } from './bus';
 import { Hub, type CreatedChannel } from './hub';
-import { loadDeck, THEME_DIR, type Deck } from './deck';
+import { AUDIENCE_MARKDOWN_PATH, loadDeck, THEME_DIR, type Deck, type DeckView } from './deck';
 import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
@@ -122,16 +122,23 @@ export function createApp(deps: AppDeps): App {
     next();
   };
   // Rendered per request: an edited deck file shows on the next load (live reload reloads the page).
-  const slides: RequestHandler = (_req, res) => {
-    res.type('html').set('Cache-Control', 'no-cache').send(deck.page());
-  };
-  app.get('/', slides);
-  app.get('/f/:id', checkId, slides);
-  app.get('/_deck.md', (_req, res) => {
-    const md = deck.markdown();
-    if (md === null) throw new HttpError(404, 'not found');
-    res.type('text/markdown').set('Cache-Control', 'no-cache').send(md);
-  });
+  // The follow page is the audience's copy: no speaker notes in it, nor in the Markdown it loads.
+  const slides =
+    (view: DeckView): RequestHandler =>
+    (_req, res) => {
+      res.type('html').set('Cache-Control', 'no-cache').send(deck.page(view));
+    };
+  const markdown =
+    (view: DeckView): RequestHandler =>
+    (_req, res) => {
+      const md = deck.markdown(view);
+      if (md === null) throw new HttpError(404, 'not found');
+      res.type('text/markdown').set('Cache-Control', 'no-cache').send(md);
+    };
+  app.get('/', slides('presenter'));
+  app.get('/f/:id', checkId, slides('audience'));
+  app.get('/_deck.md', markdown('presenter'));
+  app.get(AUDIENCE_MARKDOWN_PATH, markdown('audience'));
   app.get('/r/:id', checkId, page(controllerHtml));
   // serve-static answers any other method with a bare, bodyless 405; every error answer here is JSON.
   app.use('/assets', (req, _res, next) => {

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { PDFParse } from 'pdf-parse';
 import { parseCli } from './cli';
 import { ConfigError } from './config';
-import { DeckError, loadDeck, shadowedAssets, splitFrontMatter, THEMES } from './deck';
+import { DeckError, htmlWithoutNotes, loadDeck, markdownWithoutNotes, shadowedAssets, splitFrontMatter, THEMES } from './deck';
 import { sleep } from './testing-procs';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
@@ -247,6 +247,33 @@ test('decks: front matter, flags over front matter, folders, HTML sections', () 
   assert.equal(ids[0], ids[1]);
   assert.equal(new Set(ids).size, 3);
   assert.ok(!html.page().includes(htmlDir), 'no path of the laptop on the page');
+});
+
+test("the audience's copy of a deck has no speaker notes: HTML asides and data-notes, Markdown Note: sections", () => {
+  const html =
+    '<section data-notes="attr notes"><h1>One</h1><aside class="notes">aside notes</aside></section>\n' +
+    '<section><section><p>Two <b>bold</b></p><aside class="big notes" id="n">nested <em>notes</em></aside></section></section>\n' +
+    '<section><pre><code>&lt;aside class="notes"&gt;shown as code&lt;/aside&gt;</code></pre><aside>a plain aside stays</aside></section>';
+  assert.equal(
+    htmlWithoutNotes(html),
+    '<section ><h1>One</h1></section>\n<section><section><p>Two <b>bold</b></p></section></section>\n' +
+      '<section><pre><code>&lt;aside class="notes"&gt;shown as code&lt;/aside&gt;</code></pre><aside>a plain aside stays</aside></section>',
+  );
+  const md = '# One\n\nNote:\nfirst notes\n\n---\n\n## Two\n\nnotes: lower case\n\n--\n\n## Three\n\nNo notes here: none.\n\n---\n\n## Four\n  NOTES: indented\nmore';
+  assert.equal(markdownWithoutNotes(md), '# One\n\n---\n\n## Two\n\n--\n\n## Three\n\nNo notes here: none.\n\n---\n\n## Four\n');
+
+  // Through loadDeck: the presenter's page and Markdown keep them, the audience's do not.
+  const dir = tmp();
+  writeFileSync(path.join(dir, 'talk.md'), '---\ntitle: T\n---\n# Owls\n\nNote:\nThe secret plan.\n');
+  const mdDeck = loadDeck(ROOT, path.join(dir, 'talk.md'), {});
+  assert.match(mdDeck.markdown() ?? '', /The secret plan/);
+  assert.doesNotMatch(mdDeck.markdown('audience') ?? '', /secret/);
+  assert.match(mdDeck.page(), /data-markdown="\/_deck\.md"/);
+  assert.match(mdDeck.page('audience'), /data-markdown="\/_audience\.md"/);
+  const builtin = loadDeck(ROOT, undefined, {});
+  assert.match(builtin.page(), /<aside class="notes">/);
+  assert.doesNotMatch(builtin.page('audience'), /class="notes"|Three steps\. Scan once/);
+  assert.match(builtin.page('audience'), /How it works/);
 });
 
 test("a deck's assets/ files that Clicker's own would answer for are named at start", async () => {

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parse as parseHtml, serializeOuter, type DefaultTreeAdapterTypes as Html } from 'parse5';
+import { parse as parseHtml, parseFragment, serializeOuter, type DefaultTreeAdapterTypes as Html } from 'parse5';
 import { parse as parseYaml } from 'yaml';
 
 export const TRANSITIONS = ['none', 'fade', 'slide', 'convex', 'concave', 'zoom'] as const;
@@ -34,10 +34,65 @@ export interface Deck {
   file: string;
   /** Folder whose files are served as the deck's assets; null for the built-in deck. */
   assetsDir: string | null;
-  /** The full slideshow page. */
-  page(): string;
-  /** The Markdown source without its front matter, for reveal.js's markdown plugin. */
-  markdown(): string | null;
+  /**
+   * The slideshow page. The audience's (the follow page) has no speaker
+   * notes in it: anyone who scans the follow QR may open it.
+   */
+  page(view?: DeckView): string;
+  /** The Markdown source without its front matter, for reveal.js's markdown plugin; the audience's without notes. */
+  markdown(view?: DeckView): string | null;
+}
+
+/** Who a deck is rendered for: the presenter's slideshow, or a follower's copy without the speaker notes. */
+export type DeckView = 'presenter' | 'audience';
+
+/** Where the follow page's Markdown is served: the presenter's (/_deck.md) holds the notes. */
+export const AUDIENCE_MARKDOWN_PATH = '/_audience.md';
+
+/**
+ * Slides as HTML without their speaker notes: every <aside class="notes">
+ * and every data-notes attribute is cut out of the text as written (found by
+ * parse5, so an aside inside any markup is found as a browser would).
+ */
+export function htmlWithoutNotes(html: string): string {
+  const cuts: [number, number][] = [];
+  const visit = (node: Html.ParentNode) => {
+    for (const child of node.childNodes) {
+      if (!('tagName' in child)) continue;
+      const loc = child.sourceCodeLocation;
+      if (child.tagName === 'aside' && hasClass(child, 'notes') && loc) {
+        cuts.push([loc.startOffset, loc.endOffset]);
+        continue;
+      }
+      const attrLoc = loc?.attrs?.['data-notes'];
+      if (attrLoc) cuts.push([attrLoc.startOffset, attrLoc.endOffset]);
+      visit('content' in child ? (child as Html.Template).content : child);
+    }
+  };
+  visit(parseFragment(html, { sourceCodeLocationInfo: true }));
+  let out = html;
+  for (const [from, to] of cuts.sort((a, b) => b[0] - a[0])) out = out.slice(0, from) + out.slice(to);
+  return out;
+}
+
+/** reveal.js's slide separators as the page gives them to its markdown plugin (horizontal, vertical). */
+const MD_SLIDE_SEPARATOR = /^\r?\n(?:---|--)\r?\n$/gm;
+/** Where a slide's notes begin, as data-separator-notes says (reveal.js applies it case-insensitively). */
+const MD_NOTES = /^\s*notes?:/im;
+
+/** A Markdown deck without its speaker notes: each slide is cut where its notes begin, as reveal.js splits them. */
+export function markdownWithoutNotes(md: string): string {
+  const cut = (slide: string) => {
+    const m = MD_NOTES.exec(slide);
+    return m ? slide.slice(0, m.index) : slide;
+  };
+  let out = '';
+  let last = 0;
+  for (const m of md.matchAll(MD_SLIDE_SEPARATOR)) {
+    out += cut(md.slice(last, m.index)) + m[0];
+    last = m.index + m[0].length;
+  }
+  return out + cut(md.slice(last));
 }
 
 export function checkOptions(o: DeckOptions): void {
@@ -204,6 +259,8 @@ export function shadowedAssets(deck: Pick<Deck, 'assetsDir'>, clientDir: string)
   ].sort();
 }
 
+const forView = (sections: string, view: DeckView = 'presenter') => (view === 'audience' ? htmlWithoutNotes(sections) : sections);
+
 export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOptions): Deck {
   checkOptions(cli);
   const shell = readFileSync(path.join(rootDir, 'slides', 'shell.html'), 'utf8');
@@ -232,7 +289,7 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
       kind: 'builtin',
       file,
       assetsDir: null,
-      page: () => render(readFileSync(file, 'utf8'), { title: 'Clicker', ...defined(cli) }),
+      page: (view) => render(forView(readFileSync(file, 'utf8'), view), { title: 'Clicker', ...defined(cli) }),
       markdown: () => null,
     };
   }
@@ -249,10 +306,10 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
       kind,
       file,
       assetsDir,
-      page: () => {
+      page: (view) => {
         const { sections, title, theme, head } = htmlDeck(read(), given);
         // As with front matter: what the page says wins over the file's name, and flags win over both.
-        return render(sections, { title: stem, ...defined({ title, theme }), ...defined(cli) }, head);
+        return render(forView(sections, view), { title: stem, ...defined({ title, theme }), ...defined(cli) }, head);
       },
       markdown: () => null,
     };
@@ -261,17 +318,20 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
   checkOptions(first.data);
   // reveal.js's conventions: --- between slides, -- between vertical slides,
   // and its own default for the notes, Note: or Notes: in any case.
-  const body =
-    '<section data-markdown="/_deck.md" data-separator="^\\r?\\n---\\r?\\n$" ' +
+  const body = (view: DeckView = 'presenter') =>
+    `<section data-markdown="${view === 'audience' ? AUDIENCE_MARKDOWN_PATH : '/_deck.md'}" data-separator="^\\r?\\n---\\r?\\n$" ` +
     'data-separator-vertical="^\\r?\\n--\\r?\\n$" data-separator-notes="^\\s*notes?:"></section>';
   return {
     kind,
     file,
     assetsDir,
-    page: () => {
+    page: (view) => {
       const { data } = splitFrontMatter(read());
-      return render(body, { title: stem, ...data, ...defined(cli) });
+      return render(body(view), { title: stem, ...data, ...defined(cli) });
     },
-    markdown: () => splitFrontMatter(read()).body,
+    markdown: (view) => {
+      const md = splitFrontMatter(read()).body;
+      return view === 'audience' ? markdownWithoutNotes(md) : md;
+    },
   };
 }
