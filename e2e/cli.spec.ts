@@ -341,8 +341,14 @@ test('titles holding control characters reach the phone without them, and every 
   }
 });
 
-test("files beside the deck are served; nothing outside its folder, and no dotfiles", async ({ request }) => {
+test("files beside the deck are served; nothing outside its folder, no dotfiles, and not the deck's source", async ({ request }) => {
   expect((await request.get(`${server.base}/owl.png`)).status()).toBe(200);
+  // The deck file holds the speaker notes: the pages have it rendered, and the presenter's Markdown stays on the laptop.
+  for (const p of ['/talk.md', '/./talk.md', '/%74alk.md', '/assets/../talk.md']) {
+    const res = await request.get(`${server.base}${p}`);
+    expect(res.status(), p).toBe(404);
+    expect(await res.text(), p).not.toContain('silent flight');
+  }
   // A deck's own assets/ folder, though Clicker's bundles live under /assets too: both are served.
   const logo = await request.get(`${server.base}/assets/logo.png`);
   expect(logo.status()).toBe(200);

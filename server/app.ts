@@ -31,6 +31,7 @@ import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
 import { bearer } from './keys';
+import { isThisMachine } from './net';
 
 export interface AppDeps {
   config: Config;
@@ -135,9 +136,16 @@ export function createApp(deps: AppDeps): App {
       if (md === null) throw new HttpError(404, 'not found');
       res.type('text/markdown').set('Cache-Control', 'no-cache').send(md);
     };
-  app.get('/', slides('presenter'));
+  // The presenter's slideshow holds the speaker notes, and the whole room
+  // knows the laptop's address from the QR: it opens only on this machine
+  // (req.ip is the client behind a trusted proxy), unless told otherwise.
+  const presenterOnly: RequestHandler = (req, _res, next) => {
+    if (config.presenterAnywhere || isThisMachine(req.ip)) return next();
+    throw new HttpError(403, 'the slideshow opens only on the presenter\'s computer, since it holds the speaker notes; to follow along, scan the QR code on the screen (or start the server with --presenter-anywhere)');
+  };
+  app.get('/', presenterOnly, slides('presenter'));
   app.get('/f/:id', checkId, slides('audience'));
-  app.get('/_deck.md', markdown('presenter'));
+  app.get('/_deck.md', presenterOnly, markdown('presenter'));
   app.get(AUDIENCE_MARKDOWN_PATH, markdown('audience'));
   app.get('/r/:id', checkId, page(controllerHtml));
   // serve-static answers any other method with a bare, bodyless 405; every error answer here is JSON.
@@ -384,7 +392,23 @@ export function createApp(deps: AppDeps): App {
   app.use('/api', api);
   // Files beside the deck (images, video, fonts). `send` refuses paths that
   // climb out of the folder, and dotfiles (.git, .env) are never served.
-  if (deck.assetsDir) app.use(express.static(deck.assetsDir, { index: false, dotfiles: 'deny', redirect: false }));
+  if (deck.assetsDir) {
+    // Not the deck's own source, which holds the speaker notes: the pages have it rendered.
+    const source = path.resolve(deck.file);
+    const sameFile = process.platform === 'darwin' || process.platform === 'win32' ? (a: string) => a.toLowerCase() === source.toLowerCase() : (a: string) => a === source;
+    const assetsDir = deck.assetsDir;
+    app.use((req, _res, next) => {
+      let asked: string;
+      try {
+        asked = path.resolve(assetsDir, `.${decodeURIComponent(req.path)}`);
+      } catch {
+        return next();
+      }
+      if (sameFile(asked)) throw new HttpError(404, 'not found');
+      next();
+    });
+    app.use(express.static(assetsDir, { index: false, dotfiles: 'deny', redirect: false }));
+  }
   app.use((_req, _res, next) => next(new HttpError(404, 'not found')));
   app.use(errorHandler(log));
 

@@ -25,6 +25,8 @@ server options:
   --public-url URL      base URL for the QR code, behind a proxy or tunnel
   --bind ADDR           address to listen on (default 0.0.0.0)
   --trust-proxy         take the QR host from X-Forwarded-Host
+  --presenter-anywhere  open the slideshow (with its notes) from any machine,
+                        not only this one
   --allow-origin ORIGIN allow browser calls from ORIGIN (repeatable)
 
   -h, --help            this help

@@ -96,6 +96,11 @@ test('--bind, --trust-proxy and numeric variables', () => {
   for (const on of ['1', 'true', 'TRUE', 'yes', 'on']) assert.equal(loadConfig([], { TRUST_PROXY: on }).trustProxy, true, on);
   for (const off of ['0', 'false', 'no', 'off', '']) assert.equal(loadConfig([], { TRUST_PROXY: off }).trustProxy, false, off);
   assert.throws(() => loadConfig([], { TRUST_PROXY: 'maybe' }), (e: unknown) => e instanceof ConfigError && e.message === 'TRUST_PROXY must be 1 or 0 (or true or false), got "maybe"');
+  // The slideshow (it holds the notes) is this machine's alone unless the operator says otherwise.
+  assert.equal(loadConfig([], {}).presenterAnywhere, false);
+  assert.equal(loadConfig(['--presenter-anywhere'], {}).presenterAnywhere, true);
+  assert.equal(loadConfig([], { PRESENTER_ANYWHERE: 'yes' }).presenterAnywhere, true);
+  assert.throws(() => loadConfig([], { PRESENTER_ANYWHERE: 'maybe' }), ConfigError);
   assert.equal(loadConfig([], {}).rawHttp, true);
   assert.equal(loadConfig([], { RAW_HTTP: 'false' }).rawHttp, false);
   assert.equal(loadConfig([], { RAW_HTTP: '0' }).rawHttp, false);

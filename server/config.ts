@@ -87,6 +87,15 @@ export const DEFAULTS = {
   warmupCommands: 3_000,
   /** Honour X-Forwarded-* from a reverse proxy in front. `--trust-proxy` or `TRUST_PROXY=1`. */
   trustProxy: false,
+  /**
+   * Serve the presenter's slideshow (`/`, and its Markdown at `/_deck.md`)
+   * to any address. Off: only to a browser on this machine, since that page
+   * holds the speaker notes and the room knows the laptop's address from the
+   * QR; everyone else gets the follow page's copy, without them. On for a
+   * server the presenter reaches over the network (behind a proxy, say).
+   * `--presenter-anywhere` or `PRESENTER_ANYWHERE=1`.
+   */
+  presenterAnywhere: false,
   /** Redis for several instances sharing channels, e.g. redis://10.0.0.5:6379; unset: the in-memory bus. `REDIS_URL`. */
   redisUrl: undefined as string | undefined,
   /** Extra origins allowed to call the API from a browser, besides the page's own. `--allow-origin` or `ALLOW_ORIGINS` (comma-separated). */
@@ -109,6 +118,7 @@ const OPTIONS = {
   'public-url': { type: 'string' },
   bind: { type: 'string' },
   'trust-proxy': { type: 'boolean' },
+  'presenter-anywhere': { type: 'boolean' },
   'allow-origin': { type: 'string', multiple: true },
   theme: { type: 'string' },
   title: { type: 'string' },
@@ -242,6 +252,7 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     headersTimeoutMs,
     requestTimeoutMs,
     trustProxy: values['trust-proxy'] === true || onOff('TRUST_PROXY') === true,
+    presenterAnywhere: values['presenter-anywhere'] === true || onOff('PRESENTER_ANYWHERE') === true,
     rawHttp: onOff('RAW_HTTP') ?? DEFAULTS.rawHttp,
     warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, { zeroAllowed: true }),
     allowOrigins,

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { lanHost, listCandidates, rankAddresses, score, type Candidate } from './net';
+import { isThisMachine, lanHost, listCandidates, rankAddresses, score, type Candidate } from './net';
 
 type Ifaces = NodeJS.Dict<NetworkInterfaceInfo[]>;
 
@@ -124,4 +124,13 @@ test('listCandidates skips internal addresses and keeps families', () => {
 test('lanHost reads the real interfaces by default without throwing', () => {
   const host = lanHost();
   assert.ok(host === undefined || (!host.startsWith('127.') && host !== '[::1]'), String(host));
+});
+
+test("a client on this machine: loopback, or one of its own interfaces' addresses; nobody else", () => {
+  for (const a of ['127.0.0.1', '127.8.9.1', '::1', '::ffff:127.0.0.1', '192.168.1.23', '::ffff:192.168.1.23', '172.17.0.1', '2001:DB8::23', 'fe80::aaaa:bbbb:cccc:dddd%wlan0']) {
+    assert.equal(isThisMachine(a, laptop), true, a);
+  }
+  for (const a of ['192.168.1.24', '::ffff:192.168.1.99', '10.0.0.23', '2001:db8::24', '', undefined]) {
+    assert.equal(isThisMachine(a, laptop), false, String(a));
+  }
 });

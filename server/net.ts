@@ -56,3 +56,15 @@ export function lanHost(ifaces = os.networkInterfaces()): string | undefined {
   if (!best) return undefined;
   return best.family === 'IPv6' ? `[${best.address}]` : best.address;
 }
+
+/**
+ * Whether a client address is this machine: a loopback address, or one of
+ * its own interfaces' (a browser on the laptop that opens the printed LAN
+ * URL connects from that same address). IPv4-mapped IPv6 counts as IPv4.
+ */
+export function isThisMachine(address: string | undefined, ifaces = os.networkInterfaces()): boolean {
+  if (!address) return false;
+  const a = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '').toLowerCase();
+  if (a === '::1' || /^127\./.test(a)) return true;
+  return Object.values(ifaces).some((list) => list?.some((i) => i.address.toLowerCase() === a.replace(/%.*$/, '')));
+}

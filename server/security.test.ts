@@ -345,6 +345,31 @@ test('CR, NUL and other control characters in titles and notes are 400 and never
   assert.equal((read.json as { notes: string }).notes, notes, 'the notes arrive intact, line breaks included');
 });
 
+test("the presenter's slideshow, which holds the notes, opens only on this machine; the follow page opens anywhere", GUARD, async (t) => {
+  // Behind a trusted proxy on loopback, X-Forwarded-For names the client: the
+  // only way a test on 127.0.0.1 can be another machine.
+  const s = await start(t, { trustProxy: true });
+  const ch = await createChannel(s.base);
+  const from = (ip: string) => ({ 'X-Forwarded-For': ip });
+  const page = (urlPath: string, ip: string) => call(s.base, 'GET', urlPath, undefined, undefined, from(ip));
+
+  const here = await page('/', '127.0.0.1');
+  assert.equal(here.status, 200);
+  assert.match(here.text, /<aside class="notes">/);
+  const elsewhere = await page('/', '198.51.100.7');
+  expectError(elsewhere, 403, /opens only on the presenter's computer.*scan the QR code/);
+  assert.doesNotMatch(elsewhere.text, /Three steps/);
+  // The follow page is for the room: without the notes.
+  const follow = await page(`/f/${ch.id}`, '198.51.100.7');
+  assert.equal(follow.status, 200);
+  assert.doesNotMatch(follow.text, /class="notes"|Three steps/);
+  assert.match(follow.text, /How it works/);
+
+  // An operator whose presenter is elsewhere says so.
+  const open = await start(t, { trustProxy: true, presenterAnywhere: true });
+  assert.equal((await call(open.base, 'GET', '/', undefined, undefined, from('198.51.100.7'))).status, 200);
+});
+
 test('speaker notes are never on a stream: only the paired phone and the deck read them, from GET .../notes', GUARD, async (t) => {
   const s = await start(t);
   const ch = await createChannel(s.base);
