@@ -669,7 +669,9 @@ export class Hub {
       delivered++;
     }
     // On the bus's clock, which `at` was read on here or on another instance.
-    if (ev.at !== undefined) this.metrics.delivered((this.bus.clock() - ev.at) / 1000, delivered);
+    // Each instance knows Redis's clock only to within half a round trip, so
+    // an event from another can look a little younger than zero: counted as 0.
+    if (ev.at !== undefined) this.metrics.delivered(Math.max(0, this.bus.clock() - ev.at) / 1000, delivered);
     return delivered;
   }
 
