@@ -261,6 +261,14 @@ test("the audience's copy of a deck has no speaker notes: HTML asides and data-n
   );
   const md = '# One\n\nNote:\nfirst notes\n\n---\n\n## Two\n\nnotes: lower case\n\n--\n\n## Three\n\nNo notes here: none.\n\n---\n\n## Four\n  NOTES: indented\nmore';
   assert.equal(markdownWithoutNotes(md), '# One\n\n---\n\n## Two\n\n--\n\n## Three\n\nNo notes here: none.\n\n---\n\n## Four\n');
+  // Notes written as HTML into a Markdown slide go too; the same markup shown as code stays.
+  const asides =
+    '## Five\n\n<aside class="notes">hand-written notes</aside>\n\nText with `<aside class="notes">inline code</aside>`.\n\n' +
+    '```html\n<aside class="notes">fenced code</aside>\n```\n\n<p data-notes="attribute notes">Shown</p>\n';
+  assert.equal(
+    markdownWithoutNotes(asides),
+    '## Five\n\n\n\nText with `<aside class="notes">inline code</aside>`.\n\n```html\n<aside class="notes">fenced code</aside>\n```\n\n<p >Shown</p>\n',
+  );
 
   // Through loadDeck: the presenter's page and Markdown keep them, the audience's do not.
   const dir = tmp();

@@ -80,11 +80,29 @@ const MD_SLIDE_SEPARATOR = /^\r?\n(?:---|--)\r?\n$/gm;
 /** Where a slide's notes begin, as data-separator-notes says (reveal.js applies it case-insensitively). */
 const MD_NOTES = /^\s*notes?:/im;
 
-/** A Markdown deck without its speaker notes: each slide is cut where its notes begin, as reveal.js splits them. */
+/** Code in Markdown, fenced or inline, where `<aside class="notes">` is something shown, not notes. */
+const MD_CODE = /^(`{3,}|~{3,})[^\n]*\n[\s\S]*?^\1[ \t]*$|`[^`\n]+`/gm;
+
+/** Markdown text with its hand-written HTML notes cut (reveal.js reads those too), its code left as written. */
+function markdownHtmlWithoutNotes(text: string): string {
+  let out = '';
+  let last = 0;
+  for (const m of text.matchAll(MD_CODE)) {
+    out += htmlWithoutNotes(text.slice(last, m.index)) + m[0];
+    last = m.index + m[0].length;
+  }
+  return out + htmlWithoutNotes(text.slice(last));
+}
+
+/**
+ * A Markdown deck without its speaker notes: each slide is cut where its
+ * notes begin, as reveal.js splits them, and an <aside class="notes">
+ * written into a slide is cut too (but not one shown as code).
+ */
 export function markdownWithoutNotes(md: string): string {
   const cut = (slide: string) => {
     const m = MD_NOTES.exec(slide);
-    return m ? slide.slice(0, m.index) : slide;
+    return markdownHtmlWithoutNotes(m ? slide.slice(0, m.index) : slide);
   };
   let out = '';
   let last = 0;
