@@ -83,15 +83,15 @@ const MD_NOTES = /^\s*notes?:/im;
 /** Code in Markdown, fenced or inline, where `<aside class="notes">` is something shown, not notes. */
 const MD_CODE = /^(`{3,}|~{3,})[^\n]*\n[\s\S]*?^\1[ \t]*$|`[^`\n]+`/gm;
 
-/** Markdown text with its hand-written HTML notes cut (reveal.js reads those too), its code left as written. */
-function markdownHtmlWithoutNotes(text: string): string {
+/** `text` with `fn` applied to each stretch between matches of `re` (a /g regex); the matches are kept as they are. */
+function mapBetween(text: string, re: RegExp, fn: (stretch: string) => string): string {
   let out = '';
   let last = 0;
-  for (const m of text.matchAll(MD_CODE)) {
-    out += htmlWithoutNotes(text.slice(last, m.index)) + m[0];
+  for (const m of text.matchAll(re)) {
+    out += fn(text.slice(last, m.index)) + m[0];
     last = m.index + m[0].length;
   }
-  return out + htmlWithoutNotes(text.slice(last));
+  return out + fn(text.slice(last));
 }
 
 /**
@@ -100,17 +100,11 @@ function markdownHtmlWithoutNotes(text: string): string {
  * written into a slide is cut too (but not one shown as code).
  */
 export function markdownWithoutNotes(md: string): string {
-  const cut = (slide: string) => {
+  return mapBetween(md, MD_SLIDE_SEPARATOR, (slide) => {
     const m = MD_NOTES.exec(slide);
-    return markdownHtmlWithoutNotes(m ? slide.slice(0, m.index) : slide);
-  };
-  let out = '';
-  let last = 0;
-  for (const m of md.matchAll(MD_SLIDE_SEPARATOR)) {
-    out += cut(md.slice(last, m.index)) + m[0];
-    last = m.index + m[0].length;
-  }
-  return out + cut(md.slice(last));
+    // Hand-written HTML notes go too (reveal.js reads those as well); code is left as written.
+    return mapBetween(m ? slide.slice(0, m.index) : slide, MD_CODE, htmlWithoutNotes);
+  });
 }
 
 export function checkOptions(o: DeckOptions): void {

@@ -64,7 +64,8 @@ export function lanHost(ifaces = os.networkInterfaces()): string | undefined {
  */
 export function isThisMachine(address: string | undefined, ifaces = os.networkInterfaces()): boolean {
   if (!address) return false;
-  const a = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '').toLowerCase();
+  // Without an IPv4 mapping prefix or an IPv6 zone (fe80::1%wlan0), as interfaces list them.
+  const a = address.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/i, '').replace(/%.*$/, '').toLowerCase();
   if (a === '::1' || /^127\./.test(a)) return true;
-  return Object.values(ifaces).some((list) => list?.some((i) => i.address.toLowerCase() === a.replace(/%.*$/, '')));
+  return Object.values(ifaces).some((list) => list?.some((i) => i.address.toLowerCase() === a));
 }
