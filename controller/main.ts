@@ -100,42 +100,50 @@ function announce(text: string): void {
 // The phone asks for the notes with its key after each move to another
 // slide, and keeps what it was told per slide until the deck is reloaded.
 const notesBySlide = new Map<string, string>();
-let notesWanted = false;
 let notesInFlight = false;
+/** The slide changed while a request was out: ask once more when it is back. */
+let notesAgain = false;
 const slideKey = (h: number, v: number) => `${h}.${v}`;
 
-function showNotes(): void {
-  if (!state) return;
+/** Shows the current slide's notes; undefined when they are not known yet (shown blank meanwhile, not the last slide's). */
+function renderNotes(): string | undefined {
+  if (!state) return '';
   const notes = notesBySlide.get(slideKey(state.indexh, state.indexv));
-  // Not known yet: blank for the moment it takes to ask, rather than the last slide's notes.
   $('notes').textContent = notes === undefined ? '' : notes || 'No notes for this slide.';
   $('notes').classList.toggle('empty', !notes);
-  if (notes === undefined) void fetchNotes();
+  return notes;
 }
 
-/** One request at a time; a move while it is out asks again once it is back. */
+/** Shows the current slide's notes, asking for them if they are not known yet. */
+function showNotes(): void {
+  if (renderNotes() === undefined) void fetchNotes();
+}
+
+/**
+ * One request at a time. It answers for the slide the deck is on, which the
+ * next state event brings here too: so a move while it is out asks once
+ * more, and an answer for a slide this phone has not heard of yet waits for
+ * that event rather than asking again and again.
+ */
 async function fetchNotes(): Promise<void> {
-  notesWanted = true;
-  if (notesInFlight) return;
+  if (notesInFlight) {
+    notesAgain = true;
+    return;
+  }
   notesInFlight = true;
+  notesAgain = false;
   try {
-    while (notesWanted) {
-      notesWanted = false;
-      try {
-        const got = await requestJson<SpeakerNotes>('GET', `${api}/notes`, { key });
-        notesBySlide.set(slideKey(got.indexh, got.indexv), got.notes);
-      } catch (err) {
-        if (err instanceof HttpStatusError && err.status === 401) unpaired();
-        // Otherwise (offline, or no slide reported yet) the next state event asks again.
-        return;
-      }
-      // The deck may have moved on meanwhile: then its slide is still unknown, and is asked for.
-      if (state && !notesBySlide.has(slideKey(state.indexh, state.indexv))) notesWanted = true;
-    }
+    const got = await requestJson<SpeakerNotes>('GET', `${api}/notes`, { key });
+    notesBySlide.set(slideKey(got.indexh, got.indexv), got.notes);
+  } catch (err) {
+    if (err instanceof HttpStatusError && err.status === 401) unpaired();
+    // Otherwise (offline, or no slide reported yet) the next state event asks again.
+    return;
   } finally {
     notesInFlight = false;
   }
-  showNotes();
+  if (notesAgain) showNotes();
+  else renderNotes();
 }
 
 function renderSlideList(): void {
