@@ -90,6 +90,16 @@ function deckSteps(): { at: number; end: number } {
   return { at, end: step - 1 };
 }
 
+/** A paired phone that has moved the deck one step; then the slideshow's tab is closed. Its context, to open the slideshow again. */
+async function pairedThenClosed(browser: Browser): Promise<{ p: Pair; deckCtx: BrowserContext }> {
+  const p = await pairedPhone(browser);
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(1);
+  const deckCtx = p.deck.context();
+  await p.deck.close();
+  return { p, deckCtx };
+}
+
 const next = (phone: Page) => phone.getByRole('button', { name: 'Next' }).tap();
 
 /** Taps Next `n` times without waiting in between, then waits for every POST to be answered 2xx. */
@@ -319,12 +329,7 @@ test('a slideshow reopened after a long absence applies the taps made just befor
   const MAX_AGE_MS = 3_000;
   await server.stop();
   server = await ClickerServer.start(ARGS, { COMMAND_REPLAY_MAX_AGE_MS: String(MAX_AGE_MS) });
-  const p = await pairedPhone(browser);
-  await burst(p, 1);
-  await expect.poll(() => deckStep(p.deck)).toBe(1);
-
-  const deckCtx = p.deck.context();
-  await p.deck.close();
+  const { p, deckCtx } = await pairedThenClosed(browser);
   // Two taps into an empty room; then, long after, one the presenter makes while reopening the slideshow.
   await burst(p, 2);
   await expect(p.phone.locator('#taps')).toHaveText('The slideshow is not answering: is it open on the laptop?');
@@ -340,11 +345,7 @@ test('a slideshow reopened after a long absence applies the taps made just befor
 });
 
 test('a slideshow reopened on another deck does not apply the taps aimed at the last one', async ({ browser }) => {
-  const p = await pairedPhone(browser);
-  await burst(p, 1);
-  await expect.poll(() => deckStep(p.deck)).toBe(1);
-  const deckCtx = p.deck.context();
-  await p.deck.close();
+  const { p, deckCtx } = await pairedThenClosed(browser);
   // Two taps while the laptop switches talks: meant for the deck that was closed.
   await burst(p, 2);
   // The page that opens next is another deck's: what the page saved names a
