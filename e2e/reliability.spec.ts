@@ -325,8 +325,10 @@ test('with the slideshow closed the phone says its taps are not answered, and st
 });
 
 test('a slideshow reopened after a long absence applies the taps made just before, not the stale ones', async ({ browser }) => {
-  // Replay for 3 s rather than the default 30, so the test need not wait half a minute.
-  const MAX_AGE_MS = 3_000;
+  // Replay for 8 s rather than the default 30, so the test need not wait half a minute. Not
+  // less: the fresh tap must still be fresh when the reopened page's stream opens, and on a
+  // loaded machine the page load and its registration alone took over 2 s (3 s was missed once).
+  const MAX_AGE_MS = 8_000;
   await server.stop();
   server = await ClickerServer.start(ARGS, { COMMAND_REPLAY_MAX_AGE_MS: String(MAX_AGE_MS) });
   const { p, deckCtx } = await pairedThenClosed(browser);
