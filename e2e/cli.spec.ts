@@ -31,6 +31,7 @@ Pass the feather around the room.
 --
 
 ## Ears
+<!-- .slide: data-notes="Ask who has heard one call." -->
 
 One ear sits higher than the other.
 
@@ -134,14 +135,20 @@ test('the follow page holds no speaker notes, while the phone shows them', async
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect(follower.locator('.reveal .slides section.present > h2')).toHaveText('Feathers');
   await expect(phone.locator('#notes')).toHaveText('Pass the feather around the room.');
+  // Notes given in a `.slide:` comment reach the phone, and not the follower.
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(follower.locator('.reveal .slides section.present > h2')).toHaveText('Ears');
+  await expect(phone.locator('#notes')).toHaveText('Ask who has heard one call.');
   // Not in its DOM, not in what it loaded: the Markdown it read is the audience's copy.
   const html = await follower.content();
-  for (const secret of ['silent flight', 'Pass the feather']) expect(html).not.toContain(secret);
+  for (const secret of ['silent flight', 'Pass the feather', 'heard one call']) expect(html).not.toContain(secret);
+  expect(await follower.locator('[data-notes]').count()).toBe(0);
   expect(await follower.locator('aside.notes').count()).toBe(0);
   expect(streamed).toEqual(['/_audience.md']);
   const audienceMd = await (await follower.request.get(`${server.base}/_audience.md`)).text();
   expect(audienceMd).toContain('## Feathers');
   expect(audienceMd).not.toContain('Pass the feather');
+  expect(audienceMd).not.toContain('heard one call');
 });
 
 test('editing the deck reloads the slideshow in place, and the phone stays paired', async ({ browser }) => {

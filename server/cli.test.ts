@@ -270,6 +270,15 @@ test("the audience's copy of a deck has no speaker notes: HTML asides and data-n
     '## Five\n\n\n\nText with `<aside class="notes">inline code</aside>`.\n\n```html\n<aside class="notes">fenced code</aside>\n```\n\n<p >Shown</p>\n',
   );
 
+  // Notes given as an attribute in reveal.js's `.slide:` or `.element:` comment go; the comment's other attributes stay.
+  const commented =
+    '## Six\n<!-- .slide: data-background="#fff" data-notes="comment notes" -->\n\n- a\n<!-- .element: class="fragment" DATA-NOTES="shouted" -->\n' +
+    '<!-- .slide:data-notes="run on" -->\n\n`<!-- .slide: data-notes="shown as code" -->`\n';
+  assert.equal(
+    markdownWithoutNotes(commented),
+    '## Six\n<!-- .slide: data-background="#fff"  -->\n\n- a\n<!-- .element: class="fragment"  -->\n<!-- .slide: -->\n\n`<!-- .slide: data-notes="shown as code" -->`\n',
+  );
+
   // Through loadDeck: the presenter's page and Markdown keep them, the audience's do not.
   const dir = tmp();
   writeFileSync(path.join(dir, 'talk.md'), '---\ntitle: T\n---\n# Owls\n\nNote:\nThe secret plan.\n');

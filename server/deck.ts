@@ -94,16 +94,30 @@ function mapBetween(text: string, re: RegExp, fn: (stretch: string) => string): 
   return out + fn(text.slice(last));
 }
 
+/** An HTML comment, where reveal.js's markdown plugin reads `.slide:` and `.element:` attributes. */
+const HTML_COMMENT = /<!--[\s\S]*?-->/g;
+/**
+ * A data-notes attribute as the plugin reads one from such a comment
+ * (double-quoted). Cut wherever it stands, even run on from `.slide:` or
+ * another name: an odd attribute lost from the audience's copy costs
+ * nothing. Any case, since the browser lowercases the name the plugin sets.
+ */
+const COMMENT_DATA_NOTES = /data-notes="[^"]*"/gi;
+
+/** Markdown text (not code) without its notes written as HTML: asides, data-notes attributes, and data-notes in `<!-- .slide: -->` comments. */
+const markdownTextWithoutNotes = (text: string) =>
+  htmlWithoutNotes(text).replace(HTML_COMMENT, (comment) => comment.replace(COMMENT_DATA_NOTES, ''));
+
 /**
  * A Markdown deck without its speaker notes: each slide is cut where its
- * notes begin, as reveal.js splits them, and an <aside class="notes">
- * written into a slide is cut too (but not one shown as code).
+ * notes begin, as reveal.js splits them, and notes written as HTML into a
+ * slide are cut too (but not those shown as code).
  */
 export function markdownWithoutNotes(md: string): string {
   return mapBetween(md, MD_SLIDE_SEPARATOR, (slide) => {
     const m = MD_NOTES.exec(slide);
     // Hand-written HTML notes go too (reveal.js reads those as well); code is left as written.
-    return mapBetween(m ? slide.slice(0, m.index) : slide, MD_CODE, htmlWithoutNotes);
+    return mapBetween(m ? slide.slice(0, m.index) : slide, MD_CODE, markdownTextWithoutNotes);
   });
 }
 
