@@ -371,3 +371,40 @@ test("files beside the deck are served; nothing outside its folder, no dotfiles,
     expect(await res.text(), p).not.toMatch(/not for the audience|TOKEN=hidden/);
   }
 });
+
+test('from another machine the slideshow opens only with the presenter link, whose key leaves the address bar; the room gets a readable refusal', async ({ browser }) => {
+  const key = 'e2e-presenter-key-0123456789';
+  // Behind a trusted proxy, X-Forwarded-For makes this loopback browser another machine.
+  const remote = await ClickerServer.start([path.join(dir, 'talk.md'), '--trust-proxy'], { PRESENTER_KEY: key });
+  try {
+    const room = await (await browser.newContext({ ...devices['Pixel 7'], extraHTTPHeaders: { 'X-Forwarded-For': '198.51.100.7' } })).newPage();
+    const refused = await room.goto(`${remote.base}/`);
+    expect(refused?.status()).toBe(403);
+    await expect(room.getByRole('heading', { name: 'Forbidden' })).toBeVisible();
+    await expect(room.locator('p')).toContainText('open it with the presenter link');
+    await expect(room.locator('p')).toContainText('scan the QR code on the screen');
+    await room.screenshot({ path: test.info().outputPath('refused-phone.png') });
+    expect((await room.goto(`${remote.base}/?key=${key.slice(0, -1)}`))?.status()).toBe(403);
+    expect(await room.context().cookies()).toEqual([]);
+
+    const laptop = await (await browser.newContext({ viewport: { width: 1280, height: 720 }, extraHTTPHeaders: { 'X-Forwarded-For': '198.51.100.20' } })).newPage();
+    const markdown: number[] = [];
+    laptop.on('response', (res) => {
+      if (new URL(res.url()).pathname === '/_deck.md') markdown.push(res.status());
+    });
+    await laptop.goto(`${remote.base}/?key=${key}`);
+    // The room reads the projected address bar: the key is gone from it, kept in an HttpOnly cookie.
+    expect(laptop.url()).toBe(`${remote.base}/`);
+    await expect(laptop.locator('.reveal .slides section.present h1')).toHaveText('Owls at night');
+    expect(await laptop.locator('aside.notes').count()).toBeGreaterThan(0);
+    const [cookie] = await laptop.context().cookies();
+    expect(cookie).toMatchObject({ name: 'clicker_presenter', httpOnly: true, sameSite: 'Strict' });
+    expect(await laptop.evaluate(() => document.cookie)).toBe('');
+    // A reload (or the live reload on a saved deck) needs no link again.
+    await laptop.reload();
+    await expect(laptop.locator('.reveal .slides section.present h1')).toHaveText('Owls at night');
+    expect(markdown).toEqual([200, 200]);
+  } finally {
+    await remote.stop();
+  }
+});

@@ -206,6 +206,58 @@ function onStream(s: DeckState): Omit<DeckState, 'notes'> {
 
 // ------------------------------------------------------------------ channels
 
+test('a wrong method on any route the README lists is 405 naming the right ones, as on the pages; OPTIONS on a page lists them', GUARD, async (t) => {
+  const s = await start(t);
+  const ch = await s.create();
+  // The README's API tables are the list: a route added there and not here, or the other way, fails.
+  const routes = new Map<string, Set<string>>();
+  for (const m of readFileSync(path.join(rootDir, 'README.md'), 'utf8').matchAll(/^\| `(GET|POST|PUT|DELETE) (\/[^`\s]*)`/gm)) {
+    const methods = routes.get(m[2]!) ?? new Set<string>();
+    methods.add(m[1]!);
+    if (m[1] === 'GET') methods.add('HEAD');
+    routes.set(m[2]!, methods);
+  }
+  assert.ok(routes.size >= 15, `the README's API tables were read: ${[...routes.keys()].join(' ')}`);
+  for (const [route, allow] of routes) {
+    const url = route.replace(':id', ch.id).replace(':qid', 'q'.repeat(12)).replace('[/:hash]', '');
+    for (const wrong of ['PATCH', ...['GET', 'POST', 'PUT', 'DELETE'].filter((m) => !allow.has(m))]) {
+      const res = await s.call(wrong, url);
+      expectError(res, 405, /method not allowed/);
+      assert.deepEqual(res.headers.get('allow')?.split(', ').sort(), [...allow].sort(), `${wrong} ${url}`);
+    }
+  }
+  for (const url of ['/', `/f/${ch.id}`, `/r/${ch.id}`, '/_audience.md', '/clicker.js']) {
+    const res = await s.call('POST', url);
+    expectError(res, 405, /method not allowed/);
+    assert.equal(res.headers.get('allow'), 'GET, HEAD', url);
+    const options = await s.call('OPTIONS', url);
+    assert.equal(options.status, 204, url);
+    assert.equal(options.headers.get('allow'), 'GET, HEAD, OPTIONS', url);
+  }
+  // A path that is nowhere is still a 404, whatever the method.
+  expectError(await s.call('POST', '/nowhere'), 404, /not found/);
+  expectError(await s.call('PATCH', '/api/nowhere'), 404, /not found/);
+});
+
+test('an error is a page for a browser navigating to it, and JSON for any program and on /api', GUARD, async (t) => {
+  const s = await start(t);
+  const navigation = { Accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,*/*;q=0.8' };
+  const page = await s.call('GET', '/nowhere', { headers: navigation });
+  assert.equal(page.status, 404);
+  assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  assert.match(String(page.body.text), /<title>Clicker: Not Found<\/title>[\s\S]*<h1>Not Found<\/h1><p>Not found\.<\/p>/);
+  const bad = await s.call('GET', '/r/<bad>', { headers: navigation });
+  assert.equal(bad.status, 404);
+  assert.match(String(bad.body.text), /<p>Unknown channel\.<\/p>/);
+  // fetch() asks for anything, an image for images: JSON. So does the API, even for a browser.
+  for (const accept of ['*/*', 'application/json', 'image/avif,image/webp,*/*;q=0.8', 'text/event-stream']) {
+    expectError(await s.call('GET', '/nowhere', { headers: { Accept: accept } }), 404, /not found/);
+  }
+  expectError(await s.call('GET', '/nowhere'), 404, /not found/);
+  expectError(await s.call('GET', '/api/channels/nope/notes', { headers: navigation }), 404, /unknown channel/);
+  expectError(await s.call('POST', '/api/channels', { headers: navigation, raw: 'x=1' }), 415);
+});
+
 test('POST /api/channels creates a channel and answers its URLs', GUARD, async (t) => {
   const s = await start(t);
   const res = await s.call('POST', '/api/channels', { json: {} });
@@ -801,8 +853,8 @@ test('the server survives bad input, answers every error as JSON, and still repo
     [401, s.call('POST', cmdUrl, { json: { type: 'next', id: cmdId() }, headers: { Authorization: 'Bearer ' } })],
     [400, s.call('GET', '/f/%E0%A4%A')],
     [404, s.call('GET', '/api/channels/%E0%A4%A/events')],
-    [404, s.call('GET', '/api/channels')],
-    [404, s.call('PATCH', `/api/channels/${ch.id}`, { json: {} })],
+    [405, s.call('GET', '/api/channels')],
+    [405, s.call('PATCH', `/api/channels/${ch.id}`, { json: {} })],
     [404, s.call('GET', '/assets/../package.json')],
   ];
   for (const [status, pending] of bad) expectError(await pending, status);

@@ -6,6 +6,7 @@ import type { IncomingMessage, RequestListener } from 'node:http';
 import path from 'node:path';
 import express, { type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
+import { parseCookie } from 'cookie';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import {
   Ask,
@@ -22,7 +23,7 @@ import {
   type PairResult,
 } from '../protocol/messages';
 import type { Config } from './config';
-import { controllerKeyRequired, errorHandler, HttpError } from './errors';
+import { answerWrongMethods, controllerKeyRequired, errorHandler, HttpError } from './errors';
 import { TRUSTED_PROXIES } from './http';
 import { summaryOf, type ChannelRecord } from './bus';
 import { Hub, type CreatedChannel } from './hub';
@@ -30,7 +31,7 @@ import { AUDIENCE_MARKDOWN_PATH, loadDeck, THEME_DIR, type Deck, type DeckView }
 import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
-import { bearer } from './keys';
+import { bearer, hashSecret, matchesHash } from './keys';
 import { isThisMachine } from './net';
 
 export interface AppDeps {
@@ -74,6 +75,11 @@ function hostHeaderProblem(req: IncomingMessage): string | undefined {
   if (hosts === 1) return undefined;
   return hosts === 0 ? 'missing Host header' : 'more than one Host header';
 }
+
+/** The cookie that holds the presenter key on a machine that opened /?key=…; HttpOnly, SameSite=Strict. */
+const PRESENTER_COOKIE = 'clicker_presenter';
+/** How long a browser keeps it: a conference's worth of days, then the link again. */
+const PRESENTER_COOKIE_MS = 7 * 24 * 60 * 60 * 1000;
 
 export function createApp(deps: AppDeps): App {
   const { config, hub, clientDir, rootDir } = deps;
@@ -138,10 +144,27 @@ export function createApp(deps: AppDeps): App {
     };
   // The presenter's slideshow holds the speaker notes, and the whole room
   // knows the laptop's address from the QR: it opens only on this machine
-  // (req.ip is the client behind a trusted proxy), unless told otherwise.
-  const presenterOnly: RequestHandler = (req, _res, next) => {
-    if (config.presenterAnywhere || isThisMachine(req.ip)) return next();
-    throw new HttpError(403, 'the slideshow opens only on the presenter\'s computer, since it holds the speaker notes; to follow along, scan the QR code on the screen (or start the server with --presenter-anywhere)');
+  // (req.ip is the client behind a trusted proxy), or with the presenter key.
+  const presenterKeyHash = config.presenterKey === undefined ? undefined : hashSecret(config.presenterKey);
+  const isPresenterKey = (key: unknown): boolean => presenterKeyHash !== undefined && typeof key === 'string' && matchesHash(key, presenterKeyHash);
+  const presenterOnly: RequestHandler = (req, res, next) => {
+    const given = req.query.key;
+    if (given !== undefined && presenterKeyHash !== undefined) {
+      if (!isPresenterKey(given)) throw new HttpError(403, 'that presenter key is not the one this server was started with');
+      // Into a cookie, and off the address bar: the room reads that on the projector.
+      res.cookie(PRESENTER_COOKIE, given, { httpOnly: true, sameSite: 'strict', secure: req.secure, path: '/', maxAge: PRESENTER_COOKIE_MS });
+      const url = new URL(req.originalUrl, 'http://clicker.invalid');
+      url.searchParams.delete('key');
+      res.set('Cache-Control', 'no-store').redirect(303, url.pathname + url.search);
+      return;
+    }
+    if (isThisMachine(req.ip) || isPresenterKey(parseCookie(req.get('cookie') ?? '')[PRESENTER_COOKIE])) return next();
+    throw new HttpError(
+      403,
+      presenterKeyHash === undefined
+        ? 'the slideshow opens only on the presenter\'s computer, since it holds the speaker notes; to follow along, scan the QR code on the screen'
+        : 'the slideshow holds the speaker notes: open it with the presenter link (/?key=…); to follow along, scan the QR code on the screen',
+    );
   };
   app.get('/', presenterOnly, slides('presenter'));
   app.get('/f/:id', checkId, slides('audience'));
@@ -169,16 +192,6 @@ export function createApp(deps: AppDeps): App {
   app.get('/favicon.ico', (_req, res) => {
     res.status(204).end();
   });
-  // Memory benchmarks read RSS after a full collection. Only there when the
-  // operator started node with --expose-gc, and only from this machine.
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc) {
-    app.post('/debug/gc', (req, res) => {
-      if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress ?? '')) throw new HttpError(404, 'not found');
-      gc();
-      res.json({ ok: true, rss: process.memoryUsage().rss });
-    });
-  }
   const metrics = deps.metrics ?? new Metrics();
   hub.metrics = metrics;
   metrics.watch(hub);
@@ -389,7 +402,21 @@ export function createApp(deps: AppDeps): App {
     res.json({ eventId: result.eventId });
   });
 
+  answerWrongMethods(api);
   app.use('/api', api);
+  // After the pages' routes too: POST / is a wrong method, not a missing page.
+  answerWrongMethods(app.router);
+  // Memory benchmarks read RSS after a full collection. Only there when the
+  // operator started node with --expose-gc, and only from this machine; after
+  // answerWrongMethods, so that any other method does not name it either.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (gc) {
+    app.post('/debug/gc', (req, res) => {
+      if (!['127.0.0.1', '::1', '::ffff:127.0.0.1'].includes(req.socket.remoteAddress ?? '')) throw new HttpError(404, 'not found');
+      gc();
+      res.json({ ok: true, rss: process.memoryUsage().rss });
+    });
+  }
   // Files beside the deck (images, video, fonts). `send` refuses paths that
   // climb out of the folder, and dotfiles (.git, .env) are never served.
   if (deck.assetsDir) {

@@ -21,8 +21,8 @@ function clicker(args: string[], cwd: string, env: NodeJS.ProcessEnv = {}) {
 }
 
 /** The built server as shipped, on loopback, once it has printed its banner: the slideshow URL, then the QR code. */
-async function serveShipped(): Promise<{ proc: ChildProcess; url: string }> {
-  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT });
+async function serveShipped(env: NodeJS.ProcessEnv = {}): Promise<{ proc: ChildProcess; url: string; banner: () => string }> {
+  const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT, env: { ...process.env, ...env } });
   let out = '';
   proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
   try {
@@ -37,7 +37,7 @@ async function serveShipped(): Promise<{ proc: ChildProcess; url: string }> {
         }
       });
     });
-    return { proc, url };
+    return { proc, url, banner: () => out };
   } catch (err) {
     proc.kill('SIGTERM');
     throw err;
@@ -80,6 +80,7 @@ for (const [name, env, message] of [
   ['REQUEST_TIMEOUT_MS below HEADERS_TIMEOUT_MS', { REQUEST_TIMEOUT_MS: '5000' }, /^clicker: HEADERS_TIMEOUT_MS \(10000, the default\) must not exceed REQUEST_TIMEOUT_MS \(5000\)$/],
   ['HEARTBEAT_MS past what a timer holds', { HEARTBEAT_MS: '3000000000' }, /^clicker: HEARTBEAT_MS must be at most 2147483647 ms \(about 24 days\), got "3000000000"$/],
   ['an unknown LOG_LEVEL', { LOG_LEVEL: 'verbose' }, /^clicker: LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent; got "verbose"$/],
+  ['PRESENTER_ANYWHERE without a PRESENTER_KEY', { PRESENTER_ANYWHERE: '1' }, /^clicker: the slideshow holds the speaker notes: to open it from other machines, set PRESENTER_KEY/],
 ] as const) {
   test(`${name} gets a one-line error and exit code 2`, () => {
     // Loopback and a free port, in case a server that should refuse to start does start.
@@ -441,6 +442,22 @@ test('an idle server lets the laptop sleep: with a slideshow connected it hardly
     assert.match(text, /^clicker_commands_total 0$/m);
   } finally {
     stream.abort();
+    proc.kill('SIGTERM');
+  }
+});
+
+test('with PRESENTER_KEY, the banner gives the presenter link for other machines without printing the key', { timeout: 60_000 }, async () => {
+  const key = 'banner-test-presenter-key';
+  const { proc, url, banner } = await serveShipped({ PRESENTER_KEY: key, PRESENTER_ANYWHERE: '1' });
+  try {
+    assert.match(banner(), new RegExp(`Or on any machine, with the presenter key:\\s+${url.replace(/[.]/g, '\\.')}\\?key=<PRESENTER_KEY>\\n`));
+    assert.ok(!banner().includes(key), 'the key itself is not printed');
+    // The shipped server takes the link (on loopback, as every test calls it).
+    const base = `http://127.0.0.1:${new URL(url).port}`;
+    const res = await fetch(`${base}/?key=${key}`, { redirect: 'manual' });
+    assert.equal(res.status, 303);
+    assert.match(res.headers.get('set-cookie') ?? '', /^clicker_presenter=/);
+  } finally {
     proc.kill('SIGTERM');
   }
 });

@@ -26,7 +26,8 @@ server options:
   --bind ADDR           address to listen on (default 0.0.0.0)
   --trust-proxy         take the QR host from X-Forwarded-Host
   --presenter-anywhere  open the slideshow (with its notes) from any machine,
-                        not only this one
+                        not only this one, at /?key=KEY (env PRESENTER_KEY=KEY,
+                        a secret of 16+ letters, digits, - or _; required)
   --allow-origin ORIGIN allow browser calls from ORIGIN (repeatable)
 
   -h, --help            this help

@@ -96,11 +96,24 @@ test('--bind, --trust-proxy and numeric variables', () => {
   for (const on of ['1', 'true', 'TRUE', 'yes', 'on']) assert.equal(loadConfig([], { TRUST_PROXY: on }).trustProxy, true, on);
   for (const off of ['0', 'false', 'no', 'off', '']) assert.equal(loadConfig([], { TRUST_PROXY: off }).trustProxy, false, off);
   assert.throws(() => loadConfig([], { TRUST_PROXY: 'maybe' }), (e: unknown) => e instanceof ConfigError && e.message === 'TRUST_PROXY must be 1 or 0 (or true or false), got "maybe"');
-  // The slideshow (it holds the notes) is this machine's alone unless the operator says otherwise.
-  assert.equal(loadConfig([], {}).presenterAnywhere, false);
-  assert.equal(loadConfig(['--presenter-anywhere'], {}).presenterAnywhere, true);
-  assert.equal(loadConfig([], { PRESENTER_ANYWHERE: 'yes' }).presenterAnywhere, true);
-  assert.throws(() => loadConfig([], { PRESENTER_ANYWHERE: 'maybe' }), ConfigError);
+  // The slideshow (it holds the notes) is this machine's alone unless the operator gives a key for other machines.
+  const key = 'a-presenter-key-of-24-ch';
+  assert.equal(loadConfig([], {}).presenterKey, undefined);
+  assert.equal(loadConfig([], { PRESENTER_KEY: key }).presenterKey, key);
+  assert.equal(loadConfig(['--presenter-anywhere'], { PRESENTER_KEY: key }).presenterKey, key);
+  assert.equal(loadConfig([], { PRESENTER_ANYWHERE: 'yes', PRESENTER_KEY: key }).presenterKey, key);
+  // Never open to everyone: asking for "anywhere" without a key is refused, and says what to do.
+  for (const [argv, env] of [[['--presenter-anywhere'], {}], [[], { PRESENTER_ANYWHERE: '1' }]] as const) {
+    assert.throws(() => loadConfig([...argv], { ...env }), (e: unknown) => e instanceof ConfigError && /set PRESENTER_KEY to a secret.*\/\?key=/.test(e.message));
+  }
+  assert.throws(() => loadConfig([], { PRESENTER_ANYWHERE: 'maybe', PRESENTER_KEY: key }), ConfigError);
+  // A key that would not survive a URL, or is too short to be a secret; the message does not repeat it.
+  for (const bad of ['short-key', 'has a space in it!!', `${'x'.repeat(129)}`, 'ключ-ключ-ключ-ключ']) {
+    assert.throws(
+      () => loadConfig([], { PRESENTER_KEY: bad }),
+      (e: unknown) => e instanceof ConfigError && /^PRESENTER_KEY must be 16 to 128/.test(e.message) && !e.message.includes(bad),
+    );
+  }
   assert.equal(loadConfig([], {}).rawHttp, true);
   assert.equal(loadConfig([], { RAW_HTTP: 'false' }).rawHttp, false);
   assert.equal(loadConfig([], { RAW_HTTP: '0' }).rawHttp, false);

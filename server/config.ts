@@ -88,14 +88,17 @@ export const DEFAULTS = {
   /** Honour X-Forwarded-* from a reverse proxy in front. `--trust-proxy` or `TRUST_PROXY=1`. */
   trustProxy: false,
   /**
-   * Serve the presenter's slideshow (`/`, and its Markdown at `/_deck.md`)
-   * to any address. Off: only to a browser on this machine, since that page
-   * holds the speaker notes and the room knows the laptop's address from the
-   * QR; everyone else gets the follow page's copy, without them. On for a
-   * server the presenter reaches over the network (behind a proxy, say).
-   * `--presenter-anywhere` or `PRESENTER_ANYWHERE=1`.
+   * The presenter's slideshow (`/`, and its Markdown at `/_deck.md`) holds
+   * the speaker notes, and the room knows the server's address from the QR:
+   * by default it opens only in a browser on this machine. For a server the
+   * presenter reaches over the network (behind a proxy, say), this secret
+   * opens it on any machine, at `/?key=<it>`: once opened, the key moves into
+   * a cookie and off the address bar. 16 to 128 letters, digits, `-` or `_`.
+   * Never printed or logged. `PRESENTER_KEY`; unset by default (this machine
+   * only). `--presenter-anywhere` (`PRESENTER_ANYWHERE=1`) says the same
+   * thing and needs it: the slideshow is never open to everyone.
    */
-  presenterAnywhere: false,
+  presenterKey: undefined as string | undefined,
   /** Redis for several instances sharing channels, e.g. redis://10.0.0.5:6379; unset: the in-memory bus. `REDIS_URL`. */
   redisUrl: undefined as string | undefined,
   /** Extra origins allowed to call the API from a browser, besides the page's own. `--allow-origin` or `ALLOW_ORIGINS` (comma-separated). */
@@ -217,6 +220,17 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     }
   }
 
+  const presenterKey = env.PRESENTER_KEY || undefined;
+  // The key itself never goes into a message: it may be half right.
+  if (presenterKey !== undefined && !/^[A-Za-z0-9_-]{16,128}$/.test(presenterKey)) {
+    throw new ConfigError(`PRESENTER_KEY must be 16 to 128 letters, digits, - or _ (it goes into a link), got ${presenterKey.length} characters`);
+  }
+  if ((values['presenter-anywhere'] === true || onOff('PRESENTER_ANYWHERE') === true) && presenterKey === undefined) {
+    throw new ConfigError(
+      'the slideshow holds the speaker notes: to open it from other machines, set PRESENTER_KEY to a secret (16 or more letters, digits, - or _) and open /?key=<that secret>',
+    );
+  }
+
   const rawLevel = env.LOG_LEVEL || undefined;
   const logLevel = LOG_LEVELS.find((l) => l === rawLevel) ?? DEFAULTS.logLevel;
   if (rawLevel !== undefined && logLevel !== rawLevel) throw new ConfigError(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}; got "${rawLevel}"`);
@@ -252,7 +266,7 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     headersTimeoutMs,
     requestTimeoutMs,
     trustProxy: values['trust-proxy'] === true || onOff('TRUST_PROXY') === true,
-    presenterAnywhere: values['presenter-anywhere'] === true || onOff('PRESENTER_ANYWHERE') === true,
+    presenterKey,
     rawHttp: onOff('RAW_HTTP') ?? DEFAULTS.rawHttp,
     warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, { zeroAllowed: true }),
     allowOrigins,

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseHtml, parseFragment, serializeOuter, type DefaultTreeAdapterTypes as Html } from 'parse5';
 import { parse as parseYaml } from 'yaml';
+import escapeHtml from 'escape-html';
 
 export const TRANSITIONS = ['none', 'fade', 'slide', 'convex', 'concave', 'zoom'] as const;
 
@@ -134,8 +135,6 @@ export function checkOptions(o: DeckOptions): void {
 const defined = (o: DeckOptions): DeckOptions =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as DeckOptions;
 
-const escapeHtml = (s: string) =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 
 /** Splits `---\nyaml\n---\n` off the top of a Markdown file. */
 export function splitFrontMatter(text: string): { data: DeckOptions; body: string } {

@@ -2,7 +2,8 @@
 // error as JSON. Errors we did not anticipate are logged and answered with a
 // plain 500 that leaks nothing.
 import { STATUS_CODES } from 'node:http';
-import type { ErrorRequestHandler } from 'express';
+import escapeHtml from 'escape-html';
+import type { ErrorRequestHandler, Request, Router } from 'express';
 import type { ErrorBody } from '../protocol/messages';
 import { HubError, type HubErrorKind } from './hub';
 
@@ -79,6 +80,55 @@ export function toHttpError(err: unknown): HttpError | undefined {
   return undefined;
 }
 
+/**
+ * For every path `router` has routes for, one more route that answers the
+ * methods none of them takes: a JSON 405 naming those it does in Allow
+ * (RFC 9110, 15.5.6), where Express would fall through to a 404 saying the
+ * path does not exist. It reads the routes already on the router, so call it
+ * after them, and a new route needs nothing here. OPTIONS is answered
+ * with the same list (the API's own CORS preflight comes before it).
+ */
+export function answerWrongMethods(router: Router): void {
+  const allowed = new Map<string, Set<string>>();
+  for (const layer of router.stack) {
+    if (!layer.route) continue;
+    const methods = allowed.get(layer.route.path) ?? new Set<string>();
+    for (const handler of layer.route.stack) if (handler.method) methods.add(handler.method.toUpperCase());
+    if (methods.has('GET')) methods.add('HEAD');
+    allowed.set(layer.route.path, methods);
+  }
+  for (const [routePath, methods] of allowed) {
+    const allow = [...methods].sort().join(', ');
+    router.all(routePath, (req, res) => {
+      if (req.method === 'OPTIONS') {
+        res.status(204).set('Allow', `${allow}, OPTIONS`).end();
+        return;
+      }
+      throw new HttpError(405, 'method not allowed', {}, { Allow: allow });
+    });
+  }
+}
+
+
+/**
+ * A person's browser asking for a page: it ranks HTML above JSON, as a
+ * navigation's Accept does. fetch() and EventSource, curl and every API
+ * client ask for JSON, the event stream or anything, and get JSON.
+ */
+const wantsPage = (req: Request) => !/^\/api(\/|$)/.test(req.path) && req.accepts(['json', 'html']) === 'html';
+
+/** The error as a small page, for somebody who typed the address (say, the laptop's, read off the QR) into a browser. */
+export function errorPage(status: number, message: string): string {
+  const title = escapeHtml(STATUS_CODES[status] ?? 'Error');
+  const text = escapeHtml(message.charAt(0).toUpperCase() + message.slice(1));
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Clicker: ${title}</title>
+<style>:root{color-scheme:light dark;font:18px/1.5 system-ui,sans-serif}body{margin:0;min-height:100vh;display:grid;place-items:center}main{max-width:32rem;padding:1.5rem}h1{font-size:1.4rem;margin:0 0 .5rem}p{margin:0}small{display:block;margin-top:1rem;opacity:.6}</style>
+</head><body><main><h1>${title}</h1><p>${text}.</p><small>Clicker · ${status}</small></main></body></html>
+`;
+}
+
 export function errorHandler(log: (line: string) => void): ErrorRequestHandler {
   return (err, req, res, next) => {
     if (res.headersSent) {
@@ -88,8 +138,11 @@ export function errorHandler(log: (line: string) => void): ErrorRequestHandler {
     }
     const httpErr = toHttpError(err);
     if (httpErr) {
+      res.status(httpErr.status).set(httpErr.headers);
+      // The same words either way; a program gets them as JSON.
+      if (wantsPage(req)) res.type('html').send(errorPage(httpErr.status, httpErr.message));
       // type() first: the event stream sets text/event-stream before a subscriber limit can refuse it.
-      res.status(httpErr.status).set(httpErr.headers).type('json').json({ error: httpErr.message, ...httpErr.extra });
+      else res.type('json').json({ error: httpErr.message, ...httpErr.extra });
       return;
     }
     // req.path, never req.url: query strings may carry stream positions or keys.

@@ -219,6 +219,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       process.stdout.write(
         `\nClicker is running${deck!.kind === 'builtin' ? '' : `, presenting ${path.relative(process.cwd(), deck!.file)}`}.\n\n` +
           `  Open the slideshow on this laptop:  ${url}\n` +
+          // The key itself is never printed: this output often ends up in a log.
+          (config.presenterKey === undefined ? '' : `  Or on any machine, with the presenter key:  ${url}?key=<PRESENTER_KEY>\n`) +
           (running.host || config.publicUrl ? '' : '  (no LAN address found: phones cannot reach localhost; pass --host <address>)\n') +
           `  Then scan the QR code on the title slide with your phone (same Wi-Fi).\n\n${qr}\n`,
       );

@@ -287,9 +287,13 @@ test('an unknown question or channel is a JSON 404', GUARD, async (t) => {
   expectError(await react(s, nowhere, { kind: 'clap' }), 404, /unknown channel/);
   expectError(await ask(s, '/api/channels/short', { text: 'Anyone there?' }), 404);
   expectError(await call(s.base, 'GET', `${nowhere}/questions`, undefined, key), 404);
-  // Methods the routes do not have are JSON too.
-  expectError(await call(s.base, 'DELETE', `${base}/questions`, undefined, key), 404);
-  expectError(await call(s.base, 'GET', `${base}/reactions`), 404);
+  // Methods the routes do not have are a JSON 405 naming those they do.
+  const del = await call(s.base, 'DELETE', `${base}/questions`, undefined, key);
+  expectError(del, 405);
+  assert.equal(del.headers.allow, 'GET, HEAD, POST, PUT');
+  const get = await call(s.base, 'GET', `${base}/reactions`);
+  expectError(get, 405);
+  assert.equal(get.headers.allow, 'POST');
 });
 
 // ------------------------------------------------------------------ the off switch

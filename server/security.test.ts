@@ -359,15 +359,58 @@ test("the presenter's slideshow, which holds the notes, opens only on this machi
   const elsewhere = await page('/', '198.51.100.7');
   expectError(elsewhere, 403, /opens only on the presenter's computer.*scan the QR code/);
   assert.doesNotMatch(elsewhere.text, /Three steps/);
+  // Somebody in the room who typed the address from the QR into a browser reads the same words on a page.
+  const browser = await call(s.base, 'GET', '/', undefined, undefined, { ...from('198.51.100.7'), Accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' });
+  assert.equal(browser.status, 403);
+  assert.match(browser.headers['content-type'] ?? '', /^text\/html/);
+  assert.match(browser.text, /<h1>Forbidden<\/h1><p>The slideshow opens only on the presenter&#39;s computer.*scan the QR code/);
+  assert.doesNotMatch(browser.text, /Three steps|<script/);
   // The follow page is for the room: without the notes.
   const follow = await page(`/f/${ch.id}`, '198.51.100.7');
   assert.equal(follow.status, 200);
   assert.doesNotMatch(follow.text, /class="notes"|Three steps/);
   assert.match(follow.text, /How it works/);
 
-  // An operator whose presenter is elsewhere says so.
-  const open = await start(t, { trustProxy: true, presenterAnywhere: true });
-  assert.equal((await call(open.base, 'GET', '/', undefined, undefined, from('198.51.100.7'))).status, 200);
+});
+
+test("with a presenter key, the slideshow opens on another machine through /?key=…, which moves the key into a cookie and off the address bar", GUARD, async (t) => {
+  const key = 'the-presenters-own-key-0123';
+  const s = await start(t, { trustProxy: true, presenterKey: key });
+  const laptop = { 'X-Forwarded-For': '198.51.100.20' };
+  const room = { 'X-Forwarded-For': '198.51.100.7' };
+
+  // Without the key, or with a wrong one, another machine gets no notes.
+  const none = await call(s.base, 'GET', '/', undefined, undefined, room);
+  expectError(none, 403, /open it with the presenter link \(\/\?key=…\).*scan the QR code/);
+  assert.doesNotMatch(none.text, new RegExp(key));
+  for (const wrong of [`${key}x`, key.slice(0, -1), '', 'a'.repeat(200)]) {
+    const res = await call(s.base, 'GET', `/?key=${encodeURIComponent(wrong)}`, undefined, undefined, room);
+    expectError(res, 403, /not the one this server was started with/);
+    assert.equal(res.headers['set-cookie'], undefined);
+  }
+  const forged = await call(s.base, 'GET', '/', undefined, undefined, { ...room, Cookie: `clicker_presenter=${key}x` });
+  expectError(forged, 403);
+
+  // The link: a 303 to the same address without the key (other parameters kept), and a cookie that opens the slideshow from then on.
+  const link = await call(s.base, 'GET', `/?key=${key}&print-pdf`, undefined, undefined, laptop);
+  assert.equal(link.status, 303);
+  assert.equal(link.headers.location, '/?print-pdf=');
+  assert.equal(link.headers['cache-control'], 'no-store');
+  const setCookie = String(link.headers['set-cookie']);
+  assert.match(setCookie, new RegExp(`^clicker_presenter=${key}; Max-Age=604800; Path=/; Expires=[^;]+; HttpOnly; SameSite=Strict$`));
+  const cookie = { Cookie: `other=1; clicker_presenter=${key}` };
+  const slideshow = await call(s.base, 'GET', '/', undefined, undefined, { ...laptop, ...cookie });
+  assert.equal(slideshow.status, 200);
+  assert.match(slideshow.text, /<aside class="notes">/);
+  // The Markdown route passes the same check (the built-in deck has none: a 404, not a 403).
+  expectError(await call(s.base, 'GET', '/_deck.md', undefined, undefined, { ...laptop, ...cookie }), 404, /not found/);
+  expectError(await call(s.base, 'GET', '/_deck.md', undefined, undefined, room), 403);
+  // Over https (the proxy says so), the cookie is Secure too.
+  const secure = await call(s.base, 'GET', `/?key=${key}`, undefined, undefined, { ...laptop, 'X-Forwarded-Proto': 'https' });
+  assert.equal(secure.headers.location, '/');
+  assert.match(String(secure.headers['set-cookie']), /; Secure; SameSite=Strict$/);
+  // This machine needs no key, as before.
+  assert.equal((await call(s.base, 'GET', '/', undefined, undefined, { 'X-Forwarded-For': '127.0.0.1' })).status, 200);
 });
 
 test('speaker notes are never on a stream: only the paired phone and the deck read them, from GET .../notes', GUARD, async (t) => {
@@ -688,7 +731,9 @@ test('the follow page and the event stream are read-only: with no key, nothing c
     const res = await call(s.base, method, `${base}/events`, { type: 'next', id: cmdId() });
     expectError(res, 405);
     assert.equal(res.headers.allow, 'GET, HEAD');
-    expectError(await call(s.base, method, `/f/${ch.id}`, { type: 'next', id: cmdId() }), 404);
+    const page = await call(s.base, method, `/f/${ch.id}`, { type: 'next', id: cmdId() });
+    expectError(page, 405);
+    assert.equal(page.headers.allow, 'GET, HEAD');
   }
   expectError(await call(s.base, 'POST', `${base}/pair`, {}), 400);
 
