@@ -245,6 +245,7 @@ test('an error is a page for a browser navigating to it, and JSON for any progra
   const page = await s.call('GET', '/nowhere', { headers: navigation });
   assert.equal(page.status, 404);
   assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+  assert.equal(page.headers.get('vary'), 'Accept');
   assert.match(String(page.body.text), /<title>Clicker: Not Found<\/title>[\s\S]*<h1>Not Found<\/h1><p>Not found\.<\/p>/);
   const bad = await s.call('GET', '/r/<bad>', { headers: navigation });
   assert.equal(bad.status, 404);

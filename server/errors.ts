@@ -1,6 +1,7 @@
 // One error type for the HTTP layer and one middleware that answers every
-// error as JSON. Errors we did not anticipate are logged and answered with a
-// plain 500 that leaks nothing.
+// error as JSON (or, to a browser navigating outside the API, as a short page
+// with the same words). Errors we did not anticipate are logged and answered
+// with a plain 500 that leaks nothing.
 import { STATUS_CODES } from 'node:http';
 import escapeHtml from 'escape-html';
 import type { ErrorRequestHandler, Request, Router } from 'express';
@@ -109,13 +110,13 @@ export function answerWrongMethods(router: Router): void {
   }
 }
 
-
+const isApi = (req: Request) => /^\/api(\/|$)/.test(req.path);
 /**
  * A person's browser asking for a page: it ranks HTML above JSON, as a
  * navigation's Accept does. fetch() and EventSource, curl and every API
  * client ask for JSON, the event stream or anything, and get JSON.
  */
-const wantsPage = (req: Request) => !/^\/api(\/|$)/.test(req.path) && req.accepts(['json', 'html']) === 'html';
+const wantsPage = (req: Request) => !isApi(req) && req.accepts(['json', 'html']) === 'html';
 
 /** The error as a small page, for somebody who typed the address (say, the laptop's, read off the QR) into a browser. */
 export function errorPage(status: number, message: string): string {
@@ -139,7 +140,9 @@ export function errorHandler(log: (line: string) => void): ErrorRequestHandler {
     const httpErr = toHttpError(err);
     if (httpErr) {
       res.status(httpErr.status).set(httpErr.headers);
-      // The same words either way; a program gets them as JSON.
+      // The same words either way; a program gets them as JSON. A page's
+      // answer depends on Accept, and a cache in between must know it.
+      if (!isApi(req)) res.vary('Accept');
       if (wantsPage(req)) res.type('html').send(errorPage(httpErr.status, httpErr.message));
       // type() first: the event stream sets text/event-stream before a subscriber limit can refuse it.
       else res.type('json').json({ error: httpErr.message, ...httpErr.extra });
