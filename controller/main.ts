@@ -53,6 +53,9 @@ const LINK_TEXT: Record<LinkState, string> = {
   connecting: 'Connecting…',
   live: 'Live',
   reconnecting: 'Reconnecting…',
+  // The server is up and does not know the channel: the laptop's slideshow brings it back once it is open.
+  // Short: it shares the top bar with the position.
+  waiting: 'No slideshow',
   offline: 'Offline',
 };
 

@@ -66,7 +66,7 @@ export interface StartOptions {
   onCommand?: (cmd: Command) => void;
   /** Anything that went wrong: start-up, a refused report, a callback that threw. */
   onError?: (err: Error) => void;
-  /** The event stream's health: connecting, live, reconnecting, offline. */
+  /** The event stream's health: connecting, live, reconnecting, waiting (the server is up but does not know the channel: after a server restart, until this page has registered it again), offline. */
   onStatus?: (state: LinkState) => void;
 }
 

@@ -187,7 +187,8 @@ async function badGateway(port: number) {
   const streams = { 502: { phone: 0, deck: 0 }, 503: { phone: 0, deck: 0 } };
   let other = 0;
   const srv = http.createServer((req, res) => {
-    if (/\/events(\?|$)/.test(req.url ?? '')) streams[status][/Android/.test(req.headers['user-agent'] ?? '') ? 'phone' : 'deck']++;
+    // The watchdog's HEAD, asking why a stream was refused, is not a stream request.
+    if (req.method === 'GET' && /\/events(\?|$)/.test(req.url ?? '')) streams[status][/Android/.test(req.headers['user-agent'] ?? '') ? 'phone' : 'deck']++;
     else other++;
     res.writeHead(status, { 'Content-Type': 'text/html', Connection: 'close' }).end(`<h1>${status}</h1>`);
   });
@@ -224,9 +225,11 @@ test('502 and 503 while the server is away: the watchdog keeps retrying where Ev
     await expect.poll(() => proxy.streams[503].deck, { timeout: 20_000 }).toBeGreaterThanOrEqual(1);
     await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'reconnecting');
     await expect(p.deck.locator('.clicker-status')).toHaveAttribute('data-link', 'reconnecting');
+    // A proxy's 502 or 503 is the server away, not a channel it does not know: never "No slideshow".
+    await expect(p.phone.locator('#conn-text')).toHaveText('Reconnecting…');
     console.log(
       `[non-200] refused stream requests: 502 phone x${proxy.streams[502].phone} deck x${proxy.streams[502].deck}, ` +
-        `503 phone x${proxy.streams[503].phone} deck x${proxy.streams[503].deck}; other refused requests x${proxy.other()}`,
+        `503 phone x${proxy.streams[503].phone} deck x${proxy.streams[503].deck}; other refused requests (the watchdogs' HEADs among them) x${proxy.other()}`,
     );
   } finally {
     await proxy.close();
@@ -322,6 +325,39 @@ test('with the slideshow closed the phone says its taps are not answered, and st
   await deck.goto(`${server.base}/`);
   await expect.poll(() => deckStep(deck)).toBe(2);
   await expect(taps).toBeHidden();
+});
+
+test('after a restart with the slideshow closed, the phone says there is no slideshow and a follower that the presenter is offline; both are live again once it is open', async ({ browser }) => {
+  const { p, deckCtx } = await pairedThenClosed(browser);
+  const followCtx = await browser.newContext({ ...devices['Pixel 7'] });
+  contexts.push(followCtx);
+  const follower = await followCtx.newPage();
+  await follower.goto(`${server.base}${new URL(p.phone.url()).pathname.replace(/^\/r\//, '/f/')}`);
+  const pill = follower.locator('.clicker-status');
+  await expect(pill).toHaveAttribute('data-link', 'live');
+
+  // The server comes back empty (in memory), and nobody has the slideshow open to register the channel again.
+  server = await server.restart('SIGKILL');
+  await expect(pill).toHaveAttribute('data-link', 'waiting');
+  await expect(pill).toContainText('Following the presenter');
+  await expect(pill).toContainText('presenter offline');
+  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'waiting');
+  await expect(p.phone.locator('#conn-text')).toHaveText('No slideshow');
+  // Neither label is cut short, nor runs into what sits beside it.
+  for (const [page, sel] of [[follower, '.clicker-status'], [p.phone, '#conn-text']] as const) {
+    expect(await page.locator(sel).evaluate((el) => el.scrollWidth <= el.clientWidth), sel).toBe(true);
+  }
+  const [pillBox, number] = [await pill.boundingBox(), await follower.locator('.reveal .slide-number').boundingBox()];
+  if (pillBox && number) expect(pillBox.x + pillBox.width).toBeLessThanOrEqual(number.x);
+  await follower.screenshot({ path: test.info().outputPath('follower-waiting.png') });
+  await p.phone.screenshot({ path: test.info().outputPath('phone-waiting.png') });
+
+  // The presenter opens it again: it registers its channel, and both go live on their own.
+  const deck = await deckCtx.newPage();
+  await deck.goto(`${server.base}/`);
+  await expect(pill).toHaveAttribute('data-link', 'live');
+  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await expect.poll(() => deckStep(deck)).toBe(1);
 });
 
 test('a slideshow reopened after a long absence applies the taps made just before, not the stale ones', async ({ browser }) => {

@@ -5,11 +5,19 @@
 // good on any non-200 answer (a proxy's 502 while the server restarts, a 404
 // for a channel the restarted server does not know yet). The watchdog here
 // notices that, and opens a new EventSource with jittered backoff, resuming
-// from the last event id it saw.
+// from the last event id it saw. Since EventSource never says why it gave up,
+// one HEAD on the same URL tells a channel the server does not know from a
+// server that is away.
 
 import { COMMAND_DEADLINE_MS } from './wire';
 
-export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'offline';
+/**
+ * `waiting`: the server answers, but does not know the channel. The
+ * slideshow has not registered it again since a server restart (it does as
+ * soon as it is open), or the talk is over. Retries go on as for
+ * `reconnecting`.
+ */
+export type LinkState = 'connecting' | 'live' | 'reconnecting' | 'waiting' | 'offline';
 
 export interface StreamHandlers {
   /** Called for each named event with its parsed JSON data. */
@@ -34,6 +42,8 @@ export class LiveStream {
   private timer: ReturnType<typeof setTimeout> | undefined;
   private stopped = false;
   private reconnecting = false;
+  /** The last probe found no such channel: retries say `waiting` until a stream opens or a probe says otherwise. */
+  private channelMissing = false;
 
   constructor(
     private readonly url: string,
@@ -89,9 +99,10 @@ export class LiveStream {
     const url = `${this.url}?${params.toString().replace(/%2C/g, ',')}`;
     const es = new EventSource(url);
     this.es = es;
-    this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    this.setState(this.attempt === 0 ? 'connecting' : this.retrying());
     es.onopen = () => {
       this.attempt = 0;
+      this.channelMissing = false;
       this.setState('live');
     };
     es.onerror = () => {
@@ -117,11 +128,37 @@ export class LiveStream {
     }
   }
 
+  private retrying(): LinkState {
+    return this.channelMissing ? 'waiting' : 'reconnecting';
+  }
+
   private scheduleReconnect(): void {
-    this.es?.close();
-    this.setState(navigator.onLine === false ? 'offline' : 'reconnecting');
+    const failed = this.es;
+    failed?.close();
+    const offline = navigator.onLine === false;
+    this.setState(offline ? 'offline' : this.retrying());
+    if (!offline) void this.probe(failed);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => void this.reconnect(), jitter(this.attempt++));
+  }
+
+  /**
+   * Why the stream `failed` was refused: a 404 means the server is up and
+   * does not know the channel; no answer, or any other (a proxy's 502 while
+   * the server restarts), means the server is away. A HEAD opens no stream.
+   * An answer that comes after a newer stream has opened is dropped.
+   */
+  private async probe(failed: EventSource | null): Promise<void> {
+    let missing: boolean;
+    try {
+      const res = await fetch(this.url, { method: 'HEAD', cache: 'no-store' });
+      missing = res.status === 404;
+    } catch {
+      missing = false;
+    }
+    if (this.stopped || this.es !== failed) return;
+    this.channelMissing = missing;
+    if (navigator.onLine !== false) this.setState(this.retrying());
   }
 
   private reconnectNow(): void {

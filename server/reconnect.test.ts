@@ -377,6 +377,7 @@ test('after 502 and 503 answers a plain EventSource stays dead; the watchdog of 
     );
     assert.deepEqual(got, sent, 'every command arrived once, in order, across the outage');
     assert.ok(states.includes('reconnecting'), 'the link showed it was reconnecting');
+    assert.ok(!states.includes('waiting'), "a proxy's 502 and 503 are a server away, not a channel it does not know");
     assert.equal(plain.readyState, NodeEventSource.CLOSED, 'the plain EventSource never came back by itself');
     assert.equal(plainCommands, 3, 'the plain EventSource missed everything after the outage');
   } finally {
@@ -384,6 +385,52 @@ test('after 502 and 503 answers a plain EventSource stays dead; the watchdog of 
     plain.close();
     restore();
     await proxy.close();
+  }
+});
+
+test('a channel the restarted server does not know yet reads as waiting, not reconnecting; registered again, the same stream is live and carries commands', { timeout: 120_000 }, async () => {
+  let own = await ClickerServer.start(['--bind', '127.0.0.1']);
+  const restore = installBrowserGlobals();
+  const states: LinkState[] = [];
+  const got: string[] = [];
+  const until = async (check: () => boolean, ms: number, what: string) => {
+    const end = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}; states ${states.join(' > ')}`);
+      await sleep(20);
+    }
+  };
+  const { info, controllerKey, controllerHash } = await pairedChannel(own.base);
+  const live = new LiveStream(`${own.base}/api/channels/${info.id}/events`, [EVENT.snapshot, EVENT.command], {
+    onEvent(name, data) {
+      if (name === EVENT.command) got.push((data as { id: string }).id);
+    },
+    onState: (s) => states.push(s),
+  });
+  try {
+    live.start();
+    await until(() => states.at(-1) === 'live', 10_000, 'the stream to open');
+    // A fresh process on the same port, its in-memory hub empty: nobody has registered the channel there yet.
+    own = await own.restart('SIGKILL');
+    const restartedAt = states.length;
+    await until(() => states.at(-1) === 'waiting', 20_000, 'the link to say it waits for the channel');
+    // It keeps retrying, and keeps saying so rather than flickering back to "reconnecting".
+    const firstWaiting = states.indexOf('waiting', restartedAt);
+    await sleep(2_500);
+    assert.deepEqual([...new Set(states.slice(firstWaiting))], ['waiting'], `states after the first "waiting": ${states.slice(firstWaiting).join(' > ')}`);
+
+    // The slideshow comes back and registers its channel (with its phone), as it does on reopening: the same stream goes live.
+    const put = await jsonCall(own.base, 'PUT', `/api/channels/${info.id}`, { body: { controllers: [controllerHash] }, key: info.deckKey });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+    await until(() => states.at(-1) === 'live', 20_000, 'the stream to open again');
+    const cmd = await jsonCall(own.base, 'POST', `/api/channels/${info.id}/commands`, { body: { type: 'next', id: 'after-waiting-1' }, key: controllerKey });
+    assert.equal(cmd.status, 202);
+    await until(() => got.includes('after-waiting-1'), 10_000, 'the command after the channel came back');
+    console.log(`[waiting] link states: ${states.join(' > ')}`);
+  } finally {
+    live.stop();
+    restore();
+    await own.stop();
   }
 });
 

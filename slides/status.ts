@@ -10,6 +10,9 @@ const LINK_TEXT: Record<LinkState, string> = {
   connecting: 'connecting…',
   live: 'live',
   reconnecting: 'reconnecting…',
+  // A follower's: the slideshow itself registers its channel again as it reconnects (setLink).
+  // Not "offline", which is the follower's own network.
+  waiting: 'presenter offline',
   offline: 'offline',
 };
 const IDLE_MS = 4_000;
@@ -67,7 +70,9 @@ export class PresenterStatus {
     this.setLink('connecting');
   }
 
-  setLink(state: LinkState): void {
+  setLink(link: LinkState): void {
+    // The slideshow's own channel is missing only until its reconnect registers it again.
+    const state = link === 'waiting' && this.root.dataset.mode === 'present' ? 'reconnecting' : link;
     this.root.dataset.link = state;
     this.linkText.textContent = LINK_TEXT[state];
     // Trouble stays visible; a healthy link fades away.
