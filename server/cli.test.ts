@@ -280,6 +280,13 @@ test("the audience's copy of a deck has no speaker notes: HTML asides and data-n
     '## Six\n<!-- .slide: data-background="#fff"  -->\n\n- a\n<!-- .element: class="fragment"  -->\n<!-- .slide: -->\n\n`<!-- .slide: data-notes="shown as code" -->`\n',
   );
 
+  // Notes holding code: a backtick inside a comment, an aside or an attribute does not begin code there (CommonMark:
+  // whichever begins first wins), so the notes still go; an unclosed aside runs to the slide's end, and a tag's case does not matter.
+  const withCode =
+    '<!-- .slide: data-notes="run `npm start` now" -->\n# Hi\n\n<aside class="notes">Say `x`, then the secret</aside>\n\n' +
+    '<p data-notes="see `foo` first">Shown</p> <ASIDE CLASS="notes">upper</ASIDE> `<aside class="notes">code</aside>`\n\n<aside class="notes">unclosed, to the end';
+  assert.equal(markdownWithoutNotes(withCode), '<!-- .slide:  -->\n# Hi\n\n\n\n<p >Shown</p>  `<aside class="notes">code</aside>`\n\n');
+
   // Through loadDeck: the presenter's page and Markdown keep them, the audience's do not.
   const dir = tmp();
   writeFileSync(path.join(dir, 'talk.md'), '---\ntitle: T\n---\n# Owls\n\nNote:\nThe secret plan.\n');

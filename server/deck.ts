@@ -81,8 +81,32 @@ const MD_SLIDE_SEPARATOR = /^\r?\n(?:---|--)\r?\n$/gm;
 /** Where a slide's notes begin, as data-separator-notes says (reveal.js applies it case-insensitively). */
 const MD_NOTES = /^\s*notes?:/im;
 
-/** Code in Markdown, fenced or inline, where `<aside class="notes">` is something shown, not notes. */
-const MD_CODE = /^(`{3,}|~{3,})[^\n]*\n[\s\S]*?^\1[ \t]*$|`[^`\n]+`/gm;
+/**
+ * A Markdown slide's text, read left to right as CommonMark reads code
+ * against inline HTML (whichever begins first wins): a fenced code block; an
+ * HTML comment (where reveal.js's markdown plugin reads `.slide:` and
+ * `.element:` attributes); an <aside> element to its end tag (or the slide's
+ * end); any other start tag, its quoted attribute values whole (a backtick
+ * in one does not begin code); a code span. Code is something shown and
+ * stays as written; the HTML may carry notes.
+ */
+const MD_PARTS = new RegExp(
+  [
+    String.raw`^(?<fence>\`{3,}|~{3,})[^\n]*\n[\s\S]*?^\k<fence>[ \t]*$`,
+    String.raw`(?<comment><!--[\s\S]*?-->)`,
+    String.raw`(?<aside><aside\b(?:[^>"']|"[^"]*"|'[^']*')*>(?:[\s\S]*?<\/aside\s*>|[\s\S]*(?![\s\S])))`,
+    String.raw`(?<tag><[a-z][\w-]*(?:[^>"']|"[^"]*"|'[^']*')*>)`,
+    String.raw`\`[^\`\n]+\``,
+  ].join('|'),
+  'gim',
+);
+/**
+ * A data-notes attribute as the plugin reads one from a comment
+ * (double-quoted). Cut wherever it stands, even run on from `.slide:` or
+ * another name: an odd attribute lost from the audience's copy costs
+ * nothing. Any case, since the browser lowercases the name the plugin sets.
+ */
+const COMMENT_DATA_NOTES = /data-notes="[^"]*"/gi;
 
 /** `text` with `fn` applied to each stretch between matches of `re` (a /g regex); the matches are kept as they are. */
 function mapBetween(text: string, re: RegExp, fn: (stretch: string) => string): string {
@@ -95,19 +119,15 @@ function mapBetween(text: string, re: RegExp, fn: (stretch: string) => string): 
   return out + fn(text.slice(last));
 }
 
-/** An HTML comment, where reveal.js's markdown plugin reads `.slide:` and `.element:` attributes. */
-const HTML_COMMENT = /<!--[\s\S]*?-->/g;
-/**
- * A data-notes attribute as the plugin reads one from such a comment
- * (double-quoted). Cut wherever it stands, even run on from `.slide:` or
- * another name: an odd attribute lost from the audience's copy costs
- * nothing. Any case, since the browser lowercases the name the plugin sets.
- */
-const COMMENT_DATA_NOTES = /data-notes="[^"]*"/gi;
-
-/** Markdown text (not code) without its notes written as HTML: asides, data-notes attributes, and data-notes in `<!-- .slide: -->` comments. */
-const markdownTextWithoutNotes = (text: string) =>
-  htmlWithoutNotes(text).replace(HTML_COMMENT, (comment) => comment.replace(COMMENT_DATA_NOTES, ''));
+/** A Markdown slide without its notes written as HTML: asides, data-notes attributes, and data-notes in comments; code as written. */
+function markdownSlideWithoutNotes(slide: string): string {
+  return slide.replace(MD_PARTS, (part: string, ...rest: unknown[]) => {
+    const groups = rest.at(-1) as Record<'fence' | 'comment' | 'aside' | 'tag', string | undefined>;
+    if (groups.comment !== undefined) return part.replace(COMMENT_DATA_NOTES, '');
+    if (groups.aside !== undefined || groups.tag !== undefined) return htmlWithoutNotes(part);
+    return part;
+  });
+}
 
 /**
  * A Markdown deck without its speaker notes: each slide is cut where its
@@ -117,8 +137,7 @@ const markdownTextWithoutNotes = (text: string) =>
 export function markdownWithoutNotes(md: string): string {
   return mapBetween(md, MD_SLIDE_SEPARATOR, (slide) => {
     const m = MD_NOTES.exec(slide);
-    // Hand-written HTML notes go too (reveal.js reads those as well); code is left as written.
-    return mapBetween(m ? slide.slice(0, m.index) : slide, MD_CODE, markdownTextWithoutNotes);
+    return markdownSlideWithoutNotes(m ? slide.slice(0, m.index) : slide);
   });
 }
 
