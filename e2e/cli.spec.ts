@@ -399,6 +399,7 @@ test('from another machine the slideshow opens only with the presenter link, who
     expect(await laptop.locator('aside.notes').count()).toBeGreaterThan(0);
     const [cookie] = await laptop.context().cookies();
     expect(cookie).toMatchObject({ name: 'clicker_presenter', httpOnly: true, sameSite: 'Strict' });
+    expect(cookie!.value).not.toContain(key);
     expect(await laptop.evaluate(() => document.cookie)).toBe('');
     // A reload (or the live reload on a saved deck) needs no link again.
     await laptop.reload();

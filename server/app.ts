@@ -31,8 +31,8 @@ import { AUDIENCE_MARKDOWN_PATH, loadDeck, THEME_DIR, type Deck, type DeckView }
 import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
-import { bearer, hashSecret, matchesHash } from './keys';
-import { isThisMachine } from './net';
+import { bearer, hashSecret, matchesHash, sameHash } from './keys';
+import { FORWARDING_HEADERS, isFromThisMachine } from './net';
 
 export interface AppDeps {
   config: Config;
@@ -146,22 +146,35 @@ export function createApp(deps: AppDeps): App {
   // knows the laptop's address from the QR: it opens only on this machine
   // (req.ip is the client behind a trusted proxy), or with the presenter key.
   const presenterKeyHash = config.presenterKey === undefined ? undefined : hashSecret(config.presenterKey);
+  // The cookie holds a token derived from the key, not the key: devtools on the projector show only that.
+  const presenterToken = config.presenterKey === undefined ? undefined : hashSecret(`clicker-presenter-cookie:${config.presenterKey}`);
   const isPresenterKey = (key: unknown): boolean => presenterKeyHash !== undefined && typeof key === 'string' && matchesHash(key, presenterKeyHash);
+  const isPresenterToken = (token: unknown): boolean => presenterToken !== undefined && typeof token === 'string' && sameHash(token, presenterToken);
+  // Over https the cookie is Secure: TLS ends here (behind --trust-proxy, the proxy says so) or at the public URL's proxy.
+  const publicHttps = config.publicUrl?.startsWith('https:') ?? false;
   const presenterOnly: RequestHandler = (req, res, next) => {
     const given = req.query.key;
-    if (given !== undefined && presenterKeyHash !== undefined) {
+    if (given !== undefined && presenterToken !== undefined) {
       if (!isPresenterKey(given)) throw new HttpError(403, 'that presenter key is not the one this server was started with');
       // Into a cookie, and off the address bar: the room reads that on the projector.
-      res.cookie(PRESENTER_COOKIE, given, { httpOnly: true, sameSite: 'strict', secure: req.secure, path: '/', maxAge: PRESENTER_COOKIE_MS });
-      const url = new URL(req.originalUrl, 'http://clicker.invalid');
-      url.searchParams.delete('key');
-      res.set('Cache-Control', 'no-store').redirect(303, url.pathname + url.search);
+      res.cookie(PRESENTER_COOKIE, presenterToken, { httpOnly: true, sameSite: 'strict', secure: req.secure || publicHttps, path: '/', maxAge: PRESENTER_COOKIE_MS });
+      // The same page without the key, other parameters kept; built from the path alone (never a host).
+      const query = new URLSearchParams(req.url.slice(req.url.indexOf('?') + 1));
+      query.delete('key');
+      const rest = query.toString();
+      res.set('Cache-Control', 'no-store').redirect(303, `/${req.path.replace(/^\/+/, '')}${rest ? `?${rest}` : ''}`);
       return;
     }
-    if (isThisMachine(req.ip) || isPresenterKey(parseCookie(req.get('cookie') ?? '')[PRESENTER_COOKIE])) return next();
+    const local = isFromThisMachine({
+      peer: req.socket.remoteAddress,
+      client: req.ip,
+      forwarded: FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined),
+      trustProxy: config.trustProxy,
+    });
+    if (local || isPresenterToken(parseCookie(req.get('cookie') ?? '')[PRESENTER_COOKIE])) return next();
     throw new HttpError(
       403,
-      presenterKeyHash === undefined
+      presenterToken === undefined
         ? 'the slideshow opens only on the presenter\'s computer, since it holds the speaker notes; to follow along, scan the QR code on the screen'
         : 'the slideshow holds the speaker notes: open it with the presenter link (/?key=…); to follow along, scan the QR code on the screen',
     );

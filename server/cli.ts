@@ -25,9 +25,10 @@ server options:
   --public-url URL      base URL for the QR code, behind a proxy or tunnel
   --bind ADDR           address to listen on (default 0.0.0.0)
   --trust-proxy         take the QR host from X-Forwarded-Host
-  --presenter-anywhere  open the slideshow (with its notes) from any machine,
-                        not only this one, at /?key=KEY (env PRESENTER_KEY=KEY,
-                        a secret of 16+ letters, digits, - or _; required)
+  --presenter-anywhere  open the slideshow (with its notes) on other machines
+                        too, at /?key=KEY; needs env PRESENTER_KEY=KEY (a
+                        secret of 16+ letters, digits, - or _), which alone
+                        does the same
   --allow-origin ORIGIN allow browser calls from ORIGIN (repeatable)
 
   -h, --help            this help

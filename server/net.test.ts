@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { isThisMachine, lanHost, listCandidates, rankAddresses, score, type Candidate } from './net';
+import { isFromThisMachine, isThisMachine, lanHost, listCandidates, rankAddresses, score, type Candidate } from './net';
 
 type Ifaces = NodeJS.Dict<NetworkInterfaceInfo[]>;
 
@@ -133,4 +133,19 @@ test("a client on this machine: loopback, or one of its own interfaces' addresse
   for (const a of ['192.168.1.24', '::ffff:192.168.1.99', '10.0.0.23', '2001:db8::24', '', undefined]) {
     assert.equal(isThisMachine(a, laptop), false, String(a));
   }
+});
+
+test('a request from this machine: its connection and its client both here, and no proxy speaking for somebody else', () => {
+  const here = (peer: string, client: string, forwarded: boolean, trustProxy: boolean) => isFromThisMachine({ peer, client, forwarded, trustProxy }, laptop);
+  // A browser on the laptop, straight or through its own LAN address.
+  assert.equal(here('127.0.0.1', '127.0.0.1', false, false), true);
+  assert.equal(here('192.168.1.23', '192.168.1.23', false, false), true);
+  // Behind a trusted proxy here, the client it names decides.
+  assert.equal(here('127.0.0.1', '127.0.0.1', true, true), true);
+  assert.equal(here('127.0.0.1', '203.0.113.9', true, true), false);
+  // A phone on the Wi-Fi, which --trust-proxy trusts as a proxy (a private address), naming 127.0.0.1 in X-Forwarded-For.
+  assert.equal(here('192.168.1.50', '127.0.0.1', true, true), false);
+  // Without --trust-proxy, forwarding headers mean a proxy or tunnel here is speaking for somebody else.
+  assert.equal(here('127.0.0.1', '127.0.0.1', true, false), false);
+  assert.equal(here('10.0.0.9', '10.0.0.9', false, false), false);
 });

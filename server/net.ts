@@ -69,3 +69,32 @@ export function isThisMachine(address: string | undefined, ifaces = os.networkIn
   if (a === '::1' || /^127\./.test(a)) return true;
   return Object.values(ifaces).some((list) => list?.some((i) => i.address.toLowerCase() === a));
 }
+
+/** Headers a proxy or tunnel adds on a client's behalf; a browser sends none of them itself. */
+export const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-real-ip'] as const;
+
+/** What isFromThisMachine looks at in a request. */
+export interface RequestOrigin {
+  /** The address the connection comes from. */
+  peer: string | undefined;
+  /** The client: the one a trusted proxy names (--trust-proxy), otherwise the peer. */
+  client: string | undefined;
+  /** Whether the request carries any of FORWARDING_HEADERS. */
+  forwarded: boolean;
+  trustProxy: boolean;
+}
+
+/**
+ * Whether a request comes from a browser on this machine, to which the
+ * presenter's slideshow (and its notes) opens without a key. The connection
+ * must come from this machine as well as the client: `--trust-proxy` trusts
+ * the LAN's private addresses as proxies, and a phone there must not pass by
+ * naming 127.0.0.1 in X-Forwarded-For. Without `--trust-proxy`, a request
+ * that carries forwarding headers came through a proxy or tunnel running
+ * here (nginx with `--public-url`, ngrok, cloudflared) on behalf of somebody
+ * else. A proxy here that adds no such header cannot be told from a browser.
+ */
+export function isFromThisMachine(r: RequestOrigin, ifaces = os.networkInterfaces()): boolean {
+  if (!isThisMachine(r.peer, ifaces) || !isThisMachine(r.client, ifaces)) return false;
+  return r.trustProxy || !r.forwarded;
+}
