@@ -348,7 +348,8 @@ test('after a restart with the slideshow closed, the phone says there is no slid
     expect(await page.locator(sel).evaluate((el) => el.scrollWidth <= el.clientWidth), sel).toBe(true);
   }
   const [pillBox, number] = [await pill.boundingBox(), await follower.locator('.reveal .slide-number').boundingBox()];
-  if (pillBox && number) expect(pillBox.x + pillBox.width).toBeLessThanOrEqual(number.x);
+  expect(pillBox && number, 'the status pill and the slide number are both on the screen').toBeTruthy();
+  expect(pillBox!.x + pillBox!.width).toBeLessThanOrEqual(number!.x);
   await follower.screenshot({ path: test.info().outputPath('follower-waiting.png') });
   await p.phone.screenshot({ path: test.info().outputPath('phone-waiting.png') });
 

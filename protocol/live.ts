@@ -32,6 +32,8 @@ export interface StreamHandlers {
 
 const BACKOFF_MIN_MS = 300;
 const BACKOFF_MAX_MS = 8_000;
+/** How long the HEAD that asks why a stream was refused may take; unanswered, the server counts as away. */
+const PROBE_TIMEOUT_MS = 5_000;
 
 /** Full jitter keeps a room of phones from reconnecting in lockstep after a restart. */
 const jitter = (attempt: number) => Math.random() * Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** attempt);
@@ -150,11 +152,16 @@ export class LiveStream {
    */
   private async probe(failed: EventSource | null): Promise<void> {
     let missing: boolean;
+    // A host that stopped answering must not hold a probe for the OS's whole connect timeout.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), PROBE_TIMEOUT_MS);
     try {
-      const res = await fetch(this.url, { method: 'HEAD', cache: 'no-store' });
+      const res = await fetch(this.url, { method: 'HEAD', cache: 'no-store', signal: abort.signal });
       missing = res.status === 404;
     } catch {
       missing = false;
+    } finally {
+      clearTimeout(timer);
     }
     if (this.stopped || this.es !== failed) return;
     this.channelMissing = missing;

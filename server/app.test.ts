@@ -209,7 +209,7 @@ function onStream(s: DeckState): Omit<DeckState, 'notes'> {
 test('a wrong method on any route the README lists is 405 naming the right ones, as on the pages; OPTIONS on a page lists them', GUARD, async (t) => {
   const s = await start(t);
   const ch = await s.create();
-  // The README's API tables are the list: a route added there and not here, or the other way, fails.
+  // The README's API tables are the list: every route they give must answer a wrong method with 405 and the right Allow.
   const routes = new Map<string, Set<string>>();
   for (const m of readFileSync(path.join(rootDir, 'README.md'), 'utf8').matchAll(/^\| `(GET|POST|PUT|DELETE) (\/[^`\s]*)`/gm)) {
     const methods = routes.get(m[2]!) ?? new Set<string>();
