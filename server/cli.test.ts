@@ -287,6 +287,22 @@ test("the audience's copy of a deck has no speaker notes: HTML asides and data-n
     '<p data-notes="see `foo` first">Shown</p> <ASIDE CLASS="notes">upper</ASIDE> `<aside class="notes">code</aside>`\n\n<aside class="notes">unclosed, to the end';
   assert.equal(markdownWithoutNotes(withCode), '<!-- .slide:  -->\n# Hi\n\n\n\n<p >Shown</p>  `<aside class="notes">code</aside>`\n\n');
 
+  // Markdown that a looser reading takes for code or for one long tag, while marked renders the aside (or comment) as HTML:
+  // each secret must go, and the code before it stay.
+  for (const [md, shown] of [
+    ['while i<n.\n\n<aside class="notes">SECRET</aside>', 'while i<n.'],
+    ['i<n `x>y` <aside class="notes">SECRET</aside>', '`x>y`'],
+    ['\\`<aside class="notes">SECRET`', '\\`'],
+    ['Type `` ` `` then <aside class="notes">say `x` SECRET</aside>', '`` ` ``'],
+    ['  ```\ncode\n  ````\n<aside class="notes">SECRET</aside>', 'code'],
+    ['```js `not a fence\n<aside class="notes">SECRET</aside>\n```', 'not a fence'],
+    ['a ` b\n\n<aside class="notes">SECRET</aside> ` c', 'a ` b'],
+    ['<aside class="box"><!-- .slide: data-notes="SECRET" --> box</aside>', 'box'],
+  ]) {
+    const cut = markdownWithoutNotes(md!);
+    assert.ok(!cut.includes('SECRET') && cut.includes(shown!), `${JSON.stringify(md)} -> ${JSON.stringify(cut)}`);
+  }
+
   // Through loadDeck: the presenter's page and Markdown keep them, the audience's do not.
   const dir = tmp();
   writeFileSync(path.join(dir, 'talk.md'), '---\ntitle: T\n---\n# Owls\n\nNote:\nThe secret plan.\n');

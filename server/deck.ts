@@ -81,22 +81,37 @@ const MD_SLIDE_SEPARATOR = /^\r?\n(?:---|--)\r?\n$/gm;
 /** Where a slide's notes begin, as data-separator-notes says (reveal.js applies it case-insensitively). */
 const MD_NOTES = /^\s*notes?:/im;
 
+/** A start tag as CommonMark (and so marked) reads one: a name, then attributes, each value quoted or bare. */
+const MD_OPEN_TAG = String.raw`<[a-z][a-z0-9-]*(?:\s+[a-z_:][\w.:-]*(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>\`]+))?)*\s*\/?>`;
+
 /**
- * A Markdown slide's text, read left to right as CommonMark reads code
- * against inline HTML (whichever begins first wins): a fenced code block; an
- * HTML comment (where reveal.js's markdown plugin reads `.slide:` and
- * `.element:` attributes); an <aside> element to its end tag (or the slide's
- * end); any other start tag, its quoted attribute values whole (a backtick
- * in one does not begin code); a code span. Code is something shown and
- * stays as written; the HTML may carry notes.
+ * A Markdown slide's text, read left to right as CommonMark reads it
+ * (whichever begins first wins), down to what decides where notes can hide:
+ * - a fenced code block: 3 or more backticks (none after them on the line)
+ *   or tildes, up to 3 spaces in, to a line of the same at least as long;
+ * - an escaped character, which is text: \` begins no code, \< no tag;
+ * - an HTML comment, where reveal.js's markdown plugin reads `.slide:` and
+ *   `.element:` attributes;
+ * - an <aside> element, to its end tag or the slide's end;
+ * - any other start tag, its quoted values whole (a backtick in one begins
+ *   no code);
+ * - a code span: a run of backticks to the next run of the same length,
+ *   within its paragraph, which ends at a blank line or at a line that
+ *   begins with a tag (an HTML block such as <aside> interrupts it); or a
+ *   run with none to close it, which is text.
+ * Code is something shown and stays as written; the HTML may carry notes.
+ * Where this reading and marked's differ (a fence inside a list item, say),
+ * it errs towards cutting: code may lose an aside it shows.
  */
 const MD_PARTS = new RegExp(
   [
-    String.raw`^(?<fence>\`{3,}|~{3,})[^\n]*\n[\s\S]*?^\k<fence>[ \t]*$`,
+    String.raw`^ {0,3}(?<fence>\`{3,}(?=[^\`\n]*$)|~{3,})[^\n]*\n[\s\S]*?^ {0,3}\k<fence>[\`~]*[ \t]*$`,
+    String.raw`\\[\s\S]`,
     String.raw`(?<comment><!--[\s\S]*?-->)`,
     String.raw`(?<aside><aside\b(?:[^>"']|"[^"]*"|'[^']*')*>(?:[\s\S]*?<\/aside\s*>|[\s\S]*(?![\s\S])))`,
-    String.raw`(?<tag><[a-z][\w-]*(?:[^>"']|"[^"]*"|'[^']*')*>)`,
-    String.raw`\`[^\`\n]+\``,
+    `(?<tag>${MD_OPEN_TAG})`,
+    String.raw`(?<ticks>\`+)(?!\`)(?:(?!\n[ \t]*\n|\n {0,3}<)[\s\S])*?(?<!\`)\k<ticks>(?!\`)`,
+    String.raw`\`+`,
   ].join('|'),
   'gim',
 );
@@ -107,6 +122,7 @@ const MD_PARTS = new RegExp(
  * nothing. Any case, since the browser lowercases the name the plugin sets.
  */
 const COMMENT_DATA_NOTES = /data-notes="[^"]*"/gi;
+const withoutCommentNotes = (html: string) => html.replace(/<!--[\s\S]*?-->/g, (comment) => comment.replace(COMMENT_DATA_NOTES, ''));
 
 /** `text` with `fn` applied to each stretch between matches of `re` (a /g regex); the matches are kept as they are. */
 function mapBetween(text: string, re: RegExp, fn: (stretch: string) => string): string {
@@ -122,9 +138,11 @@ function mapBetween(text: string, re: RegExp, fn: (stretch: string) => string): 
 /** A Markdown slide without its notes written as HTML: asides, data-notes attributes, and data-notes in comments; code as written. */
 function markdownSlideWithoutNotes(slide: string): string {
   return slide.replace(MD_PARTS, (part: string, ...rest: unknown[]) => {
-    const groups = rest.at(-1) as Record<'fence' | 'comment' | 'aside' | 'tag', string | undefined>;
-    if (groups.comment !== undefined) return part.replace(COMMENT_DATA_NOTES, '');
-    if (groups.aside !== undefined || groups.tag !== undefined) return htmlWithoutNotes(part);
+    const groups = rest.at(-1) as Record<'fence' | 'comment' | 'aside' | 'tag' | 'ticks', string | undefined>;
+    if (groups.comment !== undefined) return withoutCommentNotes(part);
+    // An aside that is not notes may hold a `.slide:` comment of its own.
+    if (groups.aside !== undefined) return withoutCommentNotes(htmlWithoutNotes(part));
+    if (groups.tag !== undefined) return htmlWithoutNotes(part);
     return part;
   });
 }
