@@ -6,6 +6,7 @@ import type { IncomingMessage, RequestListener } from 'node:http';
 import path from 'node:path';
 import express, { type Request, type RequestHandler } from 'express';
 import helmet from 'helmet';
+import proxyaddr from 'proxy-addr';
 import { parseCookie } from 'cookie';
 import { ipKeyGenerator, rateLimit } from 'express-rate-limit';
 import {
@@ -162,12 +163,11 @@ export function createApp(deps: AppDeps): App {
       const query = new URLSearchParams(req.url.slice(req.url.indexOf('?') + 1));
       query.delete('key');
       const rest = query.toString();
-      res.set('Cache-Control', 'no-store').redirect(303, `/${req.path.replace(/^\/+/, '')}${rest ? `?${rest}` : ''}`);
+      res.set('Cache-Control', 'no-store').redirect(303, `/${req.path.replace(/^[/\\]+/, '')}${rest ? `?${rest}` : ''}`);
       return;
     }
     const local = isFromThisMachine({
-      peer: req.socket.remoteAddress,
-      client: req.ip,
+      chain: config.trustProxy ? proxyaddr.all(req) : [req.socket.remoteAddress ?? ''],
       forwarded: FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined),
       trustProxy: config.trustProxy,
     });

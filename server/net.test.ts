@@ -135,17 +135,20 @@ test("a client on this machine: loopback, or one of its own interfaces' addresse
   }
 });
 
-test('a request from this machine: its connection and its client both here, and no proxy speaking for somebody else', () => {
-  const here = (peer: string, client: string, forwarded: boolean, trustProxy: boolean) => isFromThisMachine({ peer, client, forwarded, trustProxy }, laptop);
+test('a request from this machine: every address on its way here, and no proxy speaking for somebody else', () => {
+  const here = (chain: string[], forwarded: boolean, trustProxy: boolean) => isFromThisMachine({ chain, forwarded, trustProxy }, laptop);
   // A browser on the laptop, straight or through its own LAN address.
-  assert.equal(here('127.0.0.1', '127.0.0.1', false, false), true);
-  assert.equal(here('192.168.1.23', '192.168.1.23', false, false), true);
-  // Behind a trusted proxy here, the client it names decides.
-  assert.equal(here('127.0.0.1', '127.0.0.1', true, true), true);
-  assert.equal(here('127.0.0.1', '203.0.113.9', true, true), false);
-  // A phone on the Wi-Fi, which --trust-proxy trusts as a proxy (a private address), naming 127.0.0.1 in X-Forwarded-For.
-  assert.equal(here('192.168.1.50', '127.0.0.1', true, true), false);
+  assert.equal(here(['127.0.0.1'], false, false), true);
+  assert.equal(here(['192.168.1.23'], false, false), true);
+  // Behind a trusted proxy here, every address it names must be this machine too.
+  assert.equal(here(['127.0.0.1', '127.0.0.1'], true, true), true);
+  assert.equal(here(['127.0.0.1', '203.0.113.9'], true, true), false);
+  // A phone on the Wi-Fi naming 127.0.0.1 in X-Forwarded-For: straight to the server (a private address, trusted as a
+  // proxy), or through nginx here, which appends the phone's address.
+  assert.equal(here(['192.168.1.50', '127.0.0.1'], true, true), false);
+  assert.equal(here(['127.0.0.1', '192.168.1.50', '127.0.0.1'], true, true), false);
   // Without --trust-proxy, forwarding headers mean a proxy or tunnel here is speaking for somebody else.
-  assert.equal(here('127.0.0.1', '127.0.0.1', true, false), false);
-  assert.equal(here('10.0.0.9', '10.0.0.9', false, false), false);
+  assert.equal(here(['127.0.0.1'], true, false), false);
+  assert.equal(here(['10.0.0.9'], false, false), false);
+  assert.equal(here([], false, false), false);
 });

@@ -71,14 +71,16 @@ export function isThisMachine(address: string | undefined, ifaces = os.networkIn
 }
 
 /** Headers a proxy or tunnel adds on a client's behalf; a browser sends none of them itself. */
-export const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-real-ip'] as const;
+export const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip', 'via', 'cf-connecting-ip', 'true-client-ip'] as const;
 
 /** What isFromThisMachine looks at in a request. */
 export interface RequestOrigin {
-  /** The address the connection comes from. */
-  peer: string | undefined;
-  /** The client: the one a trusted proxy names (--trust-proxy), otherwise the peer. */
-  client: string | undefined;
+  /**
+   * The addresses the request came through, the connection's peer first:
+   * with --trust-proxy, then every address X-Forwarded-For names, nearest
+   * first (proxy-addr's `all`); without it, the peer alone.
+   */
+  chain: readonly string[];
   /** Whether the request carries any of FORWARDING_HEADERS. */
   forwarded: boolean;
   trustProxy: boolean;
@@ -86,15 +88,17 @@ export interface RequestOrigin {
 
 /**
  * Whether a request comes from a browser on this machine, to which the
- * presenter's slideshow (and its notes) opens without a key. The connection
- * must come from this machine as well as the client: `--trust-proxy` trusts
- * the LAN's private addresses as proxies, and a phone there must not pass by
- * naming 127.0.0.1 in X-Forwarded-For. Without `--trust-proxy`, a request
- * that carries forwarding headers came through a proxy or tunnel running
- * here (nginx with `--public-url`, ngrok, cloudflared) on behalf of somebody
- * else. A proxy here that adds no such header cannot be told from a browser.
+ * presenter's slideshow (and its notes) opens without a key.
+ * - Every address on its way must be this machine's. `--trust-proxy` trusts
+ *   the LAN's private addresses as proxies, so the client it would name is
+ *   no proof: a phone on the Wi-Fi can put 127.0.0.1 in X-Forwarded-For
+ *   itself, and a proxy here only appends the phone's own address to that.
+ * - Without `--trust-proxy`, a request that carries forwarding headers came
+ *   through a proxy or tunnel running here (nginx with `--public-url`,
+ *   ngrok, cloudflared) on behalf of somebody else.
+ * A proxy here that adds no such header cannot be told from a browser.
  */
 export function isFromThisMachine(r: RequestOrigin, ifaces = os.networkInterfaces()): boolean {
-  if (!isThisMachine(r.peer, ifaces) || !isThisMachine(r.client, ifaces)) return false;
+  if (r.chain.length === 0 || !r.chain.every((a) => isThisMachine(a, ifaces))) return false;
   return r.trustProxy || !r.forwarded;
 }

@@ -356,6 +356,9 @@ test("the presenter's slideshow, which holds the notes, opens only on this machi
   const here = await page('/', '127.0.0.1');
   assert.equal(here.status, 200);
   assert.match(here.text, /<aside class="notes">/);
+  // A phone on the LAN that names 127.0.0.1 itself, through a proxy here that appends the phone's (private, so
+  // "trusted") address, is still elsewhere: req.ip would say 127.0.0.1.
+  expectError(await page('/', '127.0.0.1, 192.168.77.50'), 403, /opens only on the presenter's computer/);
   const elsewhere = await page('/', '198.51.100.7');
   expectError(elsewhere, 403, /opens only on the presenter's computer.*scan the QR code/);
   assert.doesNotMatch(elsewhere.text, /Three steps/);
