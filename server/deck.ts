@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseHtml, parseFragment, serializeOuter, type DefaultTreeAdapterTypes as Html } from 'parse5';
 import { parse as parseYaml } from 'yaml';
+import { Marked } from 'marked';
 import escapeHtml from 'escape-html';
 
 export const TRANSITIONS = ['none', 'fade', 'slide', 'convex', 'concave', 'zoom'] as const;
@@ -135,8 +136,8 @@ function mapBetween(text: string, re: RegExp, fn: (stretch: string) => string): 
   return out + fn(text.slice(last));
 }
 
-/** A Markdown slide without its notes written as HTML: asides, data-notes attributes, and data-notes in comments; code as written. */
-function markdownSlideWithoutNotes(slide: string): string {
+/** A Markdown slide without its notes written as HTML, read as MD_PARTS reads it: asides, data-notes attributes, and data-notes in comments; code as written. */
+function scannedWithoutNotes(slide: string): string {
   return slide.replace(MD_PARTS, (part: string, ...rest: unknown[]) => {
     const groups = rest.at(-1) as Record<'fence' | 'comment' | 'aside' | 'tag' | 'ticks', string | undefined>;
     if (groups.comment !== undefined) return withoutCommentNotes(part);
@@ -145,6 +146,62 @@ function markdownSlideWithoutNotes(slide: string): string {
     if (groups.tag !== undefined) return htmlWithoutNotes(part);
     return part;
   });
+}
+
+/**
+ * The renderer reveal.js's markdown plugin uses: marked, at the major
+ * version reveal.js bundles, with its defaults (GFM). What decides whether
+ * text is HTML (HTML blocks, code, escapes) is marked's; no option the
+ * plugin sets changes it.
+ */
+const revealMarked = new Marked();
+
+/**
+ * What reveal.js would take for speaker notes in a slide's rendered HTML:
+ * an <aside class="notes">, a data-notes attribute, or data-notes in a
+ * comment (which the markdown plugin turns into an attribute).
+ */
+export function notesInHtml(html: string): string[] {
+  const found: string[] = [];
+  const visit = (node: Html.ParentNode) => {
+    for (const child of node.childNodes) {
+      if (child.nodeName === '#comment') {
+        // The plugin's attribute pattern: a double-quoted, non-empty value.
+        if (/data-notes="[^"]+"/i.test((child as Html.CommentNode).data)) found.push('data-notes in a comment');
+        continue;
+      }
+      if (!('tagName' in child)) continue;
+      if (child.tagName === 'aside' && hasClass(child, 'notes')) found.push('aside.notes');
+      if (child.attrs.some((a) => a.name === 'data-notes')) found.push(`${child.tagName}[data-notes]`);
+      visit('content' in child ? (child as Html.Template).content : child);
+    }
+  };
+  visit(parseFragment(html));
+  return found;
+}
+
+const rendersNotes = (slide: string) => notesInHtml(revealMarked.parse(slide, { async: false })).length > 0;
+
+/** Every aside whose opening tag says notes, with its content, wherever it stands (code or not); and every data-notes. */
+const bluntlyWithoutNotes = (slide: string) =>
+  slide
+    .replace(/<aside\b[^>]*notes[^>]*>[\s\S]*?(?:<\/aside\s*>|(?![\s\S]))/gi, '')
+    .replace(/\bdata-notes\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)|\bdata-notes\b/gi, '');
+
+/**
+ * A Markdown slide without its notes written as HTML. The reading above
+ * keeps what is shown as code; the renderer then checks the result, since
+ * CommonMark has more ways to make text HTML (an HTML block's raw lines, for
+ * one) than a reading in regular expressions follows. Should notes still
+ * render, they are cut bluntly wherever they stand, code or not; should even
+ * that leave some, the slide keeps no HTML at all.
+ */
+function markdownSlideWithoutNotes(slide: string): string {
+  const read = scannedWithoutNotes(slide);
+  if (!rendersNotes(read)) return read;
+  const blunt = bluntlyWithoutNotes(read);
+  if (!rendersNotes(blunt)) return blunt;
+  return blunt.replace(/</g, '&lt;');
 }
 
 /**
@@ -380,6 +437,7 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
   checkOptions(first.data);
   // reveal.js's conventions: --- between slides, -- between vertical slides,
   // and its own default for the notes, Note: or Notes: in any case.
+  let audience: { md: string; cut: string } | undefined;
   const body = (view: DeckView = 'presenter') =>
     `<section data-markdown="${view === 'audience' ? AUDIENCE_MARKDOWN_PATH : '/_deck.md'}" data-separator="^\\r?\\n---\\r?\\n$" ` +
     'data-separator-vertical="^\\r?\\n--\\r?\\n$" data-separator-notes="^\\s*notes?:"></section>';
@@ -393,7 +451,10 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
     },
     markdown: (view) => {
       const md = splitFrontMatter(read()).body;
-      return view === 'audience' ? markdownWithoutNotes(md) : md;
+      if (view !== 'audience') return md;
+      // A room of followers loads this at once; the cut renders every slide, so it is done once per edit.
+      if (audience?.md !== md) audience = { md, cut: markdownWithoutNotes(md) };
+      return audience.cut;
     },
   };
 }

@@ -25,23 +25,11 @@ import { EventSource as NodeEventSource } from 'eventsource';
 import { ClickerServer } from '../e2e/fixtures';
 import { EVENT, type Snapshot } from '../protocol/messages';
 import { LiveStream, type LinkState } from '../protocol/live';
-import { freePorts, jsonCall, pairedChannel, sleep, SseConnection, type SseMessage } from './testing-procs';
+import { freePorts, jsonCall, pairedChannel, prng, sleep, SseConnection, type SseMessage } from './testing-procs';
 
 const RECONNECTS = 1_000;
 /** How far the publishers may run ahead of the subscriber: well inside HISTORY_MAX (500), so a gap is a bug, not the test outrunning replay. */
 const MAX_BACKLOG = 200;
-
-/** A small seeded PRNG (mulberry32), so a failing run can be replayed with RECONNECT_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface CommandAnswer {
   eventId: number;

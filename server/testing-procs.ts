@@ -2,7 +2,8 @@
 // nginx.test.ts): the built server as a child process (through e2e/fixtures'
 // ClickerServer), an event-stream client on raw node:http that reads events
 // exactly as EventSource does and can be cut at any byte, JSON calls, free
-// loopback ports, and Debian's nginx run as a private child process.
+// loopback ports, a seeded PRNG for tests that draw at random, and Debian's
+// nginx run as a private child process.
 //
 // Everything here talks to 127.0.0.1 only.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -12,6 +13,18 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChannelInfo, PairResult } from '../protocol/messages';
+
+/** A small seeded PRNG (mulberry32), so a failing run can be replayed from the seed it prints. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
 
 // ------------------------------------------------------------------ SSE parsing
 
