@@ -150,24 +150,53 @@ function scannedWithoutNotes(slide: string): string {
 
 /**
  * The renderer reveal.js's markdown plugin uses: marked, at the major
- * version reveal.js bundles, with its defaults (GFM). What decides whether
- * text is HTML (HTML blocks, code, escapes) is marked's; no option the
- * plugin sets changes it.
+ * version reveal.js bundles, with its defaults (GFM), and a code renderer
+ * that writes a fence's info string into the class attribute as it stands,
+ * unescaped, as the plugin's does (so an info string can hold markup).
  */
-const revealMarked = new Marked();
+const revealMarked = new Marked({
+  renderer: {
+    code: ({ text, lang }) => `<pre><code class="${lang ?? ''}">${escapeHtml(text)}</code></pre>\n`,
+  },
+});
+
+/**
+ * A slide's text as the plugin hands it to marked: it takes the leading
+ * white space before the slide's first line (tabs, or more than one space)
+ * off every later run of it, wherever it stands, as its own pattern does.
+ */
+function asThePluginReadsIt(slide: string): string {
+  const tabs = /^\n?(\t*)/.exec(slide)![1]!.length;
+  if (tabs > 0) return slide.replace(new RegExp(`\\n?\\t{${tabs}}(.*)`, 'g'), '\n$1');
+  const spaces = /^\n?(\s*)/.exec(slide)![1]!.length;
+  if (spaces > 1) return slide.replace(new RegExp(`\\n? {${spaces}}(.*)`, 'g'), '\n$1');
+  return slide;
+}
+
+/**
+ * The plugin keeps each slide in a <script type="text/template"> and
+ * protects only `</script>` written just so; `</SCRIPT >` or `</script/`
+ * would end the template there and leave the rest to the browser as HTML.
+ * In the audience's copy every such end tag is written just so (what
+ * followed `</script` is left as text after it, never taken with it).
+ */
+const withPlainScriptEnds = (slide: string) => slide.replace(/<\/script(?=[\s/>]|$)>?/gi, '</script>');
 
 /**
  * What reveal.js would take for speaker notes in a slide's rendered HTML:
- * an <aside class="notes">, a data-notes attribute, or data-notes in a
- * comment (which the markdown plugin turns into an attribute).
+ * an <aside class="notes">, a data-notes attribute, data-notes in a comment
+ * (which the markdown plugin turns into an attribute), or a comment that
+ * gives an element the class notes (`<!-- .element: class="notes" -->`).
  */
 export function notesInHtml(html: string): string[] {
   const found: string[] = [];
   const visit = (node: Html.ParentNode) => {
     for (const child of node.childNodes) {
       if (child.nodeName === '#comment') {
+        const text = (child as Html.CommentNode).data;
         // The plugin's attribute pattern: a double-quoted, non-empty value.
-        if (/data-notes="[^"]+"/i.test((child as Html.CommentNode).data)) found.push('data-notes in a comment');
+        if (/data-notes="[^"]+"/i.test(text)) found.push('data-notes in a comment');
+        if (/class="[^"]*\bnotes\b[^"]*"/.test(text)) found.push('class notes in a comment');
         continue;
       }
       if (!('tagName' in child)) continue;
@@ -180,28 +209,68 @@ export function notesInHtml(html: string): string[] {
   return found;
 }
 
-const rendersNotes = (slide: string) => notesInHtml(revealMarked.parse(slide, { async: false })).length > 0;
+const rendersNotes = (slide: string) => notesInHtml(revealMarked.parse(asThePluginReadsIt(slide), { async: false })).length > 0;
 
-/** Every aside whose opening tag says notes, with its content, wherever it stands (code or not); and every data-notes. */
-const bluntlyWithoutNotes = (slide: string) =>
-  slide
-    .replace(/<aside\b[^>]*notes[^>]*>[\s\S]*?(?:<\/aside\s*>|(?![\s\S]))/gi, '')
-    .replace(/\bdata-notes\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)|\bdata-notes\b/gi, '');
+/**
+ * The slide read as HTML throughout, code and all: parse5 finds each aside
+ * and attribute as a browser would. A comment is read inside too, closed or
+ * not: marked may take `<!--` for text where parse5 takes the rest of the
+ * slide for a comment. Then every aside whose opening tag says notes, and
+ * every data-notes, as text. Again while that still changes anything.
+ */
+function cutAsHtml(slide: string): string {
+  let out = slide;
+  for (let i = 0; i < 4; i++) {
+    const next = withoutCommentNotes(htmlWithoutNotes(out)).replace(
+      /<!--([\s\S]*?)(-->|(?![\s\S]))/g,
+      (_c, inner: string, end: string) => `<!--${htmlWithoutNotes(inner)}${end}`,
+    );
+    const asText = withoutNotesAsidesAsText(next).replace(/\bdata-notes\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)/gi, '');
+    if (asText === out) break;
+    out = asText;
+  }
+  return out;
+}
+
+/**
+ * Every aside whose opening tag says notes, to its end tag (or the end), found
+ * as text: quoted values whole, and whatever a parser would take for script,
+ * comment or plain text around it.
+ */
+function withoutNotesAsidesAsText(html: string): string {
+  const open = /<aside\b((?:[^>"']|"[^"]*"|'[^']*')*)>?/gi;
+  const close = /<\/aside\s*>/gi;
+  let out = '';
+  let last = 0;
+  for (let m = open.exec(html); m; m = open.exec(html)) {
+    if (!/notes/i.test(m[1]!)) continue;
+    close.lastIndex = open.lastIndex;
+    const end = close.exec(html) ? close.lastIndex : html.length;
+    out += html.slice(last, m.index);
+    last = end;
+    open.lastIndex = end;
+  }
+  return out + html.slice(last);
+}
+
+/** How a slide's notes were cut: by the reading that keeps code, as HTML throughout, or with the whole slide. */
+export type NotesCut = 'read' | 'as-html' | 'dropped';
 
 /**
  * A Markdown slide without its notes written as HTML. The reading above
  * keeps what is shown as code; the renderer then checks the result, since
  * CommonMark has more ways to make text HTML (an HTML block's raw lines, for
- * one) than a reading in regular expressions follows. Should notes still
- * render, they are cut bluntly wherever they stand, code or not; should even
- * that leave some, the slide keeps no HTML at all.
+ * one) than a reading in regular expressions follows. Should reveal.js
+ * still find notes, the slide is cut as HTML throughout, code or not; should
+ * even that leave some, the audience gets the slide empty, never its notes.
  */
-function markdownSlideWithoutNotes(slide: string): string {
-  const read = scannedWithoutNotes(slide);
-  if (!rendersNotes(read)) return read;
-  const blunt = bluntlyWithoutNotes(read);
-  if (!rendersNotes(blunt)) return blunt;
-  return blunt.replace(/</g, '&lt;');
+export function cutSlideNotes(slide: string): { text: string; cut: NotesCut } {
+  const plain = withPlainScriptEnds(slide);
+  const read = scannedWithoutNotes(plain);
+  if (!rendersNotes(read)) return { text: read, cut: 'read' };
+  const asHtml = cutAsHtml(read);
+  if (!rendersNotes(asHtml)) return { text: asHtml, cut: 'as-html' };
+  return { text: '', cut: 'dropped' };
 }
 
 /**
@@ -212,7 +281,7 @@ function markdownSlideWithoutNotes(slide: string): string {
 export function markdownWithoutNotes(md: string): string {
   return mapBetween(md, MD_SLIDE_SEPARATOR, (slide) => {
     const m = MD_NOTES.exec(slide);
-    return markdownSlideWithoutNotes(m ? slide.slice(0, m.index) : slide);
+    return cutSlideNotes(m ? slide.slice(0, m.index) : slide).text;
   });
 }
 
