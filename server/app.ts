@@ -145,7 +145,8 @@ export function createApp(deps: AppDeps): App {
     };
   // The presenter's slideshow holds the speaker notes, and the whole room
   // knows the laptop's address from the QR: it opens only on this machine
-  // (req.ip is the client behind a trusted proxy), or with the presenter key.
+  // (every address on the request's way; see isFromThisMachine), or with the
+  // presenter key.
   const presenterKeyHash = config.presenterKey === undefined ? undefined : hashSecret(config.presenterKey);
   // The cookie holds a token derived from the key, not the key: devtools on the projector show only that.
   const presenterToken = config.presenterKey === undefined ? undefined : hashSecret(`clicker-presenter-cookie:${config.presenterKey}`);

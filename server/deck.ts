@@ -51,6 +51,8 @@ export type DeckView = 'presenter' | 'audience';
 /** Where the follow page's Markdown is served: the presenter's (/_deck.md) holds the notes. */
 export const AUDIENCE_MARKDOWN_PATH = '/_audience.md';
 
+const isNotesAside = (el: Html.Element) => el.tagName === 'aside' && hasClass(el, 'notes');
+
 /**
  * Slides as HTML without their speaker notes: every <aside class="notes">
  * and every data-notes attribute is cut out of the text as written (found by
@@ -58,20 +60,16 @@ export const AUDIENCE_MARKDOWN_PATH = '/_audience.md';
  */
 export function htmlWithoutNotes(html: string): string {
   const cuts: [number, number][] = [];
-  const visit = (node: Html.ParentNode) => {
-    for (const child of node.childNodes) {
-      if (!('tagName' in child)) continue;
-      const loc = child.sourceCodeLocation;
-      if (child.tagName === 'aside' && hasClass(child, 'notes') && loc) {
-        cuts.push([loc.startOffset, loc.endOffset]);
-        continue;
-      }
-      const attrLoc = loc?.attrs?.['data-notes'];
-      if (attrLoc) cuts.push([attrLoc.startOffset, attrLoc.endOffset]);
-      visit('content' in child ? (child as Html.Template).content : child);
+  walkHtml(parseFragment(html, { sourceCodeLocationInfo: true }), (node) => {
+    if (!('tagName' in node)) return;
+    const loc = node.sourceCodeLocation;
+    if (isNotesAside(node) && loc) {
+      cuts.push([loc.startOffset, loc.endOffset]);
+      return false;
     }
-  };
-  visit(parseFragment(html, { sourceCodeLocationInfo: true }));
+    const attrLoc = loc?.attrs?.['data-notes'];
+    if (attrLoc) cuts.push([attrLoc.startOffset, attrLoc.endOffset]);
+  });
   let out = html;
   for (const [from, to] of cuts.sort((a, b) => b[0] - a[0])) out = out.slice(0, from) + out.slice(to);
   return out;
@@ -190,22 +188,18 @@ const withPlainScriptEnds = (slide: string) => slide.replace(/<\/script(?=[\s/>]
  */
 export function notesInHtml(html: string): string[] {
   const found: string[] = [];
-  const visit = (node: Html.ParentNode) => {
-    for (const child of node.childNodes) {
-      if (child.nodeName === '#comment') {
-        const text = (child as Html.CommentNode).data;
-        // The plugin's attribute pattern: a double-quoted, non-empty value.
-        if (/data-notes="[^"]+"/i.test(text)) found.push('data-notes in a comment');
-        if (/class="[^"]*\bnotes\b[^"]*"/.test(text)) found.push('class notes in a comment');
-        continue;
-      }
-      if (!('tagName' in child)) continue;
-      if (child.tagName === 'aside' && hasClass(child, 'notes')) found.push('aside.notes');
-      if (child.attrs.some((a) => a.name === 'data-notes')) found.push(`${child.tagName}[data-notes]`);
-      visit('content' in child ? (child as Html.Template).content : child);
+  walkHtml(parseFragment(html), (node) => {
+    if (node.nodeName === '#comment') {
+      const text = (node as Html.CommentNode).data;
+      // The plugin's attribute pattern: a double-quoted, non-empty value.
+      if (/data-notes="[^"]+"/i.test(text)) found.push('data-notes in a comment');
+      if (/class="[^"]*\bnotes\b[^"]*"/.test(text)) found.push('class notes in a comment');
+      return;
     }
-  };
-  visit(parseFragment(html));
+    if (!('tagName' in node)) return;
+    if (isNotesAside(node)) found.push('aside.notes');
+    if (node.attrs.some((a) => a.name === 'data-notes')) found.push(`${node.tagName}[data-notes]`);
+  });
   return found;
 }
 
@@ -221,10 +215,8 @@ const rendersNotes = (slide: string) => notesInHtml(revealMarked.parse(asThePlug
 function cutAsHtml(slide: string): string {
   let out = slide;
   for (let i = 0; i < 4; i++) {
-    const next = withoutCommentNotes(htmlWithoutNotes(out)).replace(
-      /<!--([\s\S]*?)(-->|(?![\s\S]))/g,
-      (_c, inner: string, end: string) => `<!--${htmlWithoutNotes(inner)}${end}`,
-    );
+    // The last step takes data-notes out of comments as well.
+    const next = htmlWithoutNotes(out).replace(/<!--([\s\S]*?)(-->|(?![\s\S]))/g, (_c, inner: string, end: string) => `<!--${htmlWithoutNotes(inner)}${end}`);
     const asText = withoutNotesAsidesAsText(next).replace(/\bdata-notes\s*=\s*(?:"[^"]*"|'[^']*'|[^\s>]+)/gi, '');
     if (asText === out) break;
     out = asText;
@@ -298,7 +290,6 @@ export function checkOptions(o: DeckOptions): void {
 const defined = (o: DeckOptions): DeckOptions =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as DeckOptions;
 
-
 /** Splits `---\nyaml\n---\n` off the top of a Markdown file. */
 export function splitFrontMatter(text: string): { data: DeckOptions; body: string } {
   const m = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?/.exec(text);
@@ -340,6 +331,19 @@ const REVEAL_OWN = /(^|\/)(reveal|reset)\.css$|(^|\/)plugin\/highlight\/(monokai
 const FOREIGN = /^([a-z][a-z0-9+.-]*:|\/\/)/i;
 
 /** Every element under `node`, in document order. */
+/**
+ * Calls `visit` on every node under `root` in document order, a template's
+ * content included (notes may hide there), comments and text too; a node it
+ * answers false for is not entered. elementsOf, below, is the plain walk of
+ * a page's elements.
+ */
+function walkHtml(root: Html.ParentNode, visit: (node: Html.ChildNode) => boolean | void): void {
+  for (const node of root.childNodes) {
+    if (visit(node) === false || !('tagName' in node)) continue;
+    walkHtml('content' in node ? (node as Html.Template).content : node, visit);
+  }
+}
+
 function* elementsOf(node: Html.ParentNode): Generator<Html.Element> {
   for (const child of node.childNodes) {
     if (!('tagName' in child)) continue;

@@ -119,7 +119,7 @@ const isApi = (req: Request) => /^\/api(\/|$)/.test(req.path);
 const wantsPage = (req: Request) => !isApi(req) && req.accepts(['json', 'html']) === 'html';
 
 /** The error as a small page, for somebody who typed the address (say, the laptop's, read off the QR) into a browser. */
-export function errorPage(status: number, message: string): string {
+function errorPage(status: number, message: string): string {
   const title = escapeHtml(STATUS_CODES[status] ?? 'Error');
   const text = escapeHtml(message.charAt(0).toUpperCase() + message.slice(1));
   return `<!doctype html>
