@@ -8,8 +8,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseHtml, parseFragment, serializeOuter, type DefaultTreeAdapterTypes as Html } from 'parse5';
 import { parse as parseYaml } from 'yaml';
-import { Marked } from 'marked';
 import escapeHtml from 'escape-html';
+import RevealMarkdown from 'reveal.js/plugin/markdown';
+import type { RevealApi } from 'reveal.js';
 
 export const TRANSITIONS = ['none', 'fade', 'slide', 'convex', 'concave', 'zoom'] as const;
 
@@ -147,16 +148,26 @@ function scannedWithoutNotes(slide: string): string {
 }
 
 /**
- * The renderer reveal.js's markdown plugin uses: marked, at the major
- * version reveal.js bundles, with its defaults (GFM), and a code renderer
- * that writes a fence's info string into the class attribute as it stands,
- * unescaped, as the plugin's does (so an info string can hold markup).
+ * The renderer the audience's slideshow itself uses: reveal.js's markdown
+ * plugin, the same module the slideshow bundles, with the bundled marked it
+ * configures in `init` (its code renderer, which writes a fence's info string
+ * into the class unescaped, and its blank-line renderer). The slideshow
+ * passes the plugin no markdown options, so neither does this. The plugin's
+ * `init` reads only the deck's config and looks for `[data-markdown]`
+ * sections to convert; a stand-in with no sections gives it nothing to do.
+ * Its `marked` is set before `init` returns.
  */
-const revealMarked = new Marked({
-  renderer: {
-    code: ({ text, lang }) => `<pre><code class="${lang ?? ''}">${escapeHtml(text)}</code></pre>\n`,
-  },
-});
+function pluginsMarked(): { parse(src: string, options: { async: false }): string } {
+  const plugin = RevealMarkdown();
+  const noSections = { querySelectorAll: () => [] };
+  const deckStandIn = { getConfig: () => ({}), getRevealElement: () => noSections };
+  void plugin.init?.(deckStandIn as unknown as RevealApi);
+  const marked = plugin.marked;
+  if (!marked) throw new Error("reveal.js's markdown plugin set up no marked");
+  return marked;
+}
+
+const revealMarked = pluginsMarked();
 
 /**
  * A slide's text as the plugin hands it to marked: it takes the leading
