@@ -20,7 +20,8 @@ import type { Exchange, RawRoutes } from './raw-http';
 import { bearer, hashSecret } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
 
-const ROUTE = /^\/api\/channels\/([^/?]*)\/(events|commands|pointer)(?:\?(.*))?$/;
+// An absolute-form target (`http://host/api/…`, which HTTP/1.1 servers must accept) routes by its path, as Express routes it.
+const ROUTE = /^(?:[Hh][Tt][Tt][Pp][Ss]?:\/\/[^/?#]*)?\/api\/channels\/([^/?]*)\/(events|commands|pointer)(?:\?(.*))?$/;
 
 /** Pointer updates per controller: a 60 Hz finger with room for bursts; more is refused with 429. */
 const POINTER_RATE = { perSecond: 90, burst: 45 };
@@ -63,7 +64,22 @@ function nodeExchange(req: IncomingMessage, res: ServerResponse): Exchange {
       // The body ends with the connection: say so, as the raw path does (node:http would say keep-alive).
       res.writeHead(200, { ...headers, Connection: 'close' });
       res.flushHeaders();
-      const socket = res.socket!;
+      const socket = res.socket;
+      if (!socket) {
+        // Pipelined behind an answer still going out, this response has no
+        // socket yet: node:http holds its writes until the socket is its own.
+        res.once('socket', (s) => {
+          if (typeof s.setNoDelay === 'function') s.setNoDelay(true);
+        });
+        return {
+          write: (chunk) => res.write(chunk),
+          end: () => res.end(),
+          destroy: () => res.destroy(),
+          get writableLength() {
+            return res.writableLength;
+          },
+        };
+      }
       // A connection node:http got from the raw front is a tunnel (a Duplex, no Nagle to turn off: its socket has none already).
       if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
       // Straight to the socket, unless a pipelined answer ahead of this one still holds it.
@@ -77,7 +93,18 @@ function nodeExchange(req: IncomingMessage, res: ServerResponse): Exchange {
         },
       };
     },
-    onClose: (fn) => res.on('close', fn),
+    onClose(fn) {
+      // A response pipelined behind another has no socket yet, and node:http
+      // never closes it if the client leaves meanwhile: the connection's own
+      // close says so. The listener goes with the response.
+      const socket = req.socket;
+      if (socket.destroyed) return void fn();
+      socket.once('close', fn);
+      res.once('close', () => {
+        socket.off('close', fn);
+        fn();
+      });
+    },
     get answered() {
       return res.headersSent;
     },

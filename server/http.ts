@@ -71,6 +71,17 @@ function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
 }
 
 /**
+ * An `Expect` other than 100-continue (which node:http answers itself):
+ * node:http's own 417 has no body. The connection closes, since a client
+ * that sends its body regardless must not have it read as a request.
+ */
+function answerUnknownExpectation(_req: http.IncomingMessage, res: http.ServerResponse): void {
+  const body = JSON.stringify({ error: 'unsupported Expect header: only 100-continue is understood' });
+  res.writeHead(417, { 'Content-Type': 'application/json; charset=utf-8', 'Content-Length': Buffer.byteLength(body), Connection: 'close' });
+  res.end(body);
+}
+
+/**
  * node:http's server with Clicker's raw front (raw-http.ts) before it: every
  * connection is read by the raw path, which serves hot-route requests itself
  * and passes every other request to node:http through a tunnel.
@@ -136,6 +147,7 @@ export function createHttpServer(
     config,
   );
   server.on('clientError', answerClientError);
+  server.on('checkExpectation', answerUnknownExpectation);
   const raw = server.raw;
   if (raw) app.metrics?.watchRaw(() => raw.stats);
   return server;

@@ -438,7 +438,13 @@ export class Hub {
       questions: summaryOf(fresh.questionsOpen, questions),
       spotlight: fresh.spotlight,
     };
-    const sink = typeof open === 'function' ? open() : open;
+    let sink: Sink;
+    try {
+      sink = typeof open === 'function' ? open() : open;
+    } catch (err) {
+      unsubscribe();
+      throw err;
+    }
     if (!open_ || !local.subscribers.has(sub)) {
       // The client went away, or the hub closed, while the snapshot was read.
       sink.end();

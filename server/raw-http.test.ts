@@ -677,3 +677,93 @@ test('a request without exactly one Host gets a JSON 400 and the connection clos
   old.send('GET /healthz HTTP/1.0\r\n\r\n');
   assert.equal((await old.answer()).status, 200);
 });
+
+/** Until `check` holds, or fails after a few seconds (a server-side cleanup that follows a socket's close). */
+async function eventually(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(check(), what);
+}
+
+for (const rawHttp of [true, false]) {
+  test(`a stream pipelined behind an answer node:http writes is served after it, and its slot goes when the client leaves (raw front ${rawHttp ? 'on' : 'off'})`, GUARD, async (t) => {
+    const { s, ch, wire } = await setup(t, { rawHttp });
+    // A chunked first request puts the raw front's connection in node:http's hands; with the front off, node:http has it anyway.
+    const first = 'GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n';
+    const stream = `GET /api/channels/${ch.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`;
+    const w = wire();
+    w.send(first + stream);
+    assert.equal((await w.answer()).status, 200);
+    const head = await w.answer(true);
+    assert.equal(head.status, 200);
+    assert.equal(head.headers['content-type'], 'text/event-stream; charset=utf-8');
+    await w.waitForText('event: snapshot');
+    assert.equal(s.hub.stats().subscribers, 1);
+    w.close();
+    await eventually(() => s.hub.stats().subscribers === 0, 'the stream is unsubscribed when its client leaves');
+
+    // The client leaves before node:http has even started the stream's answer: nothing stays subscribed.
+    for (let i = 0; i < 20; i++) {
+      const gone = wire();
+      gone.send(first + stream);
+      gone.close();
+    }
+    await new Promise((r) => setTimeout(r, 200));
+    await eventually(() => s.hub.stats().subscribers === 0, 'no stream stays subscribed after its client has gone');
+    assert.deepEqual(s.logs.filter((l) => /error/i.test(l)), []);
+  });
+}
+
+test('nothing pipelined after an answer that closes the connection is carried out', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const before = (await s.hub.get(ch.id)).seq;
+  const w = wire();
+  // node:http answers the first request (not a hot route) and closes, as it asked; the command behind it must not run.
+  w.send(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n${commandRequest(ch)}`);
+  const a = await w.answer();
+  assert.equal(a.status, 200);
+  assert.equal(a.headers.connection, 'close');
+  await w.closedByServer();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal((await s.hub.get(ch.id)).seq, before, 'no command was published');
+});
+
+test('the body of a hot request has until the request timeout, counted from its first byte; its head only the headers timeout', GUARD, async (t) => {
+  const { ch, wire } = await setup(t, { headersTimeoutMs: 300, requestTimeoutMs: 3_000 });
+  const w = wire();
+  const request = commandRequest(ch);
+  const headEnd = request.indexOf('\r\n\r\n') + 4;
+  w.send(request.slice(0, headEnd));
+  // The body comes in a byte at a time, and is complete well past the headers timeout.
+  let at = headEnd;
+  const drip = setInterval(() => {
+    if (at < request.length) w.send(request.slice(at, (at += 2)));
+  }, 25);
+  t.after(() => clearInterval(drip));
+  const a = await w.answer();
+  clearInterval(drip);
+  assert.equal(a.status, 202, 'served, not timed out');
+  assert.ok(request.length - headEnd > 30, 'the body took longer than the headers timeout to arrive');
+});
+
+test('an absolute-form target opens a stream and takes a command, as its path would', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const w = wire();
+  w.send(`GET http://127.0.0.1:${s.port}/api/channels/${ch.id}/events HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`);
+  assert.equal((await w.answer(true)).status, 200);
+  await w.waitForText('event: snapshot');
+  const c = wire();
+  c.send(commandRequest(ch).replace(`POST /api`, `POST http://127.0.0.1:${s.port}/api`));
+  assert.equal((await c.answer()).status, 202);
+  await w.waitForText('event: command');
+});
+
+test('an Expect other than 100-continue gets a JSON 417 and the connection closes', GUARD, async (t) => {
+  const { ch, wire } = await setup(t);
+  const w = wire();
+  w.send(commandRequest(ch, cmdId(), 'Expect: something-else\r\n'));
+  const a = await w.answer();
+  assert.equal(a.status, 417);
+  assert.match(a.headers['content-type']!, /^application\/json/);
+  assert.match(JSON.parse(a.body).error, /Expect/);
+  await w.closedByServer();
+});

@@ -234,8 +234,8 @@ function closingHeader(headers: Readonly<Record<string, string | number>>): bool
 export class NodeTunnel extends Duplex {
   constructor(
     readonly real: Socket,
-    /** Called when node:http has written a whole answer to a forwarded request. */
-    private readonly answered: () => void,
+    /** Called when node:http has written a whole answer to a forwarded request; `closing` if it ends the connection. */
+    private readonly answered: (closing: boolean) => void,
   ) {
     // As http.Server's own sockets: the client ending its side does not end ours; node:http decides.
     super({ allowHalfOpen: true });
@@ -271,7 +271,11 @@ export class NodeTunnel extends Duplex {
     const end = () => {
       if (done) return;
       done = true;
-      this.answered();
+      // node:http ends the connection after this answer when the request asked
+      // to close or the answer says Connection: close; what was pipelined
+      // after it must then never be read.
+      const connection = res.getHeader('connection');
+      this.answered(!res.shouldKeepAlive || (typeof connection === 'string' && connection.toLowerCase() === 'close'));
     };
     res.once('finish', end);
     res.once('close', end);
@@ -331,7 +335,9 @@ class RawConnection {
   private timer: NodeJS.Timeout | undefined;
   private firesAt = 0;
   private deadline = 0;
-  private timerKind: 'idle' | 'request' | undefined;
+  private timerKind: 'idle' | 'head' | 'body' | undefined;
+  /** When the request being read began: its head and its whole are timed from there, as node:http times them. */
+  private requestStart = 0;
   /** The head of a hot request whose body is still arriving, so it is parsed once. */
   private waiting: RawHead | null = null;
   private readonly isHot = (method: string, url: string): unknown => this.routes.matches(method, url);
@@ -436,6 +442,8 @@ class RawConnection {
     if (this.buf.length === 0) return this.clientEnded ? this.endConnection() : this.armTimer();
     let head = this.waiting;
     if (!head) {
+      // A new request's clock starts here; a head still arriving in pieces keeps its own.
+      if (this.timerKind !== 'head') this.requestStart = performance.now();
       const parsed = parseHead(this.buf, this.isHot);
       if (parsed.kind === 'handover') return this.tunnelForGood();
       // A request the client will never finish (it has ended its side) gets no answer.
@@ -468,7 +476,7 @@ class RawConnection {
 
   private nodeTunnel(): NodeTunnel {
     if (!this.tunnel) {
-      this.tunnel = new NodeTunnel(this.socket, () => this.nodeAnswered());
+      this.tunnel = new NodeTunnel(this.socket, (closing) => this.nodeAnswered(closing));
       this.stats.tunnels++;
       this.toNode(this.tunnel);
     }
@@ -487,8 +495,16 @@ class RawConnection {
     // node:http's own headers and request timeouts watch the body from here.
   }
 
-  private nodeAnswered(): void {
+  private nodeAnswered(closing: boolean): void {
     this.nodeBusy = false;
+    if (closing) {
+      // node:http ends the connection after this answer: a request pipelined
+      // behind it is dropped unread, as node:http would drop it. The answer's
+      // bytes are already on the socket (the tunnel writes through at once).
+      this.buf = EMPTY;
+      this.bodyLeft = 0;
+      return this.endConnection();
+    }
     if (this.bodyLeft > 0 || this.clientEnded) {
       // node:http answered before the whole body arrived (a refusal), or the
       // client has finished sending: node:http reads the rest, and ends the
@@ -540,14 +556,17 @@ class RawConnection {
   }
 
   private armTimer(): void {
-    // Between requests the keep-alive timeout applies; once a request has started, the headers and request timeouts.
-    const kind = this.buf.length === 0 ? 'idle' : 'request';
-    // Armed already: a head arriving in pieces does not push its deadline back.
+    // Between requests the keep-alive timeout applies; once a request has
+    // started, the headers timeout until its head is in, then the request
+    // timeout, both counted from the request's first byte.
+    const kind = this.buf.length === 0 ? 'idle' : this.waiting ? 'body' : 'head';
+    // Armed already: a head or body arriving in pieces does not push its deadline back.
     if (this.timerKind === kind) return;
-    const ms = kind === 'idle' ? this.opts.keepAliveTimeoutMs : Math.min(this.opts.headersTimeoutMs, this.opts.requestTimeoutMs);
+    const now = performance.now();
     this.timerKind = kind;
-    this.deadline = performance.now() + ms;
-    if (this.timer === undefined || this.deadline < this.firesAt) this.schedule(ms);
+    if (kind === 'idle') this.deadline = now + this.opts.keepAliveTimeoutMs;
+    else this.deadline = this.requestStart + (kind === 'head' ? this.opts.headersTimeoutMs : this.opts.requestTimeoutMs);
+    if (this.timer === undefined || this.deadline < this.firesAt) this.schedule(Math.max(0, this.deadline - now));
   }
 
   private schedule(ms: number): void {
@@ -579,7 +598,7 @@ class RawConnection {
     this.timer = undefined;
   }
 
-  private timedOut(kind: 'idle' | 'request'): void {
+  private timedOut(kind: 'idle' | 'head' | 'body'): void {
     if (this.mode !== 'requests' || this.current || this.nodeBusy) return;
     this.mode = 'closing';
     if (kind === 'idle') {
