@@ -156,10 +156,18 @@ export const PairRequest = z.object({ code: z.string().regex(/^[A-Za-z0-9_-]{16,
  * server restart with the hashes of the controller keys it was told about, so
  * a paired phone keeps working without a re-scan.
  */
+/**
+ * The highest event id a slideshow may register its channel from. Event ids
+ * are resumed (Last-Event-ID) up to 15 digits, so a channel registered at
+ * this id still has a thousand times as many ids ahead of it as behind it,
+ * every one of them resumable.
+ */
+export const MAX_REGISTERED_EVENT_ID = 1_000_000_000_000;
+
 export const Register = z
   .object({
     controllers: z.array(z.string().regex(/^[A-Za-z0-9_-]{43}$/)).max(16).default([]),
-    lastEventId: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).default(0),
+    lastEventId: z.number().int().min(0).max(MAX_REGISTERED_EVENT_ID).default(0),
     report: StateReport.optional(),
   })
   .strict();

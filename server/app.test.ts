@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
-import { ID_RE, type ChannelInfo, type DeckState, type PairResult, type Snapshot } from '../protocol/messages';
+import { ID_RE, MAX_REGISTERED_EVENT_ID, type ChannelInfo, type DeckState, type PairResult, type Snapshot } from '../protocol/messages';
 import { createApp } from './app';
 import { DEFAULTS, type Config } from './config';
 import { Hub } from './hub';
@@ -738,6 +738,23 @@ test('re-registering a live channel with its deck key answers it; a wrong key is
   assert.equal(res.status, 200);
   assert.equal(res.body.id, ch.id);
   expectError(await s.call('PUT', `/api/channels/${ch.id}`, { json: { lastEventId: -1 }, key: ch.deckKey }), 400);
+});
+
+test('a channel registered from the highest id allowed numbers its events on, and every one of them resumes; past that id is 400', GUARD, async (t) => {
+  const s = await start(t);
+  const ch = await s.create();
+  expectError(await s.call('PUT', `/api/channels/${ch.id}`, { json: { lastEventId: MAX_REGISTERED_EVENT_ID + 1 }, key: ch.deckKey }), 400, /lastEventId/);
+  expectError(await s.call('PUT', `/api/channels/${ch.id}`, { json: { lastEventId: Number.MAX_SAFE_INTEGER - 1 }, key: ch.deckKey }), 400, /lastEventId/);
+  // A new process, so the registration sets where the ids go on from.
+  const second = await start(t);
+  assert.equal((await second.call('PUT', `/api/channels/${ch.id}`, { json: { lastEventId: MAX_REGISTERED_EVENT_ID }, key: ch.deckKey })).status, 200);
+  const ids: number[] = [];
+  for (let i = 0; i < 3; i++) ids.push(Number((await second.command(ch, ch.deckKey, { type: 'next', id: cmdId() })).body.eventId));
+  assert.equal(new Set(ids).size, 3, `ids repeat: ${ids.join(', ')}`);
+  assert.ok(ids[0]! > MAX_REGISTERED_EVENT_ID);
+  const stream = second.stream(ch.id, { lastEventId: String(ids[0]) });
+  const snap = await stream.snapshot();
+  assert.equal(snap.gap, false, 'the first id is resumable');
 });
 
 test('a re-registration that carries the deck\'s state tells open phones, new outline included (the deck file was edited)', GUARD, async (t) => {

@@ -64,6 +64,7 @@ export function encodeEvent(ev: SseEvent): Buffer {
 export function parseLastEventId(header: string | undefined, query: unknown): number | 'unknown' | undefined {
   const raw = header ?? (typeof query === 'string' ? query : undefined);
   if (raw === undefined || raw === '') return undefined;
+  // 15 digits stay exact as a number; a channel's ids never reach them (MAX_REGISTERED_EVENT_ID).
   if (!/^\d{1,15}$/.test(raw)) return 'unknown';
   return Number(raw);
 }
