@@ -33,7 +33,7 @@ import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
 import { bearer, hashSecret, matchesHash, sameHash } from './keys';
-import { FORWARDING_HEADERS, isFromThisMachine } from './net';
+import { FORWARDING_HEADERS, isFromThisMachine, isOwnHostName, ownHostNames } from './net';
 
 export interface AppDeps {
   config: Config;
@@ -154,6 +154,7 @@ export function createApp(deps: AppDeps): App {
   const isPresenterToken = (token: unknown): boolean => presenterToken !== undefined && typeof token === 'string' && sameHash(token, presenterToken);
   // Over https the cookie is Secure: TLS ends here (behind --trust-proxy, the proxy says so) or at the public URL's proxy.
   const publicHttps = config.publicUrl?.startsWith('https:') ?? false;
+  const ownNames = ownHostNames([config.host, config.publicUrl === undefined ? undefined : new URL(config.publicUrl).hostname]);
   const presenterOnly: RequestHandler = (req, res, next) => {
     const given = req.query.key;
     if (given !== undefined && presenterToken !== undefined) {
@@ -167,12 +168,23 @@ export function createApp(deps: AppDeps): App {
       res.set('Cache-Control', 'no-store').redirect(303, `/${req.path.replace(/^[/\\]+/, '')}${rest ? `?${rest}` : ''}`);
       return;
     }
+    if (isPresenterToken(parseCookie(req.get('cookie') ?? '')[PRESENTER_COOKIE])) return next();
     const local = isFromThisMachine({
       chain: config.trustProxy ? proxyaddr.all(req) : [req.socket.remoteAddress ?? ''],
       forwarded: FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined),
       trustProxy: config.trustProxy,
     });
-    if (local || isPresenterToken(parseCookie(req.get('cookie') ?? '')[PRESENTER_COOKIE])) return next();
+    // A browser here that reached this server by another site's name (DNS
+    // rebinding: that site pointed its own name at this machine) would hand
+    // the notes to that site's page. Behind --trust-proxy, the proxy's own
+    // server names decide which names reach Clicker.
+    if (local && !config.trustProxy && !isOwnHostName(req.hostname, ownNames)) {
+      throw new HttpError(
+        403,
+        `the slideshow opens at this computer's own addresses, not by the name "${req.hostname}", which any site can point here: open http://localhost:${req.socket.localPort ?? config.port}/ or the address Clicker printed`,
+      );
+    }
+    if (local) return next();
     throw new HttpError(
       403,
       presenterToken === undefined

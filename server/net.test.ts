@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { NetworkInterfaceInfo } from 'node:os';
-import { isFromThisMachine, isThisMachine, lanHost, listCandidates, rankAddresses, score, type Candidate } from './net';
+import { isFromThisMachine, isOwnHostName, isThisMachine, lanHost, ownHostNames, listCandidates, rankAddresses, score, type Candidate } from './net';
 
 type Ifaces = NodeJS.Dict<NetworkInterfaceInfo[]>;
 
@@ -151,4 +151,15 @@ test('a request from this machine: every address on its way here, and no proxy s
   assert.equal(here(['127.0.0.1'], true, false), false);
   assert.equal(here(['10.0.0.9'], false, false), false);
   assert.equal(here([], false, false), false);
+});
+
+test("a Host name is this machine's own: an address, localhost, its host name, or a name it was told; never another site's", () => {
+  const names = ownHostNames(['talk.example.org', undefined], 'Presenters-MacBook');
+  assert.deepEqual([...names], ['presenters-macbook', 'presenters-macbook.local', 'talk.example.org']);
+  for (const h of ['127.0.0.1', '192.168.1.23', '[::1]', '[fe80::1]', 'localhost', 'LocalHost.', 'x.localhost', 'presenters-macbook', 'Presenters-MacBook.local', 'talk.example.org']) {
+    assert.equal(isOwnHostName(h, names), true, h);
+  }
+  for (const h of ['attacker.example', 'localhost.attacker.example', '127.0.0.1.nip.io', 'presenters-macbook.attacker.example', 'talk.example.org.evil', '']) {
+    assert.equal(isOwnHostName(h, names), false, h);
+  }
 });

@@ -1,6 +1,7 @@
 // Picks the address a phone on the same Wi-Fi can reach. The QR code must
 // never carry localhost, and a laptop often has docker, VPN and VM bridges
 // whose addresses a phone cannot reach, so candidates are ranked.
+import { isIP } from 'node:net';
 import os from 'node:os';
 
 export interface Candidate {
@@ -101,4 +102,35 @@ export interface RequestOrigin {
 export function isFromThisMachine(r: RequestOrigin, ifaces = os.networkInterfaces()): boolean {
   if (r.chain.length === 0 || !r.chain.every((a) => isThisMachine(a, ifaces))) return false;
   return r.trustProxy || !r.forwarded;
+}
+
+/**
+ * This machine's own names for a Host check: its host name (and the
+ * `.local` name mDNS gives it), and the names Clicker was told to print
+ * (`--host`, the public URL's host). Lower case.
+ */
+export function ownHostNames(told: readonly (string | undefined)[], hostname = os.hostname()): Set<string> {
+  const names = new Set<string>();
+  const add = (n: string | undefined) => {
+    const h = n?.toLowerCase().replace(/\.$/, '');
+    if (h) names.add(h);
+  };
+  add(hostname);
+  if (hostname && !hostname.includes('.')) add(`${hostname}.local`);
+  for (const n of told) add(n);
+  return names;
+}
+
+/**
+ * Whether the name a browser put in the Host header is one of this machine's:
+ * an IP address, `localhost` (and `*.localhost`, which browsers keep on
+ * loopback), or one of `names`. Any other name is a name some DNS server
+ * points here: a page on another site can rebind its own name to 127.0.0.1
+ * and then read this server as its own origin (DNS rebinding), so the
+ * browser on this machine that opens it is not the presenter's own.
+ */
+export function isOwnHostName(hostname: string, names: ReadonlySet<string>): boolean {
+  const h = hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
+  if (isIP(h) !== 0) return true;
+  return h === 'localhost' || h.endsWith('.localhost') || names.has(h);
 }

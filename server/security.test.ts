@@ -7,6 +7,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ChannelInfo, DeckState, PairResult, Snapshot } from '../protocol/messages';
 import type { Config } from './config';
@@ -374,6 +375,28 @@ test("the presenter's slideshow, which holds the notes, opens only on this machi
   assert.doesNotMatch(follow.text, /class="notes"|Three steps/);
   assert.match(follow.text, /How it works/);
 
+});
+
+test("a browser here that reached the server by another site's name (DNS rebinding) gets no slideshow; this machine's own names and addresses do", GUARD, async (t) => {
+  const key = 'rebinding-presenter-key-0123';
+  const s = await start(t, { host: 'talk-laptop.example', presenterKey: key });
+  const as = (host: string, headers: Record<string, string> = {}) => call(s.base, 'GET', '/', undefined, undefined, { Host: host, ...headers });
+  for (const host of ['attacker.example', `attacker.example:${s.port}`, 'localhost.attacker.example', 'rebind.127.0.0.1.nip.io']) {
+    const res = await as(host);
+    expectError(res, 403, /this computer's own addresses.*open http:\/\/localhost:\d+\//);
+    assert.doesNotMatch(res.text, /class="notes"/);
+    expectError(await call(s.base, 'GET', '/_deck.md', undefined, undefined, { Host: host }), 403);
+  }
+  const own = ['127.0.0.1', `127.0.0.1:${s.port}`, `[::1]:${s.port}`, '192.0.2.2', `localhost:${s.port}`, 'LOCALHOST.', 'app.localhost', os.hostname(), `${os.hostname()}.local`, 'talk-laptop.example'];
+  for (const host of own) assert.equal((await as(host)).status, 200, host);
+  // The presenter's cookie is bound to the real name by the browser, so it is no way in for a rebinding page; a request that has it is let in.
+  const link = await call(s.base, 'GET', `/?key=${key}`);
+  const token = /clicker_presenter=([^;]+)/.exec(String(link.headers['set-cookie']))?.[1];
+  assert.ok(token);
+  assert.equal((await as('other-name.example', { Cookie: `clicker_presenter=${token}` })).status, 200);
+  // The follow page is the audience's, under any name.
+  const ch = await createChannel(s.base);
+  assert.equal((await call(s.base, 'GET', `/f/${ch.id}`, undefined, undefined, { Host: 'attacker.example' })).status, 200);
 });
 
 test("with a presenter key, the slideshow opens on another machine through /?key=…, which leaves a token in a cookie and the key off the address bar", GUARD, async (t) => {
