@@ -50,6 +50,10 @@ test('--help and --version', () => {
   assert.equal(help.code, 0);
   assert.match(help.stdout, /clicker export DECK --pdf FILE\.pdf/);
   assert.match(help.stdout, /--theme NAME\s+.*\bsolarized\b/);
+  // Every setting an operator may give names its environment variable too.
+  for (const name of ['PORT', 'CLICKER_HOST', 'PUBLIC_URL', 'BIND', 'TRUST_PROXY', 'PRESENTER_KEY', 'PRESENTER_ANYWHERE', 'ALLOW_ORIGINS', 'REDIS_URL', 'LOG_LEVEL', 'CHROMIUM_PATH']) {
+    assert.match(help.stdout, new RegExp(`\\b${name}\\b`), name);
+  }
   const version = clicker(['--version'], ROOT);
   assert.equal(version.code, 0);
   const pkg = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string };

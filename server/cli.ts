@@ -20,19 +20,30 @@ deck options (override the deck's front matter):
   --transition NAME     ${TRANSITIONS.join(', ')}
 
 server options:
-  -p, --port N          port (default 3000; env PORT)
-  --host HOST           host for the QR code (default: the best LAN address)
+  -p, --port N          port (default 3000; 0 picks a free one; env PORT)
+  --host HOST           host for the QR code (default: the best LAN address;
+                        env CLICKER_HOST)
   --public-url URL      base URL for the QR code, behind a proxy or tunnel
-  --bind ADDR           address to listen on (default 0.0.0.0)
-  --trust-proxy         take the QR host from X-Forwarded-Host
+                        (env PUBLIC_URL)
+  --bind ADDR           address to listen on (default 0.0.0.0; env BIND)
+  --trust-proxy         trust X-Forwarded-* from a proxy on this machine or
+                        the LAN: the QR host, the client's address (limits,
+                        the presenter check) and https (env TRUST_PROXY=1)
   --presenter-anywhere  open the slideshow (with its notes) on other machines
                         too, at /?key=KEY; needs env PRESENTER_KEY=KEY (a
                         secret of 16+ letters, digits, - or _), which alone
-                        does the same
-  --allow-origin ORIGIN allow browser calls from ORIGIN (repeatable)
+                        does the same (env PRESENTER_ANYWHERE=1)
+  --allow-origin ORIGIN allow browser calls from ORIGIN (repeatable; env
+                        ALLOW_ORIGINS, comma-separated)
 
   -h, --help            this help
-  -v, --version         the version`;
+  -v, --version         the version
+
+environment only:
+  REDIS_URL             share channels between instances through Redis
+  LOG_LEVEL             info (default), fatal, error, warn, debug, trace, silent
+  CHROMIUM_PATH         the Chromium that export --pdf uses
+  limits, timeouts and caps: see server/config.ts, each with its default`;
 
 export type Cli =
   | { kind: 'help' }

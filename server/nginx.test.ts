@@ -252,6 +252,9 @@ if (!NGINX) {
       const page = await jsonCall(base, 'GET', '/');
       assert.equal(page.status, 200);
       assert.match(String(page.headers['content-type']), /^text\/html/);
+      // The operator's metrics are not on the public name; the app itself still serves them.
+      assert.equal((await jsonCall(base, 'GET', '/metrics')).status, 404);
+      assert.equal((await jsonCall(trusted.base, 'GET', '/metrics')).status, 200);
 
       // A name the test never connects to: traffic still goes to 127.0.0.1, only the Host header differs.
       const host = `talk.example.org:${proxyPort}`;
