@@ -7,6 +7,7 @@ import {
   DeckState,
   ID_RE,
   PairRequest,
+  MAX_REGISTERED_EVENT_ID,
   Register,
   SlideRef,
   StateReport,
@@ -224,7 +225,8 @@ test('register: accepts controller hashes, a last event id and a report', () => 
   const hash = 'A'.repeat(43);
   const body = { controllers: [hash, 'b_-'.repeat(14) + 'c'], lastEventId: 41, report: { state: goodState } };
   assert.deepEqual(Register.parse(body), body);
-  assert.equal(Register.safeParse({ lastEventId: Number.MAX_SAFE_INTEGER }).success, true);
+  assert.equal(Register.safeParse({ lastEventId: MAX_REGISTERED_EVENT_ID }).success, true);
+  assert.equal(Register.safeParse({ lastEventId: MAX_REGISTERED_EVENT_ID + 1 }).success, false);
   assert.equal(Register.safeParse({ controllers: Array.from({ length: 16 }, () => hash) }).success, true);
 });
 
