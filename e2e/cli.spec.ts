@@ -308,10 +308,15 @@ test('the floating QR finds a corner clear of a long title, on a 4:3 projector t
       await deck.keyboard.press('ArrowLeft');
       await expect.poll(() => deckPosition(deck)).toBe('1 / 2');
       await expect.poll(() => floatingQrOverlaps(deck), { message: `back, ${viewport.width}x${viewport.height}` }).toEqual([]);
+      // Q on another slide shows the fresh code over it and leaves the deck there; back on the title slide, that slide's own QR shows it.
       await deck.keyboard.press('ArrowRight');
       await expect.poll(() => deckPosition(deck)).toBe('2 / 2');
       await deck.keyboard.press('q');
+      await expect(deck.locator('[data-clicker-pair-panel]')).toBeVisible();
+      expect(await deckPosition(deck)).toBe('2 / 2');
+      await deck.keyboard.press('ArrowLeft');
       await expect.poll(() => deckPosition(deck)).toBe('1 / 2');
+      await expect(deck.locator('[data-clicker-pair-panel]')).toBeHidden();
       await expect.poll(() => floatingQrOverlaps(deck), { message: `Q, ${viewport.width}x${viewport.height}` }).toEqual([]);
       await deck.context().close();
     }

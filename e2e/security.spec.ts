@@ -9,7 +9,7 @@
 // there. Every context records the hosts it contacts, and the test fails if
 // one is not loopback.
 import { devices, expect, test, type Browser, type Page } from '@playwright/test';
-import { ClickerServer, closePages, deckPosition, lanAddresses, LoopbackOnly, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, decodeQr, deckPosition, lanAddresses, LoopbackOnly, readDeckQr, toLoopback } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
 let server: ClickerServer;
@@ -226,19 +226,38 @@ test('Q issues a fresh pairing code for a new phone; "Revoke remotes" unpairs ev
   expect(await deckPosition(deck)).toBe(`2 / ${total}`);
   await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
 
+  // Q mid-talk: the fresh code shows over the slide, and the deck stays where the room is.
+  const panel = deck.locator('[data-clicker-pair-panel]');
+  const panelQr = async () => {
+    await deck.waitForFunction(() => (document.querySelector<HTMLImageElement>('[data-clicker-pair-panel] img')?.naturalWidth ?? 0) > 0);
+    return decodeQr(await panel.locator('img').screenshot());
+  };
   await deck.keyboard.press('q');
+  await expect(panel).toBeVisible();
   await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'pair');
-  // Wait for the redrawn image: a new code for the same channel.
-  await expect.poll(async () => new URL(await readDeckQr(deck)).hash).not.toBe(qr.hash);
-  const fresh = new URL(await readDeckQr(deck));
-  expect(fresh.pathname).toBe(qr.pathname);
-  expect(fresh.hash).toMatch(/^#[A-Za-z0-9_-]{32}$/);
+  const shown = new URL(await panelQr());
+  expect(shown.pathname).toBe(qr.pathname);
+  expect(shown.hostname).toBe(qr.hostname);
+  expect(shown.hash).toMatch(/^#[A-Za-z0-9_-]{32}$/);
+  expect(shown.hash).not.toBe(qr.hash);
+  expect(await deckPosition(deck)).toBe(`2 / ${total}`);
+  // Q again hides it; once more gives a newer code, which replaces the one before.
+  await deck.keyboard.press('q');
+  await expect(panel).toBeHidden();
+  await deck.keyboard.press('q');
+  await expect(panel).toBeVisible();
+  await expect.poll(async () => new URL(await panelQr()).hash).not.toBe(shown.hash);
+  const fresh = new URL(await panelQr());
+  expect(await deckPosition(deck)).toBe(`2 / ${total}`);
 
   const second = await openPhone(browser, fresh);
   await expect(deck.locator('.clicker-status')).toContainText('2 remotes paired');
-  await expect(second.locator('#position')).toHaveText(`1 / ${total}`);
+  // Spent: the panel goes by itself.
+  await expect(panel).toBeHidden();
+  await expect(second.locator('#position')).toHaveText(`2 / ${total}`);
   await second.getByRole('button', { name: 'Next' }).tap();
-  await expect.poll(() => deckPosition(deck)).toBe(`2 / ${total}`);
+  await expect.poll(() => deck.locator('.reveal .slides section.present .fragment.visible').count()).toBe(1);
+  expect(await deckPosition(deck)).toBe(`2 / ${total}`);
 
   // The status overlay fades when the mouse rests; hovering brings it back.
   await deck.locator('.clicker-status').hover();

@@ -252,6 +252,57 @@ function floatingQr(deck: RevealApi): HTMLElement {
   return box;
 }
 
+/** The pairing QR as an image, drawn the same way wherever it shows. */
+const qrImage = (url: string) => QRCode.toDataURL(url, { margin: 1, width: 480, errorCorrectionLevel: 'M', color: { dark: '#000000', light: '#ffffff' } });
+
+/**
+ * A fresh pairing code asked for away from the title slide (the phone died
+ * mid-talk) shows over the current slide, in a corner: the deck stays where
+ * the presenter and the room are. It goes when a phone has paired with it,
+ * when the presenter asks again (Q hides it), or on the title slide, whose
+ * own QR shows the same code.
+ */
+class PairingPanel {
+  private readonly box = document.createElement('div');
+  private readonly img = document.createElement('img');
+  private url = '';
+
+  constructor() {
+    this.box.className = 'clicker-pair-panel';
+    this.box.setAttribute('data-clicker-pair-panel', '');
+    this.box.setAttribute('role', 'dialog');
+    this.box.setAttribute('aria-label', 'Pair a phone');
+    this.box.hidden = true;
+    const code = document.createElement('div');
+    code.className = 'clicker-qr-code';
+    this.img.alt = 'QR code to pair your phone as the remote';
+    code.append(this.img);
+    const caption = document.createElement('p');
+    caption.textContent = 'Scan with your phone to use it as the remote';
+    const hint = document.createElement('p');
+    hint.className = 'clicker-pair-panel-hint';
+    hint.textContent = `${NEW_CODE_KEY.key} hides this`;
+    this.box.append(code, caption, hint);
+    document.body.append(this.box);
+  }
+
+  get shown(): boolean {
+    return !this.box.hidden;
+  }
+
+  async show(url: string): Promise<void> {
+    if (url !== this.url) {
+      this.url = url;
+      this.img.src = await qrImage(url);
+    }
+    this.box.hidden = false;
+  }
+
+  hide(): void {
+    this.box.hidden = true;
+  }
+}
+
 /** Where the floating QR may go, most preferred first, and how big. */
 const CORNERS = ['tr', 'tl', 'br', 'bl'] as const;
 const SIZES = ['normal', 'small'] as const;
@@ -398,6 +449,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
 
   let info: ChannelInfo | null = null;
   let presence: Presence = { controllers: 0, pairingOpen: false };
+  const panel = new PairingPanel();
   let stream: LiveStream | null = null;
   /**
    * Saves where the deck is and the last stream event it applied, read at the
@@ -434,7 +486,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
     box.dataset.kind = pairing ? 'pair' : 'follow';
     const img = code.querySelector('img') ?? code.appendChild(document.createElement('img'));
     img.alt = pairing ? 'QR code to pair your phone as the remote' : 'QR code to follow along';
-    img.src = await QRCode.toDataURL(url, { margin: 1, width: 480, errorCorrectionLevel: 'M', color: { dark: '#000000', light: '#ffffff' } });
+    img.src = await qrImage(url);
     caption.textContent = pairing ? 'Scan with your phone to use it as the remote' : 'Scan to follow along on your phone';
     const link = box.querySelector<HTMLElement>('[data-clicker-qr-url]') ?? box.appendChild(document.createElement('p'));
     link.setAttribute('data-clicker-qr-url', '');
@@ -550,6 +602,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   const onPresence = (p: Presence) => {
     const changed = p.controllers !== presence.controllers;
     presence = p;
+    // A phone has paired with the code: its panel has done its job.
+    if (!p.pairingOpen) panel.hide();
     status.setPresence(p);
     void showQr();
     // Learn the new controller hashes, so a restart can bring the pairing back.
@@ -595,10 +649,20 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   );
   stream.start();
 
+  const onTitleSlide = () => {
+    const { h, v } = deck.getIndices();
+    return h === 0 && (v ?? 0) === 0;
+  };
   status.onNewCode(async () => {
     if (!info) return;
+    // Asked again while it shows: the presenter is done with it.
+    if (panel.shown) return panel.hide();
     adopt({ ...(await requestJson<ChannelInfo>('POST', api(`/${info.id}/pair-codes`), { key: info.deckKey })), deckKey: info.deckKey });
-    deck.slide(0, 0);
+    if (!onTitleSlide() && info.controllerUrl) await panel.show(info.controllerUrl);
+  });
+  // The title slide shows the same code itself.
+  deck.on('slidechanged', () => {
+    if (onTitleSlide()) panel.hide();
   });
   status.onRevoke(async () => {
     if (!info) return;
