@@ -396,22 +396,38 @@ function wireTime(): void {
     $('elapsed').classList.toggle('running', since !== null);
     $('clock').textContent = new Date(now).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   };
+  // Each tick lands just after the next whole second of the running timer
+  // (or of the clock, when it is stopped): a fixed 1 s interval would show
+  // the count up to a second late.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const schedule = () => {
+    clearTimeout(timer);
+    const now = Date.now();
+    const into = since ? (acc + now - since) % 1_000 : now % 1_000;
+    timer = setTimeout(() => {
+      tick();
+      schedule();
+    }, 1_000 - into + 5);
+  };
+  const changed = () => {
+    persist();
+    tick();
+    schedule();
+  };
   $('timer-toggle').addEventListener('click', () => {
     if (since) {
       acc += Date.now() - since;
       since = null;
     } else since = Date.now();
-    persist();
-    tick();
+    changed();
   });
   $('timer-reset').addEventListener('click', () => {
     since = null;
     acc = 0;
-    persist();
-    tick();
+    changed();
   });
   tick();
-  setInterval(tick, 1_000);
+  schedule();
 }
 
 /**
@@ -440,26 +456,53 @@ function keepAwake(): void {
 }
 
 // ---------------------------------------------------------------- start
-async function pair(code: string): Promise<boolean> {
-  try {
-    const res = await requestJson<PairResult>('POST', `${api}/pair`, { body: { code } });
-    key = res.controllerKey;
-    localStorage.setItem(keyName, key);
-    return true;
-  } catch (err) {
-    if (err instanceof HttpStatusError && err.status === 410) {
-      showMessage(
-        'This code was already used',
-        'Someone already paired a remote with this QR code, so this phone cannot control the slides. You can follow along instead.',
-        typeof err.body.followUrl === 'string' ? err.body.followUrl : followUrl,
-      );
-    } else if (err instanceof HttpStatusError && err.status === 404) {
-      showMessage('No such presentation', 'This presentation is not running any more. Scan the QR code on the slides again.');
-    } else {
-      showMessage('Could not pair', 'The slideshow could not be reached. Check that this phone is on the same Wi-Fi as the laptop, then reload.');
+/**
+ * Pairs with a code from the QR. A code the server refused is final; one that
+ * never reached it is not spent, and it is no longer in the address bar, so
+ * a phone with no key yet is offered to try the same code again.
+ */
+async function pair(code: string, canWait: boolean): Promise<boolean> {
+  for (;;) {
+    try {
+      const res = await requestJson<PairResult>('POST', `${api}/pair`, { body: { code } });
+      key = res.controllerKey;
+      localStorage.setItem(keyName, key);
+      return true;
+    } catch (err) {
+      if (err instanceof HttpStatusError && err.status === 410) {
+        showMessage(
+          'This code was already used',
+          'Someone already paired a remote with this QR code, so this phone cannot control the slides. You can follow along instead.',
+          typeof err.body.followUrl === 'string' ? err.body.followUrl : followUrl,
+        );
+        return false;
+      }
+      if (err instanceof HttpStatusError && err.status === 404) {
+        showMessage('No such presentation', 'This presentation is not running any more. Scan the QR code on the slides again.');
+        return false;
+      }
+      if (!canWait) return false;
+      showMessage('Could not pair', 'The slideshow could not be reached. Check that this phone is on the same Wi-Fi as the laptop, then try again.');
+      await retryPressed();
+      showMessage('Pairing…', '');
     }
-    return false;
   }
+}
+
+/** Shows the message's "Try again" button until it is pressed. */
+function retryPressed(): Promise<void> {
+  const button = $<HTMLButtonElement>('message-retry');
+  button.hidden = false;
+  return new Promise((resolve) => {
+    button.addEventListener(
+      'click',
+      () => {
+        button.hidden = true;
+        resolve();
+      },
+      { once: true },
+    );
+  });
 }
 
 async function start(): Promise<void> {
@@ -474,7 +517,7 @@ async function start(): Promise<void> {
   if (code) {
     // A fresh code replaces whatever key this phone had (it may have been revoked);
     // a spent one is fine if this phone already holds a key.
-    if (!(await pair(code)) && !key) return;
+    if (!(await pair(code, !key)) && !key) return;
   } else if (!key) {
     showMessage('Not paired', 'Scan the pairing QR code on the title slide to use this phone as the remote.', followUrl);
     return;

@@ -449,3 +449,25 @@ test('a tap that cannot be delivered within 30 s is given up, the phone says so,
   // That tap went through, so the notice is gone.
   await expect(taps).toBeHidden();
 });
+
+test('a pairing that never reached the server (Wi-Fi lost while scanning) is offered again with the same code, which still works', async ({ browser }) => {
+  const deckCtx = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+  const phoneCtx = await browser.newContext({ ...devices['Pixel 7'] });
+  contexts.push(deckCtx, phoneCtx);
+  const deck = await deckCtx.newPage();
+  await deck.goto(`${server.base}/`);
+  const url = await readDeckQr(deck);
+  const phone = await phoneCtx.newPage();
+  await phone.route('**/api/channels/*/pair', (route) => route.abort('connectionrefused'));
+  await phone.goto(toLoopback(url));
+  await expect(phone.getByRole('heading', { name: 'Could not pair' })).toBeVisible();
+  await expect(phone.locator('#message-text')).toContainText('then try again');
+  // The code is already off the address bar, so a reload could not pair; the button tries the same code.
+  expect(new URL(phone.url()).hash).toBe('');
+  await phone.unroute('**/api/channels/*/pair');
+  await phone.getByRole('button', { name: 'Try again' }).tap();
+  await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckStep(deck)).toBe(1);
+});

@@ -62,6 +62,26 @@ test('the phone shows the title, the notes, the next title and a running timer',
   }
 });
 
+test('the timer turns over each second as it passes, counted from the tap on Start', async ({ browser }) => {
+  const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.goto(`${server.base}/`);
+  const url = await readDeckQr(deck);
+  const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
+  await phone.clock.install();
+  await phone.goto(toLoopback(url));
+  await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  // Time stops, then moves on 300 ms: Start is tapped out of step with the page's one-second timers so far.
+  await phone.clock.pauseAt(Math.ceil((Date.now() + 5_000) / 1_000) * 1_000 + 400);
+  await phone.clock.runFor(300);
+  const elapsed = phone.getByLabel('Elapsed time');
+  await phone.getByRole('button', { name: 'Start' }).tap();
+  await expect(elapsed).toHaveText('0:00');
+  await phone.clock.runFor(1_050);
+  await expect(elapsed).toHaveText('0:01');
+  await phone.clock.runFor(1_000);
+  await expect(elapsed).toHaveText('0:02');
+});
+
 test('the slide list jumps the deck anywhere, and First and Last go to the ends', async ({ browser }) => {
   const { deck, phone } = await pairedPair(browser);
   await phone.getByRole('button', { name: 'Slides' }).tap();
@@ -208,7 +228,7 @@ test('portrait and landscape layouts keep every control on screen, down to a 320
       // The notes keep room to be read, whatever the title above them.
       const notes = (await phone.locator('#notes').boundingBox())!;
       expect(notes.height, `notes height in ${when}`).toBeGreaterThanOrEqual(40);
-      const labels = ['Next', 'Previous', 'Blackout', 'Slides', 'First', 'Last', 'Start', 'Reset', 'Pointer', 'Smaller notes', 'Larger notes'];
+      const labels = ['Next', 'Previous', 'Blackout', 'Slides', 'First', 'Last', (await phone.locator('#timer-toggle').innerText()).trim(), 'Reset', 'Pointer', 'Smaller notes', 'Larger notes'];
       const boxes: { label: string; x: number; y: number; width: number; height: number }[] = [];
       for (const label of labels) {
         const box = (await phone.getByRole('button', { name: label, exact: true }).boundingBox())!;
@@ -221,6 +241,12 @@ test('portrait and landscape layouts keep every control on screen, down to a 320
         expect(Math.min(box.width, box.height), `${label} size in ${when}`).toBeGreaterThanOrEqual(48);
         boxes.push({ label, ...box });
       }
+      // The pointer's red dot stays a dot, however tight its row.
+      const dot = await phone.locator('#pointer-open').evaluate((el) => {
+        const st = getComputedStyle(el, '::before');
+        return `${st.width} x ${st.height}`;
+      });
+      expect(dot, `pointer dot in ${when}`).toBe('10px x 10px');
       const questions = (await phone.locator('#questions-open').boundingBox())!;
       expect(questions.x + questions.width, `Questions right in ${when}`).toBeLessThanOrEqual(viewport.width + 0.5);
       boxes.push({ label: 'Questions', ...questions }, { label: 'notes', ...notes });
@@ -242,6 +268,9 @@ test('portrait and landscape layouts keep every control on screen, down to a 320
     await phone.evaluate(() => {
       document.getElementById('title')!.textContent = 'Why the hub writes one buffer to every socket, and what that saves a keynote with ten thousand phones';
     });
+    // A paused timer's button reads Resume, the longest word on its row.
+    await phone.getByRole('button', { name: 'Start', exact: true }).tap();
+    await phone.getByRole('button', { name: 'Pause', exact: true }).tap();
     await check(`${name}, long title`);
     const shot = await phone.screenshot({ path: testInfo.outputPath(`phone-${name.replace(' ', '-')}.png`) });
     await testInfo.attach(`phone-${name}`, { body: shot, contentType: 'image/png' });
@@ -285,4 +314,19 @@ test('a swipe that starts on Next or Previous moves the deck once (the button al
   await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
   await phone.waitForTimeout(600);
   expect(await shown()).toBe(0);
+
+  // Right for previous, and only that: the browser's own back gesture must not take the remote away.
+  // A thumb from near the left edge, at a thumb's pace: what Chromium takes for its back gesture when the page lets it.
+  const remoteUrl = phone.url();
+  const notes = await centre('#notes');
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [{ x: 20, y: notes.y }] });
+  for (let i = 1; i <= 8; i++) {
+    await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [{ x: 20 + (250 * i) / 8, y: notes.y }] });
+    await phone.waitForTimeout(16);
+  }
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  await expect.poll(() => deckPosition(deck)).toBe('1 / 8');
+  await phone.waitForTimeout(600);
+  expect(phone.url()).toBe(remoteUrl);
+  await expect(phone.getByRole('button', { name: 'Next' })).toBeVisible();
 });
