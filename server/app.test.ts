@@ -380,6 +380,23 @@ test('a spent pairing code is 410 with the follow URL', GUARD, async (t) => {
   expectError(await s.call('POST', `/api/channels/${ch.id}/pair`, { json: { code: 'short' } }), 400);
 });
 
+test('answers that carry a key, a pairing code or the notes are never cached', GUARD, async (t) => {
+  const s = await start(t);
+  const created = await s.call('POST', '/api/channels');
+  assert.equal(created.status, 201);
+  const ch = created.body as unknown as ChannelInfo;
+  const paired = await s.call('POST', `/api/channels/${ch.id}/pair`, { json: { code: ch.pairCode } });
+  assert.equal(paired.status, 201);
+  const answers = {
+    created,
+    paired,
+    'new code': await s.call('POST', `/api/channels/${ch.id}/pair-codes`, { key: ch.deckKey }),
+    registered: await s.call('PUT', `/api/channels/${ch.id}`, { json: {}, key: ch.deckKey }),
+    refused: await s.call('POST', `/api/channels/${ch.id}/pair`, { json: { code: ch.pairCode } }),
+  };
+  for (const [what, res] of Object.entries(answers)) assert.equal(res.headers.get('cache-control'), 'no-store', what);
+});
+
 test('a new pairing code replaces the old one; bodyless POST as a browser sends it', GUARD, async (t) => {
   const s = await start(t);
   const ch = await s.create();

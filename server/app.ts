@@ -306,6 +306,11 @@ export function createApp(deps: AppDeps): App {
     next();
   });
   api.use(guard);
+  // Answers here carry keys, pairing codes, notes and questions: no cache, browser or shared, may keep one.
+  api.use((_req, res, next) => {
+    res.set('Cache-Control', 'no-store');
+    next();
+  });
 
   /** Create a channel. Answers the deck key once; the server keeps only its hash. */
   api.post('/channels', createLimit, json, async (req, res) => {
