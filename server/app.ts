@@ -25,7 +25,6 @@ import {
 } from '../protocol/messages';
 import type { Config } from './config';
 import { answerWrongMethods, controllerKeyRequired, errorHandler, HttpError } from './errors';
-import { TRUSTED_PROXIES } from './http';
 import { summaryOf, type ChannelRecord } from './bus';
 import { Hub, type CreatedChannel } from './hub';
 import { AUDIENCE_MARKDOWN_PATH, loadDeck, THEME_DIR, type Deck, type DeckView } from './deck';
@@ -88,7 +87,7 @@ export function createApp(deps: AppDeps): App {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', 'strong');
-  app.set('trust proxy', config.trustProxy ? TRUSTED_PROXIES : false);
+  app.set('trust proxy', config.trustProxy ? [...config.trustedProxies] : false);
 
   const deck = deps.deck ?? loadDeck(rootDir, undefined, {});
   const controllerHtml = readFileSync(path.join(rootDir, 'controller', 'index.html'), 'utf8');

@@ -26,9 +26,10 @@ server options:
   --public-url URL      base URL for the QR code, behind a proxy or tunnel
                         (env PUBLIC_URL)
   --bind ADDR           address to listen on (default 0.0.0.0; env BIND)
-  --trust-proxy         trust X-Forwarded-* from a proxy on this machine or
-                        the LAN: the QR host, the client's address (limits,
-                        the presenter check) and https (env TRUST_PROXY=1)
+  --trust-proxy         trust X-Forwarded-* from a proxy on this machine: the
+                        QR host, the client's address (limits, the presenter
+                        check) and https (env TRUST_PROXY=1; or name proxies
+                        elsewhere: TRUST_PROXY=10.0.0.5,10.0.1.0/24)
   --presenter-anywhere  open the slideshow (with its notes) on other machines
                         too, at /?key=KEY; needs env PRESENTER_KEY=KEY (a
                         secret of 16+ letters, digits, - or _), which alone

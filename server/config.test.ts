@@ -95,7 +95,8 @@ test('--bind, --trust-proxy and numeric variables', () => {
   // On/off variables take 1/0 and the words people write for them; anything else is an error, never a silent off.
   for (const on of ['1', 'true', 'TRUE', 'yes', 'on']) assert.equal(loadConfig([], { TRUST_PROXY: on }).trustProxy, true, on);
   for (const off of ['0', 'false', 'no', 'off', '']) assert.equal(loadConfig([], { TRUST_PROXY: off }).trustProxy, false, off);
-  assert.throws(() => loadConfig([], { TRUST_PROXY: 'maybe' }), (e: unknown) => e instanceof ConfigError && e.message === 'TRUST_PROXY must be 1 or 0 (or true or false), got "maybe"');
+  assert.throws(() => loadConfig([], { TRUST_PROXY: 'maybe' }), (e: unknown) => e instanceof ConfigError && e.message === 'TRUST_PROXY must be 1 or 0, or the proxies\' addresses or subnets (10.0.0.5,10.0.1.0/24), got "maybe"');
+  assert.throws(() => loadConfig([], { RAW_HTTP: 'maybe' }), (e: unknown) => e instanceof ConfigError && e.message === 'RAW_HTTP must be 1 or 0 (or true or false), got "maybe"');
   // The slideshow (it holds the notes) is this machine's alone unless the operator gives a key for other machines.
   const key = 'a-presenter-key-of-24-ch';
   assert.equal(loadConfig([], {}).presenterKey, undefined);
@@ -180,4 +181,14 @@ test('LOG_LEVEL sets the log level; an unknown one is a one-line ConfigError lis
       bad,
     );
   }
+});
+
+test('TRUST_PROXY: on or off for a proxy on this machine, or the proxies named by address or subnet', () => {
+  assert.deepEqual([loadConfig([], {}).trustProxy, loadConfig([], {}).trustedProxies], [false, ['loopback']]);
+  const on = loadConfig([], { TRUST_PROXY: '1' });
+  assert.deepEqual([on.trustProxy, on.trustedProxies], [true, ['loopback']]);
+  const named = loadConfig([], { TRUST_PROXY: '10.0.0.5, 10.0.1.0/24,loopback' });
+  assert.deepEqual([named.trustProxy, named.trustedProxies], [true, ['10.0.0.5', '10.0.1.0/24', 'loopback']]);
+  assert.throws(() => loadConfig([], { TRUST_PROXY: 'nginx.local' }), /TRUST_PROXY must be 1 or 0, or the proxies' addresses/);
+  assert.throws(() => loadConfig([], { TRUST_PROXY: '10.0.0.0/99' }), /TRUST_PROXY/);
 });

@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import type { LevelWithSilent } from 'pino';
 import { z } from 'zod';
+import proxyaddr from 'proxy-addr';
 import { COMMAND_DEADLINE_MS } from '../protocol/wire';
 
 /**
@@ -87,6 +88,14 @@ export const DEFAULTS = {
   warmupCommands: 3_000,
   /** Honour X-Forwarded-* from a reverse proxy in front. `--trust-proxy` or `TRUST_PROXY=1`. */
   trustProxy: false,
+  /**
+   * The peers whose X-Forwarded-* are believed when `trustProxy` is on:
+   * by default a proxy on this machine (loopback) and no other, since any
+   * other address on the LAN may be a phone writing the headers itself.
+   * `TRUST_PROXY=10.0.0.5,10.0.1.0/24` names the proxies instead (and turns
+   * trust on); `loopback` may be one of them.
+   */
+  trustedProxies: ['loopback'] as readonly string[],
   /**
    * The presenter's slideshow (`/`, and its Markdown at `/_deck.md`) holds
    * the speaker notes, and the room knows the server's address from the QR:
@@ -175,6 +184,18 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     if (/^(0|false|no|off)$/i.test(raw)) return false;
     throw new ConfigError(`${envName} must be 1 or 0 (or true or false), got "${raw}"`);
   };
+
+  // TRUST_PROXY as a list of proxy addresses or subnets, rather than on or off.
+  const rawTrust = env.TRUST_PROXY?.trim();
+  let trustedList: string[] | undefined;
+  if (rawTrust && !/^(1|true|yes|on|0|false|no|off)$/i.test(rawTrust)) {
+    trustedList = rawTrust.split(',').map((a) => a.trim());
+    try {
+      proxyaddr.compile(trustedList);
+    } catch {
+      throw new ConfigError(`TRUST_PROXY must be 1 or 0, or the proxies' addresses or subnets (10.0.0.5,10.0.1.0/24), got "${rawTrust}"`);
+    }
+  }
 
   // 0 asks the OS for a free port (tests and benchmarks use it).
   const rawPort = pick('port', 'PORT');
@@ -265,7 +286,8 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     reactionsPer10s: num('REACTIONS_PER_10S', DEFAULTS.reactionsPer10s),
     headersTimeoutMs,
     requestTimeoutMs,
-    trustProxy: values['trust-proxy'] === true || onOff('TRUST_PROXY') === true,
+    trustProxy: values['trust-proxy'] === true || trustedList !== undefined || onOff('TRUST_PROXY') === true,
+    trustedProxies: trustedList ?? DEFAULTS.trustedProxies,
     presenterKey,
     rawHttp: onOff('RAW_HTTP') ?? DEFAULTS.rawHttp,
     warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, { zeroAllowed: true }),

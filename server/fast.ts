@@ -15,7 +15,6 @@ import { controllerKeyRequired, HttpError, toHttpError } from './errors';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate, type RequestHead } from './guards';
 import type { ChannelHead, ChannelRecord } from './bus';
 import type { Hub, PublishResult, Sink } from './hub';
-import { TRUSTED_PROXIES } from './http';
 import type { Exchange, RawRoutes } from './raw-http';
 import { bearer, hashSecret } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
@@ -193,7 +192,7 @@ export interface HotRoutes extends RawRoutes<RegExpExecArray> {
 
 export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, log }: HotDeps): HotRoutes {
   // The same trust rule as Express's `trust proxy` setting in app.ts.
-  const trust = proxyaddr.compile(config.trustProxy ? TRUSTED_PROXIES : []);
+  const trust = proxyaddr.compile(config.trustProxy ? [...config.trustedProxies] : []);
 
   const fail = (ex: Exchange, cors: Readonly<Record<string, string>>, err: unknown) => {
     const req = ex.head;

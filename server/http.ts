@@ -12,9 +12,6 @@ import { NodeTunnel, RawFront, type RawRoutes } from './raw-http';
 /** How often node:http checks its headers and request timeouts, in ms. */
 export const CONNECTIONS_CHECK_MS = 1_000;
 
-/** Proxies on this machine or the LAN, the same rule as Express's `trust proxy` in app.ts. */
-export const TRUSTED_PROXIES = ['loopback', 'linklocal', 'uniquelocal'];
-
 const first = (v: string | string[] | undefined): string | undefined => (Array.isArray(v) ? v[0] : v)?.split(',')[0]?.trim() || undefined;
 
 /**
@@ -42,7 +39,7 @@ function hostOnly(h: string | undefined): string | undefined {
  * trusted proxy), else the LAN host and the listening port.
  */
 export function makePublicBase(config: Config, host: string | undefined, port: () => number): (req: IncomingMessage) => string {
-  const trusted = proxyaddr.compile(TRUSTED_PROXIES);
+  const trusted = proxyaddr.compile([...config.trustedProxies]);
   return (req) => {
     if (config.publicUrl) return config.publicUrl;
     if (config.trustProxy && trusted(req.socket.remoteAddress ?? '', 0)) {

@@ -90,10 +90,10 @@ export interface RequestOrigin {
 /**
  * Whether a request comes from a browser on this machine, to which the
  * presenter's slideshow (and its notes) opens without a key.
- * - Every address on its way must be this machine's. `--trust-proxy` trusts
- *   the LAN's private addresses as proxies, so the client it would name is
- *   no proof: a phone on the Wi-Fi can put 127.0.0.1 in X-Forwarded-For
- *   itself, and a proxy here only appends the phone's own address to that.
+ * - Every address on its way must be this machine's. The client a trusted
+ *   proxy names is no proof (`TRUST_PROXY` may name proxies on the LAN): a
+ *   phone on the Wi-Fi can put 127.0.0.1 in X-Forwarded-For itself, and a
+ *   proxy here only appends the phone's own address to that.
  * - Without `--trust-proxy`, a request that carries forwarding headers came
  *   through a proxy or tunnel running here (nginx with `--public-url`,
  *   ngrok, cloudflared) on behalf of somebody else.

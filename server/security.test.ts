@@ -502,6 +502,22 @@ test('speaker notes are never on a stream: only the paired phone and the deck re
 
 // ------------------------------------------------------------------ rate limit and caps
 
+test('behind --trust-proxy only the proxy is believed: addresses a phone writes into X-Forwarded-For itself do not reset its limits', GUARD, async (t) => {
+  // nginx here appends the phone's LAN address to whatever the phone sent; only that last address is the phone's.
+  const s = await start(t, { trustProxy: true, createPerMinute: 5 });
+  const viaProxy = (i: number) => ({ 'X-Forwarded-For': `10.9.0.${i + 1}, 192.168.1.50` });
+  const answers: number[] = [];
+  for (let i = 0; i < 8; i++) answers.push((await rawRequest(s.base, { method: 'POST', path: '/api/channels', headers: viaProxy(i) })).status);
+  assert.deepEqual(answers, [201, 201, 201, 201, 201, 429, 429, 429]);
+  // Another phone behind the same proxy has its own allowance.
+  assert.equal((await rawRequest(s.base, { method: 'POST', path: '/api/channels', headers: { 'X-Forwarded-For': '192.168.1.51' } })).status, 201);
+  // A proxy named by address is believed; one not named is not, even on loopback.
+  const named = await start(t, { trustProxy: true, trustedProxies: ['10.0.0.5'], createPerMinute: 2 });
+  const statuses: number[] = [];
+  for (let i = 0; i < 3; i++) statuses.push((await rawRequest(named.base, { method: 'POST', path: '/api/channels', headers: { 'X-Forwarded-For': `203.0.113.${i + 1}` } })).status);
+  assert.deepEqual(statuses, [201, 201, 429], 'X-Forwarded-For from an untrusted peer changes nothing');
+});
+
 test('channel creation from one address is rate limited: 429, Retry-After, JSON; X-Forwarded-For does not reset it', GUARD, async (t) => {
   const s = await start(t, { createPerMinute: 5 });
   for (let i = 0; i < 5; i++) await createChannel(s.base);
