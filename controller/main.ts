@@ -22,6 +22,8 @@ const $ = <T extends HTMLElement = HTMLElement>(id: string) => document.getEleme
 
 const channelId = location.pathname.split('/')[2] ?? '';
 const keyName = `clicker.remote.${channelId}`;
+/** Where the phone keeps its stream token, beside its key. */
+const tokenName = `${keyName}.stream`;
 const api = `/api/channels/${channelId}`;
 const followUrl = `${location.origin}/f/${channelId}`;
 
@@ -181,6 +183,7 @@ type Cmd =
 /** The presenter revoked this phone (a command or a pointer update answered 401). */
 function unpaired(): void {
   localStorage.removeItem(keyName);
+  localStorage.removeItem(tokenName);
   showMessage('This remote was unpaired', 'The presenter revoked this phone. You can still follow along.', followUrl);
 }
 
@@ -467,6 +470,7 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
       const res = await requestJson<PairResult>('POST', `${api}/pair`, { body: { code } });
       key = res.controllerKey;
       localStorage.setItem(keyName, key);
+      localStorage.setItem(tokenName, res.streamToken);
       return true;
     } catch (err) {
       if (err instanceof HttpStatusError && err.status === 410) {
@@ -554,6 +558,7 @@ async function start(): Promise<void> {
       render();
     },
     onState: setLink,
+    token: () => localStorage.getItem(tokenName) ?? undefined,
   }).start();
 }
 

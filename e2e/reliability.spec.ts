@@ -471,3 +471,33 @@ test('a pairing that never reached the server (Wi-Fi lost while scanning) is off
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckStep(deck)).toBe(1);
 });
+
+test("a room that has taken every stream of the channel does not lock the slideshow or the phone out: both reconnect and taps land", async ({ browser }) => {
+  await server.stop();
+  server = await ClickerServer.start(ARGS, { MAX_SUBSCRIBERS_PER_CHANNEL: '2' });
+  const p = await pairedPhone(browser);
+  const id = new URL(p.phone.url()).pathname.split('/').pop() ?? '';
+  // The room: every follower stream the channel allows, and one more that is refused.
+  const followers: http.ClientRequest[] = [];
+  const follow = () =>
+    new Promise<number>((resolve) => {
+      const req = http.get(`${server.base}/api/channels/${id}/events`, (res) => resolve(res.statusCode ?? 0));
+      req.on('error', () => resolve(0));
+      followers.push(req);
+    });
+  try {
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++) statuses.push(await follow());
+    expect(statuses).toEqual([200, 200, 503]);
+    // The slideshow and the phone come back (a saved deck file, a Wi-Fi blip): their streams still open.
+    await p.deck.reload();
+    await p.phone.reload();
+    await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+    await expect(p.deck.locator('.clicker-status')).toHaveAttribute('data-link', 'live');
+    const before = await deckStep(p.deck);
+    await p.phone.getByRole('button', { name: 'Next' }).tap();
+    await expect.poll(() => deckStep(p.deck)).toBe(before + 1);
+  } finally {
+    for (const req of followers) req.destroy();
+  }
+});

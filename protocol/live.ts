@@ -28,6 +28,12 @@ export interface StreamHandlers {
    * uses it to re-register its channel after a server restart.
    */
   beforeReconnect?(): Promise<void>;
+  /**
+   * The stream token of a key holder (the slideshow, a paired phone), read
+   * at each (re)connect: its stream then has a slot kept for the talk's own
+   * links, which the room's streams cannot take.
+   */
+  token?(): string | undefined;
 }
 
 const BACKOFF_MIN_MS = 300;
@@ -98,6 +104,8 @@ export class LiveStream {
     // slideshow's own state reports), so nobody is woken for an event it drops.
     const params = new URLSearchParams({ events: this.events.join(',') });
     if (this.lastEventId) params.set('lastEventId', this.lastEventId);
+    const token = this.handlers.token?.();
+    if (token) params.set('as', token);
     const url = `${this.url}?${params.toString().replace(/%2C/g, ',')}`;
     const es = new EventSource(url);
     this.es = es;

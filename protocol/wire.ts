@@ -105,11 +105,15 @@ export interface ChannelInfo {
   followUrl: string;
   /** Hashes of the controller keys, for re-registration after a restart. */
   controllers: string[];
+  /** The deck's stream token (`?as=` on its event stream): its stream gets a slot kept for key holders. */
+  streamToken: string;
 }
 
 export interface PairResult {
   controllerKey: string;
   controllerHash: string;
+  /** The phone's stream token (`?as=` on its event stream): its stream gets a slot kept for key holders. */
+  streamToken: string;
 }
 
 /** Every error answer has this shape. */

@@ -31,7 +31,7 @@ import { AUDIENCE_MARKDOWN_PATH, loadDeck, THEME_DIR, type Deck, type DeckView }
 import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
-import { bearer, hashSecret, matchesHash, sameHash } from './keys';
+import { bearer, hashSecret, matchesHash, sameHash, streamTokenFor } from './keys';
 import { FORWARDING_HEADERS, isFromThisMachine, isOwnHostName, ownHostNames } from './net';
 
 export interface AppDeps {
@@ -289,6 +289,7 @@ export function createApp(deps: AppDeps): App {
       controllerUrl: pairCode ? `${base}/r/${ch.id}#${pairCode}` : null,
       followUrl: `${base}/f/${ch.id}`,
       controllers: [...ch.controllers],
+      streamToken: streamTokenFor(ch.deckHash),
     };
   };
 
@@ -349,7 +350,8 @@ export function createApp(deps: AppDeps): App {
     const ch = await channel(req);
     const { code } = validate(PairRequest, req.body);
     try {
-      const result: PairResult = await hub.pair(ch, code);
+      const paired = await hub.pair(ch, code);
+      const result: PairResult = { ...paired, streamToken: streamTokenFor(paired.controllerHash) };
       res.status(201).json(result);
     } catch (err) {
       const followUrl = `${deps.publicBase(req)}/f/${ch.id}`;

@@ -16,10 +16,18 @@ import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate, type Requ
 import type { ChannelHead, ChannelRecord } from './bus';
 import type { Hub, PublishResult, Sink } from './hub';
 import type { Exchange, RawRoutes } from './raw-http';
-import { bearer, hashSecret } from './keys';
+import { bearer, hashSecret, sameHash, streamTokenFor } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
 
 // An absolute-form target (`http://host/api/…`, which HTTP/1.1 servers must accept) routes by its path, as Express routes it.
+/** Whether `token` is the stream token of the channel's deck key or of one of its controllers' keys. */
+function isKeyHolderToken(channel: Pick<ChannelHead, 'deckHash' | 'controllers'>, token: string): boolean {
+  if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return false;
+  let found = sameHash(token, streamTokenFor(channel.deckHash));
+  for (const hash of channel.controllers) found = sameHash(token, streamTokenFor(hash)) || found;
+  return found;
+}
+
 const ROUTE = /^(?:[Hh][Tt][Tt][Pp][Ss]?:\/\/[^/?#]*)?\/api\/channels\/([^/?]*)\/(events|commands|pointer)(?:\?(.*))?$/;
 
 /** Pointer updates per controller: a 60 Hz finger with room for bursts; more is refused with 429. */
@@ -231,6 +239,10 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     const wanted = params?.getAll('events') ?? [];
     if (wanted.length > 1) throw new HttpError(400, 'invalid request: events: give the list once, comma-separated');
     const only = wanted.length === 1 ? new Set(validate(EventFilter, wanted[0])) : null;
+    // A key holder's stream (the slideshow's, a paired phone's) says so with its stream token.
+    const as = params?.getAll('as') ?? [];
+    if (as.length > 1) throw new HttpError(400, 'invalid request: as: give it once');
+    const keyHolder = as.length === 1 && isKeyHolderToken(channel, as[0]!);
     if (req.method === 'HEAD') {
       // A HEAD never sees a body, so it must not hold a stream slot open waiting for one.
       ex.send(200, { ...SSE_HEADERS, ...cors });
@@ -238,7 +250,7 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     }
     if (closed) return;
     // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
-    unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), proxyaddr(ex.req, trust), lastEventId, only);
+    unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), proxyaddr(ex.req, trust), lastEventId, only, keyHolder);
     if (closed) unsubscribe();
   };
 

@@ -103,6 +103,13 @@ function covers(sub: Subscriber, id: number, command: boolean): boolean {
   return id <= (command ? sub.commandsUpTo : sub.othersUpTo);
 }
 
+/**
+ * Streams a channel keeps for key holders beyond its cap for the room: the
+ * slideshow and up to 16 phones (the most a channel pairs), with room for a
+ * reconnect that arrives before the old stream has gone.
+ */
+const KEY_HOLDER_STREAMS = 40;
+
 interface LocalChannel {
   subscribers: Set<Subscriber>;
   /** Newest event id delivered here: where a catch-up after a bus outage starts. */
@@ -113,6 +120,8 @@ interface LocalChannel {
   held: BusEvent[] | null;
   /** The last catch-up covered every event up to this id; a relayed copy of one arriving later is dropped. */
   caughtUpTo: number;
+  /** Open streams of key holders (the deck, its phones), which have slots of their own. */
+  keyHolders: number;
 }
 
 export type HubLimits = Pick<
@@ -384,19 +393,26 @@ export class Hub {
     ip: string,
     lastEventId: number | 'unknown' | undefined,
     only: ReadonlySet<string> | null = null,
+    keyHolder = false,
   ): Promise<() => void> {
     const local = this.localChannel(record.id);
-    if (local.subscribers.size >= this.limits.maxSubscribersPerChannel) {
-      throw new HubError('too_many_subscribers', 'this channel has too many open streams');
-    }
-    const fromIp = this.perIp.get(ip) ?? 0;
-    if (fromIp >= this.limits.maxSubscribersPerIp) {
-      throw new HubError('too_many_subscribers_ip', 'too many open streams from this address');
+    // The deck and its phones have slots of their own: the room's streams,
+    // however many, never lock the talk's own links out of its channel.
+    if (keyHolder) {
+      if (local.keyHolders >= KEY_HOLDER_STREAMS) throw new HubError('too_many_subscribers', 'this channel has too many open streams');
+    } else {
+      if (local.subscribers.size - local.keyHolders >= this.limits.maxSubscribersPerChannel) {
+        throw new HubError('too_many_subscribers', 'this channel has too many open streams');
+      }
+      if ((this.perIp.get(ip) ?? 0) >= this.limits.maxSubscribersPerIp) {
+        throw new HubError('too_many_subscribers_ip', 'too many open streams from this address');
+      }
     }
     // Listed before the snapshot is read, so nothing published meanwhile is missed: it waits in `pending`.
     const sub: Subscriber = { sink: null, ip, only, pending: [], commandsUpTo: 0, othersUpTo: 0 };
     local.subscribers.add(sub);
-    this.perIp.set(ip, fromIp + 1);
+    if (keyHolder) local.keyHolders++;
+    else this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.subscriberCount++;
     let open_ = true;
     const unsubscribe = () => {
@@ -404,9 +420,13 @@ export class Hub {
       open_ = false;
       local.subscribers.delete(sub);
       this.subscriberCount--;
-      const left = (this.perIp.get(ip) ?? 1) - 1;
-      if (left > 0) this.perIp.set(ip, left);
-      else this.perIp.delete(ip);
+      if (keyHolder) {
+        local.keyHolders--;
+      } else {
+        const left = (this.perIp.get(ip) ?? 1) - 1;
+        if (left > 0) this.perIp.set(ip, left);
+        else this.perIp.delete(ip);
+      }
       if (local.subscribers.size === 0) void this.bus.touch([record.id]).catch(() => undefined);
     };
 
@@ -683,7 +703,7 @@ export class Hub {
 
   private localChannel(id: string): LocalChannel {
     let ch = this.local.get(id);
-    if (!ch) this.local.set(id, (ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0 }));
+    if (!ch) this.local.set(id, (ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0, keyHolders: 0 }));
     return ch;
   }
 

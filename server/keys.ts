@@ -45,3 +45,13 @@ export function bearer(header: string | undefined): string | undefined {
   const m = header === undefined ? null : /^Bearer ([A-Za-z0-9_-]{16,128})$/.exec(header);
   return m?.[1];
 }
+
+/**
+ * What a key holder's event stream shows to be one (`?as=`): derived from
+ * the key's hash, so the server checks it against what it stores. It only
+ * earns a stream one of the slots kept for the deck and its phones, never any
+ * control, so it may stand in a URL (and a proxy's log) where a key may not.
+ */
+export function streamTokenFor(keyHash: string): string {
+  return hashSecret(`clicker-stream:${keyHash}`);
+}

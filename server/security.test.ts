@@ -518,6 +518,36 @@ test('behind --trust-proxy only the proxy is believed: addresses a phone writes 
   assert.deepEqual(statuses, [201, 201, 429], 'X-Forwarded-For from an untrusted peer changes nothing');
 });
 
+test("the room's streams cannot lock the slideshow and its phones out of their channel: key holders have slots of their own", GUARD, async (t) => {
+  const s = await start(t, { maxSubscribersPerChannel: 3, maxSubscribersPerIp: 2 });
+  const ch = await createChannel(s.base);
+  const phone = await pairPhone(s.base, ch);
+  const events = (as?: string) => `/api/channels/${ch.id}/events${as === undefined ? '' : `?as=${as}`}`;
+  // The room takes every stream the channel allows, from as many addresses as it likes.
+  for (const localAddress of ['127.0.0.11', '127.0.0.11', '127.0.0.12']) assert.equal((await stream(t, s, ch.id, { localAddress })).status, 200);
+  const refused = (urlPath: string, localAddress = '127.0.0.13') => rawRequest(s.base, { method: 'GET', path: urlPath, localAddress });
+  expectError(await refused(events()), 503, /too many open streams/);
+  // A made-up token, or the channel's public id, is no key holder's.
+  expectError(await refused(events('A'.repeat(43))), 503);
+  expectError(await refused(events(ch.id)), 503);
+  // The slideshow and the phone still get their streams, and taps reach the slideshow.
+  const deck = await openRawStream(s.base, events(ch.streamToken));
+  t.after(() => deck.close());
+  assert.equal(deck.status, 200);
+  await deck.waitFor('event: snapshot');
+  const remote = await openRawStream(s.base, events(phone.streamToken), { localAddress: '127.0.0.11' });
+  t.after(() => remote.close());
+  assert.equal(remote.status, 200, 'past the per-address cap too');
+  const id = cmdId();
+  assert.equal((await call(s.base, 'POST', `/api/channels/${ch.id}/commands`, { type: 'next', id }, phone.controllerKey)).status, 202);
+  await deck.waitFor(id);
+  // A revoked phone's token is worth nothing any more.
+  assert.equal((await call(s.base, 'DELETE', `/api/channels/${ch.id}/controllers`, undefined, ch.deckKey)).status, 200);
+  expectError(await refused(events(phone.streamToken), '127.0.0.14'), 503);
+  // Two tokens are a 400, not a guess at which one counts.
+  expectError(await refused(`${events(ch.streamToken)}&as=${ch.streamToken}`), 400, /as/);
+});
+
 test('channel creation from one address is rate limited: 429, Retry-After, JSON; X-Forwarded-For does not reset it', GUARD, async (t) => {
   const s = await start(t, { createPerMinute: 5 });
   for (let i = 0; i < 5; i++) await createChannel(s.base);

@@ -644,6 +644,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
       onState: (s: LinkState) => status.setLink(s),
       // After a server restart the channel is unknown there: bring it back first.
       beforeReconnect: register,
+      token: () => info?.streamToken,
     },
     resumeAfter,
   );
