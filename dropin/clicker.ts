@@ -306,6 +306,8 @@ class Session {
         onState: (s) => this.safely(() => this.opts.onStatus?.(s)),
         // After a server restart the channel is unknown there: bring it back first, with the newest report.
         beforeReconnect: () => this.register(),
+        // The page's own stream keeps its slot however many followers the room opens.
+        token: () => this.info?.streamToken,
       },
       this.saved?.lastEventId ?? '',
     );
