@@ -1214,6 +1214,37 @@ test('a slow sink that can be destroyed is destroyed rather than ended', async (
   assert.equal(slow.destroyed, 1, 'removed at once: never cut twice');
 });
 
+test('a stream whose bytes stay queued through three heartbeats in a row is cut as unread; one that drains in between is not', async (t) => {
+  // Queued bytes, however few, mean the kernel's buffer for that socket is full: megabytes nobody reads.
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const { hub } = makeHub({ heartbeatMs: 1_000 });
+  const { channel } = await hub.create();
+  const unread = new DestroyableSink();
+  const slow = new DestroyableSink();
+  await hub.subscribe(channel, unread, 'a', undefined);
+  await hub.subscribe(channel, slow, 'b', undefined);
+  hub.start();
+  t.after(() => hub.close());
+  unread.writableLength = 10;
+  slow.writableLength = 10;
+  t.mock.timers.tick(1_000);
+  t.mock.timers.tick(1_000);
+  // The slow one catches up before the third heartbeat; the other never does.
+  slow.writableLength = 0;
+  t.mock.timers.tick(1_000);
+  assert.equal(unread.destroyed, 1);
+  assert.equal(slow.destroyed, 0);
+  slow.writableLength = 10;
+  t.mock.timers.tick(1_000);
+  t.mock.timers.tick(1_000);
+  assert.equal(slow.destroyed, 0, 'two in a row since it drained');
+  // Out of the channel at once: only the slow one gets the next command.
+  const written = unread.chunks.length;
+  assert.equal((await hub.command(channel, next())).delivered, 1);
+  assert.equal(unread.chunks.length, written);
+  assert.equal(slow.events().at(-1)?.event, 'command');
+});
+
 test('nothing is written to a cut-off sink afterwards: no event, heartbeat or broadcast', async (t) => {
   // On a real response a write after end() is an uncaught ERR_STREAM_WRITE_AFTER_END.
   t.mock.timers.enable({ apis: ['setInterval'] });

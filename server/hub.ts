@@ -56,6 +56,8 @@ export interface Sink {
 
 interface Subscriber {
   sink: Sink | null;
+  /** Heartbeats in a row that found this stream's bytes still queued. */
+  stalledBeats: number;
   ip: string;
   /** The event names this stream carries (its `?events=`), or null for all. */
   only: ReadonlySet<string> | null;
@@ -139,6 +141,8 @@ export type HubLimits = Pick<
 >;
 
 const HEARTBEAT = Buffer.from(formatComment());
+/** Heartbeats in a row that find a stream's bytes still queued before it is cut as unread (30 to 45 s at the default 15 s). */
+const STALLED_BEATS = 3;
 /** Queued bytes past which a stream skips pointer positions rather than receive them late. */
 const POINTER_BACKLOG_BYTES = 4 * 1024;
 
@@ -409,7 +413,7 @@ export class Hub {
       }
     }
     // Listed before the snapshot is read, so nothing published meanwhile is missed: it waits in `pending`.
-    const sub: Subscriber = { sink: null, ip, only, pending: [], commandsUpTo: 0, othersUpTo: 0 };
+    const sub: Subscriber = { sink: null, ip, only, pending: [], commandsUpTo: 0, othersUpTo: 0, stalledBeats: 0 };
     local.subscribers.add(sub);
     if (keyHolder) local.keyHolders++;
     else this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
@@ -684,11 +688,7 @@ export class Hub {
       // A subscriber that cannot keep up is cut loose rather than buffered
       // without bound; its EventSource reconnects and replays from history.
       if (sink.writableLength > this.limits.maxQueuedBytes) {
-        // Out of the set at once: until the dropped stream has closed, any
-        // further write to it would throw ERR_STREAM_WRITE_AFTER_END.
-        local.subscribers.delete(sub);
-        if (sink.destroy) sink.destroy();
-        else sink.end();
+        this.cut(local, sub, sink);
         continue;
       }
       sink.write(frame);
@@ -723,6 +723,31 @@ export class Hub {
   }
 
   private heartbeat(): void {
-    for (const ch of this.local.values()) for (const sub of ch.subscribers) sub.sink?.write(HEARTBEAT);
+    for (const ch of this.local.values()) {
+      for (const sub of ch.subscribers) {
+        const sink = sub.sink;
+        if (!sink) continue;
+        // Bytes still queued here mean the socket's kernel buffer is full: its
+        // reader has not taken what was sent (megabytes, on Linux). Queued at
+        // STALLED_BEATS heartbeats in a row, the stream is not being read, and
+        // is cut: the kernel's buffer goes with it, and a live client
+        // reconnects and replays what it missed.
+        if (sink.writableLength === 0) sub.stalledBeats = 0;
+        else if (++sub.stalledBeats >= STALLED_BEATS) {
+          this.cut(ch, sub, sink);
+          continue;
+        }
+        sink.write(HEARTBEAT);
+      }
+    }
+  }
+
+  /** Drops a stream that is not keeping up; its client reconnects and replays from history. */
+  private cut(local: LocalChannel, sub: Subscriber, sink: Sink): void {
+    // Out of the set at once: until the dropped stream has closed, any
+    // further write to it would throw ERR_STREAM_WRITE_AFTER_END.
+    local.subscribers.delete(sub);
+    if (sink.destroy) sink.destroy();
+    else sink.end();
   }
 }
