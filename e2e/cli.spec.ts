@@ -361,6 +361,18 @@ test("files beside the deck are served; nothing outside its folder, no dotfiles,
     expect(res.status(), p).toBe(404);
     expect(await res.text(), p).not.toContain('silent flight');
   }
+  // Nor an editor's copies of it, which hold the same notes.
+  for (const name of ['talk.md~', '#talk.md#', 'talk.md.orig', 'talk.md.swp', 'draft.bak']) {
+    writeFileSync(path.join(dir, name), 'silent flight');
+    const res = await request.get(`${server.base}/${encodeURIComponent(name)}`);
+    expect(res.status(), name).toBe(404);
+  }
+  // Markdown beside the deck (an HTML deck's sections load it) is the presenter's, as the slideshow is.
+  writeFileSync(path.join(dir, 'part.md'), '## Part\n\nNote:\nsilent flight');
+  expect((await request.get(`${server.base}/part.md`)).status()).toBe(200);
+  const relayed = await request.get(`${server.base}/part.md`, { headers: { 'X-Forwarded-For': '198.51.100.7' } });
+  expect(relayed.status()).toBe(403);
+  expect(await relayed.text()).not.toContain('silent flight');
   // A deck's own assets/ folder, though Clicker's bundles live under /assets too: both are served.
   const logo = await request.get(`${server.base}/assets/logo.png`);
   expect(logo.status()).toBe(200);

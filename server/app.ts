@@ -464,6 +464,12 @@ export function createApp(deps: AppDeps): App {
         return next();
       }
       if (sameFile(asked)) throw new HttpError(404, 'not found');
+      const name = path.basename(asked);
+      // An editor's copies of the deck (talk.md~, #talk.md#, talk.md.orig, .swp) hold its notes too.
+      if (name.startsWith(path.basename(source)) || /~$|^#.*#$|\.(orig|bak|swp|swo|tmp|rej)$/i.test(name)) throw new HttpError(404, 'not found');
+      // Markdown an HTML deck's sections load holds their notes: the presenter's, as the slideshow is
+      // (the follow page has it inline, cut).
+      if (/\.(md|markdown)$/i.test(name)) return presenterOnly(req, _res, next);
       next();
     });
     app.use(express.static(assetsDir, { index: false, dotfiles: 'deny', redirect: false }));

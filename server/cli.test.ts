@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { PDFParse } from 'pdf-parse';
@@ -174,6 +174,14 @@ test('decks: front matter, flags over front matter, folders, HTML sections', () 
   assert.deepEqual(splitFrontMatter('---\ntitle: T\ntheme: sky\n---\n# A\n'), { data: { title: 'T', theme: 'sky' }, body: '# A\n' });
   assert.deepEqual(splitFrontMatter('# No front matter\n---\n# B'), { data: {}, body: '# No front matter\n---\n# B' });
   assert.throws(() => splitFrontMatter('---\n: [\n---\n'), DeckError);
+  // A byte order mark before the front matter is no part of the text.
+  assert.deepEqual(splitFrontMatter('\uFEFF---\ntitle: BOM\ntheme: white\n---\n# One'), { data: { title: 'BOM', theme: 'white' }, body: '# One' });
+  assert.deepEqual(splitFrontMatter('\uFEFF# One'), { data: {}, body: '# One' });
+  // A deck that opens with a separator keeps its first slide: a heading is no YAML mapping.
+  assert.deepEqual(splitFrontMatter('---\n\n# Slide one\n\n---\n\n# Slide two'), { data: {}, body: '---\n\n# Slide one\n\n---\n\n# Slide two' });
+  assert.deepEqual(splitFrontMatter('---\n\n---\n# A'), { data: {}, body: '# A' });
+  // A YAML error says where, in the file's own lines, with nothing left dangling.
+  assert.throws(() => splitFrontMatter('---\ntitle: ok\ntheme: "unterminated\n---\n'), (e: unknown) => e instanceof DeckError && /line [3-9]\b/.test(e.message) && !/:$/.test(e.message));
 
   const dir = tmp();
   writeFileSync(path.join(dir, 'index.md'), '---\ntitle: From front matter\ntheme: sky\n---\n# A\n');
@@ -322,13 +330,70 @@ test("the audience's copy of a deck has no speaker notes: HTML asides and data-n
   assert.match(builtin.page('audience'), /How it works/);
 });
 
+test('a deck file saved half-way, or gone, leaves every page on its last good version; check() says what is wrong', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'talk.md');
+  writeFileSync(file, '---\ntitle: Good\n---\n# Owls\n\nNote:\nsecret\n');
+  const deck = loadDeck(ROOT, file, {});
+  const before = { page: deck.page(), audience: deck.page('audience'), md: deck.markdown(), audienceMd: deck.markdown('audience') };
+  writeFileSync(file, '---\ntitle: "unterminated\n---\n# Owls, edited\n');
+  assert.throws(() => deck.check(), DeckError);
+  assert.deepEqual({ page: deck.page(), audience: deck.page('audience'), md: deck.markdown(), audienceMd: deck.markdown('audience') }, before);
+  rmSync(file);
+  assert.throws(() => deck.check());
+  assert.equal(deck.page('audience'), before.audience);
+  // Fixed: the next read has the new version.
+  writeFileSync(file, '---\ntitle: Better\n---\n# Owls, fixed\n');
+  deck.check();
+  assert.match(deck.page(), /<title>Better<\/title>/);
+  assert.match(deck.markdown() ?? '', /Owls, fixed/);
+  // An HTML deck likewise.
+  const html = path.join(dir, 'deck.html');
+  writeFileSync(html, '<section><h1>One</h1></section>');
+  const htmlDeck = loadDeck(ROOT, html, {});
+  const shown = htmlDeck.page();
+  writeFileSync(html, '<p>no sections at all</p>');
+  assert.throws(() => htmlDeck.check(), DeckError);
+  assert.equal(htmlDeck.page(), shown);
+});
+
+test("an HTML deck's Markdown sections reach the audience without their notes: inline templates, and files they load, which come inline", () => {
+  const dir = tmp();
+  writeFileSync(path.join(dir, 'part.md'), '## From a file\n\nNote:\nEXTERNAL SECRET\n\n---\n\n## Its second slide\nshown\n');
+  writeFileSync(path.join(dir, 'custom.md'), '## Custom\n\n???\nCUSTOM SECRET\n');
+  writeFileSync(
+    path.join(dir, 'deck.html'),
+    '<section data-markdown><textarea data-template>\n## Inline &amp; more\nNote:\nINLINE SECRET\n</textarea></section>\n' +
+      '<section data-markdown><script type="text/template">\n## Script\n\nnotes: SCRIPT SECRET\n</script></section>\n' +
+      '<section data-markdown="part.md"></section>\n' +
+      '<section data-markdown="custom.md" data-separator-notes="^\\?\\?\\?"></section>\n' +
+      '<section data-markdown="../outside.md"></section>\n',
+  );
+  writeFileSync(path.join(path.dirname(dir), 'outside.md'), 'OUTSIDE SECRET');
+  const deck = loadDeck(ROOT, path.join(dir, 'deck.html'), {});
+  const presenter = deck.page();
+  assert.match(presenter, /INLINE SECRET/);
+  assert.match(presenter, /data-markdown="part\.md"/);
+  const audience = deck.page('audience');
+  for (const secret of ['INLINE', 'SCRIPT', 'EXTERNAL', 'CUSTOM', 'OUTSIDE']) assert.doesNotMatch(audience, new RegExp(`${secret} SECRET`), secret);
+  // What is not notes stays, inline and from the file, its second slide included; character references still read right.
+  assert.match(audience, /<textarea data-template>## Inline &amp; more\n<\/textarea>/);
+  assert.match(audience, /## Script/);
+  assert.match(audience, /<section data-markdown=""><textarea data-template>## From a file\n\n---\n\n## Its second slide\nshown\n<\/textarea><\/section>/);
+  assert.match(audience, /## Custom/);
+  assert.doesNotMatch(audience, /data-markdown="[^"]/);
+});
+
 test("a deck's assets/ files that Clicker's own would answer for are named at start", async () => {
   const dir = tmp();
   writeFileSync(path.join(dir, 'talk.md'), '# Talk\n');
   mkdirSync(path.join(dir, 'assets', 'theme'), { recursive: true });
   for (const f of ['slides.css', 'logo.png', 'theme/white.css', 'theme/mine.css']) writeFileSync(path.join(dir, 'assets', f), 'x');
+  // Folders and files the follow and remote pages, the API and Clicker's own files answer for.
+  for (const d of ['f', 'r', 'figures']) mkdirSync(path.join(dir, d));
+  for (const f of ['favicon.ico', 'clicker.js', 'notes.txt']) writeFileSync(path.join(dir, f), 'x');
   const deck = loadDeck(ROOT, path.join(dir, 'talk.md'), {});
-  assert.deepEqual(shadowedAssets(deck, path.join(ROOT, 'dist', 'client')), ['assets/slides.css', 'assets/theme/white.css']);
+  assert.deepEqual(shadowedAssets(deck, path.join(ROOT, 'dist', 'client')), ['assets/slides.css', 'assets/theme/white.css', 'clicker.js', 'f/', 'favicon.ico', 'r/']);
   assert.deepEqual(shadowedAssets(loadDeck(ROOT, undefined, {}), path.join(ROOT, 'dist', 'client')), [], 'the built-in deck has none');
   // And the running server says so, once per file, where the presenter looks.
   const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), path.join(dir, 'talk.md'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT });
@@ -338,14 +403,14 @@ test("a deck's assets/ files that Clicker's own would answer for are named at st
       const timer = setTimeout(() => reject(new Error(`no warning: ${logs}`)), 10_000);
       proc.stderr.on('data', (d: Buffer) => {
         logs += d.toString();
-        if (/assets\/theme\/white\.css/.test(logs)) {
+        if (/the deck's r\/ is never served/.test(logs)) {
           clearTimeout(timer);
           resolve();
         }
       });
     });
     const warned = logs.split('\n').filter((l) => l.includes('is never served'));
-    assert.equal(warned.length, 2, logs);
+    assert.equal(warned.length, 6, logs);
     assert.match(warned[0]!, /the deck's assets\/slides\.css is never served: Clicker's own \/assets\/slides\.css answers that URL; rename it/);
   } finally {
     proc.kill('SIGTERM');

@@ -44,6 +44,13 @@ export interface Deck {
   page(view?: DeckView): string;
   /** The Markdown source without its front matter, for reveal.js's markdown plugin; the audience's without notes. */
   markdown(view?: DeckView): string | null;
+  /**
+   * Renders every view from the file as it is now, and throws what is wrong
+   * with it. `page` and `markdown` never throw once the deck has loaded: a
+   * file saved half-way (a front matter being typed, a deleted file) gives
+   * what was last rendered without an error.
+   */
+  check(): void;
 }
 
 /** Who a deck is rendered for: the presenter's slideshow, or a follower's copy without the speaker notes. */
@@ -281,12 +288,84 @@ export function cutSlideNotes(slide: string): { text: string; cut: NotesCut } {
  * notes begin, as reveal.js splits them, and notes written as HTML into a
  * slide are cut too (but not those shown as code).
  */
-export function markdownWithoutNotes(md: string): string {
-  return mapBetween(md, MD_SLIDE_SEPARATOR, (slide) => {
-    const m = MD_NOTES.exec(slide);
+export function markdownWithoutNotes(md: string, separators: { slide: RegExp; notes: RegExp } = { slide: MD_SLIDE_SEPARATOR, notes: MD_NOTES }): string {
+  return mapBetween(md, separators.slide, (slide) => {
+    const m = separators.notes.exec(slide);
     return cutSlideNotes(m ? slide.slice(0, m.index) : slide).text;
   });
 }
+
+/**
+ * The separators a `<section data-markdown>` gives reveal.js's markdown
+ * plugin, with the plugin's defaults. One that is no valid pattern makes
+ * the whole section one slide, cut at its first notes (never less is cut).
+ */
+function sectionSeparators(section: Html.Element): { slide: RegExp; notes: RegExp } {
+  const given = (name: string) => section.attrs.find((a) => a.name === name)?.value;
+  const horizontal = given('data-separator') ?? '\\r?\\n---\\r?\\n';
+  const vertical = given('data-separator-vertical');
+  let slide = /(?!)/g;
+  let notes = MD_NOTES;
+  try {
+    slide = new RegExp(vertical ? `${horizontal}|${vertical}` : horizontal, 'gm');
+  } catch {
+    // One slide, then.
+  }
+  try {
+    notes = new RegExp(given('data-separator-notes') ?? '^\\s*notes?:', 'mi');
+  } catch {
+    // The default.
+  }
+  return { slide, notes };
+}
+
+/**
+ * An HTML deck's Markdown sections for the audience: reveal.js's markdown
+ * plugin makes notes of their `Note:` parts, so each section's Markdown is
+ * cut as a Markdown deck's is. A section that loads its Markdown from a file
+ * (`data-markdown="part.md"`) gets it inline, cut: the file itself is the
+ * presenter's (`readMarkdown` gives null for one that is missing or outside
+ * the deck's folder, and the section stays empty).
+ */
+export function markdownSectionsWithoutNotes(html: string, readMarkdown: (ref: string) => string | null): string {
+  const edits: { from: number; to: number; text: string }[] = [];
+  walkHtml(parseFragment(html, { sourceCodeLocationInfo: true }), (node) => {
+    if (!('tagName' in node) || node.tagName !== 'section') return;
+    const ref = node.attrs.find((a) => a.name === 'data-markdown');
+    const loc = node.sourceCodeLocation;
+    if (!ref || !loc?.startTag) return;
+    const separators = sectionSeparators(node);
+    if (ref.value !== '') {
+      const md = readMarkdown(ref.value);
+      const attrLoc = loc.attrs?.['data-markdown'];
+      const innerEnd = loc.endTag?.startOffset ?? loc.endOffset;
+      if (!attrLoc) return false;
+      edits.push({ from: attrLoc.startOffset, to: attrLoc.endOffset, text: 'data-markdown=""' });
+      edits.push({ from: loc.startTag.endOffset, to: innerEnd, text: `<textarea data-template>${escapeHtml(md === null ? '' : markdownWithoutNotes(md, separators))}</textarea>` });
+      return false;
+    }
+    // The plugin reads the first [data-template], else the first <script>, else the section itself.
+    const children = [...elementsOf(node)];
+    const template = children.find((el) => el.attrs.some((a) => a.name === 'data-template')) ?? children.find((el) => el.tagName === 'script');
+    const holder = template ?? node;
+    const hloc = holder.sourceCodeLocation;
+    const from = hloc?.startTag?.endOffset;
+    const to = hloc?.endTag?.startOffset ?? hloc?.endOffset;
+    if (from === undefined || to === undefined) return false;
+    const raw = html.slice(from, to);
+    // A <textarea> holds text with character references, which the plugin reads decoded; a <script> holds raw text.
+    const text = holder.tagName === 'textarea' ? textOf(holder) : raw;
+    const cut = markdownWithoutNotes(text, separators);
+    edits.push({ from, to, text: holder.tagName === 'textarea' ? escapeHtml(cut) : cut });
+    return false;
+  });
+  let out = html;
+  for (const e of edits.sort((a, b) => b.from - a.from)) out = out.slice(0, e.from) + e.text + out.slice(e.to);
+  return out;
+}
+
+/** The text of an element's text children (a <textarea>'s value as written, references decoded). */
+const textOf = (el: Html.Element): string => el.childNodes.map((c) => ('value' in c ? c.value : '')).join('');
 
 export function checkOptions(o: DeckOptions): void {
   if (o.theme !== undefined && !THEMES.includes(o.theme)) {
@@ -303,14 +382,21 @@ const defined = (o: DeckOptions): DeckOptions =>
 
 /** Splits `---\nyaml\n---\n` off the top of a Markdown file. */
 export function splitFrontMatter(text: string): { data: DeckOptions; body: string } {
-  const m = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?/.exec(text);
-  if (!m) return { data: {}, body: text };
+  // A byte order mark (Windows editors write one) is not part of the text.
+  const t = text.replace(/^\uFEFF/, '');
+  const m = /^---\r?\n([\s\S]*?)\r?\n---\r?\n?/.exec(t);
+  if (!m) return { data: {}, body: t };
   let raw: unknown;
   try {
     raw = parseYaml(m[1]!);
   } catch (err) {
-    throw new DeckError(`front matter is not valid YAML: ${(err as Error).message.split('\n')[0]}`);
+    // Where the YAML went wrong, counted in the file's lines (the front matter starts on line 2).
+    const first = (err as Error).message.split('\n')[0]!.replace(/:\s*$/, '');
+    throw new DeckError(`front matter is not valid YAML: ${first.replace(/\bline (\d+)/, (_l, n: string) => `line ${Number(n) + 1}`)}`);
   }
+  // A deck that opens with a slide separator (---, a title, ---) has no front
+  // matter: YAML would read its heading as a comment, and the slide would go.
+  if (m[1]!.trim() !== '' && (raw === null || typeof raw !== 'object' || Array.isArray(raw))) return { data: {}, body: t };
   const data: DeckOptions = {};
   if (raw && typeof raw === 'object') {
     const r = raw as Record<string, unknown>;
@@ -318,7 +404,7 @@ export function splitFrontMatter(text: string): { data: DeckOptions; body: strin
       if (r[key] !== undefined) data[key] = String(r[key]);
     }
   }
-  return { data, body: text.slice(m[0].length) };
+  return { data, body: t.slice(m[0].length) };
 }
 
 /** What Clicker takes from an HTML deck: its slides, and from a full reveal.js page its title, theme and own styles. */
@@ -444,6 +530,10 @@ function resolveDeckFile(arg: string): { file: string; kind: 'markdown' | 'html'
  * theme, before a miss falls through to the deck's folder (app.ts). Named at
  * start, so the presenter renames them rather than wonder why their style is gone.
  */
+/** Top-level folders and files of a deck's folder that Clicker's own routes answer for. */
+const ROUTE_FOLDERS = new Set(['f', 'r', 'api']);
+const ROUTE_FILES = new Set(['favicon.ico', 'clicker.js', 'healthz', 'readyz', 'metrics', '_deck.md', '_audience.md']);
+
 export function shadowedAssets(deck: Pick<Deck, 'assetsDir'>, clientDir: string): string[] {
   if (!deck.assetsDir) return [];
   const names = (dir: string) => {
@@ -456,13 +546,47 @@ export function shadowedAssets(deck: Pick<Deck, 'assetsDir'>, clientDir: string)
   const ours = new Set(names(clientDir));
   const themes = new Set(names(THEME_DIR));
   const own = path.join(deck.assetsDir, 'assets');
+  let top: import('node:fs').Dirent[] = [];
+  try {
+    top = readdirSync(deck.assetsDir, { withFileTypes: true });
+  } catch {
+    // No folder, nothing hidden.
+  }
   return [
+    // Clicker's own routes at the top: /f/ and /r/ (the follow and remote pages), /api/, and its files.
+    ...top.filter((e) => e.isDirectory() && ROUTE_FOLDERS.has(e.name)).map((e) => `${e.name}/`),
+    ...top.filter((e) => e.isFile() && ROUTE_FILES.has(e.name)).map((e) => e.name),
     ...names(own).filter((n) => ours.has(n)).map((n) => `assets/${n}`),
     ...names(path.join(own, 'theme')).filter((n) => themes.has(n)).map((n) => `assets/theme/${n}`),
   ].sort();
 }
 
-const forView = (sections: string, view: DeckView = 'presenter') => (view === 'audience' ? htmlWithoutNotes(sections) : sections);
+const forView = (sections: string, view: DeckView = 'presenter', readMarkdown: (ref: string) => string | null = () => null) =>
+  view === 'audience' ? htmlWithoutNotes(markdownSectionsWithoutNotes(sections, readMarkdown)) : sections;
+
+/**
+ * A Markdown file an HTML deck's section loads (`data-markdown="part.md"`),
+ * read from the deck's folder; null for one elsewhere (another origin, a
+ * path out of the folder) or missing.
+ */
+function markdownBeside(dir: string): (ref: string) => string | null {
+  return (ref) => {
+    if (/^[a-z][a-z0-9+.-]*:|^\/\//i.test(ref)) return null;
+    let rel: string;
+    try {
+      rel = decodeURIComponent(ref.split(/[?#]/)[0]!);
+    } catch {
+      return null;
+    }
+    const file = path.resolve(dir, rel.replace(/^\/+/, ''));
+    if (file !== dir && !file.startsWith(dir + path.sep)) return null;
+    try {
+      return readFileSync(file, 'utf8');
+    } catch {
+      return null;
+    }
+  };
+}
 
 export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOptions): Deck {
   checkOptions(cli);
@@ -488,13 +612,13 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
 
   if (resolved === null) {
     const file = path.join(rootDir, 'slides', 'deck.html');
-    return {
+    return lastGood({
       kind: 'builtin',
       file,
       assetsDir: null,
       page: (view) => render(forView(readFileSync(file, 'utf8'), view), { title: 'Clicker', ...defined(cli) }),
       markdown: () => null,
-    };
+    });
   }
 
   const { file, kind, given } = resolved;
@@ -505,17 +629,17 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
   if (kind === 'html') {
     // Fail at start, not on the first page view.
     htmlDeck(read(), given);
-    return {
+    return lastGood({
       kind,
       file,
       assetsDir,
       page: (view) => {
         const { sections, title, theme, head } = htmlDeck(read(), given);
         // As with front matter: what the page says wins over the file's name, and flags win over both.
-        return render(forView(sections, view), { title: stem, ...defined({ title, theme }), ...defined(cli) }, head);
+        return render(forView(sections, view, markdownBeside(assetsDir)), { title: stem, ...defined({ title, theme }), ...defined(cli) }, head);
       },
       markdown: () => null,
-    };
+    });
   }
   const first = splitFrontMatter(read());
   checkOptions(first.data);
@@ -525,7 +649,7 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
   const body = (view: DeckView = 'presenter') =>
     `<section data-markdown="${view === 'audience' ? AUDIENCE_MARKDOWN_PATH : '/_deck.md'}" data-separator="^\\r?\\n---\\r?\\n$" ` +
     'data-separator-vertical="^\\r?\\n--\\r?\\n$" data-separator-notes="^\\s*notes?:"></section>';
-  return {
+  return lastGood({
     kind,
     file,
     assetsDir,
@@ -540,5 +664,39 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
       if (audience?.md !== md) audience = { md, cut: markdownWithoutNotes(md) };
       return audience.cut;
     },
+  });
+}
+
+/**
+ * A deck whose views, once rendered, outlive a broken file: each call reads
+ * the file afresh, and on an error gives that view's last good rendering
+ * (every view is rendered here first, so each has one). `check` renders
+ * them strictly, for the watcher to say what is wrong.
+ */
+function lastGood(deck: Omit<Deck, 'check'>): Deck {
+  const views: DeckView[] = ['presenter', 'audience'];
+  const good = new Map<string, string | null>();
+  const render = (key: string, make: () => string | null, strict: boolean): string | null => {
+    try {
+      const out = make();
+      good.set(key, out);
+      return out;
+    } catch (err) {
+      if (strict || !good.has(key)) throw err;
+      return good.get(key)!;
+    }
+  };
+  const check = () => {
+    for (const v of views) {
+      render(`page:${v}`, () => deck.page(v), true);
+      render(`md:${v}`, () => deck.markdown(v), true);
+    }
+  };
+  check();
+  return {
+    ...deck,
+    page: (view = 'presenter') => render(`page:${view}`, () => deck.page(view), false)!,
+    markdown: (view = 'presenter') => render(`md:${view}`, () => deck.markdown(view), false),
+    check,
   };
 }

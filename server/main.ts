@@ -131,7 +131,7 @@ function watchDeck(deck: Deck, hub: Hub): void {
     clearTimeout(timer);
     timer = setTimeout(() => {
       try {
-        deck.page();
+        deck.check();
       } catch (err) {
         // A half-typed front matter: say so, and keep showing the last good version.
         process.stderr.write(`clicker: ${(err as Error).message}\n`);
