@@ -1181,6 +1181,20 @@ test('an unsubscribed sink receives nothing more', async () => {
   assert.deepEqual(hub.stats(), { channels: 0, subscribers: 0 });
 });
 
+test("a catch-up the store cannot answer (back, but slow) ends the channel's streams: their clients resume from the history, never past a hole", async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create();
+  const sink = new RecordingSink();
+  await hub.subscribe(channel, sink, 'ip', undefined);
+  bus.fail('since', new Error('Command timed out'));
+  await assert.rejects(hub.catchUp());
+  assert.equal(sink.ended, 1);
+  bus.heal();
+  const written = sink.chunks.length;
+  await hub.command(channel, next());
+  assert.equal(sink.chunks.length, written, 'nothing more is written to it');
+});
+
 test('a sink with more than maxQueuedBytes queued is ended on publish, not written to', async () => {
   const { hub } = makeHub({ maxQueuedBytes: 100 });
   const { channel } = await hub.create();

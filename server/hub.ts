@@ -567,9 +567,14 @@ export class Hub {
         // just written from history, and the rest are superseded.
         local.caughtUpTo = Math.max(local.caughtUpTo, history.last);
       } catch (err) {
-        if (err instanceof HubError && err.kind === 'not_found') this.endStreams(id, local);
+        // Gone from the store, or unreadable just now (a store that came back
+        // slow, a failover): either way what was missed cannot be written
+        // here, and events after it must not go out as if nothing were
+        // missing. Ended, each client resumes with its Last-Event-ID, from
+        // the history, once the store answers.
+        this.endStreams(id, local);
         // One channel failing must not leave the others without their catch-up.
-        else failure ??= err;
+        if (!(err instanceof HubError && err.kind === 'not_found')) failure ??= err;
       } finally {
         const held = local.held;
         local.held = null;
