@@ -510,6 +510,20 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       assert.equal(await bus.count(), before + 3);
     });
 
+    test('a channel kept alive by appends alone still counts, by the clock the bus was given', async (t) => {
+      // Far ahead of every other test's clock, so their channels have all lapsed by it and only this one counts.
+      const clock = new Clock();
+      clock.t += 10 * 365 * 24 * 3600_000;
+      const { bus } = await open(t, { channelTtlMs: 60_000 }, clock);
+      const before = await bus.count();
+      const busy = await created(bus);
+      clock.t += 40_000;
+      await bus.append(busy, 'command', '{}');
+      clock.t += 40_000; // 80 s after it was made, 40 s after its last append
+      assert.equal(await bus.count(), before + 1);
+      assert.notEqual(await bus.get(busy), null);
+    });
+
     test('ready answers true while the store answers', async (t) => {
       const { bus } = await open(t);
       assert.equal(await bus.ready(), true);

@@ -58,7 +58,8 @@ for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 redis.call('ZADD', KEYS[#KEYS], tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[1])
 return 1`;
 
-// KEYS: hash ctl seq log floor q dedup(or hash again); ARGV: event data keep maxlen now ttl dedupTtl instance id hasDedup
+// KEYS: hash ctl seq log floor q dedup(or hash again) chans; ARGV: event data keep maxlen now ttl dedupTtl instance id hasDedup
+// The channel's score in chans moves with its keys' TTL: a channel kept alive by taps alone still counts.
 const APPEND = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
 if ARGV[10] == '1' then
@@ -77,6 +78,7 @@ if ARGV[3] == '1' then
 end
 if ARGV[10] == '1' then redis.call('SET', KEYS[7], id, 'PX', ARGV[7]) end
 for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[6]) end
+redis.call('ZADD', KEYS[8], tonumber(ARGV[5]) + tonumber(ARGV[6]), ARGV[9])
 redis.call('PUBLISH', '${EVENTS}', cjson.encode({i = ARGV[8], c = ARGV[9], n = id, e = ARGV[1], d = ARGV[2], t = tonumber(ARGV[5])}))
 return {id, 0}`;
 
@@ -489,7 +491,7 @@ export class RedisBus implements Bus {
   async append(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<AppendResult> {
     const x = k(id);
     const dedupKey = opts.dedup === undefined ? x.hash : `${P}ch:${id}:dd:${opts.dedup}`;
-    const [eventId, dup] = (await this.script(APPEND, [...channelKeys(id), dedupKey], [
+    const [eventId, dup] = (await this.script(APPEND, [...channelKeys(id), dedupKey, `${P}chans`], [
       event,
       data,
       opts.keep ? '1' : '0',
