@@ -501,3 +501,30 @@ test("a room that has taken every stream of the channel does not lock the slides
     for (const req of followers) req.destroy();
   }
 });
+
+test('after a restart that lost the channel, the slideshow registers it again past every id already handed out, its own state reports included', async ({ browser }) => {
+  const p = await pairedPhone(browser);
+  // The slideshow's stream carries the commands, not its own state reports, whose ids come after them.
+  const reportIds: number[] = [];
+  p.deck.on('response', (res) => {
+    if (res.request().method() === 'PUT' && /\/state$/.test(new URL(res.url()).pathname) && res.status() === 200) {
+      void res.json().then((b: { eventId: number }) => reportIds.push(b.eventId));
+    }
+  });
+  await burst(p, 2);
+  await expect.poll(() => deckStep(p.deck)).toBe(2);
+  // Moves on the laptop's own keys: state reports, and no command, so the stream's last id falls behind.
+  await p.deck.keyboard.press('ArrowRight');
+  await p.deck.keyboard.press('ArrowRight');
+  await expect.poll(() => deckStep(p.deck)).toBe(4);
+  await expect.poll(() => reportIds.length).toBeGreaterThanOrEqual(4);
+  const highest = Math.max(...reportIds);
+
+  server = await server.restart('SIGKILL');
+  const answer = p.phone.waitForResponse((res) => res.request().method() === 'POST' && /\/commands$/.test(new URL(res.url()).pathname) && res.status() === 202);
+  await next(p.phone);
+  const { eventId } = (await (await answer).json()) as { eventId: number };
+  // A phone that saw that report's id and resumes from it would otherwise take this tap's id for one it had.
+  expect(eventId).toBeGreaterThan(highest);
+  await expect.poll(() => deckStep(p.deck)).toBe(5);
+});

@@ -40,6 +40,13 @@ interface Saved {
   deckKey: string;
   controllers: string[];
   lastEventId: string;
+  /**
+   * The highest event id this slideshow has seen anywhere: its stream's, and
+   * its own state reports' (the stream does not carry those). After a
+   * restart that lost the channel, it is registered again from here, so no
+   * id a phone may already hold is handed out twice.
+   */
+  seenUpTo?: number;
   reveal?: { indexh: number; indexv: number; indexf: number; paused?: boolean };
   /** The deck the position belongs to (the page's clicker-deck meta), and when the page last held it (ms). */
   deck?: string;
@@ -497,7 +504,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
 
   const adopt = (next: ChannelInfo) => {
     info = next;
-    saved = { ...(saved ?? { lastEventId: '' }), id: next.id, deckKey: next.deckKey, controllers: next.controllers, lastEventId: saved?.id === next.id ? saved.lastEventId : '' };
+    const same = saved?.id === next.id;
+    saved = { ...(saved ?? { lastEventId: '' }), id: next.id, deckKey: next.deckKey, controllers: next.controllers, lastEventId: same ? saved!.lastEventId : '', seenUpTo: same ? saved!.seenUpTo : undefined };
     presence = { controllers: next.controllers.length, pairingOpen: next.pairCode !== null };
     persist();
     status.setPresence(presence);
@@ -513,7 +521,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
         adopt(
           await requestJson<ChannelInfo>('PUT', api(`/${saved.id}`), {
             key: saved.deckKey,
-            body: { controllers: saved.controllers, lastEventId: Number(saved.lastEventId) || 0, report: { state: describeState(deck), slides: outlineOf(deck) } },
+            body: { controllers: saved.controllers, lastEventId: Math.max(Number(saved.lastEventId) || 0, saved.seenUpTo ?? 0), report: { state: describeState(deck), slides: outlineOf(deck) } },
           }),
         );
         outlineSent = true;
@@ -546,8 +554,12 @@ async function startPresenter(deck: RevealApi): Promise<void> {
     if (cause) body.cause = cause;
     let failed = false;
     try {
-      await requestJson('PUT', api(`/${info.id}/state`), { key: info.deckKey, body });
+      const answer = await requestJson<{ eventId?: number }>('PUT', api(`/${info.id}/state`), { key: info.deckKey, body });
       if (body.slides) outlineSent = true;
+      if (saved && typeof answer.eventId === 'number' && answer.eventId > (saved.seenUpTo ?? 0)) {
+        saved.seenUpTo = answer.eventId;
+        persist();
+      }
     } catch (err) {
       // A 503 (the shared store is briefly away) or a network error: the
       // phone must not keep showing an old slide, so the newest state is sent
