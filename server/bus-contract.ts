@@ -29,7 +29,7 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DeckState, Question, SlideRef } from '../protocol/messages';
-import { ChannelGone, QUESTIONS_KEPT, type Bus, type BusEvent, type BusLimits, type ChannelRecord } from './bus';
+import { ChannelGone, NotAuthor, QUESTIONS_KEPT, type Bus, type BusEvent, type BusLimits, type ChannelRecord } from './bus';
 import { channelIdFor, hashSecret, newSecret } from './keys';
 
 export interface ContractBus {
@@ -286,6 +286,23 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       assert.equal(winners.length, 1);
       assert.deepEqual(results.find((r) => r !== null), { controllers: 1, pairingOpen: false });
       assert.deepEqual((await bus.get(id))?.controllers, winners);
+    });
+
+    test("an append that names its author appends only while that key is the deck's or a paired controller's", async (t) => {
+      const { bus } = await open(t);
+      const [a, b] = [newHash(), newHash()];
+      const record = newRecord({ controllers: [a, b] });
+      assert.equal(await bus.create(record, 0), true);
+      const id = record.id;
+      assert.equal((await bus.append(id, 'command', '{}', { keep: true, author: a })).eventId, 1);
+      assert.equal((await bus.append(id, 'command', '{}', { keep: true, author: record.deckHash })).eventId, 2);
+      await assert.rejects(bus.append(id, 'command', '{}', { keep: true, author: newHash() }), NotAuthor);
+      await bus.revoke(id, a);
+      // A retry of a tap it made before (the same dedup key) is refused as well, not answered as a duplicate.
+      await assert.rejects(bus.append(id, 'command', '{}', { keep: true, author: a }), NotAuthor);
+      await assert.rejects(bus.append(id, 'command', '{}', { keep: true, dedup: 'tap-0001', author: a }), NotAuthor);
+      assert.equal((await bus.append(id, 'command', '{}', { keep: true, author: b })).eventId, 3);
+      assert.deepEqual((await bus.since(id, 0)).events.map((e) => e.id), [1, 2, 3], 'nothing was appended for a refused author');
     });
 
     test('revoke removes one controller or all, answering how many and the presence', async (t) => {

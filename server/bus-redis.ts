@@ -28,7 +28,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { nanoid } from 'nanoid';
 import type { DeckState, Presence, Question, QuestionsSummary, SlideRef, Spotlight } from '../protocol/messages';
-import { BusUnavailable, ChannelGone, QUESTIONS_KEPT, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History } from './bus';
+import { BusUnavailable, ChannelGone, NotAuthor, QUESTIONS_KEPT, type AppendOptions, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History } from './bus';
 
 const P = 'clicker:';
 const EVENTS = `${P}events`;
@@ -58,10 +58,12 @@ for i = 1, 6 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 redis.call('ZADD', KEYS[#KEYS], tonumber(ARGV[5]) + tonumber(ARGV[4]), ARGV[1])
 return 1`;
 
-// KEYS: hash ctl seq log floor q dedup(or hash again) chans; ARGV: event data keep maxlen now ttl dedupTtl instance id hasDedup
+// KEYS: hash ctl seq log floor q dedup(or hash again) chans; ARGV: event data keep maxlen now ttl dedupTtl instance id hasDedup author
+// ('' = any author). The author is checked here, with the append: a key revoked a moment ago on another instance appends nothing.
 // The channel's score in chans moves with its keys' TTL: a channel kept alive by taps alone still counts.
 const APPEND = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+if ARGV[11] ~= '' and redis.call('HGET', KEYS[1], 'deckHash') ~= ARGV[11] and redis.call('SISMEMBER', KEYS[2], ARGV[11]) == 0 then return {-2, 0} end
 if ARGV[10] == '1' then
   local seen = redis.call('GET', KEYS[7])
   if seen then return {tonumber(seen), 1} end
@@ -488,7 +490,7 @@ export class RedisBus implements Bus {
     return { open, pending: pending! };
   }
 
-  async append(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<AppendResult> {
+  async append(id: string, event: string, data: string, opts: AppendOptions = {}): Promise<AppendResult> {
     const x = k(id);
     const dedupKey = opts.dedup === undefined ? x.hash : `${P}ch:${id}:dd:${opts.dedup}`;
     const [eventId, dup] = (await this.script(APPEND, [...channelKeys(id), dedupKey, `${P}chans`], [
@@ -502,8 +504,10 @@ export class RedisBus implements Bus {
       this.instanceId,
       id,
       opts.dedup === undefined ? '0' : '1',
+      opts.author ?? '',
     ])) as number[];
     if (eventId === -1) throw new ChannelGone(id);
+    if (eventId === -2) throw new NotAuthor();
     return { eventId: eventId!, duplicate: dup === 1 };
   }
 

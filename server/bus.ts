@@ -105,8 +105,11 @@ export interface Bus {
   /**
    * Appends an event with the next id and hands it to every other instance.
    * `keep` puts it in the replay history; a repeated `dedup` key appends nothing.
+   * `author`, a key hash, must be the deck's or a paired controller's at the
+   * moment of the append (a NotAuthor otherwise): a tap checked just before a
+   * revoke on another instance is not appended after it.
    */
-  append(id: string, event: string, data: string, opts?: { keep?: boolean; dedup?: string }): Promise<AppendResult>;
+  append(id: string, event: string, data: string, opts?: AppendOptions): Promise<AppendResult>;
   /** Kept events after `after`, within the history's count and age bounds. */
   since(id: string, after: number): Promise<History>;
   /** Receives events appended by other instances. */
@@ -259,7 +262,7 @@ export class MemoryBus implements Bus, LocalStore {
     return summaryOf(open, ch.questions);
   }
 
-  async append(id: string, event: string, data: string, opts?: { keep?: boolean; dedup?: string }): Promise<AppendResult> {
+  async append(id: string, event: string, data: string, opts?: AppendOptions): Promise<AppendResult> {
     return this.appendNow(id, event, data, opts);
   }
 
@@ -267,8 +270,9 @@ export class MemoryBus implements Bus, LocalStore {
     return this.channels.get(id)?.record ?? null;
   }
 
-  appendNow(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): AppendResult {
+  appendNow(id: string, event: string, data: string, opts: AppendOptions = {}): AppendResult {
     const ch = this.must(id);
+    if (opts.author !== undefined && opts.author !== ch.record.deckHash && !ch.record.controllers.includes(opts.author)) throw new NotAuthor();
     if (opts.dedup !== undefined) {
       const seen = ch.dedup.get(opts.dedup);
       if (seen !== undefined) return { eventId: seen, duplicate: true };
@@ -339,6 +343,20 @@ export class MemoryBus implements Bus, LocalStore {
 }
 
 /** The channel expired or never existed. */
+/** What an append may ask for: see Bus.append. */
+export interface AppendOptions {
+  keep?: boolean;
+  dedup?: string;
+  author?: string;
+}
+
+/** The key hash an append named is not the deck's or a paired controller's (any more). */
+export class NotAuthor extends Error {
+  constructor() {
+    super('controller key required');
+  }
+}
+
 export class ChannelGone extends Error {
   constructor(readonly id: string) {
     super('unknown channel');

@@ -26,6 +26,7 @@ export function controllerKeyRequired(): HttpError {
 
 const HUB_STATUS: Record<HubErrorKind, number> = {
   not_found: 404,
+  not_author: 401,
   forbidden: 403,
   code_spent: 410,
   too_many_channels: 503,
@@ -71,6 +72,7 @@ export function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HubError) {
     const retry = RETRY_AFTER[err.kind];
     const headers: Record<string, string> = retry === undefined ? {} : { 'Retry-After': retry };
+    if (err.kind === 'not_author') headers['WWW-Authenticate'] = 'Bearer';
     return new HttpError(HUB_STATUS[err.kind], err.message, {}, headers);
   }
   if (isClientError(err) && err.status >= 400 && err.status < 500) {

@@ -297,10 +297,12 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
   const answerCommand = (ex: Exchange, cors: Readonly<Record<string, string>>, result: PublishResult) => sendJson(ex, result.duplicate ? 200 : 202, result, cors);
 
   const command = (ex: Exchange, cors: Readonly<Record<string, string>>, id: string) =>
-    controllerWrite(ex, id, (channel, body, _keyHash, now) => {
+    controllerWrite(ex, id, (channel, body, keyHash, now) => {
       const cmd = validate(Command, body);
+      // In one call with the key's check: nothing can revoke the key in between.
       if (now) return answerCommand(ex, cors, hub.commandNow(channel, cmd));
-      return hub.command(channel, cmd).then((result) => answerCommand(ex, cors, result));
+      // Read, then appended later: the append checks the key again.
+      return hub.command(channel, cmd, keyHash).then((result) => answerCommand(ex, cors, result));
     });
 
   /** Token buckets per presented key hash, so one phone cannot flood a room's streams with positions. */

@@ -1195,6 +1195,19 @@ test("a catch-up the store cannot answer (back, but slow) ends the channel's str
   assert.equal(sink.chunks.length, written, 'nothing more is written to it');
 });
 
+test('a command whose key was revoked after it was checked is refused as it is appended, on a bus that answers later', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel } = await hub.create();
+  const code = await hub.issuePairCode(channel);
+  const { controllerHash } = await hub.pair(await hub.get(channel.id), code);
+  // The tap's key was checked on the record as read; the revoke lands before its append.
+  const read = await hub.get(channel.id);
+  assert.ok(hub.canCommandHash(read, controllerHash));
+  await hub.revoke(read, controllerHash);
+  await assert.rejects(hub.command(read, next(), controllerHash), isHubError('not_author'));
+  assert.deepEqual((await bus.since(channel.id, 0)).events.filter((e) => e.event === 'command'), []);
+});
+
 test('a sink with more than maxQueuedBytes queued is ended on publish, not written to', async () => {
   const { hub } = makeHub({ maxQueuedBytes: 100 });
   const { channel } = await hub.create();

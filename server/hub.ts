@@ -20,7 +20,7 @@ import {
   type StateEvent,
   type StateReport,
 } from '../protocol/messages';
-import { BusUnavailable, ChannelGone, MemoryBus, presenceOf, summaryOf, type AppendResult, type Bus, type BusEvent, type ChannelHead, type ChannelRecord } from './bus';
+import { BusUnavailable, ChannelGone, MemoryBus, NotAuthor, presenceOf, summaryOf, type AppendOptions, type AppendResult, type Bus, type BusEvent, type ChannelHead, type ChannelRecord } from './bus';
 import type { Config } from './config';
 import { channelIdFor, hashSecret, matchesHash, newSecret, sameHash } from './keys';
 import { NO_METRICS, type HubMetrics } from './metrics';
@@ -28,6 +28,7 @@ import { encodeEvent, formatComment } from './sse';
 
 export type HubErrorKind =
   | 'not_found'
+  | 'not_author'
   | 'forbidden'
   | 'code_spent'
   | 'too_many_channels'
@@ -321,8 +322,9 @@ export class Hub {
   }
 
   /** Publishes a command unless its id was seen recently (a retried POST). */
-  command(record: Pick<ChannelRecord, 'id'>, cmd: Command): Promise<PublishResult> {
-    return this.publish(record.id, EVENT.command, JSON.stringify(cmd), { keep: true, dedup: cmd.id });
+  /** `author`: the key hash the command came with, checked again as it is appended (see Bus.append). */
+  command(record: Pick<ChannelRecord, 'id'>, cmd: Command, author?: string): Promise<PublishResult> {
+    return this.publish(record.id, EVENT.command, JSON.stringify(cmd), { keep: true, dedup: cmd.id, ...(author === undefined ? {} : { author }) });
   }
 
   /** `command` at once, for a channel `peek` returned (so the bus is local). */
@@ -602,14 +604,14 @@ export class Hub {
   }
 
   /** Appends to the bus, then writes to this process's own streams (other instances hear it from the bus). */
-  private async publish(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string } = {}): Promise<PublishResult> {
+  private async publish(id: string, event: string, data: string, opts: AppendOptions = {}): Promise<PublishResult> {
     const at = this.bus.clock();
     const r = await this.call(() => this.bus.append(id, event, data, opts));
     return this.published(id, event, data, r, at);
   }
 
   /** `publish` at once, on a bus that holds its store in this process. */
-  private publishNow(id: string, event: string, data: string, opts: { keep?: boolean; dedup?: string }): PublishResult {
+  private publishNow(id: string, event: string, data: string, opts: AppendOptions): PublishResult {
     const local = this.bus.local;
     if (!local) throw new Error('commandNow needs a bus that answers at once; use command');
     const at = this.bus.clock();
@@ -723,6 +725,7 @@ export class Hub {
 
   private hubError(err: unknown): unknown {
     if (err instanceof ChannelGone) return new HubError('not_found', 'unknown channel');
+    if (err instanceof NotAuthor) return new HubError('not_author', 'controller key required');
     if (err instanceof BusUnavailable) return new HubError('unavailable', 'the channel store is unavailable; try again shortly');
     return err;
   }
