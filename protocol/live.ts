@@ -61,6 +61,15 @@ export class LiveStream {
     private lastEventId = '',
   ) {}
 
+  /**
+   * Where the next (re)connect resumes from, when the channel was made anew
+   * from that id: nothing before it exists any more, and what comes after it
+   * must all be replayed.
+   */
+  resumeFrom(id: string): void {
+    this.lastEventId = id;
+  }
+
   /** The id of the last event received, for persisting across reloads. */
   get lastId(): string {
     return this.lastEventId;

@@ -107,6 +107,12 @@ export interface ChannelInfo {
   controllers: string[];
   /** The deck's stream token (`?as=` on its event stream): its stream gets a slot kept for key holders. */
   streamToken: string;
+  /**
+   * Set when this re-registration made the channel anew (the store had lost
+   * it): the id its events number on from. Nothing before it exists any
+   * more, so the slideshow's stream resumes from here.
+   */
+  numberedFrom?: number;
 }
 
 export interface PairResult {

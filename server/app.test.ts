@@ -738,6 +738,9 @@ test('after a restart, re-registering with the deck key restores the channel and
   assert.equal(info.controllerUrl, null);
   assert.equal(info.followUrl, `${second.publicBase}/f/${ch.id}`);
 
+  assert.equal(info.numberedFrom, 3, 'made anew, from the id the deck gave');
+  // Asked again, the channel is alive: nothing was made anew.
+  assert.equal((await second.call('PUT', url, { json: body, key: ch.deckKey })).body.numberedFrom, undefined);
   const stream = second.stream(ch.id, { lastEventId: '3' });
   assert.equal((await stream.snapshot()).gap, false);
   const cmd = { type: 'next', id: cmdId() };

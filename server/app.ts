@@ -290,6 +290,7 @@ export function createApp(deps: AppDeps): App {
       followUrl: `${base}/f/${ch.id}`,
       controllers: [...ch.controllers],
       streamToken: streamTokenFor(ch.deckHash),
+      ...(created.numberedFrom === undefined ? {} : { numberedFrom: created.numberedFrom }),
     };
   };
 

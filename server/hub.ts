@@ -151,6 +151,8 @@ export interface CreatedChannel {
   channel: ChannelRecord;
   deckKey: string;
   pairCode: string | null;
+  /** Set when a re-registration made the channel anew: the id its events number on from. */
+  numberedFrom?: number;
 }
 
 export interface PublishResult {
@@ -247,6 +249,7 @@ export class Hub {
    */
   async register(id: string, deckKey: string, body: Register): Promise<CreatedChannel> {
     let record = await this.call(() => this.bus.get(id));
+    let numberedFrom: number | undefined;
     if (record) {
       if (!this.isDeck(record, deckKey)) throw new HubError('forbidden', 'wrong deck key');
     } else {
@@ -254,7 +257,7 @@ export class Hub {
       await this.ensureRoom();
       const fresh = { id, deckHash: hashSecret(deckKey), controllers: [...new Set(body.controllers)], pairCodeHash: null, state: null, slides: null, questionsOpen: true, spotlight: null };
       // Another instance may have brought it back a moment ago; either way it exists now.
-      await this.call(() => this.bus.create(fresh, body.lastEventId));
+      if (await this.call(() => this.bus.create(fresh, body.lastEventId))) numberedFrom = body.lastEventId;
     }
     // What the deck shows now, told to the phones and followers too: after a
     // reload (an edited deck file) or a restart, the outline may have changed.
@@ -262,7 +265,7 @@ export class Hub {
     record = await this.get(id);
     // A deck with no phone yet always gets a fresh code to show; a paired deck shows the follow QR.
     const pairCode = record.controllers.length === 0 ? await this.issuePairCode(record) : null;
-    return { channel: await this.get(id), deckKey, pairCode };
+    return { channel: await this.get(id), deckKey, pairCode, ...(numberedFrom === undefined ? {} : { numberedFrom }) };
   }
 
   isDeck(record: Pick<ChannelRecord, 'deckHash'>, key: string | undefined): boolean {

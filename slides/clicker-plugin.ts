@@ -518,12 +518,17 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   const register = async () => {
     if (saved) {
       try {
-        adopt(
-          await requestJson<ChannelInfo>('PUT', api(`/${saved.id}`), {
-            key: saved.deckKey,
-            body: { controllers: saved.controllers, lastEventId: Math.max(Number(saved.lastEventId) || 0, saved.seenUpTo ?? 0), report: { state: describeState(deck), slides: outlineOf(deck) } },
-          }),
-        );
+        const answer = await requestJson<ChannelInfo>('PUT', api(`/${saved.id}`), {
+          key: saved.deckKey,
+          body: { controllers: saved.controllers, lastEventId: Math.max(Number(saved.lastEventId) || 0, saved.seenUpTo ?? 0), report: { state: describeState(deck), slides: outlineOf(deck) } },
+        });
+        adopt(answer);
+        // Made anew (the store had lost it), past ids the stream never carried: the stream resumes from there, and replays every tap after it.
+        if (answer.numberedFrom !== undefined) {
+          resumeAfter = String(answer.numberedFrom);
+          stream?.resumeFrom(resumeAfter);
+          if (saved) saved.lastEventId = resumeAfter;
+        }
         outlineSent = true;
         return;
       } catch (err) {
