@@ -41,14 +41,19 @@ interface CommandLog {
   failures: number;
 }
 
-async function pairedPhone(browser: Browser): Promise<Pair> {
+/** The slideshow open on a laptop, and a phone's page not yet at the QR's URL (which is given, on loopback). */
+async function deckAndPhone(browser: Browser): Promise<{ deck: Page; phone: Page; phoneCtx: BrowserContext; url: string }> {
   const deckCtx = await browser.newContext({ viewport: { width: 1280, height: 720 } });
   const phoneCtx = await browser.newContext({ ...devices['Pixel 7'] });
   contexts.push(deckCtx, phoneCtx);
   const deck = await deckCtx.newPage();
   await deck.goto(`${server.base}/`);
-  const url = await readDeckQr(deck);
-  const phone = await phoneCtx.newPage();
+  const url = toLoopback(await readDeckQr(deck));
+  return { deck, phone: await phoneCtx.newPage(), phoneCtx, url };
+}
+
+async function pairedPhone(browser: Browser): Promise<Pair> {
+  const { deck, phone, phoneCtx, url } = await deckAndPhone(browser);
   const commands: CommandLog = { ids: [], answers: [], failures: 0 };
   const isCommand = (u: string) => /\/api\/channels\/[^/]+\/commands$/.test(new URL(u).pathname);
   phone.on('request', (req) => {
@@ -60,7 +65,7 @@ async function pairedPhone(browser: Browser): Promise<Pair> {
   phone.on('requestfailed', (req) => {
     if (req.method() === 'POST' && isCommand(req.url())) commands.failures++;
   });
-  await phone.goto(toLoopback(url));
+  await phone.goto(url);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
   return { deck, phone, phoneCtx, commands };
@@ -451,15 +456,9 @@ test('a tap that cannot be delivered within 30 s is given up, the phone says so,
 });
 
 test('a pairing that never reached the server (Wi-Fi lost while scanning) is offered again with the same code, which still works', async ({ browser }) => {
-  const deckCtx = await browser.newContext({ viewport: { width: 1280, height: 720 } });
-  const phoneCtx = await browser.newContext({ ...devices['Pixel 7'] });
-  contexts.push(deckCtx, phoneCtx);
-  const deck = await deckCtx.newPage();
-  await deck.goto(`${server.base}/`);
-  const url = await readDeckQr(deck);
-  const phone = await phoneCtx.newPage();
+  const { deck, phone, url } = await deckAndPhone(browser);
   await phone.route('**/api/channels/*/pair', (route) => route.abort('connectionrefused'));
-  await phone.goto(toLoopback(url));
+  await phone.goto(url);
   await expect(phone.getByRole('heading', { name: 'Could not pair' })).toBeVisible();
   await expect(phone.locator('#message-text')).toContainText('then try again');
   // The code is already off the address bar, so a reload could not pair; the button tries the same code.

@@ -342,7 +342,6 @@ export class MemoryBus implements Bus, LocalStore {
   }
 }
 
-/** The channel expired or never existed. */
 /** What an append may ask for: see Bus.append. */
 export interface AppendOptions {
   keep?: boolean;
@@ -357,6 +356,7 @@ export class NotAuthor extends Error {
   }
 }
 
+/** The channel expired or never existed. */
 export class ChannelGone extends Error {
   constructor(readonly id: string) {
     super('unknown channel');

@@ -160,6 +160,10 @@ export function loadConfig(argv: string[], env: NodeJS.ProcessEnv): Config {
   return configFrom(values, env);
 }
 
+/** The words an on/off variable takes. */
+const ON = /^(1|true|yes|on)$/i;
+const OFF = /^(0|false|no|off)$/i;
+
 /** The server's configuration from parsed flags and the environment. */
 export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
   const pick = (flag: string, envName: string): string | undefined => {
@@ -180,15 +184,15 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
   const onOff = (envName: string): boolean | undefined => {
     const raw = env[envName];
     if (raw === undefined || raw === '') return undefined;
-    if (/^(1|true|yes|on)$/i.test(raw)) return true;
-    if (/^(0|false|no|off)$/i.test(raw)) return false;
+    if (ON.test(raw)) return true;
+    if (OFF.test(raw)) return false;
     throw new ConfigError(`${envName} must be 1 or 0 (or true or false), got "${raw}"`);
   };
 
   // TRUST_PROXY as a list of proxy addresses or subnets, rather than on or off.
   const rawTrust = env.TRUST_PROXY?.trim();
   let trustedList: string[] | undefined;
-  if (rawTrust && !/^(1|true|yes|on|0|false|no|off)$/i.test(rawTrust)) {
+  if (rawTrust && !ON.test(rawTrust) && !OFF.test(rawTrust)) {
     trustedList = rawTrust.split(',').map((a) => a.trim());
     try {
       proxyaddr.compile(trustedList);

@@ -3,7 +3,7 @@
 // rendered into the slideshow shell (slides/shell.html) with its theme, title
 // and transition; files beside it are served as its assets.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, type Dirent } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseHtml, parseFragment, serializeOuter, type DefaultTreeAdapterTypes as Html } from 'parse5';
@@ -304,6 +304,7 @@ function sectionSeparators(section: Html.Element): { slide: RegExp; notes: RegEx
   const given = (name: string) => section.attrs.find((a) => a.name === name)?.value;
   const horizontal = given('data-separator') ?? '\\r?\\n---\\r?\\n';
   const vertical = given('data-separator-vertical');
+  const notesGiven = given('data-separator-notes');
   let slide = /(?!)/g;
   let notes = MD_NOTES;
   try {
@@ -312,7 +313,7 @@ function sectionSeparators(section: Html.Element): { slide: RegExp; notes: RegEx
     // One slide, then.
   }
   try {
-    notes = new RegExp(given('data-separator-notes') ?? '^\\s*notes?:', 'mi');
+    if (notesGiven !== undefined) notes = new RegExp(notesGiven, 'mi');
   } catch {
     // The default.
   }
@@ -520,38 +521,30 @@ function resolveDeckFile(arg: string): { file: string; kind: 'markdown' | 'html'
   throw new DeckError(`${arg} is not a deck: give a .md or .html file, or a folder with index.md or index.html`);
 }
 
-/**
- * Loads a deck. Options given on the command line win over front matter.
- * The page is rendered on every call, so an edited file shows on reload.
- */
+/** Top-level folders and files of a deck's folder that Clicker's own routes answer for. */
+const ROUTE_FOLDERS = new Set(['f', 'r', 'api']);
+const ROUTE_FILES = new Set(['favicon.ico', 'clicker.js', 'healthz', 'readyz', 'metrics', '_deck.md', '_audience.md']);
+
 /**
  * A deck's files that Clicker's own serve in their place: /assets/NAME is
  * Clicker's bundle when one has that name, and /assets/theme/NAME reveal.js's
  * theme, before a miss falls through to the deck's folder (app.ts). Named at
  * start, so the presenter renames them rather than wonder why their style is gone.
  */
-/** Top-level folders and files of a deck's folder that Clicker's own routes answer for. */
-const ROUTE_FOLDERS = new Set(['f', 'r', 'api']);
-const ROUTE_FILES = new Set(['favicon.ico', 'clicker.js', 'healthz', 'readyz', 'metrics', '_deck.md', '_audience.md']);
-
 export function shadowedAssets(deck: Pick<Deck, 'assetsDir'>, clientDir: string): string[] {
   if (!deck.assetsDir) return [];
-  const names = (dir: string) => {
+  const entries = (dir: string): Dirent[] => {
     try {
-      return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name);
+      return readdirSync(dir, { withFileTypes: true });
     } catch {
       return [];
     }
   };
+  const names = (dir: string) => entries(dir).filter((e) => e.isFile()).map((e) => e.name);
   const ours = new Set(names(clientDir));
   const themes = new Set(names(THEME_DIR));
   const own = path.join(deck.assetsDir, 'assets');
-  let top: import('node:fs').Dirent[] = [];
-  try {
-    top = readdirSync(deck.assetsDir, { withFileTypes: true });
-  } catch {
-    // No folder, nothing hidden.
-  }
+  const top = entries(deck.assetsDir);
   return [
     // Clicker's own routes at the top: /f/ and /r/ (the follow and remote pages), /api/, and its files.
     ...top.filter((e) => e.isDirectory() && ROUTE_FOLDERS.has(e.name)).map((e) => `${e.name}/`),
@@ -588,6 +581,10 @@ function markdownBeside(dir: string): (ref: string) => string | null {
   };
 }
 
+/**
+ * Loads a deck. Options given on the command line win over front matter.
+ * The page is rendered on every call, so an edited file shows on reload.
+ */
 export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOptions): Deck {
   checkOptions(cli);
   const shell = readFileSync(path.join(rootDir, 'slides', 'shell.html'), 'utf8');
@@ -627,8 +624,7 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
   // The page's title when nothing else names the deck: the file's name, or its folder's for an index file.
   const stem = path.basename(/^index\.[^.]+$/i.test(path.basename(file)) ? path.dirname(file) : file).replace(/\.[^.]+$/, '');
   if (kind === 'html') {
-    // Fail at start, not on the first page view.
-    htmlDeck(read(), given);
+    // lastGood renders every view at once: a broken deck fails at start, not on the first page view.
     return lastGood({
       kind,
       file,
@@ -641,8 +637,6 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
       markdown: () => null,
     });
   }
-  const first = splitFrontMatter(read());
-  checkOptions(first.data);
   // reveal.js's conventions: --- between slides, -- between vertical slides,
   // and its own default for the notes, Note: or Notes: in any case.
   let audience: { md: string; cut: string } | undefined;

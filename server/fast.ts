@@ -8,6 +8,7 @@
 // the same guards the Express routes use (guards.ts), and errors have the
 // same JSON shape.
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import proxyaddr from 'proxy-addr';
 import { Command, EventFilter, ID_RE, Pointer } from '../protocol/messages';
 import type { Config } from './config';
@@ -19,7 +20,6 @@ import type { Exchange, RawRoutes } from './raw-http';
 import { bearer, hashSecret, sameHash, streamTokenFor } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
 
-// An absolute-form target (`http://host/api/…`, which HTTP/1.1 servers must accept) routes by its path, as Express routes it.
 /** Whether `token` is the stream token of the channel's deck key or of one of its controllers' keys. */
 function isKeyHolderToken(channel: Pick<ChannelHead, 'deckHash' | 'controllers'>, token: string): boolean {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return false;
@@ -28,6 +28,7 @@ function isKeyHolderToken(channel: Pick<ChannelHead, 'deckHash' | 'controllers'>
   return found;
 }
 
+// An absolute-form target (`http://host/api/…`, which HTTP/1.1 servers must accept) routes by its path, as Express routes it.
 const ROUTE = /^(?:[Hh][Tt][Tt][Pp][Ss]?:\/\/[^/?#]*)?\/api\/channels\/([^/?]*)\/(events|commands|pointer)(?:\?(.*))?$/;
 
 /** Pointer updates per controller: a 60 Hz finger with room for bursts; more is refused with 429. */
@@ -72,31 +73,22 @@ function nodeExchange(req: IncomingMessage, res: ServerResponse): Exchange {
       res.writeHead(200, { ...headers, Connection: 'close' });
       res.flushHeaders();
       const socket = res.socket;
-      if (!socket) {
-        // Pipelined behind an answer still going out, this response has no
-        // socket yet: node:http holds its writes until the socket is its own.
-        res.once('socket', (s) => {
-          if (typeof s.setNoDelay === 'function') s.setNoDelay(true);
-        });
-        return {
-          write: (chunk) => res.write(chunk),
-          end: () => res.end(),
-          destroy: () => res.destroy(),
-          get writableLength() {
-            return res.writableLength;
-          },
-        };
-      }
-      // A connection node:http got from the raw front is a tunnel (a Duplex, no Nagle to turn off: its socket has none already).
-      if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+      // No Nagle: on the socket now, or, for an answer pipelined behind another (it has no socket
+      // yet, and node:http holds its writes until it has), once it comes. A connection node:http
+      // got from the raw front is a tunnel (a Duplex, no Nagle to turn off: its socket has none already).
+      const noDelay = (s: Socket) => {
+        if (typeof s.setNoDelay === 'function') s.setNoDelay(true);
+      };
+      if (socket) noDelay(socket);
+      else res.once('socket', noDelay);
       // Straight to the socket, unless a pipelined answer ahead of this one still holds it.
-      const direct = res.writableLength === socket.writableLength;
+      const own = socket ?? res;
       return {
-        write: direct ? (chunk) => socket.write(chunk) : (chunk) => res.write(chunk),
+        write: socket && res.writableLength === socket.writableLength ? (chunk) => socket.write(chunk) : (chunk) => res.write(chunk),
         end: () => res.end(),
-        destroy: () => socket.destroy(),
+        destroy: () => own.destroy(),
         get writableLength() {
-          return socket.writableLength;
+          return own.writableLength;
         },
       };
     },

@@ -324,8 +324,10 @@ export class Hub {
     return removed;
   }
 
-  /** Publishes a command unless its id was seen recently (a retried POST). */
-  /** `author`: the key hash the command came with, checked again as it is appended (see Bus.append). */
+  /**
+   * Publishes a command unless its id was seen recently (a retried POST).
+   * `author`: the key hash the command came with, checked again as it is appended (see Bus.append).
+   */
   command(record: Pick<ChannelRecord, 'id'>, cmd: Command, author?: string): Promise<PublishResult> {
     return this.publish(record.id, EVENT.command, JSON.stringify(cmd), { keep: true, dedup: cmd.id, ...(author === undefined ? {} : { author }) });
   }

@@ -442,15 +442,16 @@ class RawConnection {
     if (this.buf.length === 0) return this.clientEnded ? this.endConnection() : this.armTimer();
     let head = this.waiting;
     if (!head) {
-      // A new request's clock starts here; a head still arriving in pieces keeps its own.
-      if (this.timerKind !== 'head') this.requestStart = performance.now();
       const parsed = parseHead(this.buf, this.isHot);
       if (parsed.kind === 'handover') return this.tunnelForGood();
       // A request the client will never finish (it has ended its side) gets no answer.
       if (parsed.kind === 'partial') return this.clientEnded ? this.endConnection() : this.armTimer();
       head = parsed.head;
-      this.clearTimer();
-      if (!head.hot) return this.forward(head);
+      // A hot request keeps its head's timer (and start) for its body; a forwarded one is node:http's to time.
+      if (!head.hot) {
+        this.clearTimer();
+        return this.forward(head);
+      }
       // A hot body over the cap goes to node:http, which refuses it as it streams in.
       if (head.contentLength > this.opts.maxBodyBytes) return this.tunnelForGood();
     }
@@ -563,6 +564,9 @@ class RawConnection {
     // Armed already: a head or body arriving in pieces does not push its deadline back.
     if (this.timerKind === kind) return;
     const now = performance.now();
+    // A request's clock starts when its first bytes are seen: when its head is
+    // armed, or its body's, for a head that came whole (a body after a timed head keeps the head's start).
+    if (kind !== 'idle' && this.timerKind !== 'head') this.requestStart = now;
     this.timerKind = kind;
     if (kind === 'idle') this.deadline = now + this.opts.keepAliveTimeoutMs;
     else this.deadline = this.requestStart + (kind === 'head' ? this.opts.headersTimeoutMs : this.opts.requestTimeoutMs);

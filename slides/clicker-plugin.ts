@@ -222,6 +222,12 @@ export function applyCommand(deck: RevealApi, cmd: Command): void {
   }
 }
 
+/** Whether the deck shows its title slide, where the pairing QR lives. */
+function onTitleSlide(deck: RevealApi): boolean {
+  const { h, v } = deck.getIndices();
+  return h === 0 && (v ?? 0) === 0;
+}
+
 /**
  * A user's deck has no QR placeholder on its title slide, so the QR floats in
  * a corner of the first slide instead, and steps aside on every other slide.
@@ -241,8 +247,7 @@ function floatingQr(deck: RevealApi): HTMLElement {
   box.append(code, caption);
   deck.getRevealElement()?.append(box);
   const place = () => {
-    const { h, v } = deck.getIndices();
-    box.hidden = h !== 0 || (v ?? 0) !== 0;
+    box.hidden = !onTitleSlide(deck);
     if (!box.hidden) placeFloatingQr(box, deck.getCurrentSlide());
   };
   deck.on('slidechanged', place);
@@ -667,20 +672,16 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   );
   stream.start();
 
-  const onTitleSlide = () => {
-    const { h, v } = deck.getIndices();
-    return h === 0 && (v ?? 0) === 0;
-  };
   status.onNewCode(async () => {
     if (!info) return;
     // Asked again while it shows: the presenter is done with it.
     if (panel.shown) return panel.hide();
     adopt({ ...(await requestJson<ChannelInfo>('POST', api(`/${info.id}/pair-codes`), { key: info.deckKey })), deckKey: info.deckKey });
-    if (!onTitleSlide() && info.controllerUrl) await panel.show(info.controllerUrl);
+    if (!onTitleSlide(deck) && info.controllerUrl) await panel.show(info.controllerUrl);
   });
   // The title slide shows the same code itself.
   deck.on('slidechanged', () => {
-    if (onTitleSlide()) panel.hide();
+    if (onTitleSlide(deck)) panel.hide();
   });
   status.onRevoke(async () => {
     if (!info) return;
