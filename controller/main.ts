@@ -7,6 +7,7 @@ import './controller.css';
 import {
   EVENT,
   ID_RE,
+  type PairPending,
   type PairResult,
   type PublicDeckState,
   type SlideRef,
@@ -40,6 +41,7 @@ function showMessage(title: string, text: string, link?: string): void {
   $('message').hidden = false;
   $('message-title').textContent = title;
   $('message-text').textContent = text;
+  $('message-label').hidden = true;
   const a = $<HTMLAnchorElement>('message-link');
   a.hidden = !link;
   if (link) a.href = link;
@@ -459,24 +461,58 @@ function keepAwake(): void {
 }
 
 // ---------------------------------------------------------------- start
+/** A pairing under way (phone approval): the code and the key, kept across a reload of the page while it waits. */
+interface Waiting {
+  code: string;
+  key?: string;
+}
+const waitingName = `${keyName}.waiting`;
+
+function readWaiting(): Waiting | null {
+  try {
+    const w = JSON.parse(sessionStorage.getItem(waitingName) ?? 'null') as Waiting | null;
+    return w && typeof w.code === 'string' ? w : null;
+  } catch {
+    return null;
+  }
+}
+
+/** How often a phone waiting for the laptop asks again: the allowed phone goes live within this. */
+const KNOCK_EVERY_MS = 1_000;
+
 /**
- * Pairs with a code from the QR. A code the server refused is final; one that
- * never reached it is not spent, and it is no longer in the address bar, so
- * a phone with no key yet is offered to try the same code again.
+ * Pairs with a code from the QR. With phone approval the server answers 202
+ * and a name: the phone shows the name and asks again every second, with the
+ * key it was given, until the presenter allows it on the laptop (201). A code
+ * the server refused is final; one that never reached it is not spent, and it
+ * is no longer in the address bar, so a phone with no key yet is offered to
+ * try the same code again.
  */
 async function pair(code: string, canWait: boolean): Promise<boolean> {
+  let waiting: Waiting = readWaiting()?.code === code ? readWaiting()! : { code };
   for (;;) {
     try {
-      const res = await requestJson<PairResult>('POST', `${api}/pair`, { body: { code } });
+      const res = await requestJson<PairResult | PairPending>('POST', `${api}/pair`, { body: waiting });
+      if ('pending' in res) {
+        waiting = { code, key: res.controllerKey };
+        sessionStorage.setItem(waitingName, JSON.stringify(waiting));
+        showWaiting(res.label);
+        await sleep(KNOCK_EVERY_MS);
+        continue;
+      }
+      sessionStorage.removeItem(waitingName);
       key = res.controllerKey;
       localStorage.setItem(keyName, key);
       localStorage.setItem(tokenName, res.streamToken);
       return true;
     } catch (err) {
+      if (err instanceof HttpStatusError && (err.status === 410 || err.status === 404)) sessionStorage.removeItem(waitingName);
       if (err instanceof HttpStatusError && err.status === 410) {
         showMessage(
-          'This code was already used',
-          'Someone already paired a remote with this QR code, so this phone cannot control the slides. You can follow along instead.',
+          waiting.key ? 'This phone was not allowed' : 'This code was already used',
+          waiting.key
+            ? 'The presenter allowed another phone, or put up a new QR code. To ask again, scan the QR code on the slides. You can follow along meanwhile.'
+            : 'Someone already paired a remote with this QR code, so this phone cannot control the slides. You can follow along instead.',
           typeof err.body.followUrl === 'string' ? err.body.followUrl : followUrl,
         );
         return false;
@@ -485,6 +521,17 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
         showMessage('No such presentation', 'This presentation is not running any more. Scan the QR code on the slides again.');
         return false;
       }
+      if (err instanceof HttpStatusError && err.status === 429) {
+        // Too many knocks from this address (a venue's NAT): ask again a little later.
+        await sleep(5 * KNOCK_EVERY_MS);
+        continue;
+      }
+      if (waiting.key) {
+        // Waiting already, and the Wi-Fi hiccuped: keep the name on screen and keep asking.
+        $('message-text').textContent = 'Reconnecting to the slideshow…';
+        await sleep(2 * KNOCK_EVERY_MS);
+        continue;
+      }
       if (!canWait) return false;
       showMessage('Could not pair', 'The slideshow could not be reached. Check that this phone is on the same Wi-Fi as the laptop, then try again.');
       await retryPressed();
@@ -492,6 +539,16 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
     }
   }
 }
+
+/** The phone's name, big, and what the presenter does on the laptop. */
+function showWaiting(label: string): void {
+  showMessage('Allow this phone on the laptop', '');
+  $('message-label').textContent = label;
+  $('message-label').hidden = false;
+  $('message-text').textContent = `The slideshow asks whether to let “${label}” be the remote. If it shows this same name, press Enter there, or click Allow.`;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Shows the message's "Try again" button until it is pressed. */
 function retryPressed(): Promise<void> {
@@ -514,7 +571,8 @@ async function start(): Promise<void> {
     showMessage('Not a Clicker link', 'Scan the QR code on the title slide.');
     return;
   }
-  const code = location.hash.slice(1);
+  // A phone still waiting for the laptop when its page reloaded carries on with the same code and name.
+  const code = location.hash.slice(1) || readWaiting()?.code || '';
   // The code is spent once used; drop it from the address bar (and from any later share of this URL).
   if (code) history.replaceState(null, '', location.pathname);
   key = localStorage.getItem(keyName) ?? '';

@@ -21,6 +21,7 @@
 import { create as createQr } from 'qrcode/lib/core/qrcode';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
 import { EVENT, ID_RE, type ChannelInfo, type Command, type DeckState, type Presence, type SlideRef, type Snapshot } from '../protocol/wire';
+import { KnockQueue } from '../protocol/knocks';
 
 // ------------------------------------------------------------------ where Clicker is
 
@@ -279,6 +280,8 @@ class Session {
   private sending = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private waiters: { gen: number; resolve: (ok: boolean) => void }[] = [];
+  /** Phones that scanned the pairing QR, waiting for the presenter to allow one (phone approval). */
+  readonly knocks = new KnockQueue(() => knocksChanged());
 
   constructor(private readonly opts: StartOptions) {
     this.keys = { ...DEFAULT_KEYS, ...opts.keys };
@@ -300,7 +303,7 @@ class Session {
     if (this.stopped || !info) throw new Error('Clicker: stopped, or replaced by a later start(), before the channel opened');
     this.stream = new LiveStream(
       api(`/${info.id}/events`),
-      [EVENT.snapshot, EVENT.command, EVENT.presence],
+      [EVENT.snapshot, EVENT.command, EVENT.presence, EVENT.knock],
       {
         onEvent: (name, data) => this.onEvent(name, data),
         onState: (s) => this.safely(() => this.opts.onStatus?.(s)),
@@ -367,6 +370,8 @@ class Session {
 
   private onEvent(name: string, data: unknown): void {
     if (this.stopped) return;
+    // Once a second from each waiting phone, and never replayed: the stream position need not be saved for it.
+    if (name === EVENT.knock) return this.knocks.add(data);
     if (name === EVENT.command) {
       const cmd = asCommand(data);
       if (cmd) this.apply(cmd);
@@ -384,6 +389,8 @@ class Session {
   private onPresence(p: Presence): void {
     const changed = p.controllers !== this.presence.controllers;
     this.presence = p;
+    // The code is spent: whoever else waits is refused by the server now.
+    if (!p.pairingOpen && this.knocks.list().length) this.knocks.clear();
     overlay?.render();
     // Learn the new controller hashes, so a server restart can bring the pairing back.
     if (changed && this.info) this.register().catch(() => undefined);
@@ -495,6 +502,15 @@ class Session {
     }
   }
 
+  /** Allows the waiting phone with this key hash: the code on show is spent on it. */
+  async allow(hash: string): Promise<void> {
+    const info = this.info;
+    if (!info?.pairCode) throw new Error('Clicker: no pairing code is open; pair another phone for a new one');
+    const next = await requestJson<ChannelInfo>('POST', api(`/${info.id}/controllers`), { key: info.deckKey, body: { code: info.pairCode, hash } });
+    this.adopt({ ...next, deckKey: info.deckKey });
+    this.knocks.clear();
+  }
+
   /** A fresh one-time pairing code, to pair another phone (the first code is spent once used). */
   async newPairingCode(): Promise<void> {
     const info = this.info;
@@ -505,6 +521,16 @@ class Session {
 }
 
 let session: Session | null = null;
+
+/** A phone waits to be allowed: the presenter must see it, so the overlay opens by itself. */
+function knocksChanged(): void {
+  if (session?.knocks.list().length) {
+    overlay ??= new Overlay();
+    overlay.show();
+  } else {
+    overlay?.render();
+  }
+}
 
 // ------------------------------------------------------------------ the QR overlay
 
@@ -548,6 +574,14 @@ const OVERLAY_CSS = `
 .close{position:absolute;top:6px;right:8px;width:40px;height:40px;border:0;border-radius:20px;background:transparent;font:28px/1 system-ui,sans-serif;color:#333;cursor:pointer}
 .again{margin-top:14px;padding:8px 14px;border:1px solid #bbb;border-radius:8px;background:#f4f4f4;font:inherit;color:#111;cursor:pointer}
 button:focus-visible{outline:3px solid #2a6ef5;outline-offset:2px}
+.knocks{margin:0 0 6px;text-align:left}
+.knocks ol{list-style:none;margin:8px 0 0;padding:0}
+.knocks li{display:flex;align-items:center;gap:10px;padding:8px 0;border-top:1px solid #ddd}
+.knocks strong{font-size:22px}
+.knocks span{flex:1;color:#555;font-size:13px}
+.knocks button{padding:6px 12px;border:1px solid #bbb;border-radius:8px;background:#f4f4f4;font:600 14px system-ui,sans-serif;color:#111;cursor:pointer}
+.knocks button.allow{background:#2f7d4f;border-color:#2f7d4f;color:#fff}
+.knocks .hint{margin:8px 0 0;font-size:13px;color:#555}
 [hidden]{display:none!important}
 `;
 
@@ -558,6 +592,7 @@ class Overlay {
   private readonly url: HTMLElement;
   private readonly again: HTMLButtonElement;
   private readonly close: HTMLButtonElement;
+  private readonly knockBox: HTMLElement;
   private shownUrl = '';
   private returnFocus: Element | null = null;
 
@@ -596,7 +631,10 @@ class Overlay {
     this.again = el('button', 'again');
     this.again.type = 'button';
     this.again.textContent = 'Pair another phone';
-    panel.append(this.close, this.qr, this.caption, this.url, this.again);
+    this.knockBox = el('div', 'knocks');
+    this.knockBox.setAttribute('data-clicker-knock', '');
+    this.knockBox.setAttribute('role', 'alert');
+    panel.append(this.close, this.knockBox, this.qr, this.caption, this.url, this.again);
     backdrop.append(panel);
     root.append(style, backdrop);
 
@@ -610,8 +648,16 @@ class Overlay {
     document.addEventListener(
       'keydown',
       (ev) => {
-        // Synthetic presses are the remote's own; only a person closes the overlay.
-        if (ev.key === 'Escape' && ev.isTrusted && this.open) {
+        // Synthetic presses are the remote's own; only a person closes the overlay, or answers a phone.
+        if (!ev.isTrusted || !this.open) return;
+        // While phones wait: Enter allows the one waiting phone, its number one of several, Esc refuses them all.
+        const action = session?.knocks.keyAction(ev.key);
+        if (action !== undefined) {
+          ev.preventDefault();
+          ev.stopPropagation();
+          if (action === 'refuse') session?.knocks.refuseAll();
+          else if (action !== 'ignore') this.allow(action.allow);
+        } else if (ev.key === 'Escape') {
           ev.stopPropagation();
           hideQr();
         }
@@ -643,9 +689,44 @@ class Overlay {
     this.returnFocus = null;
   }
 
+  private allow(hash: string): void {
+    session?.allow(hash).catch((err: unknown) => session?.fail(explain(err, 'allowing a phone')));
+  }
+
+  /** The phones waiting to be allowed, each with its name, what it says it is, Allow and Refuse. */
+  private renderKnocks(): void {
+    const waiting = session?.knocks.list() ?? [];
+    this.knockBox.hidden = waiting.length === 0;
+    if (!waiting.length) return;
+    const title = el('p', 'caption');
+    title.textContent = 'A phone asks to be the remote';
+    const list = el('ol', '');
+    waiting.forEach((k, i) => {
+      const name = el('strong', '');
+      name.textContent = waiting.length > 1 ? `${i + 1}. ${k.label}` : k.label;
+      const device = el('span', '');
+      device.textContent = k.device;
+      const allow = el('button', 'allow');
+      allow.type = 'button';
+      allow.textContent = 'Allow';
+      allow.addEventListener('click', () => this.allow(k.hash));
+      const refuse = el('button', 'refuse');
+      refuse.type = 'button';
+      refuse.textContent = 'Refuse';
+      refuse.addEventListener('click', () => session?.knocks.refuse(k.hash));
+      const item = el('li', '');
+      item.append(name, device, allow, refuse);
+      list.append(item);
+    });
+    const hint = el('p', 'hint');
+    hint.textContent = waiting.length > 1 ? 'Allow only the one whose screen shows its name · Esc refuses all' : 'Allow it only if your phone shows this name · Enter allows · Esc refuses';
+    this.knockBox.replaceChildren(title, list, hint);
+  }
+
   /** Draws what the session knows: connecting, an error, the pairing QR, or the follow QR once paired. */
   render(): void {
     if (!this.open) return;
+    this.renderKnocks();
     const s = session;
     const info = s?.info;
     let kind: 'pair' | 'follow' | 'wait' | 'error';

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { devices, expect, test, type Page } from '@playwright/test';
-import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
 const TALK = `---
 title: Owls at night
@@ -107,6 +107,7 @@ test("the user's own deck: their title slide, their image, their notes on the ph
 
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
   await phone.goto(toLoopback(await readDeckQr(deck)));
+  await allowPhone(deck, phone);
   await expect(phone.locator('#title')).toHaveText('Owls at night');
   await expect(phone.locator('#notes')).toHaveText('Start with the silent flight.');
   await phone.getByRole('button', { name: 'Next' }).tap();
@@ -123,6 +124,7 @@ test('the follow page holds no speaker notes, while the phone shows them', async
   const qr = new URL(toLoopback(await readDeckQr(deck)));
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
   await phone.goto(qr.href);
+  await allowPhone(deck, phone);
   await expect(phone.locator('#notes')).toHaveText('Start with the silent flight.');
 
   const follower = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
@@ -156,6 +158,7 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   await deck.goto(`${server.base}/`);
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
   await phone.goto(toLoopback(await readDeckQr(deck)));
+  await allowPhone(deck, phone);
   await phone.getByRole('button', { name: 'Next' }).tap();
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('3 / 4');
@@ -184,6 +187,7 @@ test('saving the deck while blacked out keeps the screen black', async ({ browse
   await deck.goto(`${server.base}/`);
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
   await phone.goto(toLoopback(await readDeckQr(deck)));
+  await allowPhone(deck, phone);
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('2 / 4');
   await phone.getByRole('button', { name: 'Blackout' }).tap();
@@ -273,6 +277,7 @@ test('notes keep their lists on the phone; Notes: works as Note: does; a <br> in
     await expect(deck.getByText('Open with the graph.')).toBeHidden();
     const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
     await phone.goto(toLoopback(await readDeckQr(deck)));
+    await allowPhone(deck, phone);
     await expect(phone.locator('#title')).toHaveText('Scaling Postgres to a billion rows');
     await expect(phone.locator('#next-title')).toHaveText('Part one The setup');
     expect(await phone.locator('#notes').evaluate((el) => el.textContent)).toBe(
@@ -340,6 +345,7 @@ test('titles holding control characters reach the phone without them, and every 
     await deck.goto(`${own.base}/`);
     const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
     await phone.goto(toLoopback(await readDeckQr(deck)));
+    await allowPhone(deck, phone);
     await expect(phone.locator('#title')).toHaveText('Bells and whistles');
     await expect(phone.locator('#next-title')).toHaveText('Tabbed');
     await phone.getByRole('button', { name: 'Next' }).tap();

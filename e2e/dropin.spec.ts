@@ -14,7 +14,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { devices, expect, test, type Page } from '@playwright/test';
 import type { ChannelInfo } from '../protocol/wire';
-import { ClickerServer, closePages, decodeQr, lanAddresses, LoopbackOnly, toLoopback } from './fixtures';
+import { ClickerServer, closePages, decodeQr, lanAddresses, LoopbackOnly, toLoopback, allowPhone } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
 const EXAMPLES = path.resolve(import.meta.dirname, '..', 'examples');
@@ -142,6 +142,7 @@ test('a plain page of another origin pairs a phone through the QR overlay and fo
 
   const phone = await loopback.newPage(browser, { ...phoneDevice });
   await phone.goto(toLoopback(controllerUrl.toString()));
+  await allowPhone(page, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   await expect(phone.locator('#position')).toHaveText('1 / 4');
   await expect(phone.locator('#title')).toHaveText('Plain slides');

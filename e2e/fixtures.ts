@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import jsQR from 'jsqr';
 import { PNG } from 'pngjs';
-import type { Browser, BrowserContextOptions, Page } from '@playwright/test';
+import { expect, type Browser, type BrowserContextOptions, type Page } from '@playwright/test';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -116,6 +116,25 @@ export async function readDeckQr(deck: Page): Promise<string> {
     return !!img && img.complete && img.naturalWidth > 0;
   });
   return decodeQr(await box.screenshot());
+}
+
+/**
+ * What the presenter does once the phone has scanned the pairing QR (phone
+ * approval): reads the name the waiting phone shows, checks that the
+ * slideshow (or the drop-in's overlay) asks about that same name, and allows
+ * it with Enter. Resolves with the name once the phone is live.
+ */
+export async function allowPhone(deck: Page, phone: Page): Promise<string> {
+  const label = phone.locator('#message-label');
+  await expect(label).toBeVisible();
+  const name = (await label.textContent()) ?? '';
+  expect(name).toMatch(/^[A-Z][a-z]+ [1-9]\d$/);
+  // On screen, where the presenter looks: not merely in the page.
+  await expect(deck.locator('[data-clicker-knock]')).toBeInViewport({ ratio: 1 });
+  await expect(deck.locator('[data-clicker-knock] li strong')).toHaveText([name]);
+  await deck.keyboard.press('Enter');
+  await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  return name;
 }
 
 /** The slideshow's "n / N" slide number as reveal.js renders it. */

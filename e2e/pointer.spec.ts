@@ -3,7 +3,7 @@
 // rather than shown late. Touches are real touch input (CDP), so the pad's
 // pointer events and touch-action: none are what a phone would exercise.
 import { devices, expect, test, type Browser, type Locator, type Page } from '@playwright/test';
-import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
 let server: ClickerServer;
 test.beforeEach(async () => {
@@ -23,6 +23,7 @@ async function pairedPair(browser: Browser, phoneOptions = devices['Pixel 7']): 
   const url = await readDeckQr(deck);
   const phone = await (await browser.newContext({ ...phoneOptions })).newPage();
   await phone.goto(toLoopback(url));
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   return { deck, phone, id: new URL(url).pathname.split('/').pop()! };
 }

@@ -10,7 +10,7 @@
 // swapped for loopback (toLoopback) before a page goes there, and every
 // context records the hosts it contacts.
 import { devices, expect, test, type Browser, type BrowserContextOptions, type Locator, type Page, type TestInfo } from '@playwright/test';
-import { ClickerServer, closePages, LoopbackOnly, pixelsNear, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, LoopbackOnly, pixelsNear, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
 let server: ClickerServer;
@@ -44,6 +44,7 @@ async function startTalk(browser: Browser): Promise<Talk> {
   const id = qr.pathname.split('/').pop() ?? '';
   const phone = await loopback.newPage(browser, { ...phoneDevice });
   await phone.goto(toLoopback(qr.toString()));
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   const box = deck.locator('[data-clicker-qr]');
   await expect(box).toHaveAttribute('data-kind', 'follow');

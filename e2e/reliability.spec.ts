@@ -9,7 +9,7 @@
 // issue's: the phone drives the deck within 5 s of a restarted server being up.
 import http from 'node:http';
 import { devices, expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
-import { ClickerServer, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
 const ARGS = ['--bind', '127.0.0.1'];
 const RESTART_BOUND_MS = 5_000;
@@ -66,6 +66,7 @@ async function pairedPhone(browser: Browser): Promise<Pair> {
     if (req.method() === 'POST' && isCommand(req.url())) commands.failures++;
   });
   await phone.goto(url);
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
   return { deck, phone, phoneCtx, commands };
@@ -465,6 +466,7 @@ test('a pairing that never reached the server (Wi-Fi lost while scanning) is off
   expect(new URL(phone.url()).hash).toBe('');
   await phone.unroute('**/api/channels/*/pair');
   await phone.getByRole('button', { name: 'Try again' }).tap();
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
   await phone.getByRole('button', { name: 'Next' }).tap();

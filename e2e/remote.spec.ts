@@ -1,7 +1,7 @@
 // The remote a presenter gives a whole talk with: notes, timer, jump list,
 // blackout, the laptop's own keyboard, keep-awake and both orientations.
 import { devices, expect, test, type Browser, type Page } from '@playwright/test';
-import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
 let server: ClickerServer;
 test.beforeEach(async () => {
@@ -18,6 +18,7 @@ async function pairedPair(browser: Browser, phoneOptions = devices['Pixel 7']): 
   const url = await readDeckQr(deck);
   const phone = await (await browser.newContext({ ...phoneOptions })).newPage();
   await phone.goto(toLoopback(url));
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   return { deck, phone };
 }
@@ -69,6 +70,7 @@ test('the timer turns over each second as it passes, counted from the tap on Sta
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
   await phone.clock.install();
   await phone.goto(toLoopback(url));
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   // Time stops, then moves on 300 ms: Start is tapped out of step with the page's one-second timers so far.
   await phone.clock.pauseAt(Math.ceil((Date.now() + 5_000) / 1_000) * 1_000 + 400);
@@ -184,6 +186,7 @@ test('the screen stays awake over plain http, through the video fallback', async
   });
   const phone = await ctx.newPage();
   await phone.goto(toLoopback(url));
+  await allowPhone(deck, phone);
   expect(await phone.evaluate(() => 'wakeLock' in navigator)).toBe(false);
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect

@@ -9,7 +9,7 @@
 // there. Every context records the hosts it contacts, and the test fails if
 // one is not loopback.
 import { devices, expect, test, type Browser, type Page } from '@playwright/test';
-import { ClickerServer, closePages, decodeQr, deckPosition, lanAddresses, LoopbackOnly, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, decodeQr, deckPosition, lanAddresses, LoopbackOnly, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
 let server: ClickerServer;
@@ -39,9 +39,10 @@ async function openDeck(browser: Browser): Promise<{ deck: Page; qr: URL; id: st
   return { deck, qr, id, total };
 }
 
-async function openPhone(browser: Browser, qr: URL | string): Promise<Page> {
+async function openPhone(browser: Browser, deck: Page, qr: URL | string): Promise<Page> {
   const phone = await loopback.newPage(browser, { ...phoneDevice });
   await phone.goto(toLoopback(qr.toString()));
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   return phone;
 }
@@ -53,9 +54,77 @@ function recordRequests(page: Page): string[] {
   return seen;
 }
 
+test('the room cannot race the presenter to the QR: phones wait under their own names, a refused one stays away, and only the one the presenter picks becomes the remote', async ({ browser }) => {
+  const { deck, qr, id, total } = await openDeck(browser);
+  const card = deck.locator('[data-clicker-knock]');
+  const waitingPhone = async () => {
+    const page = await loopback.newPage(browser, { ...phoneDevice });
+    await page.goto(toLoopback(qr.toString()));
+    await expect(page.getByRole('heading', { name: 'Allow this phone on the laptop' })).toBeVisible();
+    const name = (await page.locator('#message-label').textContent()) ?? '';
+    expect(name).toMatch(/^[A-Z][a-z]+ [1-9]\d$/);
+    return { page, name };
+  };
+
+  // Someone in the room scans the projected QR before the presenter does.
+  const first = await waitingPhone();
+  await expect(card.locator('li strong')).toHaveText([first.name]);
+  await expect(card).toBeInViewport({ ratio: 1 });
+  await expect(card).toContainText('Android · Chrome');
+  // Waiting, it holds a key that moves nothing.
+  const heldKey = await first.page.evaluate(() => {
+    const name = Object.keys(sessionStorage).find((k) => k.endsWith('.waiting'));
+    return (JSON.parse(sessionStorage.getItem(name ?? '') ?? '{}') as { key?: string }).key ?? '';
+  });
+  expect(heldKey).toMatch(/^[A-Za-z0-9_-]{32}$/);
+  const tried = await first.page.evaluate(
+    async ([channel, key]) =>
+      (await fetch(`/api/channels/${channel}/commands`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` }, body: JSON.stringify({ type: 'next', id: 'waiting-phone-1' }) })).status,
+    [id, heldKey] as const,
+  );
+  expect(tried).toBe(401);
+  // The presenter does not know that name: Esc refuses it, and its knocks, once a second, do not bring it back.
+  await deck.keyboard.press('Escape');
+  await expect(card).toBeHidden();
+  await deck.waitForTimeout(2_500);
+  await expect(card).toBeHidden();
+  await expect(deck.locator('.reveal')).not.toHaveClass(/\boverview\b/);
+
+  // Another audience phone and the presenter's own scan at the same moment.
+  const second = await waitingPhone();
+  const mine = await waitingPhone();
+  await expect(card.locator('li strong')).toHaveText([`1. ${second.name}`, `2. ${mine.name}`]);
+  // Whole, on screen, over the slide: nothing of the talk's own covers it.
+  await expect(card).toBeInViewport({ ratio: 1 });
+  await expect(card.getByRole('button', { name: 'Allow' })).toHaveCount(2);
+  const box = (await card.boundingBox())!;
+  expect(await deck.evaluate(([x, y]) => !!document.elementFromPoint(x!, y!)?.closest('[data-clicker-knock]'), [box.x + box.width / 2, box.y + 10])).toBe(true);
+  // With two waiting, Enter guesses nothing: the presenter picks by the name on their own phone.
+  await deck.keyboard.press('Enter');
+  await expect(card.locator('li')).toHaveCount(2);
+  await expect(mine.page.locator('#remote')).toBeHidden();
+  expect(await deckPosition(deck)).toBe(`1 / ${total}`);
+  // For the README.
+  await deck.screenshot({ path: 'docs/approve.png' });
+  await mine.page.screenshot({ path: 'docs/phone-waiting.png' });
+  await deck.keyboard.press('2');
+
+  await expect(mine.page.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await expect(card).toBeHidden();
+  await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
+  for (const other of [first, second]) {
+    await expect(other.page.getByRole('heading', { name: 'This phone was not allowed' })).toBeVisible();
+    await expect(other.page.getByRole('link', { name: 'Follow along' })).toBeVisible();
+    await expect(other.page.locator('#remote')).toBeHidden();
+    expect(await other.page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('clicker.remote.')))).toEqual([]);
+  }
+  await mine.page.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe(`2 / ${total}`);
+});
+
 test('a second phone scanning the used QR is told so, offered follow mode, has no Next button, and cannot move the deck', async ({ browser }) => {
   const { deck, qr, id, total } = await openDeck(browser);
-  const phone = await openPhone(browser, qr);
+  const phone = await openPhone(browser, deck, qr);
   await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
 
   // Someone in the room photographed the projected QR and opens it a moment later.
@@ -115,7 +184,7 @@ test('a second phone scanning the used QR is told so, offered follow mode, has n
 
 test('follow mode shows the presenter\'s slide on join, follows every move, and sends no write at all', async ({ browser }) => {
   const { deck, qr, id, total } = await openDeck(browser);
-  const phone = await openPhone(browser, qr);
+  const phone = await openPhone(browser, deck, qr);
   // Once a phone is paired, the title slide shows the follow QR instead.
   const box = deck.locator('[data-clicker-qr]');
   await expect(box).toHaveAttribute('data-kind', 'follow');
@@ -179,7 +248,7 @@ test('follow mode shows the presenter\'s slide on join, follows every move, and 
 
 test('a revoke or a new code the server does not get is said on the slideshow, never taken for done', async ({ browser }) => {
   const { deck, qr } = await openDeck(browser);
-  await openPhone(browser, qr);
+  await openPhone(browser, deck, qr);
   const status = deck.locator('.clicker-status');
   await expect(status).toHaveAttribute('data-paired', 'true');
   const errors: string[] = [];
@@ -213,7 +282,7 @@ test("the pairing key is listed in reveal.js's own keyboard help", async ({ brow
 
 test('Q issues a fresh pairing code for a new phone; "Revoke remotes" unpairs every phone and they say so', async ({ browser }) => {
   const { deck, qr, id, total } = await openDeck(browser);
-  const first = await openPhone(browser, qr);
+  const first = await openPhone(browser, deck, qr);
   await expect(deck.locator('[data-clicker-qr]')).toHaveAttribute('data-kind', 'follow');
   await first.getByRole('button', { name: 'Next' }).tap();
   await first.getByRole('button', { name: 'Next' }).tap();
@@ -250,7 +319,7 @@ test('Q issues a fresh pairing code for a new phone; "Revoke remotes" unpairs ev
   const fresh = new URL(await panelQr());
   expect(await deckPosition(deck)).toBe(`2 / ${total}`);
 
-  const second = await openPhone(browser, fresh);
+  const second = await openPhone(browser, deck, fresh);
   await expect(deck.locator('.clicker-status')).toContainText('2 remotes paired');
   // Spent: the panel goes by itself.
   await expect(panel).toBeHidden();
@@ -284,7 +353,7 @@ test('Q issues a fresh pairing code for a new phone; "Revoke remotes" unpairs ev
 
 test('titles, notes and the outline are shown on the phone as text: markup is never turned into elements', async ({ browser }) => {
   const { deck, qr, id, total } = await openDeck(browser);
-  const phone = await openPhone(browser, qr);
+  const phone = await openPhone(browser, deck, qr);
   await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
   await expect(phone.locator('#title')).toHaveText('Clicker');
 

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { devices, expect, test, type Request } from '@playwright/test';
-import { ClickerServer, closePages, deckPosition, lanAddresses, readDeckQr, toLoopback } from './fixtures';
+import { ClickerServer, closePages, deckPosition, lanAddresses, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
 let server: ClickerServer;
@@ -45,6 +45,7 @@ test('a phone that scans the QR code drives the slideshow, and shows where it is
   const phone = await phoneCtx.newPage();
   phone.on('request', record('phone'));
   await phone.goto(toLoopback(controllerUrl));
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   // Nobody is sent what it would drop: the phone gets neither its own commands
   // nor its own pointer positions, the slideshow not its own state reports.
@@ -119,6 +120,7 @@ test('a slideshow tab closed before its report was answered opens again on the s
   await deck.goto(`${server.base}/`);
   const phone = await (await browser.newContext({ ...phoneDevice })).newPage();
   await phone.goto(toLoopback(await readDeckQr(deck)));
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   // The slideshow's state report is slow to answer (a busy laptop, a slow
   // proxy), and the tab goes away before the answer comes (it crashed, or the
@@ -150,6 +152,7 @@ test('a reload keeps the same channel, and the paired phone keeps working', asyn
   const first = new URL(await readDeckQr(deck));
   const phone = await (await browser.newContext({ ...phoneDevice })).newPage();
   await phone.goto(toLoopback(first.toString()));
+  await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('2 / 8');

@@ -145,11 +145,31 @@ export const REACTIONS = ['thumbs', 'clap', 'question'] as const;
 /** Body of POST /api/channels/:id/reactions. */
 export const React = z.object({ kind: z.enum(REACTIONS) }).strict();
 
-/** Body of POST /api/channels/:id/pair. */
 /** The body of a request that takes none (a new channel, a new pairing code): absent, or `{}`. */
 export const NoFields = z.strictObject({}, { error: 'this request takes no fields' }).optional();
 
-export const PairRequest = z.object({ code: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/) }).strict();
+const pairCode = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'a pairing code is 16-64 characters of A-Z, a-z, 0-9, _ or -');
+
+/**
+ * Body of POST /api/channels/:id/pair: the code from the QR's fragment. With
+ * phone approval on (the default), `key` is the controller key the first
+ * answer handed out, sent again while the phone waits for the laptop to allow
+ * it: the same key keeps the same name on both screens.
+ */
+export const PairRequest = z
+  .object({
+    code: pairCode,
+    key: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'a controller key is 16-64 characters of A-Z, a-z, 0-9, _ or -').optional(),
+  })
+  .strict();
+
+/** Body of POST /api/channels/:id/controllers: the slideshow allows the phone that knocked with this key hash. */
+export const AllowPhone = z
+  .object({
+    code: pairCode,
+    hash: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'hash must be a controller key hash (43 characters of base64url)'),
+  })
+  .strict();
 
 /**
  * Body of PUT /api/channels/:id: the slideshow re-registers its channel after a

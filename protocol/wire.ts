@@ -23,6 +23,13 @@ export const EVENT = {
   spotlight: 'spotlight',
   /** A follower's reaction, for a brief burst on the slideshow. */
   reaction: 'reaction',
+  /**
+   * A phone with the pairing code asks to be the remote (phone approval).
+   * Only on the deck's own stream: the room never learns a waiting phone's
+   * name, so nobody can pose as it. Never kept; a waiting phone knocks again
+   * every second.
+   */
+  knock: 'knock',
 } as const;
 
 /**
@@ -120,6 +127,27 @@ export interface PairResult {
   controllerHash: string;
   /** The phone's stream token (`?as=` on its event stream): its stream gets a slot kept for key holders. */
   streamToken: string;
+}
+
+/**
+ * Answer of POST /api/channels/:id/pair while the phone waits for the laptop
+ * to allow it (202). The key works for nothing until then.
+ */
+export interface PairPending {
+  pending: true;
+  controllerKey: string;
+  controllerHash: string;
+  /** The phone's name, on its screen and on the slideshow's request, so the presenter allows the right one. */
+  label: string;
+}
+
+/** A `knock` event's data: a phone waiting to be allowed. */
+export interface Knock {
+  /** Its controller key's hash, which the slideshow sends back to allow it. */
+  hash: string;
+  label: string;
+  /** What kind of device it says it is (its User-Agent, summed up): a hint only, since anyone can claim any. */
+  device: string;
 }
 
 /** Every error answer has this shape. */

@@ -17,10 +17,12 @@ import {
   QuestionsSwitch,
   React,
   type QuestionList,
+  AllowPhone,
   PairRequest,
   Register,
   StateReport,
   type ChannelInfo,
+  type PairPending,
   type PairResult,
 } from '../protocol/messages';
 import type { Config } from './config';
@@ -32,7 +34,7 @@ import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
 import { bearer, hashSecret, matchesHash, sameHash, streamTokenFor } from './keys';
-import { FORWARDING_HEADERS, isFromThisMachine, isOwnHostName, ownHostNames } from './net';
+import { deviceOf, FORWARDING_HEADERS, isFromThisMachine, isOwnHostName, ownHostNames } from './net';
 
 export interface AppDeps {
   config: Config;
@@ -271,6 +273,13 @@ export function createApp(deps: AppDeps): App {
       },
     });
   const createLimit = limiter(config.createPerMinute, 60_000, 'too many channels created from this address; try again shortly');
+  const audienceLimit = (limit: number, windowMs: number, what: string) =>
+    // Per follower address and channel: one noisy phone cannot silence the room.
+    // An IPv6 address counts by its /56 (ipKeyGenerator), or one phone could
+    // rotate through its own prefix's addresses and never meet the limit.
+    limiter(limit, windowMs, `too many ${what}; try again shortly`, (req) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`);
+  // A waiting phone knocks once a second; one address cannot flood the slideshow's list of them.
+  const knockLimit = audienceLimit(config.knocksPerMinute, 60_000, 'pairing requests');
 
   const channel = (req: Request): Promise<ChannelRecord> => {
     if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
@@ -346,11 +355,25 @@ export function createApp(deps: AppDeps): App {
     res.json({ revoked: await hub.revoke(ch, hash) });
   });
 
-  /** A phone exchanges the one-time code from the QR fragment for its controller key. */
-  api.post('/channels/:id/pair', json, async (req, res) => {
+  /**
+   * A phone exchanges the one-time code from the QR fragment for its
+   * controller key. With phone approval (the default) the key first waits
+   * for the slideshow to allow it: 202 with the phone's name, until a knock
+   * with that key finds it allowed (201).
+   */
+  api.post('/channels/:id/pair', knockLimit, json, async (req, res) => {
     const ch = await channel(req);
-    const { code } = validate(PairRequest, req.body);
+    const { code, key } = validate(PairRequest, req.body);
     try {
+      if (config.approvePhones) {
+        const r = await hub.knock(ch, code, key, deviceOf(req.get('user-agent')));
+        if ('pending' in r) {
+          res.status(202).json(r satisfies PairPending);
+          return;
+        }
+        res.status(201).json({ ...r, streamToken: streamTokenFor(r.controllerHash) } satisfies PairResult);
+        return;
+      }
       const paired = await hub.pair(ch, code);
       const result: PairResult = { ...paired, streamToken: streamTokenFor(paired.controllerHash) };
       res.status(201).json(result);
@@ -363,12 +386,23 @@ export function createApp(deps: AppDeps): App {
     }
   });
 
+  /** The slideshow allows a phone that knocked (phone approval): it spends the code it shows on that phone's key. */
+  api.post('/channels/:id/controllers', json, async (req, res) => {
+    const ch = await channel(req);
+    requireDeck(req, ch);
+    const { code, hash } = validate(AllowPhone, req.body);
+    try {
+      await hub.allow(ch, code, hash);
+    } catch (err) {
+      if (err instanceof Error && 'kind' in err && err.kind === 'code_spent') {
+        throw new HttpError(409, 'this pairing code was used or replaced meanwhile; ask for a new one');
+      }
+      throw err;
+    }
+    res.status(201).json(info(req, { channel: await hub.get(ch.id), deckKey: '', pairCode: null }));
+  });
+
   // ---------------------------------------------------------------- audience
-  const audienceLimit = (limit: number, windowMs: number, what: string) =>
-    // Per follower address and channel: one noisy phone cannot silence the room.
-    // An IPv6 address counts by its /56 (ipKeyGenerator), or one phone could
-    // rotate through its own prefix's addresses and never meet the limit.
-    limiter(limit, windowMs, `too many ${what}; try again shortly`, (req) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`);
   const requireController = (req: Request, ch: ChannelRecord): void => {
     if (!hub.canCommand(ch, bearer(req.get('authorization')))) throw controllerKeyRequired();
   };

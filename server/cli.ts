@@ -42,6 +42,8 @@ server options:
 
 environment only:
   REDIS_URL             share channels between instances through Redis
+  APPROVE_PHONES        1 (default): a phone that scans the pairing QR waits
+                        until the slideshow allows it; 0: the first one pairs
   LOG_LEVEL             info (default), fatal, error, warn, debug, trace, silent
   CHROMIUM_PATH         the Chromium that export --pdf uses
   limits, timeouts and caps: see server/config.ts, each with its default`;

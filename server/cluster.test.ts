@@ -19,7 +19,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { EVENT, type ChannelInfo, type PairResult, type Snapshot } from '../protocol/messages';
 import { ClickerInstance, ON_CI, parsePrometheus, RedisServer, redisServerOrSkip, sample, type Sample } from './redis-harness';
-import { findNginx, freePorts, jsonCall, NginxProcess, SseConnection, summarize } from './testing-procs';
+import { findNginx, freePorts, jsonCall, NginxProcess, pairPhone, SseConnection, summarize } from './testing-procs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NGINX = findNginx();
@@ -115,7 +115,8 @@ if (redisBinary && NGINX) {
       assert.equal(perInstance.reduce((a, b) => a + b, 0), STREAMS);
       assert.ok(perInstance.every((n) => n > 0), `every instance holds streams (least_conn): ${perInstance}`);
 
-      const paired = await jsonCall<PairResult>(base, 'POST', `/api/channels/${info.id}/pair`, { body: { code: info.pairCode } });
+      // The phone knocks, the slideshow allows it, the phone knocks again: each request on whichever instance nginx picks.
+      const paired = await pairPhone(base, info);
       assert.equal(paired.status, 201);
       controllerKey = paired.body.controllerKey;
       const spent = await jsonCall(base, 'POST', `/api/channels/${info.id}/pair`, { body: { code: info.pairCode } });

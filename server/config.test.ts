@@ -119,6 +119,13 @@ test('--bind, --trust-proxy and numeric variables', () => {
   assert.equal(loadConfig([], { RAW_HTTP: 'false' }).rawHttp, false);
   assert.equal(loadConfig([], { RAW_HTTP: '0' }).rawHttp, false);
   assert.throws(() => loadConfig([], { RAW_HTTP: 'nope' }), ConfigError);
+  // Phone approval: on unless turned off by name.
+  assert.equal(loadConfig([], {}).approvePhones, true);
+  assert.equal(loadConfig([], { APPROVE_PHONES: '0' }).approvePhones, false);
+  assert.equal(loadConfig([], { APPROVE_PHONES: 'off' }).approvePhones, false);
+  assert.equal(loadConfig([], { APPROVE_PHONES: 'yes' }).approvePhones, true);
+  assert.throws(() => loadConfig([], { APPROVE_PHONES: 'sometimes' }), (e: unknown) => e instanceof ConfigError && /^APPROVE_PHONES must be 1 or 0/.test(e.message));
+  assert.equal(loadConfig([], { KNOCKS_PER_MINUTE: '60' }).knocksPerMinute, 60);
   assert.equal(loadConfig([], { BIND: '::' }).bind, '::');
 });
 

@@ -60,6 +60,12 @@ export const DEFAULTS = {
   questionsPerMinute: 3,
   /** Reactions one follower address may send per 10 s, per channel. `REACTIONS_PER_10S`. */
   reactionsPer10s: 10,
+  /**
+   * Pairing requests one address may make per minute, per channel. A phone
+   * waiting for the slideshow to allow it asks once a second, and a venue's
+   * NAT may put several phones behind one address. `KNOCKS_PER_MINUTE`.
+   */
+  knocksPerMinute: 180,
   /** Cap on JSON bodies of commands and pairing requests. */
   maxBodyBytes: 4 * 1024,
   /** Cap on the slideshow's state report, which carries speaker notes and the outline. */
@@ -108,6 +114,15 @@ export const DEFAULTS = {
    * thing and needs it: the slideshow is never open to everyone.
    */
   presenterKey: undefined as string | undefined,
+  /**
+   * The pairing QR is on the projector, so anyone in the room can scan it,
+   * and the first to do so used to get the remote. With approval on, a phone
+   * that scans it shows a name ("Otter 27") and waits; the slideshow shows
+   * the same name and the presenter allows it (Enter, or a click). Off, the
+   * first phone with the code pairs at once: for a rehearsal alone.
+   * `APPROVE_PHONES=0` turns it off.
+   */
+  approvePhones: true,
   /** Redis for several instances sharing channels, e.g. redis://10.0.0.5:6379; unset: the in-memory bus. `REDIS_URL`. */
   redisUrl: undefined as string | undefined,
   /** Extra origins allowed to call the API from a browser, besides the page's own. `--allow-origin` or `ALLOW_ORIGINS` (comma-separated). */
@@ -288,12 +303,14 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     createPerMinute: num('CREATE_PER_MINUTE', DEFAULTS.createPerMinute),
     questionsPerMinute: num('QUESTIONS_PER_MINUTE', DEFAULTS.questionsPerMinute),
     reactionsPer10s: num('REACTIONS_PER_10S', DEFAULTS.reactionsPer10s),
+    knocksPerMinute: num('KNOCKS_PER_MINUTE', DEFAULTS.knocksPerMinute),
     headersTimeoutMs,
     requestTimeoutMs,
     trustProxy: values['trust-proxy'] === true || trustedList !== undefined || onOff('TRUST_PROXY') === true,
     trustedProxies: trustedList ?? DEFAULTS.trustedProxies,
     presenterKey,
     rawHttp: onOff('RAW_HTTP') ?? DEFAULTS.rawHttp,
+    approvePhones: onOff('APPROVE_PHONES') ?? DEFAULTS.approvePhones,
     warmupCommands: num('WARMUP_COMMANDS', DEFAULTS.warmupCommands, { zeroAllowed: true }),
     allowOrigins,
     redisUrl,

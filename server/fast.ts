@@ -15,17 +15,18 @@ import type { Config } from './config';
 import { controllerKeyRequired, HttpError, toHttpError } from './errors';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate, type RequestHead } from './guards';
 import type { ChannelHead, ChannelRecord } from './bus';
-import type { Hub, PublishResult, Sink } from './hub';
+import type { Hub, KeyHolder, PublishResult, Sink } from './hub';
 import type { Exchange, RawRoutes } from './raw-http';
 import { bearer, hashSecret, sameHash, streamTokenFor } from './keys';
 import { parseLastEventId, SSE_HEADERS } from './sse';
 
-/** Whether `token` is the stream token of the channel's deck key or of one of its controllers' keys. */
-function isKeyHolderToken(channel: Pick<ChannelHead, 'deckHash' | 'controllers'>, token: string): boolean {
+/** Whose stream token `token` is: the channel's deck key's, one of its controllers' keys', or nobody's (false). */
+function keyHolderOf(channel: Pick<ChannelHead, 'deckHash' | 'controllers'>, token: string): KeyHolder | false {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return false;
-  let found = sameHash(token, streamTokenFor(channel.deckHash));
-  for (const hash of channel.controllers) found = sameHash(token, streamTokenFor(hash)) || found;
-  return found;
+  const deck = sameHash(token, streamTokenFor(channel.deckHash));
+  let controller = false;
+  for (const hash of channel.controllers) controller = sameHash(token, streamTokenFor(hash)) || controller;
+  return deck ? 'deck' : controller ? 'controller' : false;
 }
 
 // An absolute-form target (`http://host/api/…`, which HTTP/1.1 servers must accept) routes by its path, as Express routes it.
@@ -234,7 +235,7 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     // A key holder's stream (the slideshow's, a paired phone's) says so with its stream token.
     const as = params?.getAll('as') ?? [];
     if (as.length > 1) throw new HttpError(400, 'invalid request: as: give it once');
-    const keyHolder = as.length === 1 && isKeyHolderToken(channel, as[0]!);
+    const keyHolder = as.length === 1 && keyHolderOf(channel, as[0]!);
     if (req.method === 'HEAD') {
       // A HEAD never sees a body, so it must not hold a stream slot open waiting for one.
       ex.send(200, { ...SSE_HEADERS, ...cors });

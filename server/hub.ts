@@ -10,6 +10,8 @@ import {
   EVENT,
   type Command,
   type DeckState,
+  type Knock,
+  type PairPending,
   type Pointer,
   type PublicDeckState,
   type Question,
@@ -22,7 +24,7 @@ import {
 } from '../protocol/messages';
 import { BusUnavailable, ChannelGone, MemoryBus, NotAuthor, presenceOf, summaryOf, type AppendOptions, type AppendResult, type Bus, type BusEvent, type ChannelHead, type ChannelRecord } from './bus';
 import type { Config } from './config';
-import { channelIdFor, hashSecret, matchesHash, newSecret, sameHash } from './keys';
+import { channelIdFor, hashSecret, labelFor, matchesHash, newSecret, sameHash } from './keys';
 import { NO_METRICS, type HubMetrics } from './metrics';
 import { encodeEvent, formatComment } from './sse';
 
@@ -55,8 +57,13 @@ export interface Sink {
   readonly writableLength: number;
 }
 
+/** Whose key a stream showed it holds (its `?as=` token): the deck's, or a paired phone's. */
+export type KeyHolder = 'deck' | 'controller';
+
 interface Subscriber {
   sink: Sink | null;
+  /** The deck's own stream, the only one that carries knocks. */
+  deck: boolean;
   /** Heartbeats in a row that found this stream's bytes still queued. */
   stalledBeats: number;
   ip: string;
@@ -85,6 +92,9 @@ function withoutNotes(state: DeckState): PublicDeckState {
 }
 
 function carries(sub: Subscriber, event: string): boolean {
+  // A waiting phone's knock is for the slideshow alone: were its name on the
+  // room's streams, anyone could pose as the presenter's phone.
+  if (event === EVENT.knock && !sub.deck) return false;
   return sub.only === null || sub.only.has(event);
 }
 
@@ -317,6 +327,42 @@ export class Hub {
     return { controllerKey, controllerHash };
   }
 
+  /**
+   * A phone with the open pairing code asks to be the remote, and waits for
+   * the slideshow to allow it (phone approval). Its key is made here on the
+   * first knock and brought back on each later one, so the phone keeps one
+   * name. The knock goes to the deck's own stream, live only: a waiting
+   * phone knocks every second, so one the slideshow missed (its stream was
+   * reconnecting) comes again. Once the slideshow has allowed the key, the
+   * answer says so, whatever became of the code since.
+   */
+  async knock(record: ChannelRecord, code: string, key: string | undefined, device: string): Promise<PairPending | { controllerKey: string; controllerHash: string }> {
+    if (key !== undefined) {
+      const controllerHash = hashSecret(key);
+      if (record.controllers.some((h) => sameHash(controllerHash, h))) return { controllerKey: key, controllerHash };
+    }
+    if (record.pairCodeHash === null || !matchesHash(code, record.pairCodeHash)) {
+      throw new HubError('code_spent', 'this pairing code has already been used or replaced');
+    }
+    const controllerKey = key ?? newSecret();
+    const controllerHash = hashSecret(controllerKey);
+    const label = labelFor(controllerHash);
+    const knock: Knock = { hash: controllerHash, label, device };
+    await this.publish(record.id, EVENT.knock, JSON.stringify(knock));
+    return { pending: true, controllerKey, controllerHash, label };
+  }
+
+  /**
+   * The slideshow allows the phone that knocked with this key hash: it
+   * spends the code it shows on that phone, as `pair` spends it on whoever
+   * brings it first. A code spent or replaced meanwhile refuses it.
+   */
+  async allow(record: ChannelRecord, code: string, controllerHash: string): Promise<void> {
+    const presence = await this.call(() => this.bus.spendPairCode(record.id, hashSecret(code), controllerHash));
+    if (!presence) throw new HubError('code_spent', 'this pairing code has already been used or replaced');
+    await this.publish(record.id, EVENT.presence, JSON.stringify(presence));
+  }
+
   /** Revokes one controller by its hash, or all of them. */
   async revoke(record: ChannelRecord, controllerHash?: string): Promise<number> {
     const { removed, presence } = await this.call(() => this.bus.revoke(record.id, controllerHash));
@@ -404,7 +450,7 @@ export class Hub {
     ip: string,
     lastEventId: number | 'unknown' | undefined,
     only: ReadonlySet<string> | null = null,
-    keyHolder = false,
+    keyHolder: KeyHolder | false = false,
   ): Promise<() => void> {
     const local = this.localChannel(record.id);
     // The deck and its phones have slots of their own: the room's streams,
@@ -420,7 +466,7 @@ export class Hub {
       }
     }
     // Listed before the snapshot is read, so nothing published meanwhile is missed: it waits in `pending`.
-    const sub: Subscriber = { sink: null, ip, only, pending: [], commandsUpTo: 0, othersUpTo: 0, stalledBeats: 0 };
+    const sub: Subscriber = { sink: null, deck: keyHolder === 'deck', ip, only, pending: [], commandsUpTo: 0, othersUpTo: 0, stalledBeats: 0 };
     local.subscribers.add(sub);
     if (keyHolder) local.keyHolders++;
     else this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);

@@ -55,3 +55,26 @@ export function bearer(header: string | undefined): string | undefined {
 export function streamTokenFor(keyHash: string): string {
   return hashSecret(`clicker-stream:${keyHash}`);
 }
+
+/**
+ * Short, distinct words for a waiting phone's name: easy to read off a
+ * phone at arm's length and to match on the projector. None is a prefix
+ * of another, and no two look alike at a glance.
+ */
+const LABEL_WORDS = [
+  'Otter', 'Maple', 'Comet', 'Tiger', 'Cedar', 'Pluto', 'Mango', 'Heron',
+  'Ruby', 'Falcon', 'Lemon', 'Bison', 'Coral', 'Panda', 'Olive', 'Raven',
+  'Koala', 'Amber', 'Yak', 'Fig', 'Jade', 'Moose', 'Quartz', 'Walrus',
+  'Lynx', 'Gecko', 'Dingo', 'Sable', 'Ivory', 'Kiwi', 'Nutmeg', 'Wren',
+] as const;
+
+/**
+ * A waiting phone's name ("Otter 27"), from its key's hash: the same key
+ * gives the same name on every instance and every knock, and nobody can
+ * pick it without the key. 32 words and 90 numbers: two phones in one
+ * channel's queue share a name about once in 2,880 pairs.
+ */
+export function labelFor(keyHash: string): string {
+  const bytes = Buffer.from(keyHash, 'base64url');
+  return `${LABEL_WORDS[bytes[0]! % LABEL_WORDS.length]} ${10 + (bytes.readUInt16BE(1) % 90)}`;
+}

@@ -3,6 +3,7 @@
 // whose addresses a phone cannot reach, so candidates are ranked.
 import { isIP } from 'node:net';
 import os from 'node:os';
+import Bowser from 'bowser';
 
 export interface Candidate {
   iface: string;
@@ -133,4 +134,18 @@ export function isOwnHostName(hostname: string, names: ReadonlySet<string>): boo
   const h = hostname.toLowerCase().replace(/^\[(.*)\]$/, '$1').replace(/\.$/, '');
   if (isIP(h) !== 0) return true;
   return h === 'localhost' || h.endsWith('.localhost') || names.has(h);
+}
+
+/**
+ * A device's kind, summed up from its User-Agent (by bowser) for the
+ * slideshow's "a phone asks to be the remote" card: a hint beside the
+ * phone's name, never a proof, since a User-Agent says whatever its sender
+ * likes. At most 60 characters of letters, digits, spaces and a few marks.
+ */
+export function deviceOf(userAgent: string | undefined): string {
+  if (!userAgent) return 'unknown device';
+  const { os, browser, platform } = Bowser.parse(userAgent);
+  const kind = platform.model ?? os.name;
+  const said = [kind, browser.name].filter((s): s is string => Boolean(s)).join(' · ');
+  return said.replace(/[^\p{L}\p{N} .·()_-]/gu, '').slice(0, 60) || 'unknown device';
 }

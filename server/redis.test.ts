@@ -36,9 +36,9 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { EVENT, type ChannelInfo, type DeckState, type PairResult, type Presence, type SlideRef, type Snapshot } from '../protocol/messages';
+import { EVENT, type ChannelInfo, type DeckState, type Knock, type PairPending, type PairResult, type Presence, type SlideRef, type Snapshot } from '../protocol/messages';
 import { ClickerInstance, parsePrometheus, RedisServer, redisServerOrSkip, sample, TcpProxy, type Sample } from './redis-harness';
-import { freePorts, jsonCall, sleep, SseConnection, summarize, type JsonAnswer, type SseMessage } from './testing-procs';
+import { freePorts, jsonCall, pairPhone, sleep, SseConnection, summarize, type JsonAnswer, type SseMessage } from './testing-procs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 /** The issue's functional deadline: commands resume within 5 s of Redis being back. Also how long any single wait may take. */
@@ -90,16 +90,24 @@ async function createChannel(base: string): Promise<ChannelInfo> {
   return res.body;
 }
 
-async function pair(base: string, id: string, code: string): Promise<JsonAnswer<PairResult>> {
-  const res = await jsonCall<PairResult>(base, 'POST', `/api/channels/${id}/pair`, { body: { code } });
+/** A phone pairs through `base`, the slideshow allowing it through `allowOn` (phone approval, the default). */
+async function pair(base: string, info: ChannelInfo, allowOn = base): Promise<JsonAnswer<PairResult>> {
+  const res = await pairPhone(base, info, { allowOn });
   if (res.status === 201) secrets.add(res.body.controllerKey);
+  return res;
+}
+
+/** A phone's first knock with the code: 202 and a key that waits for the slideshow. */
+async function knock(base: string, info: ChannelInfo, key?: string): Promise<JsonAnswer<PairPending & PairResult>> {
+  const res = await jsonCall<PairPending & PairResult>(base, 'POST', `/api/channels/${info.id}/pair`, { body: key ? { code: info.pairCode, key } : { code: info.pairCode } });
+  if (res.status === 202 || res.status === 201) secrets.add(res.body.controllerKey);
   return res;
 }
 
 /** A channel made on `createOn` and paired through `pairOn`, as the slideshow and the phone would. */
 async function pairedChannel(createOn: string, pairOn = createOn): Promise<{ info: ChannelInfo; controllerKey: string; controllerHash: string }> {
   const info = await createChannel(createOn);
-  const paired = await pair(pairOn, info.id, info.pairCode!);
+  const paired = await pair(pairOn, info);
   assert.equal(paired.status, 201, `pair: ${JSON.stringify(paired.body)}`);
   return { info, controllerKey: paired.body.controllerKey, controllerHash: paired.body.controllerHash };
 }
@@ -246,24 +254,49 @@ if (binary) {
       assert.deepEqual(replayed, [...replayed].sort((a, b) => a - b), 'in id order');
     });
 
-    test('a pairing code made on A pairs once on B; a second phone on C gets 410', async () => {
+    test('a pairing code made on A: a phone knocking on B, allowed through C, pairs; a second phone on C gets 410', async () => {
       const info = await createChannel(A.base);
-      const won = await pair(B.base, info.id, info.pairCode!);
+      const won = await pair(B.base, info, C.base);
       assert.equal(won.status, 201);
-      const lost = await pair(C.base, info.id, info.pairCode!);
+      const lost = await knock(C.base, info);
       assert.equal(lost.status, 410, JSON.stringify(lost.body));
       assert.equal((lost.body as unknown as { followUrl?: string }).followUrl, `http://127.0.0.1:${C.port}/f/${info.id}`, 'offered follow mode');
       // The key B handed out works on every instance.
       assert.equal((await post(C.base, info.id, won.body.controllerKey, 'paired-on-b')).status, 202);
+    });
 
-      // Racing phones on all three instances at once: exactly one wins.
+    test('phones racing for one code on three instances all wait; the slideshow, its stream on A, hears each knock and allows one; only that one pairs', async () => {
       const raced = await createChannel(B.base);
-      const answers = await Promise.all([A, B, C, A, B, C].map((i) => pair(i.base, raced.id, raced.pairCode!)));
-      assert.deepEqual(answers.map((a) => a.status).sort(), [201, 410, 410, 410, 410, 410]);
+      const deckStream = await SseConnection.open(`${A.base}/api/channels/${raced.id}/events?as=${raced.streamToken}`, { timeoutMs: DEADLINE_MS });
+      open.add(deckStream);
+      const room = await subscribe(C.base, raced.id);
+      const answers = await Promise.all([A, B, C, A, B, C].map((i) => knock(i.base, raced)));
+      assert.deepEqual(answers.map((a) => a.status), [202, 202, 202, 202, 202, 202]);
+      const hashes = answers.map((a) => a.body.controllerHash);
+      await deckStream.waitFor(() => deckStream.named<Knock>(EVENT.knock).length >= 6, DEADLINE_MS, 'six knocks on the deck stream');
+      assert.deepEqual(new Set(deckStream.named<Knock>(EVENT.knock).map((k) => k.hash)), new Set(hashes), 'every knock, whichever instance took it');
+      assert.deepEqual(deckStream.named<Knock>(EVENT.knock).map((k) => k.label).sort(), answers.map((a) => a.body.label).sort());
+
+      // The presenter allows the fourth (taken on A), through B; at once a second allow through C finds the code spent.
+      const chosen = answers[3]!.body;
+      const [allowed, again] = await Promise.all([
+        jsonCall(B.base, 'POST', `/api/channels/${raced.id}/controllers`, { body: { code: raced.pairCode, hash: chosen.controllerHash }, key: raced.deckKey }),
+        jsonCall(C.base, 'POST', `/api/channels/${raced.id}/controllers`, { body: { code: raced.pairCode, hash: answers[1]!.body.controllerHash }, key: raced.deckKey }),
+      ]);
+      assert.deepEqual([allowed.status, again.status].sort(), [201, 409], 'one code, one phone, across instances');
+      const winner = allowed.status === 201 ? chosen : answers[1]!.body;
+      const retried = await Promise.all([A, B, C, A, B, C].map((i, n) => knock(i.base, raced, answers[n]!.body.controllerKey)));
+      assert.deepEqual(
+        retried.map((r) => r.status),
+        answers.map((a) => (a.body.controllerHash === winner.controllerHash ? 201 : 410)),
+      );
       const record = await jsonCall<ChannelInfo>(C.base, 'POST', `/api/channels/${raced.id}/pair-codes`, { key: raced.deckKey });
       assert.equal(record.status, 201);
       secrets.add(record.body.pairCode!);
-      assert.equal(record.body.controllers.length, 1, 'one controller, whichever instance won');
+      assert.deepEqual(record.body.controllers, [winner.controllerHash], 'one controller, whichever instance allowed it');
+      // The room's stream, on another instance, never carried a knock.
+      await room.waitFor(() => room.named(EVENT.presence).length > 0, DEADLINE_MS, 'the presence change');
+      assert.equal(room.named(EVENT.knock).length, 0);
     });
 
     test('a command id seen by one instance is a duplicate on the others, delivered once', async () => {

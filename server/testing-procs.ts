@@ -12,7 +12,7 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import type { ChannelInfo, PairResult } from '../protocol/messages';
+import type { ChannelInfo, PairPending, PairResult } from '../protocol/messages';
 
 /** A small seeded PRNG (mulberry32), so a failing run can be replayed from the seed it prints. */
 export function prng(seed: number): () => number {
@@ -296,12 +296,38 @@ export interface PairedChannel {
   controllerHash: string;
 }
 
+/**
+ * A phone pairs as the real ones do. With phone approval (the servers'
+ * default) it knocks on `base` (202), the slideshow allows its key hash with
+ * the deck key through `allowOn` (any instance), and its next knock answers
+ * 201. Without approval the first knock answers 201 already. Any other answer
+ * of the first knock (410, 404) is returned as it is.
+ */
+export async function pairPhone(
+  base: string,
+  info: Pick<ChannelInfo, 'id' | 'deckKey' | 'pairCode'>,
+  opts: { allowOn?: string; headers?: Record<string, string> } = {},
+): Promise<JsonAnswer<PairResult>> {
+  const pairPath = `/api/channels/${info.id}/pair`;
+  const headers = opts.headers ?? {};
+  const first = await jsonCall<PairResult | PairPending>(base, 'POST', pairPath, { body: { code: info.pairCode }, headers });
+  if (first.status !== 202) return first as JsonAnswer<PairResult>;
+  const pending = first.body as PairPending;
+  const allowed = await jsonCall(opts.allowOn ?? base, 'POST', `/api/channels/${info.id}/controllers`, {
+    body: { code: info.pairCode, hash: pending.controllerHash },
+    key: info.deckKey,
+    headers,
+  });
+  if (allowed.status !== 201) throw new Error(`allowing the phone answered ${allowed.status}: ${JSON.stringify(allowed.body)}`);
+  return jsonCall<PairResult>(base, 'POST', pairPath, { body: { code: info.pairCode, key: pending.controllerKey }, headers });
+}
+
 /** Creates a channel and pairs one controller, as the slideshow and a phone do. */
 export async function pairedChannel(base: string, headers: Record<string, string> = {}): Promise<PairedChannel> {
   const created = await jsonCall<ChannelInfo>(base, 'POST', '/api/channels', { headers });
   if (created.status !== 201) throw new Error(`channel creation answered ${created.status}: ${JSON.stringify(created.body)}`);
   const info = created.body;
-  const paired = await jsonCall<PairResult>(base, 'POST', `/api/channels/${info.id}/pair`, { body: { code: info.pairCode }, headers });
+  const paired = await pairPhone(base, info, { headers });
   if (paired.status !== 201) throw new Error(`pairing answered ${paired.status}: ${JSON.stringify(paired.body)}`);
   return { info, controllerKey: paired.body.controllerKey, controllerHash: paired.body.controllerHash };
 }

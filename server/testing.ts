@@ -49,7 +49,10 @@ export interface TestServer {
 }
 
 export async function startTestServer(overrides: Partial<Config> = {}, opts: TestServerOptions = {}): Promise<TestServer> {
-  const config: Config = Object.freeze({ ...DEFAULTS, bind: '127.0.0.1', port: 0, host: PUBLIC_HOST, ...overrides });
+  // Phones pair in one step here: these servers test what comes after pairing.
+  // Phone approval, on by default, has its own tests (approval.test.ts, and
+  // the e2e specs, which run the real command line with its defaults).
+  const config: Config = Object.freeze({ ...DEFAULTS, bind: '127.0.0.1', port: 0, host: PUBLIC_HOST, approvePhones: false, ...overrides });
   // The app serves /assets from the esbuild output; a stub folder keeps these tests independent of a build.
   const clientDir = mkdtempSync(path.join(os.tmpdir(), 'clicker-test-client-'));
   writeFileSync(path.join(clientDir, 'slides.js'), 'export {};\n');

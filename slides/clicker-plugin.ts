@@ -25,6 +25,7 @@ import {
 } from '../protocol/messages';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
 import { NEW_CODE_KEY, PresenterStatus } from './status';
+import { KnockCard } from './knock-card';
 import { deckAspect, PointerOverlay } from './pointer-overlay';
 import { AudienceOverlay, OVERLAY_EVENTS } from './spotlight';
 import { AUDIENCE_EVENTS, AudienceBar } from './audience';
@@ -462,6 +463,12 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   let info: ChannelInfo | null = null;
   let presence: Presence = { controllers: 0, pairingOpen: false };
   const panel = new PairingPanel();
+  // Phones that scanned the pairing QR wait here for the presenter to allow one.
+  const knocks = new KnockCard(async (hash) => {
+    if (!info?.pairCode) throw new Error('no pairing code is open');
+    const next = await requestJson<ChannelInfo>('POST', api(`/${info.id}/controllers`), { key: info.deckKey, body: { code: info.pairCode, hash } });
+    adopt({ ...next, deckKey: info.deckKey });
+  });
   let stream: LiveStream | null = null;
   /**
    * Saves where the deck is and the last stream event it applied, read at the
@@ -624,8 +631,11 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   const onPresence = (p: Presence) => {
     const changed = p.controllers !== presence.controllers;
     presence = p;
-    // A phone has paired with the code: its panel has done its job.
-    if (!p.pairingOpen) panel.hide();
+    // A phone has paired with the code: its panel, and the other phones' requests, have had their day.
+    if (!p.pairingOpen) {
+      panel.hide();
+      if (knocks.shown) knocks.queue.clear();
+    }
     status.setPresence(p);
     void showQr();
     // Learn the new controller hashes, so a restart can bring the pairing back.
@@ -647,11 +657,13 @@ async function startPresenter(deck: RevealApi): Promise<void> {
 
   stream = new LiveStream(
     api(`/${channelId}/events`),
-    [EVENT.snapshot, EVENT.command, EVENT.presence, EVENT.reload, EVENT.pointer, ...OVERLAY_EVENTS],
+    [EVENT.snapshot, EVENT.command, EVENT.presence, EVENT.reload, EVENT.pointer, EVENT.knock, ...OVERLAY_EVENTS],
     {
       onEvent(name, data) {
         // Up to 60 a second, and never replayed: no need to persist the stream position for them.
         if (name === EVENT.pointer) return pointer.apply(data);
+        // Once a second from each waiting phone, never replayed either.
+        if (name === EVENT.knock) return knocks.queue.add(data);
         overlay.onEvent(name, data);
         if (name === EVENT.reload) reloadSoon();
         else if (name === EVENT.command) onCommand(data);

@@ -209,6 +209,17 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
         await deck.waitFor(installMoveObserver, null, 15_000, 'the slideshow built by reveal.js');
 
         const phone = await browser.newPage(controllerUrl.href, PHONE_PAGE);
+        // Phone approval: the presenter allows the waiting phone on the slideshow.
+        await deck.waitFor(
+          () => {
+            const allow = document.querySelector<HTMLButtonElement>('[data-clicker-knock] [data-clicker-allow]');
+            allow?.click();
+            return allow ? true : null;
+          },
+          null,
+          15_000,
+          'the slideshow asking to allow the phone',
+        );
         // Paired and showing the deck's state: Next is enabled.
         await phone.waitFor(() => document.querySelector<HTMLButtonElement>('#next')?.disabled === false, null, 15_000, 'the remote paired, with Next enabled');
         const next = await phone.center('#next', 15_000);

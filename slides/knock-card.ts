@@ -1,0 +1,99 @@
+// "A phone asks to be the remote": the card the slideshow shows while phones
+// that scanned the pairing QR wait (phone approval). The presenter allows the
+// one whose screen shows the same name: Enter when one waits, its number key
+// when several do, or a click; Esc refuses them all.
+import { KnockQueue } from '../protocol/knocks';
+import type { Knock } from '../protocol/wire';
+
+export class KnockCard {
+  readonly queue: KnockQueue;
+  private readonly box = document.createElement('div');
+  private readonly items = document.createElement('ol');
+  private readonly hint = document.createElement('p');
+  private readonly problem = document.createElement('p');
+  private busy = false;
+
+  constructor(private readonly allow: (hash: string) => Promise<void>) {
+    this.queue = new KnockQueue(() => this.render());
+    this.box.className = 'clicker-knock';
+    this.box.setAttribute('data-clicker-knock', '');
+    this.box.setAttribute('role', 'alertdialog');
+    this.box.setAttribute('aria-label', 'A phone asks to be the remote');
+    this.box.hidden = true;
+    const title = document.createElement('p');
+    title.className = 'clicker-knock-title';
+    title.textContent = 'A phone asks to be the remote';
+    this.hint.className = 'clicker-knock-hint';
+    this.problem.className = 'clicker-knock-problem';
+    this.problem.hidden = true;
+    this.box.append(title, this.items, this.hint, this.problem);
+    document.body.append(this.box);
+    // Capturing, ahead of reveal.js: while the card shows, Enter, Esc and the
+    // number keys are the card's (Esc would otherwise open the overview).
+    addEventListener('keydown', (e) => this.onKey(e), true);
+  }
+
+  get shown(): boolean {
+    return !this.box.hidden;
+  }
+
+  private render(): void {
+    const list = this.queue.list();
+    this.box.hidden = list.length === 0;
+    if (list.length === 0) this.problem.hidden = true;
+    this.items.replaceChildren(...list.map((k, i) => this.item(k, i, list.length)));
+    this.hint.textContent =
+      list.length > 1
+        ? `Several phones ask. Allow only the one whose screen shows its name: ${list.map((_, i) => i + 1).join(', ')} · Esc refuses all`
+        : 'Allow it only if your phone shows this name · Enter allows · Esc refuses';
+  }
+
+  private item(k: Knock, i: number, n: number): HTMLLIElement {
+    const li = document.createElement('li');
+    li.dataset.hash = k.hash;
+    const label = document.createElement('strong');
+    label.className = 'clicker-knock-label';
+    label.textContent = n > 1 ? `${i + 1}. ${k.label}` : k.label;
+    const device = document.createElement('span');
+    device.className = 'clicker-knock-device';
+    device.textContent = k.device;
+    const allow = document.createElement('button');
+    allow.type = 'button';
+    allow.textContent = 'Allow';
+    allow.setAttribute('data-clicker-allow', '');
+    allow.addEventListener('click', () => void this.choose(k.hash));
+    const refuse = document.createElement('button');
+    refuse.type = 'button';
+    refuse.textContent = 'Refuse';
+    refuse.setAttribute('data-clicker-refuse', '');
+    refuse.addEventListener('click', () => this.queue.refuse(k.hash));
+    li.append(label, device, allow, refuse);
+    return li;
+  }
+
+  private onKey(e: KeyboardEvent): void {
+    if (!this.shown || e.altKey || e.ctrlKey || e.metaKey) return;
+    const action = this.queue.keyAction(e.key);
+    if (action === undefined) return;
+    // Enter, Esc and the digits are the card's while it shows, even when they choose nothing.
+    e.preventDefault();
+    e.stopImmediatePropagation();
+    if (action === 'refuse') this.queue.refuseAll();
+    else if (action !== 'ignore') void this.choose(action.allow);
+  }
+
+  private async choose(hash: string): Promise<void> {
+    if (this.busy) return;
+    this.busy = true;
+    try {
+      await this.allow(hash);
+      this.queue.clear();
+    } catch {
+      // The code was spent or replaced meanwhile, or the server is away: say so, and keep the list.
+      this.problem.textContent = 'Could not allow it. Press Q for a new code and scan again.';
+      this.problem.hidden = false;
+    } finally {
+      this.busy = false;
+    }
+  }
+}
