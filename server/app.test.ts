@@ -157,7 +157,8 @@ class Server {
 }
 
 async function start(t: TestContext, overrides: Partial<Config> = {}): Promise<Server> {
-  const config: Config = { ...DEFAULTS, ...overrides };
+  // Phones pair in one step here, as in testing.ts: approval has its own suite (approval.test.ts).
+  const config: Config = { ...DEFAULTS, approvePhones: false, ...overrides };
   const hub = new Hub(config);
   let port = 0;
   const logs: string[] = [];
@@ -212,14 +213,17 @@ test('a wrong method on any route the README lists is 405 naming the right ones,
   // The README's API tables are the list: every route they give must answer a wrong method with 405 and the right Allow.
   const routes = new Map<string, Set<string>>();
   for (const m of readFileSync(path.join(rootDir, 'README.md'), 'utf8').matchAll(/^\| `(GET|POST|PUT|DELETE) (\/[^`\s]*)`/gm)) {
-    const methods = routes.get(m[2]!) ?? new Set<string>();
-    methods.add(m[1]!);
-    if (m[1] === 'GET') methods.add('HEAD');
-    routes.set(m[2]!, methods);
+    // `controllers[/:hash]` is two paths, the first shared with POST `controllers`.
+    for (const route of m[2]!.includes('[/:hash]') ? [m[2]!.replace('[/:hash]', ''), m[2]!.replace('[/:hash]', '/:hash')] : [m[2]!]) {
+      const methods = routes.get(route) ?? new Set<string>();
+      methods.add(m[1]!);
+      if (m[1] === 'GET') methods.add('HEAD');
+      routes.set(route, methods);
+    }
   }
   assert.ok(routes.size >= 15, `the README's API tables were read: ${[...routes.keys()].join(' ')}`);
   for (const [route, allow] of routes) {
-    const url = route.replace(':id', ch.id).replace(':qid', 'q'.repeat(12)).replace('[/:hash]', '');
+    const url = route.replace(':id', ch.id).replace(':qid', 'q'.repeat(12)).replace(':hash', 'h'.repeat(43));
     for (const wrong of ['PATCH', ...['GET', 'POST', 'PUT', 'DELETE'].filter((m) => !allow.has(m))]) {
       const res = await s.call(wrong, url);
       expectError(res, 405, /method not allowed/);

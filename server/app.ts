@@ -348,12 +348,15 @@ export function createApp(deps: AppDeps): App {
   });
 
   /** Revoke every controller, or one by its hash. */
-  api.delete('/channels/:id/controllers{/:hash}', async (req, res) => {
+  const revoke: RequestHandler = async (req, res) => {
     const ch = await channel(req);
     requireDeck(req, ch);
     const hash = req.params.hash === undefined ? undefined : String(req.params.hash);
     res.json({ revoked: await hub.revoke(ch, hash) });
-  });
+  };
+  // Two paths, not `controllers{/:hash}`: a wrong method on /controllers must name POST (allowing a phone) too.
+  api.delete('/channels/:id/controllers', revoke);
+  api.delete('/channels/:id/controllers/:hash', revoke);
 
   /**
    * A phone exchanges the one-time code from the QR fragment for its
