@@ -432,3 +432,38 @@ test('from another machine the slideshow opens only with the presenter link, who
     await remote.stop();
   }
 });
+
+test("a theme's web fonts come from Clicker itself: the slideshow draws them with no request off this machine and nothing refused", async ({ browser }) => {
+  // sky imports Quicksand and Open Sans from Google Fonts; Clicker carries both.
+  const own = await ClickerServer.start(['--theme', 'sky']);
+  try {
+    const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+    const elsewhere: string[] = [];
+    deck.on('request', (r) => {
+      if (!r.url().startsWith(`${own.base}/`) && !r.url().startsWith('data:')) elsewhere.push(r.url());
+    });
+    const refused: string[] = [];
+    deck.on('console', (m) => {
+      if (/Content Security Policy|Refused to load/i.test(m.text())) refused.push(m.text());
+    });
+    const fonts: string[] = [];
+    deck.on('response', (r) => {
+      if (r.url().includes('/assets/fonts/')) fonts.push(`${r.status()} ${new URL(r.url()).pathname}`);
+    });
+    await deck.goto(`${own.base}/`);
+    await expect(deck.locator('.reveal')).toHaveClass(/\bready\b/);
+    const loaded = await deck.evaluate(async () => {
+      await document.fonts.ready;
+      return [...document.fonts].filter((f) => f.status === 'loaded').map((f) => `${f.family.replace(/"/g, '')} ${f.weight} ${f.style}`);
+    });
+    // The title's heading font and the body font, drawn from Clicker's own files.
+    expect(loaded).toEqual(expect.arrayContaining(['Quicksand 400 normal', 'Open Sans 400 normal']));
+    expect(await deck.locator('.reveal h1').first().evaluate((h) => getComputedStyle(h).fontFamily)).toMatch(/^"?Quicksand"?,/);
+    expect(fonts.length).toBeGreaterThan(0);
+    expect(fonts.every((f) => f.startsWith('200 /assets/fonts/'))).toBe(true);
+    expect(elsewhere).toEqual([]);
+    expect(refused).toEqual([]);
+  } finally {
+    await own.stop();
+  }
+});

@@ -15,6 +15,7 @@ import { ID_RE, MAX_REGISTERED_EVENT_ID, type ChannelInfo, type DeckState, type 
 import { createApp } from './app';
 import { DEFAULTS, type Config } from './config';
 import { Hub } from './hub';
+import { THEME_DIR } from './deck';
 import { hashSecret } from './keys';
 
 const rootDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -876,6 +877,38 @@ test('pages and assets are served with security headers', GUARD, async (t) => {
     assert.match(res.headers.get('content-type') ?? '', /^application\/json/, folder);
     assert.equal(typeof ((await res.json()) as { error?: unknown }).error, 'string', folder);
   }
+});
+
+test('a theme that imports Google Fonts is served with Clicker\'s own copies of them, and those font files are served', GUARD, async (t) => {
+  const s = await start(t);
+  for (const [theme, family] of [['league', 'Lato'], ['sky', 'Quicksand'], ['sky', 'Open Sans'], ['night', 'Montserrat'], ['blood', 'Ubuntu'], ['simple', 'News Cycle']] as const) {
+    const res = await fetch(`${s.base}/assets/theme/${theme}.css`);
+    assert.equal(res.status, 200, theme);
+    assert.match(res.headers.get('content-type') ?? '', /^text\/css/);
+    const css = await res.text();
+    assert.doesNotMatch(css, /googleapis|@import/, `${theme}: no import of another origin's stylesheet`);
+    assert.match(css, new RegExp(`font-family: '${family}'`), `${theme} carries ${family}`);
+    // The rest of the theme is as reveal.js ships it.
+    assert.match(css, /\.reveal-viewport\{/);
+    // Every font it names is served here, as a font.
+    const urls = [...css.matchAll(/url\((\/assets\/fonts\/[\w/.-]+\.woff2)\)/g)].map((m) => m[1]!);
+    assert.ok(urls.length >= 2, `${theme}: ${urls.length} woff2 files`);
+    for (const url of [urls[0]!, urls.at(-1)!]) {
+      const font = await fetch(s.base + url);
+      assert.equal(font.status, 200, url);
+      assert.equal(font.headers.get('content-type'), 'font/woff2', url);
+      assert.ok((await font.arrayBuffer()).byteLength > 1_000, url);
+    }
+  }
+  // A theme that needs no web font is reveal.js's own file, unchanged.
+  const black = await fetch(`${s.base}/assets/theme/black.css`);
+  assert.equal(await black.text(), readFileSync(path.join(THEME_DIR, 'black.css'), 'utf8'));
+  // Nothing outside the fonts' own folders, and no theme that does not exist.
+  expectError(await s.call('GET', '/assets/fonts/lato/../package.json'), 404);
+  expectError(await s.call('GET', '/assets/fonts/lato/%2e%2e%2fpackage.json'), 404);
+  expectError(await s.call('GET', '/assets/fonts/roboto/roboto.woff2'), 404);
+  expectError(await s.call('GET', '/assets/theme/nope.css'), 404);
+  expectError(await s.call('GET', '/assets/theme/..%2f..%2fpackage.json'), 404);
 });
 
 test('the server survives bad input, answers every error as JSON, and still reports health', GUARD, async (t) => {

@@ -29,7 +29,8 @@ import type { Config } from './config';
 import { answerWrongMethods, controllerKeyRequired, errorHandler, HttpError } from './errors';
 import { summaryOf, type ChannelRecord } from './bus';
 import { Hub, type CreatedChannel } from './hub';
-import { AUDIENCE_MARKDOWN_PATH, loadDeck, THEME_DIR, type Deck, type DeckView } from './deck';
+import { AUDIENCE_MARKDOWN_PATH, loadDeck, THEME_DIR, THEMES, type Deck, type DeckView } from './deck';
+import { fontFilesDir, FONTS_PATH, THEME_FONTS, withLocalFonts } from './theme-fonts';
 import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate } from './guards';
@@ -213,7 +214,22 @@ export function createApp(deps: AppDeps): App {
   // redirect: false: a folder's own path (/assets, /assets/theme) is a JSON 404 like any other miss, not an HTML redirect to another 404.
   // A miss falls through to the deck's own files below: `assets/` is where
   // many decks keep their images, and their URLs begin with /assets too.
+  // A theme that imports Google Fonts is served with Clicker's own copies of them instead (theme-fonts.ts), made once.
+  const themeCss = new Map<string, string>();
+  // Middleware, not a route: a miss falls through to the files below rather than meet the wrong-method answer of a route.
+  app.use('/assets/theme', (req, res, next) => {
+    const name = /^\/([\w-]+)\.css$/.exec(req.path)?.[1];
+    if (name === undefined || !THEMES.includes(name)) return next();
+    let css = themeCss.get(name);
+    if (css === undefined) themeCss.set(name, (css = withLocalFonts(readFileSync(path.join(THEME_DIR, `${name}.css`), 'utf8'))));
+    res.type('text/css').send(css);
+  });
   app.use('/assets/theme', express.static(THEME_DIR, { index: false, redirect: false }));
+  for (const slug of Object.values(THEME_FONTS)) {
+    const dir = fontFilesDir(slug);
+    // A font file's name says its family, script, weight and style: it never changes under one name.
+    if (dir) app.use(`${FONTS_PATH}/${slug}`, express.static(dir, { index: false, redirect: false, maxAge: '7d' }));
+  }
   app.use('/assets', express.static(clientDir, { index: false, redirect: false, setHeaders: (res) => res.set('Cache-Control', 'no-cache') }));
   // No favicon: answer quietly instead of logging a 404 on every page load.
   app.get('/favicon.ico', (_req, res) => {

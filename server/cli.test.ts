@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { PDFParse } from 'pdf-parse';
+import { PNG } from 'pngjs';
 import { parseCli } from './cli';
 import { ConfigError } from './config';
 import { DeckError, htmlWithoutNotes, loadDeck, markdownWithoutNotes, shadowedAssets, splitFrontMatter, THEMES } from './deck';
@@ -149,6 +150,42 @@ test('export writes a PDF with one page per slide', async () => {
   assert.match(text.text, /A VERTICAL SLIDE/i);
   // Notes stay off the handout.
   assert.doesNotMatch(text.text, /Speaker notes start with/);
+});
+
+test('export prints every image: those in the slides, slide background images, and ones loaded lazily', async () => {
+  const dir = tmp();
+  // Noise, so no two images are alike and each stays an image of its own in
+  // the PDF; large, as a photo is, so each takes a while to arrive (reveal.js
+  // laid the pages out before they had, and the handout lost them).
+  const png = (w: number, h: number, seed: number) => {
+    const img = new PNG({ width: w, height: h });
+    let x = seed;
+    for (let i = 0; i < img.data.length; i++) img.data[i] = i % 4 === 3 ? 255 : (x = (x * 1103515245 + 12345) % 2 ** 31) % 256;
+    return PNG.sync.write(img);
+  };
+  mkdirSync(path.join(dir, 'img'));
+  const slides: string[] = [];
+  for (let i = 1; i <= 6; i++) {
+    writeFileSync(path.join(dir, 'img', `p${i}.png`), png(1200, 750, i));
+    slides.push(
+      i % 3 === 0
+        ? `<!-- .slide: data-background-image="img/p${i}.png" -->\n\n## Background ${i}`
+        : i % 3 === 1
+          ? `## Picture ${i}\n\n<img src="img/p${i}.png" width="480" alt="${i}">`
+          : `## Lazy ${i}\n\n<img src="img/p${i}.png" loading="lazy" width="480" alt="${i}">`,
+    );
+  }
+  writeFileSync(path.join(dir, 'talk.md'), slides.join('\n\n---\n\n'));
+  const r = clicker(['export', 'talk.md', '--pdf', 'talk.pdf'], dir);
+  assert.equal(r.code, 0, r.stderr);
+  const parser = new PDFParse({ data: readFileSync(path.join(dir, 'talk.pdf')) });
+  const images = await parser.getImage({ imageThreshold: 50, imageDataUrl: false, imageBuffer: false });
+  await parser.destroy();
+  // One page per slide, each with its picture, the backgrounds included.
+  assert.deepEqual(
+    images.pages.map((p) => p.images.filter((i) => i.width >= 320).length),
+    [1, 1, 1, 1, 1, 1],
+  );
 });
 
 test('parseCli: commands, deck options, and what wins', () => {
@@ -388,12 +425,13 @@ test("a deck's assets/ files that Clicker's own would answer for are named at st
   const dir = tmp();
   writeFileSync(path.join(dir, 'talk.md'), '# Talk\n');
   mkdirSync(path.join(dir, 'assets', 'theme'), { recursive: true });
-  for (const f of ['slides.css', 'logo.png', 'theme/white.css', 'theme/mine.css']) writeFileSync(path.join(dir, 'assets', f), 'x');
+  mkdirSync(path.join(dir, 'assets', 'fonts', 'lato'), { recursive: true });
+  for (const f of ['slides.css', 'logo.png', 'theme/white.css', 'theme/mine.css', 'fonts/lato/lato-latin-400-normal.woff2', 'fonts/lato/mine.woff2']) writeFileSync(path.join(dir, 'assets', f), 'x');
   // Folders and files the follow and remote pages, the API and Clicker's own files answer for.
   for (const d of ['f', 'r', 'figures']) mkdirSync(path.join(dir, d));
   for (const f of ['favicon.ico', 'clicker.js', 'notes.txt']) writeFileSync(path.join(dir, f), 'x');
   const deck = loadDeck(ROOT, path.join(dir, 'talk.md'), {});
-  assert.deepEqual(shadowedAssets(deck, path.join(ROOT, 'dist', 'client')), ['assets/slides.css', 'assets/theme/white.css', 'clicker.js', 'f/', 'favicon.ico', 'r/']);
+  assert.deepEqual(shadowedAssets(deck, path.join(ROOT, 'dist', 'client')), ['assets/fonts/lato/lato-latin-400-normal.woff2', 'assets/slides.css', 'assets/theme/white.css', 'clicker.js', 'f/', 'favicon.ico', 'r/']);
   assert.deepEqual(shadowedAssets(loadDeck(ROOT, undefined, {}), path.join(ROOT, 'dist', 'client')), [], 'the built-in deck has none');
   // And the running server says so, once per file, where the presenter looks.
   const proc = spawn(process.execPath, [path.join(ROOT, 'dist/server/main.js'), path.join(dir, 'talk.md'), '--port', '0', '--bind', '127.0.0.1'], { cwd: ROOT });
@@ -410,8 +448,9 @@ test("a deck's assets/ files that Clicker's own would answer for are named at st
       });
     });
     const warned = logs.split('\n').filter((l) => l.includes('is never served'));
-    assert.equal(warned.length, 6, logs);
-    assert.match(warned[0]!, /the deck's assets\/slides\.css is never served: Clicker's own \/assets\/slides\.css answers that URL; rename it/);
+    assert.equal(warned.length, 7, logs);
+    assert.match(warned[0]!, /the deck's assets\/fonts\/lato\/lato-latin-400-normal\.woff2 is never served: Clicker's own \/assets\/fonts\/lato\/lato-latin-400-normal\.woff2 answers that URL; rename it/);
+    assert.match(warned[1]!, /the deck's assets\/slides\.css is never served: Clicker's own \/assets\/slides\.css answers that URL; rename it/);
   } finally {
     proc.kill('SIGTERM');
   }

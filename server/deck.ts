@@ -11,6 +11,7 @@ import { parse as parseYaml } from 'yaml';
 import escapeHtml from 'escape-html';
 import RevealMarkdown from 'reveal.js/plugin/markdown';
 import type { RevealApi } from 'reveal.js';
+import { fontFilesDir, THEME_FONTS } from './theme-fonts';
 
 export const TRANSITIONS = ['none', 'fade', 'slide', 'convex', 'concave', 'zoom'] as const;
 
@@ -527,8 +528,8 @@ const ROUTE_FILES = new Set(['favicon.ico', 'clicker.js', 'healthz', 'readyz', '
 
 /**
  * A deck's files that Clicker's own serve in their place: /assets/NAME is
- * Clicker's bundle when one has that name, and /assets/theme/NAME reveal.js's
- * theme, before a miss falls through to the deck's folder (app.ts). Named at
+ * Clicker's bundle when one has that name, /assets/theme/NAME reveal.js's
+ * theme and /assets/fonts/FAMILY/FILE a theme's font, before a miss falls through to the deck's folder (app.ts). Named at
  * start, so the presenter renames them rather than wonder why their style is gone.
  */
 export function shadowedAssets(deck: Pick<Deck, 'assetsDir'>, clientDir: string): string[] {
@@ -551,6 +552,12 @@ export function shadowedAssets(deck: Pick<Deck, 'assetsDir'>, clientDir: string)
     ...top.filter((e) => e.isFile() && ROUTE_FILES.has(e.name)).map((e) => e.name),
     ...names(own).filter((n) => ours.has(n)).map((n) => `assets/${n}`),
     ...names(path.join(own, 'theme')).filter((n) => themes.has(n)).map((n) => `assets/theme/${n}`),
+    // The themes' fonts Clicker serves itself (theme-fonts.ts).
+    ...Object.values(THEME_FONTS).flatMap((slug) => {
+      const dir = fontFilesDir(slug);
+      const theirs = dir ? new Set(names(dir)) : new Set<string>();
+      return names(path.join(own, 'fonts', slug)).filter((n) => theirs.has(n)).map((n) => `assets/fonts/${slug}/${n}`);
+    }),
   ].sort();
 }
 

@@ -26,7 +26,31 @@ export async function exportPdf(base: string, pdf: string, env: NodeJS.ProcessEn
     await page.goto(`${base}/?print-pdf`, { waitUntil: 'load' });
     // reveal.js lays the slides out as .pdf-page elements once Markdown and highlighting are done.
     await page.waitForFunction(() => document.querySelector('.reveal.ready') !== null && document.querySelectorAll('.pdf-page').length > 0, undefined, { timeout: 30_000 });
-    await page.waitForFunction(() => [...document.images].every((img) => img.complete), undefined, { timeout: 30_000 });
+    // Then everything the pages draw, or the PDF drops what was late: every
+    // image (a lazy one is made eager, as off screen it would never load),
+    // every slide background image (CSS, so not among document.images), and
+    // the theme's web fonts (font-display: swap prints the fallback meanwhile).
+    await page.evaluate(async () => {
+      const settled = (p: Promise<unknown>) => p.then(() => undefined, () => undefined);
+      const backgrounds = new Set<string>();
+      for (const el of document.querySelectorAll<HTMLElement>('.slide-background, .slide-background-content, .reveal section')) {
+        for (const m of getComputedStyle(el).backgroundImage.matchAll(/url\("?([^")]+)"?\)/g)) backgrounds.add(m[1]!);
+      }
+      await Promise.all([
+        ...[...document.images].map((img) => {
+          img.loading = 'eager';
+          return settled(img.decode());
+        }),
+        ...[...backgrounds].map((url) => {
+          const img = new Image();
+          img.src = url;
+          return settled(img.decode());
+        }),
+        settled(document.fonts.ready),
+      ]);
+    });
+    // And anything those started (a video's poster, a font's other subset).
+    await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
     const pages = await page.locator('.pdf-page').count();
     await page.pdf({ path: path.resolve(pdf), preferCSSPageSize: true, printBackground: true });
     return pages;

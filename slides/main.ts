@@ -10,6 +10,7 @@ import 'reveal.js/reveal.css';
 import 'reveal.js/plugin/highlight/monokai.css';
 import './slides.css';
 import { clickerPlugin, type ClickerMode } from './clicker-plugin';
+import { printReady } from './print-ready';
 
 const follow = /^\/f\/([A-Za-z0-9_-]{22})$/.exec(location.pathname);
 const printing = /print-pdf/i.test(location.search);
@@ -38,7 +39,8 @@ const deck = new Reveal({
   // A handout has one page per slide, with every fragment shown.
   pdfSeparateFragments: false,
   // A PDF export is not a talk: no channel, no QR.
-  plugins: printing ? [Markdown, Highlight] : [Markdown, Highlight, clickerPlugin(mode)],
+  // After Markdown: its slides' images are in the page by the time printReady waits for them.
+  plugins: printing ? [Markdown, Highlight, printReady()] : [Markdown, Highlight, clickerPlugin(mode)],
 });
 /**
  * A talk-sized deck keeps every slide rendered. reveal.js hides slides beyond
