@@ -461,7 +461,11 @@ function keepAwake(): void {
 }
 
 // ---------------------------------------------------------------- start
-/** A pairing under way (phone approval): the code and the key, kept across a reload of the page while it waits. */
+/**
+ * A pairing under way (phone approval): the code and the key, kept while it
+ * waits, across a reload and across a second scan of the QR (a new tab): the
+ * phone keeps one name on the slideshow's card.
+ */
 interface Waiting {
   code: string;
   key?: string;
@@ -470,7 +474,7 @@ const waitingName = `${keyName}.waiting`;
 
 function readWaiting(): Waiting | null {
   try {
-    const w = JSON.parse(sessionStorage.getItem(waitingName) ?? 'null') as Waiting | null;
+    const w = JSON.parse(localStorage.getItem(waitingName) ?? 'null') as Waiting | null;
     return w && typeof w.code === 'string' ? w : null;
   } catch {
     return null;
@@ -479,6 +483,14 @@ function readWaiting(): Waiting | null {
 
 /** How often a phone waiting for the laptop asks again: the allowed phone goes live within this. */
 const KNOCK_EVERY_MS = 1_000;
+/**
+ * A knock's longest wait for its answer, and the pause after a failed one:
+ * together well under the 6 s after which the slideshow's card drops a phone
+ * that has stopped knocking (KNOCK_FRESH_MS), so a slow network does not take
+ * the phone off the card, or give it a new number.
+ */
+const KNOCK_TIMEOUT_MS = 3_000;
+const KNOCK_RETRY_MS = 2_000;
 
 /**
  * Pairs with a code from the QR. With phone approval the server answers 202
@@ -492,21 +504,26 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
   let waiting: Waiting = readWaiting()?.code === code ? readWaiting()! : { code };
   for (;;) {
     try {
-      const res = await requestJson<PairResult | PairPending>('POST', `${api}/pair`, { body: waiting });
+      const res = await requestJson<PairResult | PairPending>('POST', `${api}/pair`, { body: waiting, ...(waiting.key ? { timeoutMs: KNOCK_TIMEOUT_MS } : {}) });
       if ('pending' in res) {
         waiting = { code, key: res.controllerKey };
-        sessionStorage.setItem(waitingName, JSON.stringify(waiting));
+        localStorage.setItem(waitingName, JSON.stringify(waiting));
         showWaiting(res.label);
         await sleep(KNOCK_EVERY_MS);
         continue;
       }
-      sessionStorage.removeItem(waitingName);
+      localStorage.removeItem(waitingName);
       key = res.controllerKey;
       localStorage.setItem(keyName, key);
       localStorage.setItem(tokenName, res.streamToken);
       return true;
     } catch (err) {
-      if (err instanceof HttpStatusError && (err.status === 410 || err.status === 404)) sessionStorage.removeItem(waitingName);
+      // Final answers: a spent or replaced code, a channel gone, a key this slideshow did not issue.
+      if (err instanceof HttpStatusError && [403, 404, 410].includes(err.status)) localStorage.removeItem(waitingName);
+      if (err instanceof HttpStatusError && err.status === 403 && waiting.key) {
+        showMessage('Scan the QR code again', 'This phone’s request belongs to an earlier slideshow. Scan the QR code on the slides again.', followUrl);
+        return false;
+      }
       if (err instanceof HttpStatusError && err.status === 410) {
         showMessage(
           waiting.key ? 'This phone was not allowed' : 'This code was already used',
@@ -521,15 +538,16 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
         showMessage('No such presentation', 'This presentation is not running any more. Scan the QR code on the slides again.');
         return false;
       }
-      if (err instanceof HttpStatusError && err.status === 429) {
-        // Too many knocks from this address (a venue's NAT): ask again a little later.
-        await sleep(5 * KNOCK_EVERY_MS);
+      if (err instanceof HttpStatusError && err.status === 429 && !waiting.key) {
+        showMessage('Too many phones', 'Too many phones on this network asked to pair just now. Wait a minute, then try again.');
+        await retryPressed();
+        showMessage('Pairing…', '');
         continue;
       }
       if (waiting.key) {
-        // Waiting already, and the Wi-Fi hiccuped: keep the name on screen and keep asking.
+        // Waiting already, and the Wi-Fi hiccuped (or the address's knocks ran over): keep the name on screen and keep asking.
         $('message-text').textContent = 'Reconnecting to the slideshow…';
-        await sleep(2 * KNOCK_EVERY_MS);
+        await sleep(KNOCK_RETRY_MS);
         continue;
       }
       if (!canWait) return false;

@@ -20,7 +20,7 @@
 // the qrcode package's encoder is bundled: the QR is drawn as SVG here.
 import { create as createQr } from 'qrcode/lib/core/qrcode';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
-import { EVENT, ID_RE, type ChannelInfo, type Command, type DeckState, type Presence, type SlideRef, type Snapshot } from '../protocol/wire';
+import { EVENT, ID_RE, type ChannelInfo, type Command, type DeckState, type Knock, type Presence, type SlideRef, type Snapshot } from '../protocol/wire';
 import { KnockQueue } from '../protocol/knocks';
 
 // ------------------------------------------------------------------ where Clicker is
@@ -360,6 +360,8 @@ class Session {
 
   private adopt(next: ChannelInfo): void {
     if (this.stopped) return;
+    // A new code: phones that asked with the old one are turned away by the server.
+    if (next.pairCode !== this.info?.pairCode) this.knocks.clear();
     this.info = next;
     const lastEventId = this.saved?.id === next.id ? this.saved.lastEventId : '';
     this.saved = { id: next.id, deckKey: next.deckKey, controllers: next.controllers, lastEventId };
@@ -371,7 +373,8 @@ class Session {
   private onEvent(name: string, data: unknown): void {
     if (this.stopped) return;
     // Once a second from each waiting phone, and never replayed: the stream position need not be saved for it.
-    if (name === EVENT.knock) return this.knocks.add(data);
+    // Only while a code is open: a knock that crossed the pairing on its way is no longer a question.
+    if (name === EVENT.knock) return this.presence.pairingOpen ? this.knocks.add(data) : undefined;
     if (name === EVENT.command) {
       const cmd = asCommand(data);
       if (cmd) this.apply(cmd);
@@ -502,11 +505,11 @@ class Session {
     }
   }
 
-  /** Allows the waiting phone with this key hash: the code on show is spent on it. */
-  async allow(hash: string): Promise<void> {
+  /** Allows the waiting phone that knocked with this key hash and ticket: the code on show is spent on it. */
+  async allow({ hash, ticket }: Knock): Promise<void> {
     const info = this.info;
     if (!info?.pairCode) throw new Error('Clicker: no pairing code is open; pair another phone for a new one');
-    const next = await requestJson<ChannelInfo>('POST', api(`/${info.id}/controllers`), { key: info.deckKey, body: { code: info.pairCode, hash } });
+    const next = await requestJson<ChannelInfo>('POST', api(`/${info.id}/controllers`), { key: info.deckKey, body: { code: info.pairCode, hash, ticket } });
     this.adopt({ ...next, deckKey: info.deckKey });
     this.knocks.clear();
   }
@@ -581,6 +584,7 @@ button:focus-visible{outline:3px solid #2a6ef5;outline-offset:2px}
 .knocks span{flex:1;color:#555;font-size:13px}
 .knocks button{padding:6px 12px;border:1px solid #bbb;border-radius:8px;background:#f4f4f4;font:600 14px system-ui,sans-serif;color:#111;cursor:pointer}
 .knocks button.allow{background:#2f7d4f;border-color:#2f7d4f;color:#fff}
+.knocks button:disabled{opacity:.45;cursor:default}
 .knocks .hint{margin:8px 0 0;font-size:13px;color:#555}
 [hidden]{display:none!important}
 `;
@@ -650,12 +654,15 @@ class Overlay {
       (ev) => {
         // Synthetic presses are the remote's own; only a person closes the overlay, or answers a phone.
         if (!ev.isTrusted || !this.open) return;
-        // While phones wait: Enter allows the one waiting phone, its number one of several, Esc refuses them all.
-        const action = session?.knocks.keyAction(ev.key);
+        // A focused Allow or Refuse answers Enter and Space itself, as a button does.
+        const focused = this.host.shadowRoot?.activeElement;
+        if ((ev.key === 'Enter' || ev.key === ' ') && focused instanceof HTMLButtonElement && this.knockBox.contains(focused)) return;
+        // While phones wait: Enter allows the one waiting phone, its number one of several, Esc refuses those shown.
+        const action = session?.knocks.keyAction(ev.key, ev.code);
         if (action !== undefined) {
           ev.preventDefault();
           ev.stopPropagation();
-          if (action === 'refuse') session?.knocks.refuseAll();
+          if (action === 'refuse') session?.knocks.refuseShown();
           else if (action !== 'ignore') this.allow(action.allow);
         } else if (ev.key === 'Escape') {
           ev.stopPropagation();
@@ -676,10 +683,12 @@ class Overlay {
   }
 
   show(): void {
-    if (!this.open) this.returnFocus = document.activeElement;
+    const was = this.open;
+    if (!was) this.returnFocus = document.activeElement;
     this.setOpen(true);
     this.render();
-    this.close.focus();
+    // Focus once, as it opens: a redraw (a phone knocking) must not pull it off what the presenter is on.
+    if (!was) this.close.focus();
   }
 
   hide(): void {
@@ -689,27 +698,49 @@ class Overlay {
     this.returnFocus = null;
   }
 
-  private allow(hash: string): void {
-    session?.allow(hash).catch((err: unknown) => session?.fail(explain(err, 'allowing a phone')));
+  private allowing = false;
+
+  /** One allow at a time (a double press would spend the code, then fail); a refusal shows on the overlay too. */
+  private allow(knock: Knock): void {
+    if (this.allowing || !session) return;
+    this.allowing = true;
+    this.knockProblem = '';
+    session
+      .allow(knock)
+      .catch((err: unknown) => {
+        this.knockProblem = 'Could not allow it. Press “Pair another phone” for a new code, and scan again.';
+        session?.fail(explain(err, 'allowing a phone'));
+      })
+      .finally(() => {
+        this.allowing = false;
+        this.render();
+      });
   }
+
+  private knockProblem = '';
 
   /** The phones waiting to be allowed, each with its name, what it says it is, Allow and Refuse. */
   private renderKnocks(): void {
     const waiting = session?.knocks.list() ?? [];
+    const more = session?.knocks.hidden() ?? 0;
     this.knockBox.hidden = waiting.length === 0;
-    if (!waiting.length) return;
+    if (!waiting.length) {
+      this.knockProblem = '';
+      return;
+    }
     const title = el('p', 'caption');
     title.textContent = 'A phone asks to be the remote';
     const list = el('ol', '');
-    waiting.forEach((k, i) => {
+    for (const k of waiting) {
       const name = el('strong', '');
-      name.textContent = waiting.length > 1 ? `${i + 1}. ${k.label}` : k.label;
+      name.textContent = waiting.length > 1 ? `${k.slot}. ${k.label}` : k.label;
       const device = el('span', '');
-      device.textContent = k.device;
+      device.textContent = k.clash ? `${k.device} · same name as another phone` : k.device;
       const allow = el('button', 'allow');
       allow.type = 'button';
       allow.textContent = 'Allow';
-      allow.addEventListener('click', () => this.allow(k.hash));
+      allow.disabled = k.clash;
+      allow.addEventListener('click', () => this.allow(k));
       const refuse = el('button', 'refuse');
       refuse.type = 'button';
       refuse.textContent = 'Refuse';
@@ -717,10 +748,19 @@ class Overlay {
       const item = el('li', '');
       item.append(name, device, allow, refuse);
       list.append(item);
-    });
+    }
     const hint = el('p', 'hint');
-    hint.textContent = waiting.length > 1 ? 'Allow only the one whose screen shows its name · Esc refuses all' : 'Allow it only if your phone shows this name · Enter allows · Esc refuses';
-    this.knockBox.replaceChildren(title, list, hint);
+    hint.textContent = [
+      more > 0 ? `${more} more waiting.` : '',
+      waiting.some((k) => k.clash) ? 'Two phones show the same name: allow neither; pair another phone for a new code.' : '',
+      waiting.length > 1 || more > 0 ? 'Allow only the phone whose screen shows its name: press its number · Esc refuses those shown' : 'Allow it only if your phone shows this name · Enter allows · Esc refuses',
+    ]
+      .filter(Boolean)
+      .join(' ');
+    const problem = el('p', 'error');
+    problem.textContent = this.knockProblem;
+    problem.hidden = !this.knockProblem;
+    this.knockBox.replaceChildren(title, list, hint, problem);
   }
 
   /** Draws what the session knows: connecting, an error, the pairing QR, or the follow QR once paired. */

@@ -467,3 +467,43 @@ test("a theme's web fonts come from Clicker itself: the slideshow draws them wit
     await own.stop();
   }
 });
+
+test("an HTML deck's stylesheet, Markdown part and picture reload the slideshow when saved; an editor's backup file does not", async ({ browser }) => {
+  const htmlDir = mkdtempSync(path.join(os.tmpdir(), 'clicker-live-'));
+  mkdirSync(path.join(htmlDir, 'css'));
+  writeFileSync(path.join(htmlDir, 'css', 'talk.css'), '.reveal .slides h1 { color: rgb(255, 0, 0); }');
+  writeFileSync(path.join(htmlDir, 'part.md'), '## From the part\n\nFirst words');
+  writeFileSync(
+    path.join(htmlDir, 'talk.html'),
+    '<!doctype html><html><head><title>Live</title><link rel="stylesheet" href="css/talk.css"></head><body><div class="reveal"><div class="slides"><section><h1>Styled</h1></section><section data-markdown="part.md"></section></div></div></body></html>',
+  );
+  const own = await ClickerServer.start([path.join(htmlDir, 'talk.html')]);
+  try {
+    const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+    await deck.goto(`${own.base}/`);
+    const h1 = deck.locator('.reveal .slides section h1').first();
+    await expect(h1).toHaveCSS('color', 'rgb(255, 0, 0)');
+    // Each reload starts a new page: a mark set on this one is gone after it.
+    const mark = () => deck.evaluate(() => ((window as unknown as { mark?: number }).mark = 1));
+    const marked = () => deck.evaluate(() => (window as unknown as { mark?: number }).mark === 1);
+
+    await mark();
+    writeFileSync(path.join(htmlDir, 'css', 'talk.css'), '.reveal .slides h1 { color: rgb(0, 128, 0); }');
+    await expect(h1).toHaveCSS('color', 'rgb(0, 128, 0)');
+    expect(await marked()).toBe(false);
+
+    await mark();
+    writeFileSync(path.join(htmlDir, 'part.md'), '## From the part\n\nEdited words');
+    await expect(deck.locator('.reveal .slides').getByText('Edited words')).toBeAttached();
+    expect(await marked()).toBe(false);
+
+    // Backups and swap files an editor writes beside the real ones change nothing on screen.
+    await mark();
+    for (const f of ['css/talk.css~', '.talk.html.swp', 'part.md.orig', 'notes.txt']) writeFileSync(path.join(htmlDir, f), 'x');
+    await deck.waitForTimeout(1_500);
+    expect(await marked()).toBe(true);
+    await expect(h1).toHaveCSS('color', 'rgb(0, 128, 0)');
+  } finally {
+    await own.stop();
+  }
+});

@@ -8,6 +8,7 @@ import path from 'node:path';
 import jsQR from 'jsqr';
 import { PNG } from 'pngjs';
 import { expect, type Browser, type BrowserContextOptions, type Page } from '@playwright/test';
+import { SETTLE_MS } from '../protocol/knocks';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 
@@ -132,6 +133,8 @@ export async function allowPhone(deck: Page, phone: Page): Promise<string> {
   // On screen, where the presenter looks: not merely in the page.
   await expect(deck.locator('[data-clicker-knock]')).toBeInViewport({ ratio: 1 });
   await expect(deck.locator('[data-clicker-knock] li strong')).toHaveText([name]);
+  // Keys wait a moment after the card's list changes (a number pressed as a row moved must not pick its neighbour).
+  await deck.waitForTimeout(SETTLE_MS + 200);
   await deck.keyboard.press('Enter');
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   return name;

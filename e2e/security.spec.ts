@@ -9,6 +9,7 @@
 // there. Every context records the hosts it contacts, and the test fails if
 // one is not loopback.
 import { devices, expect, test, type Browser, type Page } from '@playwright/test';
+import { SETTLE_MS } from '../protocol/knocks';
 import { ClickerServer, closePages, decodeQr, deckPosition, lanAddresses, LoopbackOnly, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
 const phoneDevice = devices['Pixel 7'];
@@ -73,10 +74,10 @@ test('the room cannot race the presenter to the QR: phones wait under their own 
   await expect(card).toContainText('Android · Chrome');
   // Waiting, it holds a key that moves nothing.
   const heldKey = await first.page.evaluate(() => {
-    const name = Object.keys(sessionStorage).find((k) => k.endsWith('.waiting'));
-    return (JSON.parse(sessionStorage.getItem(name ?? '') ?? '{}') as { key?: string }).key ?? '';
+    const name = Object.keys(localStorage).find((k) => k.endsWith('.waiting'));
+    return (JSON.parse(localStorage.getItem(name ?? '') ?? '{}') as { key?: string }).key ?? '';
   });
-  expect(heldKey).toMatch(/^[A-Za-z0-9_-]{32}$/);
+  expect(heldKey).toMatch(/^[A-Za-z0-9_-]{43}$/);
   const tried = await first.page.evaluate(
     async ([channel, key]) =>
       (await fetch(`/api/channels/${channel}/commands`, { method: 'POST', headers: { 'Content-Type': 'application/json', Authorization: `Bearer ${key}` }, body: JSON.stringify({ type: 'next', id: 'waiting-phone-1' }) })).status,
@@ -84,6 +85,7 @@ test('the room cannot race the presenter to the QR: phones wait under their own 
   );
   expect(tried).toBe(401);
   // The presenter does not know that name: Esc refuses it, and its knocks, once a second, do not bring it back.
+  await deck.waitForTimeout(SETTLE_MS + 200);
   await deck.keyboard.press('Escape');
   await expect(card).toBeHidden();
   await deck.waitForTimeout(2_500);
@@ -100,9 +102,14 @@ test('the room cannot race the presenter to the QR: phones wait under their own 
   const box = (await card.boundingBox())!;
   expect(await deck.evaluate(([x, y]) => !!document.elementFromPoint(x!, y!)?.closest('[data-clicker-knock]'), [box.x + box.width / 2, box.y + 10])).toBe(true);
   // With two waiting, Enter guesses nothing: the presenter picks by the name on their own phone.
+  await deck.waitForTimeout(SETTLE_MS + 200);
   await deck.keyboard.press('Enter');
+  // Long enough for a wrong allow to have reached the phones (they knock every second).
+  await deck.waitForTimeout(2_500);
   await expect(card.locator('li')).toHaveCount(2);
   await expect(mine.page.locator('#remote')).toBeHidden();
+  await expect(second.page.locator('#remote')).toBeHidden();
+  await expect(mine.page.locator('#message-label')).toHaveText(mine.name);
   expect(await deckPosition(deck)).toBe(`1 / ${total}`);
   // For the README.
   await deck.screenshot({ path: 'docs/approve.png' });

@@ -1,76 +1,120 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { KNOCK_FRESH_MS, KNOCKS_SHOWN, KnockQueue } from './knocks';
+import { KNOCK_FRESH_MS, KNOCKS_SHOWN, KnockQueue, SETTLE_MS } from './knocks';
 
-const knock = (n: number) => ({ hash: `h${n}`.padEnd(43, 'x'), label: `Otter ${10 + n}`, device: 'Android · Chrome' });
+const knock = (n: number, label = `Otter ${10 + n}`) => ({ hash: `h${n}`.padEnd(43, 'x'), label, device: 'Android · Chrome', ticket: `t${n}`.padEnd(43, 'x') });
+const labels = (q: KnockQueue) => q.list().map((k) => `${k.slot}. ${k.label}`);
 
-test('waiting phones are listed first come first, once each however often they knock, at most KNOCKS_SHOWN', () => {
+/** A queue on a clock the test moves; `later` moves it past the keys' settling time. */
+function queue() {
+  const clock = { now: 0 };
   let changes = 0;
-  const q = new KnockQueue(() => changes++);
+  const q = new KnockQueue(() => changes++, () => clock.now);
+  return { q, clock, changes: () => changes, later: () => (clock.now += SETTLE_MS + 1) };
+}
+
+test('waiting phones are listed first come first, once each however often they knock; past KNOCKS_SHOWN they wait for a place', () => {
+  const { q, changes } = queue();
   q.add(knock(1));
   q.add(knock(2));
   q.add(knock(1));
-  assert.deepEqual(q.list().map((k) => k.label), ['Otter 11', 'Otter 12']);
-  assert.equal(changes, 2, 'a repeated knock changes nothing on screen');
+  assert.deepEqual(labels(q), ['1. Otter 11', '2. Otter 12']);
+  assert.equal(changes(), 2, 'a repeated knock changes nothing on screen');
   for (let i = 3; i < 10; i++) q.add(knock(i));
   assert.equal(q.list().length, KNOCKS_SHOWN);
-  assert.equal(q.list()[0]!.label, 'Otter 11');
+  assert.equal(q.hidden(), 9 - KNOCKS_SHOWN);
   q.clear();
   assert.deepEqual(q.list(), []);
+  assert.equal(q.hidden(), 0);
+});
+
+test('a row keeps its number while shown: one that leaves frees its number for the next in line, and the others do not move', () => {
+  const { q } = queue();
+  for (let i = 1; i <= 5; i++) q.add(knock(i));
+  assert.deepEqual(labels(q), ['1. Otter 11', '2. Otter 12', '3. Otter 13', '4. Otter 14']);
+  q.refuse(knock(1).hash);
+  assert.deepEqual(labels(q), ['1. Otter 15', '2. Otter 12', '3. Otter 13', '4. Otter 14']);
+  q.refuse(knock(3).hash);
+  assert.deepEqual(labels(q), ['1. Otter 15', '2. Otter 12', '4. Otter 14']);
+  q.clear();
 });
 
 test('anything that is not a knock is ignored', () => {
-  const q = new KnockQueue(() => undefined);
-  for (const bad of [null, 1, 'x', {}, { hash: 'h', label: 2, device: '' }, { hash: 'h', label: 'L' }]) q.add(bad);
+  const { q } = queue();
+  for (const bad of [null, 1, 'x', {}, { hash: 'h', label: 2, device: '', ticket: '' }, { hash: 'h', label: 'L', device: 'd' }]) q.add(bad);
   assert.deepEqual(q.list(), []);
 });
 
-test('a refused phone is not shown again, however often it knocks; Esc refuses every phone shown', () => {
-  const q = new KnockQueue(() => undefined);
+test('a refused phone is not shown again, however often it knocks; Esc refuses those shown, not those still waiting for a place', () => {
+  const { q } = queue();
   q.add(knock(1));
   q.add(knock(2));
   q.refuse(knock(1).hash);
   q.add(knock(1));
-  assert.deepEqual(q.list().map((k) => k.label), ['Otter 12']);
-  q.refuseAll();
-  q.add(knock(2));
+  assert.deepEqual(labels(q), ['2. Otter 12']);
+  for (let i = 3; i <= 7; i++) q.add(knock(i));
+  assert.equal(q.hidden(), 2);
+  q.refuseShown();
+  // The two that were waiting for a place are shown now, never refused unseen.
+  assert.deepEqual(labels(q), ['1. Otter 16', '2. Otter 17']);
+  for (const n of [2, 3, 4, 5]) q.add(knock(n));
+  assert.deepEqual(labels(q), ['1. Otter 16', '2. Otter 17'], 'the refused stay away');
+  q.clear();
+});
+
+test('two waiting phones with one name: both are marked, and neither can be allowed from the keyboard', () => {
+  const { q, later } = queue();
+  q.add(knock(1, 'Kiwi 96'));
+  q.add(knock(2, 'Kiwi 96'));
+  q.add(knock(3, 'Lynx 40'));
+  assert.deepEqual(
+    q.list().map((k) => k.clash),
+    [true, true, false],
+  );
+  later();
+  assert.equal(q.keyAction('1', 'Digit1'), 'ignore');
+  assert.equal(q.keyAction('2', 'Digit2'), 'ignore');
+  assert.deepEqual(q.keyAction('3', 'Digit3'), { allow: q.list()[2] });
+  q.refuse(knock(2).hash);
+  later();
+  assert.deepEqual(q.keyAction('1', 'Digit1'), { allow: q.list()[0] }, 'alone again with its name, it may be allowed');
+  q.clear();
+});
+
+test('keys: Enter allows the one phone shown and guesses nothing among several; a digit picks by number (by key position too); Escape refuses; nothing right after the list changed', () => {
+  const { q, later } = queue();
+  assert.equal(q.keyAction('Enter'), undefined, 'nothing waits: the key is not the card\'s');
   q.add(knock(1));
-  assert.deepEqual(q.list(), []);
-  q.add(knock(3));
-  assert.deepEqual(q.list().map((k) => k.label), ['Otter 13'], 'a new phone still gets through');
+  assert.equal(q.keyAction('Enter'), 'ignore', 'the row has only just appeared');
+  later();
+  assert.equal((q.keyAction('Enter') as { allow: { hash: string } }).allow.hash, knock(1).hash);
+  assert.equal((q.keyAction('1', 'Digit1') as { allow: { hash: string } }).allow.hash, knock(1).hash);
+  // An AZERTY keyboard's 1 key gives "&" unshifted: its position still says 1.
+  assert.equal((q.keyAction('&', 'Digit1') as { allow: { hash: string } }).allow.hash, knock(1).hash);
+  assert.equal((q.keyAction('1', 'Numpad1') as { allow: { hash: string } }).allow.hash, knock(1).hash);
+  assert.equal(q.keyAction('2', 'Digit2'), 'ignore');
+  q.add(knock(2));
+  later();
+  assert.equal(q.keyAction('Enter'), 'ignore');
+  assert.equal((q.keyAction('2', 'Digit2') as { allow: { hash: string } }).allow.hash, knock(2).hash);
+  assert.equal(q.keyAction('Escape'), 'refuse');
+  assert.equal(q.keyAction('ArrowRight', 'ArrowRight'), undefined, 'other keys still move the deck');
   q.clear();
 });
 
 test('a phone that stops knocking leaves the list', async () => {
-  let now = 0;
-  let changes = 0;
-  const q = new KnockQueue(() => changes++, () => now);
+  const { q, clock, changes } = queue();
   q.add(knock(1));
   q.add(knock(2));
-  now = KNOCK_FRESH_MS - 500;
+  clock.now = KNOCK_FRESH_MS - 500;
   q.add(knock(2));
-  now = KNOCK_FRESH_MS + 100;
+  clock.now = KNOCK_FRESH_MS + 100;
   // The sweep runs once a second.
   await sleep(1_200);
-  assert.deepEqual(q.list().map((k) => k.label), ['Otter 12']);
-  now = 2 * KNOCK_FRESH_MS;
+  assert.deepEqual(labels(q), ['2. Otter 12']);
+  clock.now = 2 * KNOCK_FRESH_MS;
   await sleep(1_200);
   assert.deepEqual(q.list(), []);
-  assert.equal(changes, 4);
-});
-
-test('keys: Enter allows the one waiting phone and guesses nothing among several; a digit picks by number; Escape refuses', () => {
-  const q = new KnockQueue(() => undefined);
-  assert.equal(q.keyAction('Enter'), undefined, 'nothing waits: the key is not the card\'s');
-  q.add(knock(1));
-  assert.deepEqual(q.keyAction('Enter'), { allow: knock(1).hash });
-  assert.deepEqual(q.keyAction('1'), { allow: knock(1).hash });
-  assert.equal(q.keyAction('2'), 'ignore');
-  q.add(knock(2));
-  assert.equal(q.keyAction('Enter'), 'ignore');
-  assert.deepEqual(q.keyAction('2'), { allow: knock(2).hash });
-  assert.equal(q.keyAction('Escape'), 'refuse');
-  assert.equal(q.keyAction('ArrowRight'), undefined, 'other keys still move the deck');
-  q.clear();
+  assert.equal(changes(), 4);
 });

@@ -4,20 +4,34 @@
 // leaves the list. No DOM here: each page draws the list its own way.
 import type { Knock } from './wire';
 
-/** A phone that has not knocked for this long has gone away. */
-export const KNOCK_FRESH_MS = 4_000;
-/** The most shown at once: past this, the newest wait for a place (one noisy address cannot bury the presenter's phone). */
+/** A phone that has not knocked for this long has gone away (it knocks every second, and waits at most 2 s after a failed knock). */
+export const KNOCK_FRESH_MS = 6_000;
+/** The most shown at once; the rest wait for a place, and the card says how many. */
 export const KNOCKS_SHOWN = 4;
+/** After the shown list changes, keys wait this long: a number pressed as a row moved must not pick its neighbour. */
+export const SETTLE_MS = 700;
 
 function isKnock(data: unknown): data is Knock {
   const k = data as Partial<Knock> | null;
-  return typeof k === 'object' && k !== null && typeof k.hash === 'string' && typeof k.label === 'string' && typeof k.device === 'string';
+  return typeof k === 'object' && k !== null && typeof k.hash === 'string' && typeof k.label === 'string' && typeof k.device === 'string' && typeof k.ticket === 'string';
 }
 
+/** A waiting phone as the card shows it. */
+export interface ShownKnock extends Knock {
+  /** Its number on the card, kept for as long as it is shown (1 to KNOCKS_SHOWN). */
+  slot: number;
+  /** Another waiting phone shows the same name: neither can be told apart, so neither may be allowed. */
+  clash: boolean;
+}
+
+export type KeyAction = { allow: Knock } | 'refuse' | 'ignore' | undefined;
+
 export class KnockQueue {
-  private readonly waiting = new Map<string, { knock: Knock; seen: number }>();
+  /** First come first, the newest knock of each. */
+  private readonly waiting = new Map<string, { knock: Knock; seen: number; slot: number }>();
   private readonly refused = new Set<string>();
   private timer: ReturnType<typeof setInterval> | undefined;
+  private changedAt = -Infinity;
 
   constructor(
     private readonly onChange: () => void,
@@ -30,74 +44,100 @@ export class KnockQueue {
     const known = this.waiting.get(data.hash);
     if (known) {
       known.seen = this.now();
+      // The ticket follows the code: a knock after a new code carries the new one.
+      known.knock = data;
       return;
     }
-    this.waiting.set(data.hash, { knock: data, seen: this.now() });
+    this.waiting.set(data.hash, { knock: data, seen: this.now(), slot: 0 });
     this.timer ??= setInterval(() => this.sweep(), 1_000);
-    this.onChange();
+    this.changed();
   }
 
-  /** The phones waiting now, first come first. */
-  list(): Knock[] {
-    return [...this.waiting.values()].slice(0, KNOCKS_SHOWN).map((w) => w.knock);
+  /** The phones shown now, by their numbers. */
+  list(): ShownKnock[] {
+    const labels = new Map<string, number>();
+    for (const w of this.waiting.values()) labels.set(w.knock.label, (labels.get(w.knock.label) ?? 0) + 1);
+    return [...this.waiting.values()]
+      .filter((w) => w.slot > 0)
+      .sort((a, b) => a.slot - b.slot)
+      .map((w) => ({ ...w.knock, slot: w.slot, clash: (labels.get(w.knock.label) ?? 0) > 1 }));
+  }
+
+  /** Waiting phones not shown yet, for "+N more". */
+  hidden(): number {
+    let n = 0;
+    for (const w of this.waiting.values()) if (w.slot === 0) n++;
+    return n;
   }
 
   /**
-   * What a key press means while phones wait: Enter allows the one waiting
-   * phone (never a guess among several), a digit the phone of that number,
-   * Escape refuses them all. Undefined for any other key, or nothing waiting.
+   * What a key press means while phones wait: Enter allows the one phone
+   * shown (never a guess among several), a digit the phone of that number,
+   * Escape refuses those shown. A phone whose name another shows too is
+   * never allowed from the keyboard. Right after the list changed, keys are
+   * ignored. Undefined when nothing waits, or for any other key.
    */
-  keyAction(key: string): { allow: string } | 'refuse' | 'ignore' | undefined {
-    const list = this.list();
-    if (list.length === 0) return undefined;
+  keyAction(key: string, code = ''): KeyAction {
+    const shown = this.list();
+    if (shown.length === 0) return undefined;
+    const digit = /^(?:Digit|Numpad)([1-9])$/.exec(code)?.[1] ?? (/^[1-9]$/.test(key) ? key : undefined);
+    if (key !== 'Escape' && key !== 'Enter' && digit === undefined) return undefined;
+    if (this.now() - this.changedAt < SETTLE_MS) return 'ignore';
     if (key === 'Escape') return 'refuse';
-    if (key === 'Enter') return list.length === 1 ? { allow: list[0]!.hash } : 'ignore';
-    if (/^[1-9]$/.test(key)) {
-      const chosen = list[Number(key) - 1];
-      return chosen ? { allow: chosen.hash } : 'ignore';
-    }
-    return undefined;
+    const chosen = key === 'Enter' ? (shown.length === 1 && this.hidden() === 0 ? shown[0] : undefined) : shown.find((k) => k.slot === Number(digit));
+    return chosen && !chosen.clash ? { allow: chosen } : 'ignore';
   }
 
   /** The presenter said no: this phone is not shown again, however often it knocks. */
   refuse(hash: string): void {
     this.refused.add(hash);
-    this.drop(hash);
+    if (this.waiting.delete(hash)) this.changed();
   }
 
-  refuseAll(): void {
-    for (const hash of this.waiting.keys()) this.refused.add(hash);
-    this.clear();
+  /** Esc: every phone shown is refused; those waiting for a place move up. */
+  refuseShown(): void {
+    for (const k of this.list()) {
+      this.refused.add(k.hash);
+      this.waiting.delete(k.hash);
+    }
+    this.changed();
   }
 
-  /** A phone was allowed, and the code is spent: the others' knocks will be refused by the server. */
+  /** A phone was allowed, or the code replaced: whoever else waited is refused by the server now. */
   clear(): void {
+    if (this.waiting.size === 0) return;
     this.waiting.clear();
-    this.stop();
-    this.onChange();
+    this.changed();
   }
 
-  private drop(hash: string): void {
-    if (!this.waiting.delete(hash)) return;
-    if (this.waiting.size === 0) this.stop();
+  /** Numbers the shown rows (a row keeps its number while shown), stops the sweep when nothing waits, and redraws. */
+  private changed(): void {
+    this.changedAt = this.now();
+    const taken = new Set<number>();
+    for (const w of this.waiting.values()) if (w.slot > 0) taken.add(w.slot);
+    for (const w of this.waiting.values()) {
+      if (w.slot > 0 || taken.size >= KNOCKS_SHOWN) continue;
+      let slot = 1;
+      while (taken.has(slot)) slot++;
+      w.slot = slot;
+      taken.add(slot);
+    }
+    if (this.waiting.size === 0) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
     this.onChange();
   }
 
   private sweep(): void {
     const now = this.now();
-    let changed = false;
+    let gone = false;
     for (const [hash, w] of this.waiting) {
       if (now - w.seen > KNOCK_FRESH_MS) {
         this.waiting.delete(hash);
-        changed = true;
+        gone = true;
       }
     }
-    if (this.waiting.size === 0) this.stop();
-    if (changed) this.onChange();
-  }
-
-  private stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
+    if (gone) this.changed();
   }
 }

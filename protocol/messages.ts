@@ -168,6 +168,7 @@ export const AllowPhone = z
   .object({
     code: pairCode,
     hash: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'hash must be a controller key hash (43 characters of base64url)'),
+    ticket: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'ticket must be the knock\'s ticket (43 characters of base64url)'),
   })
   .strict();
 

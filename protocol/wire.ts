@@ -148,6 +148,8 @@ export interface Knock {
   label: string;
   /** What kind of device it says it is (its User-Agent, summed up): a hint only, since anyone can claim any. */
   device: string;
+  /** Sent back to allow it: proof that this hash knocked with the code now open. */
+  ticket: string;
 }
 
 /** Every error answer has this shape. */

@@ -294,8 +294,23 @@ export function createApp(deps: AppDeps): App {
     // An IPv6 address counts by its /56 (ipKeyGenerator), or one phone could
     // rotate through its own prefix's addresses and never meet the limit.
     limiter(limit, windowMs, `too many ${what}; try again shortly`, (req) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`);
-  // A waiting phone knocks once a second; one address cannot flood the slideshow's list of them.
+  // A waiting phone knocks once a second: generous for knocks, tight for new
+  // keys (a knock without one), so one address cannot flood the slideshow's
+  // list, nor draw names until one matches the presenter's phone.
   const knockLimit = audienceLimit(config.knocksPerMinute, 60_000, 'pairing requests');
+  const newPhoneLimit = rateLimit({
+    windowMs: 60_000,
+    limit: config.newPhonesPerMinute,
+    standardHeaders: 'draft-7',
+    legacyHeaders: false,
+    keyGenerator: (req) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`,
+    // Only new names are drawn here: without approval there are none, and a knock with its key draws none.
+    skip: (req) => !config.approvePhones || typeof (req.body as { key?: unknown } | undefined)?.key === 'string',
+    handler: (_req, res, next, options) => {
+      res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
+      next(new HttpError(429, 'too many new phones asked to pair from this address; try again in a minute'));
+    },
+  });
 
   const channel = (req: Request): Promise<ChannelRecord> => {
     if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
@@ -380,7 +395,7 @@ export function createApp(deps: AppDeps): App {
    * for the slideshow to allow it: 202 with the phone's name, until a knock
    * with that key finds it allowed (201).
    */
-  api.post('/channels/:id/pair', knockLimit, json, async (req, res) => {
+  api.post('/channels/:id/pair', knockLimit, json, newPhoneLimit, async (req, res) => {
     const ch = await channel(req);
     const { code, key } = validate(PairRequest, req.body);
     try {
@@ -409,9 +424,9 @@ export function createApp(deps: AppDeps): App {
   api.post('/channels/:id/controllers', json, async (req, res) => {
     const ch = await channel(req);
     requireDeck(req, ch);
-    const { code, hash } = validate(AllowPhone, req.body);
+    const { code, hash, ticket } = validate(AllowPhone, req.body);
     try {
-      await hub.allow(ch, code, hash);
+      await hub.allow(ch, code, hash, ticket);
     } catch (err) {
       if (err instanceof Error && 'kind' in err && err.kind === 'code_spent') {
         throw new HttpError(409, 'this pairing code was used or replaced meanwhile; ask for a new one');

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChannelInfo, Knock, PairPending, PairResult } from '../protocol/messages';
 import { DEFAULTS } from './config';
-import { hashSecret, labelFor } from './keys';
+import { hashSecret, knockTicket, labelFor } from './keys';
 import { deviceOf } from './net';
 import { call, cmdId, createChannel, expectError, openRawStream, startTestServer, type RawStream, type TestServer } from './testing';
 
@@ -29,8 +29,10 @@ async function withServer(fn: (s: TestServer) => Promise<void>): Promise<void> {
 
 const knock = (s: TestServer, ch: ChannelInfo, body: Record<string, unknown>, ua = PIXEL) =>
   call(s.base, 'POST', `/api/channels/${ch.id}/pair`, body, undefined, { 'User-Agent': ua });
-const allow = (s: TestServer, ch: ChannelInfo, hash: string, key = ch.deckKey, code = ch.pairCode) =>
-  call(s.base, 'POST', `/api/channels/${ch.id}/controllers`, { code, hash }, key);
+/** The ticket the deck's stream carries with each knock, made as the server makes it (the test holds the deck key). */
+const ticketOf = (ch: ChannelInfo, hash: string, code = ch.pairCode) => knockTicket(hashSecret(ch.deckKey), hashSecret(code!), hash);
+const allow = (s: TestServer, ch: ChannelInfo, hash: string, key = ch.deckKey, code = ch.pairCode, ticket = ticketOf(ch, hash, code)) =>
+  call(s.base, 'POST', `/api/channels/${ch.id}/controllers`, { code, hash, ticket }, key);
 const next = (s: TestServer, ch: ChannelInfo, key: string) => call(s.base, 'POST', `/api/channels/${ch.id}/commands`, { type: 'next', id: cmdId() }, key);
 
 test('phone approval is on by default', () => {
@@ -57,7 +59,10 @@ test('a phone with the code waits under a name until the slideshow allows it; it
 
       // The slideshow hears the knock, with the same name and the device it says it is.
       await deck.waitFor('event: knock');
-      assert.deepEqual(knocks(deck), [{ hash: pending.controllerHash, label: pending.label, device: 'Android · Chrome' }]);
+      const heard = knocks(deck);
+      assert.equal(heard.length, 1);
+      assert.deepEqual({ ...heard[0]!, ticket: undefined }, { hash: pending.controllerHash, label: pending.label, device: 'Android · Chrome', ticket: undefined });
+      assert.match(heard[0]!.ticket, /^[A-Za-z0-9_-]{43}$/);
 
       // Knocking again with the key keeps the name, and knocks again.
       const again = await knock(s, ch, { code: ch.pairCode, key: pending.controllerKey });
@@ -65,8 +70,8 @@ test('a phone with the code waits under a name until the slideshow allows it; it
       assert.equal((again.json as unknown as PairPending).label, pending.label);
       assert.equal((again.json as unknown as PairPending).controllerKey, pending.controllerKey);
 
-      // The presenter allows it.
-      const allowed = await allow(s, ch, pending.controllerHash);
+      // The presenter allows it, with the ticket its knock carried.
+      const allowed = await allow(s, ch, pending.controllerHash, ch.deckKey, ch.pairCode, heard[0]!.ticket);
       assert.equal(allowed.status, 201, allowed.text);
       assert.deepEqual((allowed.json as unknown as ChannelInfo).controllers, [pending.controllerHash]);
 
@@ -108,8 +113,12 @@ test('only the deck key allows, and only a phone that holds the shown code; a wr
     expectError(await allow(s, ch, a.controllerHash, other.deckKey), 401);
     // A code that is not the one shown.
     expectError(await allow(s, ch, a.controllerHash, ch.deckKey, other.pairCode), 409, /used or replaced/);
+    // A hash that never knocked (a made-up one, or a phone's with another phone's ticket) has no ticket of its own.
+    expectError(await allow(s, ch, hashSecret('never knocked'), ch.deckKey, ch.pairCode, ticketOf(ch, a.controllerHash)), 403, /no phone knocked/);
+    expectError(await allow(s, ch, b.controllerHash, ch.deckKey, ch.pairCode, ticketOf(ch, a.controllerHash)), 403, /no phone knocked/);
     // Bad bodies.
-    for (const body of [{}, { code: ch.pairCode }, { hash: a.controllerHash }, { code: ch.pairCode, hash: 'short' }, { code: ch.pairCode, hash: a.controllerHash, extra: 1 }]) {
+    const ticket = ticketOf(ch, a.controllerHash);
+    for (const body of [{}, { code: ch.pairCode }, { hash: a.controllerHash }, { code: ch.pairCode, hash: a.controllerHash }, { code: ch.pairCode, hash: 'short', ticket }, { code: ch.pairCode, hash: a.controllerHash, ticket: 'short' }, { code: ch.pairCode, hash: a.controllerHash, ticket, extra: 1 }]) {
       expectError(await call(s.base, 'POST', `/api/channels/${ch.id}/controllers`, body, ch.deckKey), 400);
     }
 
@@ -133,6 +142,12 @@ test('only the deck key allows, and only a phone that holds the shown code; a wr
     expectError(await knock(s, ch, { code: 'short' }), 400);
     expectError(await knock(s, ch, { code: fresh.pairCode, key: 'bad key!' }), 400);
     expectError(await knock(s, ch, { code: fresh.pairCode, extra: true }), 400);
+
+    // A ticket from before a new code allows nothing after it: the phone asked with a code no longer shown.
+    const newer = ((await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey)).json as unknown as ChannelInfo).pairCode!;
+    const d = (await knock(s, ch, { code: newer })).json as unknown as PairPending;
+    const codeAfter = ((await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey)).json as unknown as ChannelInfo).pairCode!;
+    expectError(await allow(s, ch, d.controllerHash, ch.deckKey, codeAfter, ticketOf(ch, d.controllerHash, newer)), 403, /no phone knocked/);
   });
 });
 
@@ -146,7 +161,7 @@ test('a knock reaches only a stream that shows the deck\'s token: not a phone\'s
 
     const deck = await openRawStream(s.base, `/api/channels/${ch.id}/events?as=${ch.streamToken}&events=knock,presence`);
     const phone = await openRawStream(s.base, `/api/channels/${ch.id}/events?as=${phoneToken}`);
-    const asker = await openRawStream(s.base, `/api/channels/${ch.id}/events?events=knock`);
+    const asker = await openRawStream(s.base, `/api/channels/${ch.id}/events?events=knock,presence`);
     const forged = await openRawStream(s.base, `/api/channels/${ch.id}/events?as=${'A'.repeat(43)}`);
     try {
       const second = (await knock(s, ch, { code }, IPHONE)).json as unknown as PairPending;
@@ -154,7 +169,7 @@ test('a knock reaches only a stream that shows the deck\'s token: not a phone\'s
       assert.equal(knocks(deck)[0]!.device, 'iPhone · Safari');
       // A later event that every stream carries, so the others have had their chance at the knock.
       await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey);
-      await Promise.all([phone.waitFor('event: presence'), forged.waitFor('event: presence')]);
+      await Promise.all([phone, asker, forged].map((st) => st.waitFor('event: presence')));
       for (const other of [phone, asker, forged]) assert.deepEqual(knocks(other), []);
     } finally {
       for (const st of [deck, phone, asker, forged]) st.close();
@@ -162,12 +177,51 @@ test('a knock reaches only a stream that shows the deck\'s token: not a phone\'s
   });
 });
 
+test('a key the phone made up itself is refused: nobody can search for a key whose name matches the presenter\'s phone', async () => {
+  await withServer(async (s) => {
+    const ch = await createChannel(s.base);
+    // Someone reads "Otter 27" off the projector and searches for a key of that name.
+    const target = ((await knock(s, ch, { code: ch.pairCode })).json as unknown as PairPending).label;
+    let chosen = '';
+    for (let i = 0; i < 100_000 && !chosen; i++) if (labelFor(hashSecret(`guess-${i}-${'x'.repeat(20)}`)) === target) chosen = `guess-${i}-${'x'.repeat(20)}`;
+    assert.ok(chosen, 'a key with that name was found offline');
+    expectError(await knock(s, ch, { code: ch.pairCode, key: chosen }), 403, /not issued for this slideshow/);
+    // Nor a key issued for another slideshow.
+    const other = await createChannel(s.base);
+    const theirs = ((await knock(s, other, { code: other.pairCode })).json as unknown as PairPending).controllerKey;
+    expectError(await knock(s, ch, { code: ch.pairCode, key: theirs }), 403);
+    // A key this slideshow issued is fine, as often as the phone asks.
+    const mine = ((await knock(s, ch, { code: ch.pairCode })).json as unknown as PairPending).controllerKey;
+    assert.equal((await knock(s, ch, { code: ch.pairCode, key: mine })).status, 202);
+    assert.equal((await knock(s, ch, { code: ch.pairCode, key: mine })).status, 202);
+  });
+});
+
+test('new phones are limited per address far more tightly than knocks: ten a minute, while a waiting phone keeps knocking', async () => {
+  const s = await startTestServer({ approvePhones: true });
+  try {
+    const ch = await createChannel(s.base);
+    const keys: string[] = [];
+    for (let i = 0; i < 10; i++) {
+      const res = await knock(s, ch, { code: ch.pairCode });
+      assert.equal(res.status, 202);
+      keys.push((res.json as unknown as PairPending).controllerKey);
+    }
+    expectError(await knock(s, ch, { code: ch.pairCode }), 429, /too many new phones/);
+    // The phones already waiting keep their places.
+    for (const key of keys) assert.equal((await knock(s, ch, { code: ch.pairCode, key })).status, 202);
+  } finally {
+    await s.close();
+  }
+});
+
 test('knocks are rate limited per address and channel, with a 429 in JSON', async () => {
   const s = await startTestServer({ approvePhones: true, knocksPerMinute: 3 });
   try {
     const ch = await createChannel(s.base);
-    for (let i = 0; i < 3; i++) assert.equal((await knock(s, ch, { code: ch.pairCode })).status, 202);
-    expectError(await knock(s, ch, { code: ch.pairCode }), 429, /too many pairing requests/);
+    const key = ((await knock(s, ch, { code: ch.pairCode })).json as unknown as PairPending).controllerKey;
+    for (let i = 0; i < 2; i++) assert.equal((await knock(s, ch, { code: ch.pairCode, key })).status, 202);
+    expectError(await knock(s, ch, { code: ch.pairCode, key }), 429, /too many pairing requests/);
     // Another channel is another count.
     const other = await createChannel(s.base);
     assert.equal((await knock(s, other, { code: other.pairCode })).status, 202);

@@ -126,6 +126,8 @@ test('--bind, --trust-proxy and numeric variables', () => {
   assert.equal(loadConfig([], { APPROVE_PHONES: 'yes' }).approvePhones, true);
   assert.throws(() => loadConfig([], { APPROVE_PHONES: 'sometimes' }), (e: unknown) => e instanceof ConfigError && /^APPROVE_PHONES must be 1 or 0/.test(e.message));
   assert.equal(loadConfig([], { KNOCKS_PER_MINUTE: '60' }).knocksPerMinute, 60);
+  assert.equal(loadConfig([], {}).newPhonesPerMinute, 10);
+  assert.equal(loadConfig([], { NEW_PHONES_PER_MINUTE: '3' }).newPhonesPerMinute, 3);
   assert.equal(loadConfig([], { BIND: '::' }).bind, '::');
 });
 

@@ -66,6 +66,12 @@ export const DEFAULTS = {
    * NAT may put several phones behind one address. `KNOCKS_PER_MINUTE`.
    */
   knocksPerMinute: 180,
+  /**
+   * New phones (a first knock, which gets a new key and name) one address may
+   * add per minute, per channel: each shows on the slideshow, and each draw
+   * is a chance at a name like the presenter's phone's. `NEW_PHONES_PER_MINUTE`.
+   */
+  newPhonesPerMinute: 10,
   /** Cap on JSON bodies of commands and pairing requests. */
   maxBodyBytes: 4 * 1024,
   /** Cap on the slideshow's state report, which carries speaker notes and the outline. */
@@ -304,6 +310,7 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     questionsPerMinute: num('QUESTIONS_PER_MINUTE', DEFAULTS.questionsPerMinute),
     reactionsPer10s: num('REACTIONS_PER_10S', DEFAULTS.reactionsPer10s),
     knocksPerMinute: num('KNOCKS_PER_MINUTE', DEFAULTS.knocksPerMinute),
+    newPhonesPerMinute: num('NEW_PHONES_PER_MINUTE', DEFAULTS.newPhonesPerMinute),
     headersTimeoutMs,
     requestTimeoutMs,
     trustProxy: values['trust-proxy'] === true || trustedList !== undefined || onOff('TRUST_PROXY') === true,

@@ -24,7 +24,7 @@ import {
 } from '../protocol/messages';
 import { BusUnavailable, ChannelGone, MemoryBus, NotAuthor, presenceOf, summaryOf, type AppendOptions, type AppendResult, type Bus, type BusEvent, type ChannelHead, type ChannelRecord } from './bus';
 import type { Config } from './config';
-import { channelIdFor, hashSecret, labelFor, matchesHash, newSecret, sameHash } from './keys';
+import { channelIdFor, hashSecret, isWaitingKey, issueWaitingKey, knockTicket, labelFor, matchesHash, newSecret, sameHash } from './keys';
 import { NO_METRICS, type HubMetrics } from './metrics';
 import { encodeEvent, formatComment } from './sse';
 
@@ -344,10 +344,12 @@ export class Hub {
     if (record.pairCodeHash === null || !matchesHash(code, record.pairCodeHash)) {
       throw new HubError('code_spent', 'this pairing code has already been used or replaced');
     }
-    const controllerKey = key ?? newSecret();
+    // Only a key this server made: one a phone picked could be searched for a name to copy.
+    if (key !== undefined && !isWaitingKey(record.deckHash, key)) throw new HubError('forbidden', 'this key was not issued for this slideshow; scan the QR code again');
+    const controllerKey = key ?? issueWaitingKey(record.deckHash);
     const controllerHash = hashSecret(controllerKey);
     const label = labelFor(controllerHash);
-    const knock: Knock = { hash: controllerHash, label, device };
+    const knock: Knock = { hash: controllerHash, label, device, ticket: knockTicket(record.deckHash, record.pairCodeHash, controllerHash) };
     await this.publish(record.id, EVENT.knock, JSON.stringify(knock));
     return { pending: true, controllerKey, controllerHash, label };
   }
@@ -355,10 +357,14 @@ export class Hub {
   /**
    * The slideshow allows the phone that knocked with this key hash: it
    * spends the code it shows on that phone, as `pair` spends it on whoever
-   * brings it first. A code spent or replaced meanwhile refuses it.
+   * brings it first. The knock's ticket proves the hash knocked with this
+   * very code; a code spent or replaced meanwhile refuses it.
    */
-  async allow(record: ChannelRecord, code: string, controllerHash: string): Promise<void> {
-    const presence = await this.call(() => this.bus.spendPairCode(record.id, hashSecret(code), controllerHash));
+  async allow(record: ChannelRecord, code: string, controllerHash: string, ticket: string): Promise<void> {
+    const codeHash = hashSecret(code);
+    if (record.pairCodeHash === null || !sameHash(codeHash, record.pairCodeHash)) throw new HubError('code_spent', 'this pairing code has already been used or replaced');
+    if (!sameHash(ticket, knockTicket(record.deckHash, codeHash, controllerHash))) throw new HubError('forbidden', 'no phone knocked with this key and code');
+    const presence = await this.call(() => this.bus.spendPairCode(record.id, codeHash, controllerHash));
     if (!presence) throw new HubError('code_spent', 'this pairing code has already been used or replaced');
     await this.publish(record.id, EVENT.presence, JSON.stringify(presence));
   }

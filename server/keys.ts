@@ -1,7 +1,7 @@
 // Channel ids, keys and pairing codes. Secrets are kept only as SHA-256
 // hashes, so a memory dump or a shared store (Redis, later) never holds a
 // usable key, and comparisons run in constant time over equal-length digests.
-import { createHash, hash } from 'node:crypto';
+import { createHash, createHmac, hash, timingSafeEqual } from 'node:crypto';
 import { nanoid } from 'nanoid';
 
 /** 32 nanoid characters carry 192 bits. */
@@ -48,9 +48,12 @@ export function bearer(header: string | undefined): string | undefined {
 
 /**
  * What a key holder's event stream shows to be one (`?as=`): derived from
- * the key's hash, so the server checks it against what it stores. It only
- * earns a stream one of the slots kept for the deck and its phones, never any
- * control, so it may stand in a URL (and a proxy's log) where a key may not.
+ * the key's hash, so the server checks it against what it stores. It earns
+ * a stream one of the slots kept for the deck and its phones, and the deck's
+ * stream the knocks of waiting phones (their names, which the slideshow shows
+ * on the projector anyway, and tickets that allow nothing without the deck
+ * key); never any control, so it may stand in a URL (and a proxy's log)
+ * where a key may not.
  */
 export function streamTokenFor(keyHash: string): string {
   return hashSecret(`clicker-stream:${keyHash}`);
@@ -77,4 +80,37 @@ const LABEL_WORDS = [
 export function labelFor(keyHash: string): string {
   const bytes = Buffer.from(keyHash, 'base64url');
   return `${LABEL_WORDS[bytes[0]! % LABEL_WORDS.length]} ${10 + (bytes.readUInt16BE(1) % 90)}`;
+}
+
+/**
+ * A waiting phone's controller key, made by the server: a nonce and an HMAC
+ * of it keyed with the deck key's hash, which never leaves the server. A
+ * phone brings it back on each knock; one it made up itself is refused, so
+ * nobody can search for a key whose name matches the presenter's phone.
+ * Stateless: any instance that reads the channel checks it.
+ */
+export function issueWaitingKey(deckHash: string): string {
+  const nonce = nanoid(WAITING_NONCE);
+  return nonce + waitingMac(deckHash, nonce);
+}
+
+/** Whether `key` is one issueWaitingKey made for this deck. */
+export function isWaitingKey(deckHash: string, key: string): boolean {
+  if (key.length !== WAITING_NONCE + WAITING_MAC) return false;
+  const expected = Buffer.from(waitingMac(deckHash, key.slice(0, WAITING_NONCE)));
+  const given = Buffer.from(key.slice(WAITING_NONCE));
+  return expected.length === given.length && timingSafeEqual(expected, given);
+}
+
+const WAITING_NONCE = 21;
+const WAITING_MAC = 22;
+const waitingMac = (deckHash: string, nonce: string) => createHmac('sha256', deckHash).update(`clicker-waiting:${nonce}`).digest('base64url').slice(0, WAITING_MAC);
+
+/**
+ * What the slideshow hands back to allow a waiting phone: proof that this
+ * key hash knocked with the code now open. A hash that never knocked, or
+ * knocked with a code since replaced, has none.
+ */
+export function knockTicket(deckHash: string, pairCodeHash: string, controllerHash: string): string {
+  return createHmac('sha256', deckHash).update(`clicker-knock:${pairCodeHash}:${controllerHash}`).digest('base64url');
 }

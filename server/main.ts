@@ -1,7 +1,7 @@
 // Entry point: read the command line and the environment once, then present a
 // deck, write a starter deck, or export a PDF. Usage errors exit with 2 and a
 // single line; nothing here prints a stack trace for a user's mistake.
-import { existsSync, watch } from 'node:fs';
+import { existsSync, readdirSync, watch } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -118,29 +118,67 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
   return { server, hub, port, host, ...(bus || config.warmupCommands === 0 ? {} : { warmUp: warm }) };
 }
 
+/** Files beside the deck the slideshow shows as they are: its stylesheets, its Markdown parts, its HTML, its pictures. */
+const LIVE_FILES = /\.(css|md|markdown|html?|svg|png|jpe?g|gif|webp|avif)$/i;
+/** An editor's copies and swap files, saved beside the real ones on every keystroke: never a reason to reload. */
+const EDITOR_FILES = /~$|^#.*#$|^\.|\.(swp|swo|swx|tmp|orig|bak|rej|crswap)$|^4913$/i;
+/** Subfolders watched besides the deck's own (assets/, css/, img/ …): each costs an inotify watch. */
+const MAX_WATCHED_FOLDERS = 64;
+
 /**
- * Live reload: when the deck file changes, every open slideshow reloads in
- * place (the plugin keeps its channel and slide). Editors often save by
- * replacing the file, so the folder is watched and events are debounced.
+ * Live reload: when the deck file changes, or a stylesheet, Markdown part or
+ * picture beside it (in its folder or a folder just below), every open
+ * slideshow reloads in place (the plugin keeps its channel and slide).
+ * Editors often save by replacing the file, so folders are watched and
+ * events are debounced. A change to the deck itself is checked first: a
+ * half-typed front matter keeps the last good version on screen.
  */
 function watchDeck(deck: Deck, hub: Hub): void {
-  let timer: NodeJS.Timeout | undefined;
+  const dir = path.dirname(deck.file);
   const name = path.basename(deck.file);
-  watch(path.dirname(deck.file), (_event, changed) => {
-    if (changed !== null && changed !== name) return;
+  let timer: NodeJS.Timeout | undefined;
+  let deckChanged = false;
+  const changed: Set<string> = new Set();
+  const onChange = (rel: string | null) => {
+    const base = rel === null ? null : path.basename(rel);
+    if (rel !== name && base !== null && (EDITOR_FILES.test(base) || !LIVE_FILES.test(base))) return;
+    // Unnamed (some platforms do not say which file): it may have been the deck.
+    if (rel === name || rel === null) deckChanged = true;
+    changed.add(rel ?? name);
     clearTimeout(timer);
     timer = setTimeout(() => {
-      try {
-        deck.check();
-      } catch (err) {
-        // A half-typed front matter: say so, and keep showing the last good version.
-        process.stderr.write(`clicker: ${(err as Error).message}\n`);
-        return;
+      const what = [...changed].sort().join(', ');
+      changed.clear();
+      if (deckChanged) {
+        deckChanged = false;
+        try {
+          deck.check();
+        } catch (err) {
+          process.stderr.write(`clicker: ${(err as Error).message}\n`);
+          return;
+        }
       }
       hub.broadcast(EVENT.reload, '{}');
-      process.stdout.write(`reloaded ${name}\n`);
+      process.stdout.write(`reloaded ${what}\n`);
     }, 150);
-  }).unref();
+  };
+  watch(dir, (_event, file) => onChange(file)).unref();
+  let folders: string[] = [];
+  try {
+    folders = readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules')
+      .map((e) => e.name)
+      .slice(0, MAX_WATCHED_FOLDERS);
+  } catch {
+    // The folder went away: the deck's own watch says what it can.
+  }
+  for (const folder of folders) {
+    try {
+      watch(path.join(dir, folder), (_event, file) => onChange(file === null ? `${folder}/` : path.join(folder, file))).unref();
+    } catch {
+      // Unreadable, or gone already: not worth failing the talk over.
+    }
+  }
 }
 
 function handleShutdown({ server, hub }: Running): void {

@@ -277,11 +277,15 @@ if (binary) {
       assert.deepEqual(new Set(deckStream.named<Knock>(EVENT.knock).map((k) => k.hash)), new Set(hashes), 'every knock, whichever instance took it');
       assert.deepEqual(deckStream.named<Knock>(EVENT.knock).map((k) => k.label).sort(), answers.map((a) => a.body.label).sort());
 
-      // The presenter allows the fourth (taken on A), through B; at once a second allow through C finds the code spent.
+      // The presenter allows the fourth (taken on A), through B, with the ticket its knock carried; at once a second allow through C finds the code spent.
       const chosen = answers[3]!.body;
+      const ticketOf = (hash: string) => deckStream.named<Knock>(EVENT.knock).find((k) => k.hash === hash)!.ticket;
       const [allowed, again] = await Promise.all([
-        jsonCall(B.base, 'POST', `/api/channels/${raced.id}/controllers`, { body: { code: raced.pairCode, hash: chosen.controllerHash }, key: raced.deckKey }),
-        jsonCall(C.base, 'POST', `/api/channels/${raced.id}/controllers`, { body: { code: raced.pairCode, hash: answers[1]!.body.controllerHash }, key: raced.deckKey }),
+        jsonCall(B.base, 'POST', `/api/channels/${raced.id}/controllers`, { body: { code: raced.pairCode, hash: chosen.controllerHash, ticket: ticketOf(chosen.controllerHash) }, key: raced.deckKey }),
+        jsonCall(C.base, 'POST', `/api/channels/${raced.id}/controllers`, {
+          body: { code: raced.pairCode, hash: answers[1]!.body.controllerHash, ticket: ticketOf(answers[1]!.body.controllerHash) },
+          key: raced.deckKey,
+        }),
       ]);
       assert.deepEqual([allowed.status, again.status].sort(), [201, 409], 'one code, one phone, across instances');
       const winner = allowed.status === 201 ? chosen : answers[1]!.body;

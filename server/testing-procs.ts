@@ -13,6 +13,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { ChannelInfo, PairPending, PairResult } from '../protocol/messages';
+import { hashSecret, knockTicket } from './keys';
 
 /** A small seeded PRNG (mulberry32), so a failing run can be replayed from the seed it prints. */
 export function prng(seed: number): () => number {
@@ -313,8 +314,10 @@ export async function pairPhone(
   const first = await jsonCall<PairResult | PairPending>(base, 'POST', pairPath, { body: { code: info.pairCode }, headers });
   if (first.status !== 202) return first as JsonAnswer<PairResult>;
   const pending = first.body as PairPending;
+  // The ticket the deck's stream carries with the knock, made as the server makes it: the caller holds the deck key.
+  const ticket = knockTicket(hashSecret(info.deckKey), hashSecret(info.pairCode ?? ''), pending.controllerHash);
   const allowed = await jsonCall(opts.allowOn ?? base, 'POST', `/api/channels/${info.id}/controllers`, {
-    body: { code: info.pairCode, hash: pending.controllerHash },
+    body: { code: info.pairCode, hash: pending.controllerHash, ticket },
     key: info.deckKey,
     headers,
   });

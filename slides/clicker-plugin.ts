@@ -464,9 +464,9 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   let presence: Presence = { controllers: 0, pairingOpen: false };
   const panel = new PairingPanel();
   // Phones that scanned the pairing QR wait here for the presenter to allow one.
-  const knocks = new KnockCard(async (hash) => {
+  const knocks = new KnockCard(async ({ hash, ticket }) => {
     if (!info?.pairCode) throw new Error('no pairing code is open');
-    const next = await requestJson<ChannelInfo>('POST', api(`/${info.id}/controllers`), { key: info.deckKey, body: { code: info.pairCode, hash } });
+    const next = await requestJson<ChannelInfo>('POST', api(`/${info.id}/controllers`), { key: info.deckKey, body: { code: info.pairCode, hash, ticket } });
     adopt({ ...next, deckKey: info.deckKey });
   });
   let stream: LiveStream | null = null;
@@ -515,6 +515,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   };
 
   const adopt = (next: ChannelInfo) => {
+    // A new code (Q, a re-registration): phones that asked with the old one are turned away by the server.
+    if (next.pairCode !== info?.pairCode) knocks.queue.clear();
     info = next;
     const same = saved?.id === next.id;
     saved = { ...(saved ?? { lastEventId: '' }), id: next.id, deckKey: next.deckKey, controllers: next.controllers, lastEventId: same ? saved!.lastEventId : '', seenUpTo: same ? saved!.seenUpTo : undefined };
@@ -663,7 +665,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
         // Up to 60 a second, and never replayed: no need to persist the stream position for them.
         if (name === EVENT.pointer) return pointer.apply(data);
         // Once a second from each waiting phone, never replayed either.
-        if (name === EVENT.knock) return knocks.queue.add(data);
+        // Only while a code is open: a knock that crossed the pairing on its way is no longer a question.
+        if (name === EVENT.knock) return presence.pairingOpen ? knocks.queue.add(data) : undefined;
         overlay.onEvent(name, data);
         if (name === EVENT.reload) reloadSoon();
         else if (name === EVENT.command) onCommand(data);

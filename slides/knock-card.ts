@@ -1,8 +1,9 @@
 // "A phone asks to be the remote": the card the slideshow shows while phones
 // that scanned the pairing QR wait (phone approval). The presenter allows the
 // one whose screen shows the same name: Enter when one waits, its number key
-// when several do, or a click; Esc refuses them all.
-import { KnockQueue } from '../protocol/knocks';
+// when several do, or a click; Esc refuses those shown. Two phones with the
+// same name cannot be allowed at all: a new code (Q) starts over.
+import { KnockQueue, type ShownKnock } from '../protocol/knocks';
 import type { Knock } from '../protocol/wire';
 
 export class KnockCard {
@@ -13,7 +14,7 @@ export class KnockCard {
   private readonly problem = document.createElement('p');
   private busy = false;
 
-  constructor(private readonly allow: (hash: string) => Promise<void>) {
+  constructor(private readonly allow: (knock: Knock) => Promise<void>) {
     this.queue = new KnockQueue(() => this.render());
     this.box.className = 'clicker-knock';
     this.box.setAttribute('data-clicker-knock', '');
@@ -39,29 +40,38 @@ export class KnockCard {
 
   private render(): void {
     const list = this.queue.list();
+    const more = this.queue.hidden();
     this.box.hidden = list.length === 0;
     if (list.length === 0) this.problem.hidden = true;
-    this.items.replaceChildren(...list.map((k, i) => this.item(k, i, list.length)));
-    this.hint.textContent =
-      list.length > 1
-        ? `Several phones ask. Allow only the one whose screen shows its name: ${list.map((_, i) => i + 1).join(', ')} · Esc refuses all`
-        : 'Allow it only if your phone shows this name · Enter allows · Esc refuses';
+    this.items.replaceChildren(...list.map((k) => this.item(k, list.length > 1)));
+    const clash = list.some((k) => k.clash);
+    this.hint.textContent = [
+      more > 0 ? `${more} more waiting.` : '',
+      clash ? 'Two phones show the same name: allow neither. Press Q for a new code, and scan again.' : '',
+      list.length > 1 || more > 0
+        ? `Allow only the phone whose screen shows its name: press its number${list.length > 1 ? ` (${list.map((k) => k.slot).join(', ')})` : ''} · Esc refuses those shown`
+        : 'Allow it only if your phone shows this name · Enter allows · Esc refuses',
+    ]
+      .filter(Boolean)
+      .join(' ');
   }
 
-  private item(k: Knock, i: number, n: number): HTMLLIElement {
+  private item(k: ShownKnock, numbered: boolean): HTMLLIElement {
     const li = document.createElement('li');
     li.dataset.hash = k.hash;
+    if (k.clash) li.dataset.clash = '';
     const label = document.createElement('strong');
     label.className = 'clicker-knock-label';
-    label.textContent = n > 1 ? `${i + 1}. ${k.label}` : k.label;
+    label.textContent = numbered ? `${k.slot}. ${k.label}` : k.label;
     const device = document.createElement('span');
     device.className = 'clicker-knock-device';
-    device.textContent = k.device;
+    device.textContent = k.clash ? `${k.device} · same name as another phone` : k.device;
     const allow = document.createElement('button');
     allow.type = 'button';
     allow.textContent = 'Allow';
+    allow.disabled = k.clash;
     allow.setAttribute('data-clicker-allow', '');
-    allow.addEventListener('click', () => void this.choose(k.hash));
+    allow.addEventListener('click', () => void this.choose(k));
     const refuse = document.createElement('button');
     refuse.type = 'button';
     refuse.textContent = 'Refuse';
@@ -73,20 +83,22 @@ export class KnockCard {
 
   private onKey(e: KeyboardEvent): void {
     if (!this.shown || e.altKey || e.ctrlKey || e.metaKey) return;
-    const action = this.queue.keyAction(e.key);
+    // A focused Allow or Refuse answers Enter and Space itself, as a button does.
+    if ((e.key === 'Enter' || e.key === ' ') && e.target instanceof HTMLButtonElement && this.box.contains(e.target)) return;
+    const action = this.queue.keyAction(e.key, e.code);
     if (action === undefined) return;
     // Enter, Esc and the digits are the card's while it shows, even when they choose nothing.
     e.preventDefault();
     e.stopImmediatePropagation();
-    if (action === 'refuse') this.queue.refuseAll();
+    if (action === 'refuse') this.queue.refuseShown();
     else if (action !== 'ignore') void this.choose(action.allow);
   }
 
-  private async choose(hash: string): Promise<void> {
+  private async choose(k: Knock): Promise<void> {
     if (this.busy) return;
     this.busy = true;
     try {
-      await this.allow(hash);
+      await this.allow(k);
       this.queue.clear();
     } catch {
       // The code was spent or replaced meanwhile, or the server is away: say so, and keep the list.
