@@ -485,12 +485,12 @@ function readWaiting(): Waiting | null {
 const KNOCK_EVERY_MS = 1_000;
 /**
  * A knock's longest wait for its answer, and the pause after a failed one:
- * together well under the 6 s after which the slideshow's card drops a phone
+ * together well under the 8 s after which the slideshow's card drops a phone
  * that has stopped knocking (KNOCK_FRESH_MS), so a slow network does not take
  * the phone off the card, or give it a new number.
  */
-const KNOCK_TIMEOUT_MS = 3_000;
-const KNOCK_RETRY_MS = 2_000;
+const KNOCK_TIMEOUT_MS = 2_500;
+const KNOCK_RETRY_MS = 1_500;
 
 /**
  * Pairs with a code from the QR. With phone approval the server answers 202

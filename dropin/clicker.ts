@@ -224,6 +224,8 @@ interface Saved {
   deckKey: string;
   controllers: string[];
   lastEventId: string;
+  /** The pairing code on show, kept by a re-registration (a reload) while it is still open. */
+  pairCode?: string;
 }
 
 function loadSaved(): Saved | null {
@@ -233,7 +235,13 @@ function loadSaved(): Saved | null {
     if (typeof v !== 'object' || v === null) return null;
     const s = v as Partial<Saved>;
     if (typeof s.id !== 'string' || !ID_RE.test(s.id) || typeof s.deckKey !== 'string') return null;
-    return { id: s.id, deckKey: s.deckKey, controllers: Array.isArray(s.controllers) ? s.controllers.filter((h) => typeof h === 'string') : [], lastEventId: String(s.lastEventId ?? '') };
+    return {
+      id: s.id,
+      deckKey: s.deckKey,
+      controllers: Array.isArray(s.controllers) ? s.controllers.filter((h) => typeof h === 'string') : [],
+      lastEventId: String(s.lastEventId ?? ''),
+      ...(typeof s.pairCode === 'string' ? { pairCode: s.pairCode } : {}),
+    };
   } catch {
     // Storage can be switched off (private modes, sandboxed frames): the page just gets a new channel.
     return null;
@@ -332,7 +340,7 @@ class Session {
     if (this.saved) {
       const saved = this.saved;
       try {
-        const body = { controllers: saved.controllers, lastEventId: Number(saved.lastEventId) || 0, ...(report ? { report } : {}) };
+        const body = { controllers: saved.controllers, lastEventId: Number(saved.lastEventId) || 0, ...(report ? { report } : {}), ...(saved.pairCode ? { pairCode: saved.pairCode } : {}) };
         this.adopt(await requestJson<ChannelInfo>('PUT', api(`/${saved.id}`), { key: saved.deckKey, body }));
         this.registered();
         return;
@@ -364,7 +372,7 @@ class Session {
     if (next.pairCode !== this.info?.pairCode) this.knocks.clear();
     this.info = next;
     const lastEventId = this.saved?.id === next.id ? this.saved.lastEventId : '';
-    this.saved = { id: next.id, deckKey: next.deckKey, controllers: next.controllers, lastEventId };
+    this.saved = { id: next.id, deckKey: next.deckKey, controllers: next.controllers, lastEventId, ...(next.pairCode ? { pairCode: next.pairCode } : {}) };
     store(this.saved);
     this.presence = { controllers: next.controllers.length, pairingOpen: next.pairCode !== null };
     overlay?.render();
@@ -740,7 +748,10 @@ class Overlay {
       allow.type = 'button';
       allow.textContent = 'Allow';
       allow.disabled = k.clash;
-      allow.addEventListener('click', () => this.allow(k));
+      // A row that has only just arrived (and perhaps pushed the others down) takes no click yet.
+      allow.addEventListener('click', () => {
+        if (session?.knocks.settled(k.hash)) this.allow(k);
+      });
       const refuse = el('button', 'refuse');
       refuse.type = 'button';
       refuse.textContent = 'Refuse';

@@ -82,6 +82,24 @@ test('two waiting phones with one name: both are marked, and neither can be allo
   q.clear();
 });
 
+test('a row just arrived takes no key or click: a number pressed as it came picks nothing; the rows already settled still answer', () => {
+  const { q, clock, later } = queue();
+  q.add(knock(1));
+  later();
+  q.add(knock(2));
+  assert.equal((q.keyAction('1', 'Digit1') as { allow: { hash: string } }).allow.hash, knock(1).hash, 'row 1 was there already');
+  assert.equal(q.keyAction('2', 'Digit2'), 'ignore', 'row 2 has only just arrived');
+  assert.equal(q.settled(knock(2).hash), false);
+  assert.equal(q.keyAction('Escape'), 'ignore', 'Esc would refuse a row the presenter has not read');
+  clock.now += 400;
+  // A row arriving among the hidden ones (beyond KNOCKS_SHOWN) changes nothing shown: the shown rows keep answering.
+  for (let i = 3; i <= 7; i++) q.add(knock(i));
+  clock.now += 400;
+  assert.equal((q.keyAction('2', 'Digit2') as { allow: { hash: string } }).allow.hash, knock(2).hash);
+  assert.equal(q.settled(knock(7).hash), false, 'a hidden row is never chosen');
+  q.clear();
+});
+
 test('keys: Enter allows the one phone shown and guesses nothing among several; a digit picks by number (by key position too); Escape refuses; nothing right after the list changed', () => {
   const { q, later } = queue();
   assert.equal(q.keyAction('Enter'), undefined, 'nothing waits: the key is not the card\'s');
@@ -93,6 +111,8 @@ test('keys: Enter allows the one phone shown and guesses nothing among several; 
   // An AZERTY keyboard's 1 key gives "&" unshifted: its position still says 1.
   assert.equal((q.keyAction('&', 'Digit1') as { allow: { hash: string } }).allow.hash, knock(1).hash);
   assert.equal((q.keyAction('1', 'Numpad1') as { allow: { hash: string } }).allow.hash, knock(1).hash);
+  // Num Lock off: the key says End, and picks nothing.
+  assert.equal(q.keyAction('End', 'Numpad1'), undefined);
   assert.equal(q.keyAction('2', 'Digit2'), 'ignore');
   q.add(knock(2));
   later();

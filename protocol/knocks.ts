@@ -4,11 +4,11 @@
 // leaves the list. No DOM here: each page draws the list its own way.
 import type { Knock } from './wire';
 
-/** A phone that has not knocked for this long has gone away (it knocks every second, and waits at most 2 s after a failed knock). */
-export const KNOCK_FRESH_MS = 6_000;
+/** A phone that has not knocked for this long has gone away (it knocks every second; a failed knock costs it at most 4 s more). */
+export const KNOCK_FRESH_MS = 8_000;
 /** The most shown at once; the rest wait for a place, and the card says how many. */
 export const KNOCKS_SHOWN = 4;
-/** After the shown list changes, keys wait this long: a number pressed as a row moved must not pick its neighbour. */
+/** A row that has just taken its place on the card answers no key or click for this long: a number pressed, or a click aimed, as it arrived must not pick it. */
 export const SETTLE_MS = 700;
 
 function isKnock(data: unknown): data is Knock {
@@ -28,10 +28,9 @@ export type KeyAction = { allow: Knock } | 'refuse' | 'ignore' | undefined;
 
 export class KnockQueue {
   /** First come first, the newest knock of each. */
-  private readonly waiting = new Map<string, { knock: Knock; seen: number; slot: number }>();
+  private readonly waiting = new Map<string, { knock: Knock; seen: number; slot: number; shownAt: number }>();
   private readonly refused = new Set<string>();
   private timer: ReturnType<typeof setInterval> | undefined;
-  private changedAt = -Infinity;
 
   constructor(
     private readonly onChange: () => void,
@@ -48,7 +47,7 @@ export class KnockQueue {
       known.knock = data;
       return;
     }
-    this.waiting.set(data.hash, { knock: data, seen: this.now(), slot: 0 });
+    this.waiting.set(data.hash, { knock: data, seen: this.now(), slot: 0, shownAt: 0 });
     this.timer ??= setInterval(() => this.sweep(), 1_000);
     this.changed();
   }
@@ -80,12 +79,18 @@ export class KnockQueue {
   keyAction(key: string, code = ''): KeyAction {
     const shown = this.list();
     if (shown.length === 0) return undefined;
-    const digit = /^(?:Digit|Numpad)([1-9])$/.exec(code)?.[1] ?? (/^[1-9]$/.test(key) ? key : undefined);
+    // The digit typed, or (on a layout whose digits need Shift, as AZERTY's do) the digit key's position.
+    const digit = /^[1-9]$/.test(key) ? key : /^Digit([1-9])$/.exec(code)?.[1];
     if (key !== 'Escape' && key !== 'Enter' && digit === undefined) return undefined;
-    if (this.now() - this.changedAt < SETTLE_MS) return 'ignore';
-    if (key === 'Escape') return 'refuse';
+    if (key === 'Escape') return shown.some((k) => !this.settled(k.hash)) ? 'ignore' : 'refuse';
     const chosen = key === 'Enter' ? (shown.length === 1 && this.hidden() === 0 ? shown[0] : undefined) : shown.find((k) => k.slot === Number(digit));
-    return chosen && !chosen.clash ? { allow: chosen } : 'ignore';
+    return chosen && !chosen.clash && this.settled(chosen.hash) ? { allow: chosen } : 'ignore';
+  }
+
+  /** Whether this phone's row has been in its place long enough to be chosen (by a key or a click). */
+  settled(hash: string): boolean {
+    const w = this.waiting.get(hash);
+    return w !== undefined && w.slot > 0 && this.now() - w.shownAt >= SETTLE_MS;
   }
 
   /** The presenter said no: this phone is not shown again, however often it knocks. */
@@ -112,7 +117,6 @@ export class KnockQueue {
 
   /** Numbers the shown rows (a row keeps its number while shown), stops the sweep when nothing waits, and redraws. */
   private changed(): void {
-    this.changedAt = this.now();
     const taken = new Set<number>();
     for (const w of this.waiting.values()) if (w.slot > 0) taken.add(w.slot);
     for (const w of this.waiting.values()) {
@@ -120,6 +124,7 @@ export class KnockQueue {
       let slot = 1;
       while (taken.has(slot)) slot++;
       w.slot = slot;
+      w.shownAt = this.now();
       taken.add(slot);
     }
     if (this.waiting.size === 0) {

@@ -190,6 +190,12 @@ export const Register = z
     controllers: z.array(z.string().regex(/^[A-Za-z0-9_-]{43}$/)).max(16).default([]),
     lastEventId: z.number().int().min(0).max(MAX_REGISTERED_EVENT_ID).default(0),
     report: StateReport.optional(),
+    /**
+     * The pairing code the slideshow shows: kept if it is still the open one,
+     * so a reload (a saved stylesheet, say) does not turn away the phones
+     * waiting to be allowed with it.
+     */
+    pairCode: pairCode.optional(),
   })
   .strict();
 export type Register = z.infer<typeof Register>;

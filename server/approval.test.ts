@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ChannelInfo, Knock, PairPending, PairResult } from '../protocol/messages';
 import { DEFAULTS } from './config';
-import { hashSecret, knockTicket, labelFor } from './keys';
+import { hashSecret, knockTicket, labelFor, WAITING_KEY_TTL_MS } from './keys';
 import { deviceOf } from './net';
 import { call, cmdId, createChannel, expectError, openRawStream, startTestServer, type RawStream, type TestServer } from './testing';
 
@@ -194,6 +194,46 @@ test('a key the phone made up itself is refused: nobody can search for a key who
     const mine = ((await knock(s, ch, { code: ch.pairCode })).json as unknown as PairPending).controllerKey;
     assert.equal((await knock(s, ch, { code: ch.pairCode, key: mine })).status, 202);
     assert.equal((await knock(s, ch, { code: ch.pairCode, key: mine })).status, 202);
+  });
+});
+
+test('a waiting key is good for the code it was made with, and for 15 minutes: a new code (Q) or an old key sends the phone back to the QR', async () => {
+  let now = Date.now();
+  const s = await startTestServer({ approvePhones: true }, { now: () => now });
+  try {
+    const ch = await createChannel(s.base);
+    const first = ((await knock(s, ch, { code: ch.pairCode })).json as unknown as PairPending).controllerKey;
+    // Q: a new code. The old key, brought with the new code, is refused: names drawn earlier cannot be kept for later.
+    const fresh = ((await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey)).json as unknown as ChannelInfo).pairCode!;
+    expectError(await knock(s, ch, { code: fresh, key: first }), 403, /scan the QR code again/);
+    const second = ((await knock(s, ch, { code: fresh })).json as unknown as PairPending).controllerKey;
+    now += WAITING_KEY_TTL_MS - 60_000;
+    assert.equal((await knock(s, ch, { code: fresh, key: second })).status, 202);
+    now += 2 * 60_000;
+    expectError(await knock(s, ch, { code: fresh, key: second }), 403, /expired/);
+    // A key whose time or nonce was altered is refused like a made-up one.
+    const third = ((await knock(s, ch, { code: fresh })).json as unknown as PairPending).controllerKey;
+    for (const i of [0, 10, 30]) {
+      const altered = third.slice(0, i) + (third[i] === 'A' ? 'B' : 'A') + third.slice(i + 1);
+      expectError(await knock(s, ch, { code: fresh, key: altered }), 403);
+    }
+  } finally {
+    await s.close();
+  }
+});
+
+test('a reload keeps the code on show while it is open (the phones waiting with it stay), and a wrong or spent one gets a fresh code', async () => {
+  await withServer(async (s) => {
+    const ch = await createChannel(s.base);
+    const waiting = ((await knock(s, ch, { code: ch.pairCode })).json as unknown as PairPending).controllerKey;
+    const again = (await call(s.base, 'PUT', `/api/channels/${ch.id}`, { pairCode: ch.pairCode }, ch.deckKey)).json as unknown as ChannelInfo;
+    assert.equal(again.pairCode, ch.pairCode);
+    assert.equal((await knock(s, ch, { code: ch.pairCode, key: waiting })).status, 202, 'the waiting phone is still waiting');
+    // Without the code, or with one that is not open, a deck with no phone gets a fresh one.
+    const other = (await call(s.base, 'PUT', `/api/channels/${ch.id}`, { pairCode: 'x'.repeat(32) }, ch.deckKey)).json as unknown as ChannelInfo;
+    assert.notEqual(other.pairCode, ch.pairCode);
+    expectError(await knock(s, ch, { code: ch.pairCode, key: waiting }), 410);
+    expectError(await call(s.base, 'PUT', `/api/channels/${ch.id}`, { pairCode: 'bad code!' }, ch.deckKey), 400);
   });
 });
 

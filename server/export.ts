@@ -30,13 +30,13 @@ export async function exportPdf(base: string, pdf: string, env: NodeJS.ProcessEn
     // image (a lazy one is made eager, as off screen it would never load),
     // every slide background image (CSS, so not among document.images), and
     // the theme's web fonts (font-display: swap prints the fallback meanwhile).
-    await page.evaluate(async () => {
+    await page.evaluate(async (limitMs) => {
       const settled = (p: Promise<unknown>) => p.then(() => undefined, () => undefined);
       const backgrounds = new Set<string>();
       for (const el of document.querySelectorAll<HTMLElement>('.slide-background, .slide-background-content, .reveal section')) {
         for (const m of getComputedStyle(el).backgroundImage.matchAll(/url\("?([^")]+)"?\)/g)) backgrounds.add(m[1]!);
       }
-      await Promise.all([
+      const all = Promise.all([
         ...[...document.images].map((img) => {
           img.loading = 'eager';
           return settled(img.decode());
@@ -48,7 +48,9 @@ export async function exportPdf(base: string, pdf: string, env: NodeJS.ProcessEn
         }),
         settled(document.fonts.ready),
       ]);
-    });
+      // A picture that never settles (a server that never answers) costs the handout that picture, not the export.
+      await Promise.race([all, new Promise((resolve) => setTimeout(resolve, limitMs))]);
+    }, 30_000);
     // And anything those started (a video's poster, a font's other subset).
     await page.waitForLoadState('networkidle', { timeout: 30_000 }).catch(() => undefined);
     const pages = await page.locator('.pdf-page').count();

@@ -273,8 +273,11 @@ export class Hub {
     // reload (an edited deck file) or a restart, the outline may have changed.
     if (body.report) await this.report({ id }, body.report);
     record = await this.get(id);
-    // A deck with no phone yet always gets a fresh code to show; a paired deck shows the follow QR.
-    const pairCode = record.controllers.length === 0 ? await this.issuePairCode(record) : null;
+    // The code the deck shows stays, while it is open (a reload must not turn
+    // away the phones waiting with it); otherwise a deck with no phone yet
+    // gets a fresh code to show, and a paired deck shows the follow QR.
+    const keep = body.pairCode !== undefined && record.pairCodeHash !== null && matchesHash(body.pairCode, record.pairCodeHash);
+    const pairCode = keep ? body.pairCode! : record.controllers.length === 0 ? await this.issuePairCode(record) : null;
     return { channel: await this.get(id), deckKey, pairCode, ...(numberedFrom === undefined ? {} : { numberedFrom }) };
   }
 
@@ -345,8 +348,10 @@ export class Hub {
       throw new HubError('code_spent', 'this pairing code has already been used or replaced');
     }
     // Only a key this server made: one a phone picked could be searched for a name to copy.
-    if (key !== undefined && !isWaitingKey(record.deckHash, key)) throw new HubError('forbidden', 'this key was not issued for this slideshow; scan the QR code again');
-    const controllerKey = key ?? issueWaitingKey(record.deckHash);
+    if (key !== undefined && !isWaitingKey(record.deckHash, record.pairCodeHash, key, this.now())) {
+      throw new HubError('forbidden', 'this key was not issued for this slideshow and code, or has expired; scan the QR code again');
+    }
+    const controllerKey = key ?? issueWaitingKey(record.deckHash, record.pairCodeHash, this.now());
     const controllerHash = hashSecret(controllerKey);
     const label = labelFor(controllerHash);
     const knock: Knock = { hash: controllerHash, label, device, ticket: knockTicket(record.deckHash, record.pairCodeHash, controllerHash) };

@@ -83,28 +83,39 @@ export function labelFor(keyHash: string): string {
 }
 
 /**
- * A waiting phone's controller key, made by the server: a nonce and an HMAC
- * of it keyed with the deck key's hash, which never leaves the server. A
- * phone brings it back on each knock; one it made up itself is refused, so
- * nobody can search for a key whose name matches the presenter's phone.
- * Stateless: any instance that reads the channel checks it.
+ * A waiting phone's controller key, made by the server: when it was made, a
+ * nonce, and an HMAC of both and of the open pairing code's hash, keyed with
+ * the deck key's hash, which never leaves the server. A phone brings it back
+ * on each knock. One it made up itself is refused, so nobody can search
+ * offline for a key whose name matches the presenter's phone; one made for
+ * an earlier code (before Q) or longer ago than WAITING_KEY_TTL_MS is refused
+ * too, so nobody can stock up names for later either. Stateless: any
+ * instance that reads the channel checks it.
  */
-export function issueWaitingKey(deckHash: string): string {
-  const nonce = nanoid(WAITING_NONCE);
-  return nonce + waitingMac(deckHash, nonce);
+export function issueWaitingKey(deckHash: string, pairCodeHash: string, now = Date.now()): string {
+  const head = now.toString(36).padStart(WAITING_TIME, '0') + nanoid(WAITING_NONCE);
+  return head + waitingMac(deckHash, pairCodeHash, head);
 }
 
-/** Whether `key` is one issueWaitingKey made for this deck. */
-export function isWaitingKey(deckHash: string, key: string): boolean {
-  if (key.length !== WAITING_NONCE + WAITING_MAC) return false;
-  const expected = Buffer.from(waitingMac(deckHash, key.slice(0, WAITING_NONCE)));
-  const given = Buffer.from(key.slice(WAITING_NONCE));
-  return expected.length === given.length && timingSafeEqual(expected, given);
+/** A waiting phone's key stays good this long: a phone still waiting after it scans the QR again. */
+export const WAITING_KEY_TTL_MS = 15 * 60_000;
+
+/** Whether `key` is one issueWaitingKey made for this deck and this code, not too long ago. */
+export function isWaitingKey(deckHash: string, pairCodeHash: string, key: string, now = Date.now()): boolean {
+  if (key.length !== WAITING_TIME + WAITING_NONCE + WAITING_MAC) return false;
+  const head = key.slice(0, WAITING_TIME + WAITING_NONCE);
+  const expected = Buffer.from(waitingMac(deckHash, pairCodeHash, head));
+  const given = Buffer.from(key.slice(head.length));
+  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return false;
+  const age = now - parseInt(head.slice(0, WAITING_TIME), 36);
+  return age >= -60_000 && age <= WAITING_KEY_TTL_MS;
 }
 
-const WAITING_NONCE = 21;
+const WAITING_TIME = 9;
+const WAITING_NONCE = 12;
 const WAITING_MAC = 22;
-const waitingMac = (deckHash: string, nonce: string) => createHmac('sha256', deckHash).update(`clicker-waiting:${nonce}`).digest('base64url').slice(0, WAITING_MAC);
+const waitingMac = (deckHash: string, pairCodeHash: string, head: string) =>
+  createHmac('sha256', deckHash).update(`clicker-waiting:${pairCodeHash}:${head}`).digest('base64url').slice(0, WAITING_MAC);
 
 /**
  * What the slideshow hands back to allow a waiting phone: proof that this

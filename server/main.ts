@@ -1,7 +1,7 @@
 // Entry point: read the command line and the environment once, then present a
 // deck, write a starter deck, or export a PDF. Usage errors exit with 2 and a
 // single line; nothing here prints a stack trace for a user's mistake.
-import { existsSync, readdirSync, watch } from 'node:fs';
+import { existsSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -162,22 +162,40 @@ function watchDeck(deck: Deck, hub: Hub): void {
       process.stdout.write(`reloaded ${what}\n`);
     }, 150);
   };
-  watch(dir, (_event, file) => onChange(file)).unref();
-  let folders: string[] = [];
-  try {
-    folders = readdirSync(dir, { withFileTypes: true })
-      .filter((e) => e.isDirectory() && !e.name.startsWith('.') && e.name !== 'node_modules')
-      .map((e) => e.name)
-      .slice(0, MAX_WATCHED_FOLDERS);
-  } catch {
-    // The folder went away: the deck's own watch says what it can.
-  }
-  for (const folder of folders) {
+  // Each folder just below, once: made after the start too (a build that
+  // cleans css/ and writes it again), and again after it was removed.
+  const watched = new Map<string, FSWatcher>();
+  const watchFolder = (folder: string) => {
+    if (watched.has(folder) || watched.size >= MAX_WATCHED_FOLDERS || folder.startsWith('.') || folder === 'node_modules') return;
     try {
-      watch(path.join(dir, folder), (_event, file) => onChange(file === null ? `${folder}/` : path.join(folder, file))).unref();
+      if (!statSync(path.join(dir, folder)).isDirectory()) return;
+      const w = watch(path.join(dir, folder), (_event, file) => onChange(file === null ? `${folder}/` : path.join(folder, file)));
+      // A removed folder ends its watch (an error on some systems): never a crash mid-talk.
+      w.on('error', () => {
+        w.close();
+        watched.delete(folder);
+      });
+      w.on('close', () => watched.delete(folder));
+      w.unref();
+      watched.set(folder, w);
     } catch {
       // Unreadable, or gone already: not worth failing the talk over.
     }
+  };
+  const top = watch(dir, (_event, file) => {
+    if (file !== null && !file.includes(path.sep)) {
+      // A folder that (re)appeared: watch it, and forget one that went.
+      if (existsSync(path.join(dir, file))) watchFolder(file);
+      else watched.get(file)?.close();
+    }
+    onChange(file);
+  });
+  top.on('error', () => top.close());
+  top.unref();
+  try {
+    for (const e of readdirSync(dir, { withFileTypes: true })) if (e.isDirectory()) watchFolder(e.name);
+  } catch {
+    // The folder went away: the deck's own watch says what it can.
   }
 }
 

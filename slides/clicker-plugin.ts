@@ -48,6 +48,8 @@ interface Saved {
    * id a phone may already hold is handed out twice.
    */
   seenUpTo?: number;
+  /** The pairing code on show, brought to the re-registration so a reload keeps it (and the phones waiting with it). */
+  pairCode?: string | null;
   reveal?: { indexh: number; indexv: number; indexf: number; paused?: boolean };
   /** The deck the position belongs to (the page's clicker-deck meta), and when the page last held it (ms). */
   deck?: string;
@@ -519,7 +521,15 @@ async function startPresenter(deck: RevealApi): Promise<void> {
     if (next.pairCode !== info?.pairCode) knocks.queue.clear();
     info = next;
     const same = saved?.id === next.id;
-    saved = { ...(saved ?? { lastEventId: '' }), id: next.id, deckKey: next.deckKey, controllers: next.controllers, lastEventId: same ? saved!.lastEventId : '', seenUpTo: same ? saved!.seenUpTo : undefined };
+    saved = {
+      ...(saved ?? { lastEventId: '' }),
+      id: next.id,
+      deckKey: next.deckKey,
+      controllers: next.controllers,
+      lastEventId: same ? saved!.lastEventId : '',
+      seenUpTo: same ? saved!.seenUpTo : undefined,
+      pairCode: next.pairCode,
+    };
     presence = { controllers: next.controllers.length, pairingOpen: next.pairCode !== null };
     persist();
     status.setPresence(presence);
@@ -534,7 +544,12 @@ async function startPresenter(deck: RevealApi): Promise<void> {
       try {
         const answer = await requestJson<ChannelInfo>('PUT', api(`/${saved.id}`), {
           key: saved.deckKey,
-          body: { controllers: saved.controllers, lastEventId: Math.max(Number(saved.lastEventId) || 0, saved.seenUpTo ?? 0), report: { state: describeState(deck), slides: outlineOf(deck) } },
+          body: {
+            controllers: saved.controllers,
+            lastEventId: Math.max(Number(saved.lastEventId) || 0, saved.seenUpTo ?? 0),
+            report: { state: describeState(deck), slides: outlineOf(deck) },
+            ...(saved.pairCode ? { pairCode: saved.pairCode } : {}),
+          },
         });
         adopt(answer);
         // Made anew (the store had lost it), past ids the stream never carried: the stream resumes from there, and replays every tap after it.

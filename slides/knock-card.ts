@@ -71,7 +71,10 @@ export class KnockCard {
     allow.textContent = 'Allow';
     allow.disabled = k.clash;
     allow.setAttribute('data-clicker-allow', '');
-    allow.addEventListener('click', () => void this.choose(k));
+    // A row that has only just arrived (and perhaps pushed the others down) takes no click yet.
+    allow.addEventListener('click', () => {
+      if (this.queue.settled(k.hash)) void this.choose(k);
+    });
     const refuse = document.createElement('button');
     refuse.type = 'button';
     refuse.textContent = 'Refuse';

@@ -29,11 +29,14 @@ export function printReady(limitMs = 20_000): RevealPlugin {
       if (!slides) return;
       const images = [...slides.querySelectorAll<HTMLImageElement>('img')];
       // Backgrounds are drawn from data-background-image, loaded as CSS later: fetched here first, they come from the cache then.
-      const backgrounds = [...slides.querySelectorAll<HTMLElement>('[data-background-image]')].map((s) => {
-        const img = new Image();
-        img.src = new URL(s.dataset.backgroundImage!, document.baseURI).href;
-        return settled(img.decode());
-      });
+      // reveal.js takes a comma-separated list there, one image over another.
+      const backgrounds = [...slides.querySelectorAll<HTMLElement>('[data-background-image]')]
+        .flatMap((s) => s.dataset.backgroundImage!.split(',').map((u) => u.trim()).filter(Boolean))
+        .map((url) => {
+          const img = new Image();
+          img.src = new URL(url, document.baseURI).href;
+          return settled(img.decode());
+        });
       const all = Promise.all([...images.map(loaded), ...backgrounds, settled(document.fonts.ready)]);
       return Promise.race([all, new Promise<void>((resolve) => setTimeout(resolve, limitMs))]).then(() => undefined);
     },
