@@ -210,15 +210,22 @@ export function tapScenario(opts: TapOptions = TAP_DEFAULTS): Scenario {
 
         const phone = await browser.newPage(controllerUrl.href, PHONE_PAGE);
         // Phone approval: the presenter allows the waiting phone on the slideshow.
+        // A row takes no click for its first 0.7 s on the card, so this clicks until the card has gone.
         await deck.waitFor(
           () => {
-            const allow = document.querySelector<HTMLButtonElement>('[data-clicker-knock] [data-clicker-allow]');
-            allow?.click();
-            return allow ? true : null;
+            const seen = window as unknown as { clickerAllowClicked?: boolean };
+            const card = document.querySelector<HTMLElement>('[data-clicker-knock]');
+            const allow = card?.querySelector<HTMLButtonElement>('[data-clicker-allow]');
+            if (card && !card.hidden && allow) {
+              allow.click();
+              seen.clickerAllowClicked = true;
+              return null;
+            }
+            return seen.clickerAllowClicked && card?.hidden ? true : null;
           },
           null,
           15_000,
-          'the slideshow asking to allow the phone',
+          'the slideshow asking to allow the phone, and the phone allowed',
         );
         // Paired and showing the deck's state: Next is enabled.
         await phone.waitFor(() => document.querySelector<HTMLButtonElement>('#next')?.disabled === false, null, 15_000, 'the remote paired, with Next enabled');
