@@ -458,10 +458,12 @@ test("a deck's assets/ files that Clicker's own would answer for are named at st
 
 test('the server prints the LAN URL and its QR code, starts quickly, and a port in use is a one-line error naming the flag', async () => {
   const started = performance.now();
-  const { proc: first, url } = await serveShipped();
+  const { proc: first, url, banner } = await serveShipped();
   try {
     // A figure for the closing note, never an assertion: machines differ.
     console.log(`startup: ${(performance.now() - started).toFixed(0)} ms from spawn to the printed URL and QR`);
+    // Phone approval is on: the banner says what the presenter does after scanning.
+    assert.match(banner(), /scan the QR code on the title slide with your phone \(same Wi-Fi\),\n {2}and press Enter on the slideshow when it shows your phone's name\./);
     const host = new URL(url).hostname;
     assert.notEqual(host, 'localhost');
     assert.notEqual(host, '127.0.0.1');

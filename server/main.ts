@@ -278,7 +278,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
           // The key itself is never printed: this output often ends up in a log.
           (config.presenterKey === undefined ? '' : `  Or on any machine, with the presenter key:  ${url}?key=<PRESENTER_KEY>\n`) +
           (running.host || config.publicUrl ? '' : '  (no LAN address found: phones cannot reach localhost; pass --host <address>)\n') +
-          `  Then scan the QR code on the title slide with your phone (same Wi-Fi).\n\n${qr}\n`,
+          `  Then scan the QR code on the title slide with your phone (same Wi-Fi)` +
+          (config.approvePhones ? ',\n  and press Enter on the slideshow when it shows your phone\'s name.\n\n' : '.\n\n') +
+          `${qr}\n`,
       );
       if (deck!.kind !== 'builtin') watchDeck(deck!, running.hub);
       handleShutdown(running);
