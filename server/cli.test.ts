@@ -135,6 +135,13 @@ test('init writes a starter deck once, and refuses to overwrite it', () => {
   assert.ok(!existsSync(path.join(own, 'talk.md')));
 });
 
+test("the starter deck's code lines fit its slide: none is over 60 characters (reveal.js's code font fits about 62 across a slide)", () => {
+  const md = readFileSync(path.join(ROOT, 'slides', 'starter.md'), 'utf8');
+  const code = [...md.matchAll(/^```[^\n]*\n([\s\S]*?)^```/gm)].flatMap((m) => m[1]!.split('\n'));
+  assert.ok(code.length >= 3, 'the starter deck has a code block');
+  assert.deepEqual(code.filter((l) => l.length > 60), []);
+});
+
 test('export writes a PDF with one page per slide', async () => {
   const dir = tmp();
   assert.equal(clicker(['init', 'talk.md'], dir).code, 0);
