@@ -501,7 +501,8 @@ const KNOCK_RETRY_MS = 1_500;
  * try the same code again.
  */
 async function pair(code: string, canWait: boolean): Promise<boolean> {
-  let waiting: Waiting = readWaiting()?.code === code ? readWaiting()! : { code };
+  const kept = readWaiting();
+  let waiting: Waiting = kept?.code === code ? kept : { code };
   for (;;) {
     try {
       const res = await requestJson<PairResult | PairPending>('POST', `${api}/pair`, { body: waiting, ...(waiting.key ? { timeoutMs: KNOCK_TIMEOUT_MS } : {}) });

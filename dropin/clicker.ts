@@ -21,7 +21,7 @@
 import { create as createQr } from 'qrcode/lib/core/qrcode';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
 import { EVENT, ID_RE, type ChannelInfo, type Command, type DeckState, type Knock, type Presence, type SlideRef, type Snapshot } from '../protocol/wire';
-import { KnockQueue } from '../protocol/knocks';
+import { cardHint, KnockQueue, rowDevice, rowName } from '../protocol/knocks';
 
 // ------------------------------------------------------------------ where Clicker is
 
@@ -401,7 +401,7 @@ class Session {
     const changed = p.controllers !== this.presence.controllers;
     this.presence = p;
     // The code is spent: whoever else waits is refused by the server now.
-    if (!p.pairingOpen && this.knocks.list().length) this.knocks.clear();
+    if (!p.pairingOpen) this.knocks.clear();
     overlay?.render();
     // Learn the new controller hashes, so a server restart can bring the pairing back.
     if (changed && this.info) this.register().catch(() => undefined);
@@ -741,9 +741,9 @@ class Overlay {
     const list = el('ol', '');
     for (const k of waiting) {
       const name = el('strong', '');
-      name.textContent = waiting.length > 1 ? `${k.slot}. ${k.label}` : k.label;
+      name.textContent = rowName(k, waiting.length > 1);
       const device = el('span', '');
-      device.textContent = k.clash ? `${k.device} · same name as another phone` : k.device;
+      device.textContent = rowDevice(k);
       const allow = el('button', 'allow');
       allow.type = 'button';
       allow.textContent = 'Allow';
@@ -761,13 +761,7 @@ class Overlay {
       list.append(item);
     }
     const hint = el('p', 'hint');
-    hint.textContent = [
-      more > 0 ? `${more} more waiting.` : '',
-      waiting.some((k) => k.clash) ? 'Two phones show the same name: allow neither; pair another phone for a new code.' : '',
-      waiting.length > 1 || more > 0 ? 'Allow only the phone whose screen shows its name: press its number · Esc refuses those shown' : 'Allow it only if your phone shows this name · Enter allows · Esc refuses',
-    ]
-      .filter(Boolean)
-      .join(' ');
+    hint.textContent = cardHint(waiting, more, 'Press “Pair another phone” for a new code, and scan again.');
     const problem = el('p', 'error');
     problem.textContent = this.knockProblem;
     problem.hidden = !this.knockProblem;

@@ -26,6 +26,29 @@ export interface ShownKnock extends Knock {
 
 export type KeyAction = { allow: Knock } | 'refuse' | 'ignore' | undefined;
 
+/** A row's name, numbered when several rows show. */
+export function rowName(k: ShownKnock, numbered: boolean): string {
+  return numbered ? `${k.slot}. ${k.label}` : k.label;
+}
+
+/** A row's device line, which says so when another phone shows the same name. */
+export function rowDevice(k: ShownKnock): string {
+  return k.clash ? `${k.device} · same name as another phone` : k.device;
+}
+
+/** The line under the rows: how many more wait, a clash, and which keys do what. `newCode` says how this page gets a new code. */
+export function cardHint(shown: readonly ShownKnock[], more: number, newCode: string): string {
+  return [
+    more > 0 ? `${more} more waiting.` : '',
+    shown.some((k) => k.clash) ? `Two phones show the same name: allow neither. ${newCode}` : '',
+    shown.length > 1 || more > 0
+      ? `Allow only the phone whose screen shows its name: press its number${shown.length > 1 ? ` (${shown.map((k) => k.slot).join(', ')})` : ''} · Esc refuses those shown`
+      : 'Allow it only if your phone shows this name · Enter allows · Esc refuses',
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
+
 export class KnockQueue {
   /** First come first, the newest knock of each. */
   private readonly waiting = new Map<string, { knock: Knock; seen: number; slot: number; shownAt: number }>();

@@ -29,7 +29,7 @@ import type { Config } from './config';
 import { answerWrongMethods, controllerKeyRequired, errorHandler, HttpError } from './errors';
 import { summaryOf, type ChannelRecord } from './bus';
 import { Hub, type CreatedChannel } from './hub';
-import { AUDIENCE_MARKDOWN_PATH, loadDeck, THEME_DIR, THEMES, type Deck, type DeckView } from './deck';
+import { AUDIENCE_MARKDOWN_PATH, EDITOR_FILE, loadDeck, THEME_DIR, THEMES, type Deck, type DeckView } from './deck';
 import { fontFilesDir, FONTS_PATH, THEME_FONTS, withLocalFonts } from './theme-fonts';
 import { createHotRoutes, type HotRoutes } from './fast';
 import { Metrics } from './metrics';
@@ -276,41 +276,37 @@ export function createApp(deps: AppDeps): App {
   const json = express.json({ limit: config.maxBodyBytes, strict: true, type: 'application/json' });
   const stateJson = express.json({ limit: config.maxStateBytes, strict: true, type: 'application/json' });
   /** A rate limit answering the usual JSON 429 with Retry-After; keyed by client address unless `keyGenerator` says otherwise. */
-  const limiter = (limit: number, windowMs: number, message: string, keyGenerator?: (req: Request) => string) =>
+  const limiter = (limit: number, windowMs: number, message: string, keyGenerator?: (req: Request) => string, skip?: (req: Request) => boolean) =>
     rateLimit({
       windowMs,
       limit,
       standardHeaders: 'draft-7',
       legacyHeaders: false,
       ...(keyGenerator ? { keyGenerator } : {}),
+      ...(skip ? { skip } : {}),
       handler: (_req, res, next, options) => {
         res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
         next(new HttpError(429, message));
       },
     });
   const createLimit = limiter(config.createPerMinute, 60_000, 'too many channels created from this address; try again shortly');
-  const audienceLimit = (limit: number, windowMs: number, what: string) =>
-    // Per follower address and channel: one noisy phone cannot silence the room.
-    // An IPv6 address counts by its /56 (ipKeyGenerator), or one phone could
-    // rotate through its own prefix's addresses and never meet the limit.
-    limiter(limit, windowMs, `too many ${what}; try again shortly`, (req) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`);
+  // Per follower address and channel: one noisy phone cannot silence the room.
+  // An IPv6 address counts by its /56 (ipKeyGenerator), or one phone could
+  // rotate through its own prefix's addresses and never meet the limit.
+  const addressAndChannel = (req: Request) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`;
+  const audienceLimit = (limit: number, windowMs: number, what: string) => limiter(limit, windowMs, `too many ${what}; try again shortly`, addressAndChannel);
   // A waiting phone knocks once a second: generous for knocks, tight for new
   // keys (a knock without one), so one address cannot flood the slideshow's
   // list, nor draw names until one matches the presenter's phone.
   const knockLimit = audienceLimit(config.knocksPerMinute, 60_000, 'pairing requests');
-  const newPhoneLimit = rateLimit({
-    windowMs: 60_000,
-    limit: config.newPhonesPerMinute,
-    standardHeaders: 'draft-7',
-    legacyHeaders: false,
-    keyGenerator: (req) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`,
+  const newPhoneLimit = limiter(
+    config.newPhonesPerMinute,
+    60_000,
+    'too many new phones asked to pair from this address; try again in a minute',
+    addressAndChannel,
     // Only new names are drawn here: without approval there are none, and a knock with its key draws none.
-    skip: (req) => !config.approvePhones || typeof (req.body as { key?: unknown } | undefined)?.key === 'string',
-    handler: (_req, res, next, options) => {
-      res.set('Retry-After', String(Math.ceil(options.windowMs / 1000)));
-      next(new HttpError(429, 'too many new phones asked to pair from this address; try again in a minute'));
-    },
-  });
+    (req) => !config.approvePhones || typeof (req.body as { key?: unknown } | undefined)?.key === 'string',
+  );
 
   const channel = (req: Request): Promise<ChannelRecord> => {
     if (!ID_RE.test(String(req.params.id))) throw new HttpError(404, 'unknown channel');
@@ -535,7 +531,7 @@ export function createApp(deps: AppDeps): App {
       if (sameFile(asked)) throw new HttpError(404, 'not found');
       const name = path.basename(asked);
       // An editor's copies of the deck (talk.md~, #talk.md#, talk.md.orig, .swp) hold its notes too.
-      if (name.startsWith(path.basename(source)) || /~$|^#.*#$|\.(orig|bak|swp|swo|tmp|rej)$/i.test(name)) throw new HttpError(404, 'not found');
+      if (name.startsWith(path.basename(source)) || EDITOR_FILE.test(name)) throw new HttpError(404, 'not found');
       // Markdown an HTML deck's sections load holds their notes: the presenter's, as the slideshow is
       // (the follow page has it inline, cut).
       if (/\.(md|markdown)$/i.test(name)) return presenterOnly(req, _res, next);

@@ -60,6 +60,14 @@ export type DeckView = 'presenter' | 'audience';
 /** Where the follow page's Markdown is served: the presenter's (/_deck.md) holds the notes. */
 export const AUDIENCE_MARKDOWN_PATH = '/_audience.md';
 
+/**
+ * An editor's copies, backups and swap files (talk.md~, #talk.md#,
+ * talk.md.orig, .talk.md.swp, Vim's 4913 probe): they hold a deck's notes,
+ * so they are never served, and they are saved on every keystroke, so they
+ * never reload the slideshow.
+ */
+export const EDITOR_FILE = /~$|^#.*#$|\.(orig|bak|swp|swo|swx|tmp|rej|crswap)$|^4913$/i;
+
 const isNotesAside = (el: Html.Element) => el.tagName === 'aside' && hasClass(el, 'notes');
 
 /**

@@ -1,7 +1,7 @@
 // Channel ids, keys and pairing codes. Secrets are kept only as SHA-256
 // hashes, so a memory dump or a shared store (Redis, later) never holds a
 // usable key, and comparisons run in constant time over equal-length digests.
-import { createHash, createHmac, hash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, hash } from 'node:crypto';
 import { nanoid } from 'nanoid';
 
 /** 32 nanoid characters carry 192 bits. */
@@ -104,9 +104,7 @@ export const WAITING_KEY_TTL_MS = 15 * 60_000;
 export function isWaitingKey(deckHash: string, pairCodeHash: string, key: string, now = Date.now()): boolean {
   if (key.length !== WAITING_TIME + WAITING_NONCE + WAITING_MAC) return false;
   const head = key.slice(0, WAITING_TIME + WAITING_NONCE);
-  const expected = Buffer.from(waitingMac(deckHash, pairCodeHash, head));
-  const given = Buffer.from(key.slice(head.length));
-  if (expected.length !== given.length || !timingSafeEqual(expected, given)) return false;
+  if (!sameHash(key.slice(head.length), waitingMac(deckHash, pairCodeHash, head))) return false;
   const age = now - parseInt(head.slice(0, WAITING_TIME), 36);
   return age >= -60_000 && age <= WAITING_KEY_TTL_MS;
 }

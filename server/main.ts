@@ -10,7 +10,7 @@ import { EVENT } from '../protocol/wire';
 import { createApp } from './app';
 import { ConfigError, DeckError, parseCli, runInit, USAGE, version } from './cli';
 import type { Config } from './config';
-import { loadDeck, shadowedAssets, type Deck } from './deck';
+import { EDITOR_FILE, loadDeck, shadowedAssets, type Deck } from './deck';
 import { exportPdf, ExportError } from './export';
 import { Hub } from './hub';
 import { RedisBus } from './bus-redis';
@@ -120,8 +120,6 @@ async function startServer(config: Config, deck: Deck, rootDir: string): Promise
 
 /** Files beside the deck the slideshow shows as they are: its stylesheets, its Markdown parts, its HTML, its pictures. */
 const LIVE_FILES = /\.(css|md|markdown|html?|svg|png|jpe?g|gif|webp|avif)$/i;
-/** An editor's copies and swap files, saved beside the real ones on every keystroke: never a reason to reload. */
-const EDITOR_FILES = /~$|^#.*#$|^\.|\.(swp|swo|swx|tmp|orig|bak|rej|crswap)$|^4913$/i;
 /** Subfolders watched besides the deck's own (assets/, css/, img/ …): each costs an inotify watch. */
 const MAX_WATCHED_FOLDERS = 64;
 
@@ -138,10 +136,10 @@ function watchDeck(deck: Deck, hub: Hub): void {
   const name = path.basename(deck.file);
   let timer: NodeJS.Timeout | undefined;
   let deckChanged = false;
-  const changed: Set<string> = new Set();
+  const changed = new Set<string>();
   const onChange = (rel: string | null) => {
     const base = rel === null ? null : path.basename(rel);
-    if (rel !== name && base !== null && (EDITOR_FILES.test(base) || !LIVE_FILES.test(base))) return;
+    if (rel !== name && base !== null && (base.startsWith('.') || EDITOR_FILE.test(base) || !LIVE_FILES.test(base))) return;
     // Unnamed (some platforms do not say which file): it may have been the deck.
     if (rel === name || rel === null) deckChanged = true;
     changed.add(rel ?? name);
@@ -171,10 +169,7 @@ function watchDeck(deck: Deck, hub: Hub): void {
       if (!statSync(path.join(dir, folder)).isDirectory()) return;
       const w = watch(path.join(dir, folder), (_event, file) => onChange(file === null ? `${folder}/` : path.join(folder, file)));
       // A removed folder ends its watch (an error on some systems): never a crash mid-talk.
-      w.on('error', () => {
-        w.close();
-        watched.delete(folder);
-      });
+      w.on('error', () => w.close());
       w.on('close', () => watched.delete(folder));
       w.unref();
       watched.set(folder, w);

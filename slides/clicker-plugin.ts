@@ -651,7 +651,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
     // A phone has paired with the code: its panel, and the other phones' requests, have had their day.
     if (!p.pairingOpen) {
       panel.hide();
-      if (knocks.shown) knocks.queue.clear();
+      knocks.queue.clear();
     }
     status.setPresence(p);
     void showQr();

@@ -3,7 +3,7 @@
 // one whose screen shows the same name: Enter when one waits, its number key
 // when several do, or a click; Esc refuses those shown. Two phones with the
 // same name cannot be allowed at all: a new code (Q) starts over.
-import { KnockQueue, type ShownKnock } from '../protocol/knocks';
+import { cardHint, KnockQueue, rowDevice, rowName, type ShownKnock } from '../protocol/knocks';
 import type { Knock } from '../protocol/wire';
 
 export class KnockCard {
@@ -34,7 +34,7 @@ export class KnockCard {
     addEventListener('keydown', (e) => this.onKey(e), true);
   }
 
-  get shown(): boolean {
+  private get shown(): boolean {
     return !this.box.hidden;
   }
 
@@ -44,16 +44,7 @@ export class KnockCard {
     this.box.hidden = list.length === 0;
     if (list.length === 0) this.problem.hidden = true;
     this.items.replaceChildren(...list.map((k) => this.item(k, list.length > 1)));
-    const clash = list.some((k) => k.clash);
-    this.hint.textContent = [
-      more > 0 ? `${more} more waiting.` : '',
-      clash ? 'Two phones show the same name: allow neither. Press Q for a new code, and scan again.' : '',
-      list.length > 1 || more > 0
-        ? `Allow only the phone whose screen shows its name: press its number${list.length > 1 ? ` (${list.map((k) => k.slot).join(', ')})` : ''} · Esc refuses those shown`
-        : 'Allow it only if your phone shows this name · Enter allows · Esc refuses',
-    ]
-      .filter(Boolean)
-      .join(' ');
+    this.hint.textContent = cardHint(list, more, 'Press Q for a new code, and scan again.');
   }
 
   private item(k: ShownKnock, numbered: boolean): HTMLLIElement {
@@ -62,10 +53,10 @@ export class KnockCard {
     if (k.clash) li.dataset.clash = '';
     const label = document.createElement('strong');
     label.className = 'clicker-knock-label';
-    label.textContent = numbered ? `${k.slot}. ${k.label}` : k.label;
+    label.textContent = rowName(k, numbered);
     const device = document.createElement('span');
     device.className = 'clicker-knock-device';
-    device.textContent = k.clash ? `${k.device} · same name as another phone` : k.device;
+    device.textContent = rowDevice(k);
     const allow = document.createElement('button');
     allow.type = 'button';
     allow.textContent = 'Allow';
