@@ -383,6 +383,12 @@ test('a deck file saved half-way, or gone, leaves every page on its last good ve
   writeFileSync(file, '---\ntitle: "unterminated\n---\n# Owls, edited\n');
   assert.throws(() => deck.check(), DeckError);
   assert.deepEqual({ page: deck.page(), audience: deck.page('audience'), md: deck.markdown(), audienceMd: deck.markdown('audience') }, before);
+  // An editor that truncates, then writes: for a moment the file is empty, or holds only the front matter being typed.
+  for (const moment of ['', '\n\n', '---\ntitle: Good\n---\n\n', '---\ntitle: broken\n', '---\n', '---\n\n---\n']) {
+    writeFileSync(file, moment);
+    assert.throws(() => deck.check(), DeckError, JSON.stringify(moment));
+    assert.deepEqual({ page: deck.page(), audience: deck.page('audience'), md: deck.markdown(), audienceMd: deck.markdown('audience') }, before, JSON.stringify(moment));
+  }
   rmSync(file);
   assert.throws(() => deck.check());
   assert.equal(deck.page('audience'), before.audience);
@@ -391,6 +397,10 @@ test('a deck file saved half-way, or gone, leaves every page on its last good ve
   deck.check();
   assert.match(deck.page(), /<title>Better<\/title>/);
   assert.match(deck.markdown() ?? '', /Owls, fixed/);
+  // A deck that opens with a rule and a slide, with no front matter, is still a deck.
+  writeFileSync(file, '---\n# Opens with a rule\n');
+  deck.check();
+  assert.match(deck.markdown() ?? '', /Opens with a rule/);
   // An HTML deck likewise.
   const html = path.join(dir, 'deck.html');
   writeFileSync(html, '<section><h1>One</h1></section>');

@@ -391,6 +391,23 @@ const defined = (o: DeckOptions): DeckOptions =>
   Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as DeckOptions;
 
 /** Splits `---\nyaml\n---\n` off the top of a Markdown file. */
+/**
+ * A file that opens with `---` and key: value lines for the deck's own
+ * options, and no second `---` line at all: front matter being typed, not a
+ * slide that starts with a rule.
+ */
+function unclosedFrontMatter(text: string): boolean {
+  const m = /^\uFEFF?---\r?\n([\s\S]*)$/.exec(text);
+  if (!m || /^---\s*$/m.test(m[1]!)) return false;
+  let raw: unknown;
+  try {
+    raw = parseYaml(m[1]!);
+  } catch {
+    return false;
+  }
+  return raw !== null && typeof raw === 'object' && !Array.isArray(raw) && Object.keys(raw).every((key) => ['theme', 'title', 'transition'].includes(key));
+}
+
 export function splitFrontMatter(text: string): { data: DeckOptions; body: string } {
   // A byte order mark (Windows editors write one) is not part of the text.
   const t = text.replace(/^\uFEFF/, '');
@@ -658,16 +675,27 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
   const body = (view: DeckView = 'presenter') =>
     `<section data-markdown="${view === 'audience' ? AUDIENCE_MARKDOWN_PATH : '/_deck.md'}" data-separator="^\\r?\\n---\\r?\\n$" ` +
     'data-separator-vertical="^\\r?\\n--\\r?\\n$" data-separator-notes="^\\s*notes?:"></section>';
+  // An editor that saves by truncating, then writing, leaves the file empty
+  // for a moment: that is a broken save, not a deck of one blank slide (which
+  // would put the slideshow back on its first slide once the words return).
+  // Likewise a front matter still being typed (no closing ---) is not a slide.
+  const slidesOf = () => {
+    const text = read();
+    const parts = splitFrontMatter(text);
+    if (parts.body.replace(/^-{2,3}[ \t]*$/gm, '').trim() === '') throw new DeckError(`${given} has no slides: it is empty${Object.keys(parts.data).length ? ' after its front matter' : ''}`);
+    if (unclosedFrontMatter(text)) throw new DeckError(`${given}: its front matter has no closing --- line`);
+    return parts;
+  };
   return lastGood({
     kind,
     file,
     assetsDir,
     page: (view) => {
-      const { data } = splitFrontMatter(read());
+      const { data } = slidesOf();
       return render(body(view), { title: stem, ...data, ...defined(cli) });
     },
     markdown: (view) => {
-      const md = splitFrontMatter(read()).body;
+      const md = slidesOf().body;
       if (view !== 'audience') return md;
       // A room of followers loads this at once; the cut renders every slide, so it is done once per edit.
       if (audience?.md !== md) audience = { md, cut: markdownWithoutNotes(md) };
