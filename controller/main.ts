@@ -311,20 +311,35 @@ function send(cmd: Cmd): void {
     });
 }
 
+/** How long after a pressed button's pointer lifts its click still belongs to that press. */
+const PRESS_CLICK_MS = 1_000;
+
 /**
  * Fires on pointerdown for touch and mouse (no wait for the finger to lift),
  * and on click only for keyboard and assistive activation, which produce no
- * pointerdown.
+ * pointerdown. A pointer's click that ends a press comes when the finger lifts, which
+ * may be seconds later for a thumb resting on the button: it is the same
+ * press while the pointer is down, and for a moment after it lifts.
  */
 function onPress(el: HTMLElement, fn: () => void): void {
-  let pointerAt = 0;
+  let down = false;
+  let liftedAt = -Infinity;
   el.addEventListener('pointerdown', (e) => {
     if (e.button !== 0 || (el as HTMLButtonElement).disabled) return;
-    pointerAt = performance.now();
+    down = true;
     fn();
   });
-  el.addEventListener('click', () => {
-    if (performance.now() - pointerAt < 1_000) return;
+  // On the window: the finger may lift, or the browser take the gesture over, anywhere.
+  const lift = () => {
+    if (!down) return;
+    down = false;
+    liftedAt = performance.now();
+  };
+  window.addEventListener('pointerup', lift, true);
+  window.addEventListener('pointercancel', lift, true);
+  el.addEventListener('click', (e) => {
+    // detail 0: the keyboard's Enter or Space, never a pointer's click.
+    if (e.detail !== 0 && (down || performance.now() - liftedAt < PRESS_CLICK_MS)) return;
     fn();
   });
 }
@@ -349,7 +364,8 @@ function wireControls(): void {
     const t = e.touches[0];
     // A touch that begins on a button has already done that button's job (buttons fire on
     // pointerdown): a swipe from there must not move the deck a second time.
-    const onButton = e.target instanceof Element && e.target.closest('button') !== null;
+    // A disabled one did nothing (Previous on the first slide): from there a swipe is a swipe.
+    const onButton = e.target instanceof Element && e.target.closest('button:not(:disabled)') !== null;
     start = e.touches.length === 1 && t && !onButton ? { x: t.clientX, y: t.clientY } : null;
   }, { passive: true });
   area.addEventListener('touchend', (e) => {

@@ -282,6 +282,34 @@ test('portrait and landscape layouts keep every control on screen, down to a 320
   }
 });
 
+test('a thumb resting on Next moves the deck once, however long it rests; the keyboard still presses it', async ({ browser }) => {
+  const { deck, phone } = await pairedPair(browser);
+  const cdp = await phone.context().newCDPSession(phone);
+  const box = (await phone.locator('#next').boundingBox())!;
+  const at = { x: box.x + box.width / 2, y: box.y + box.height / 2 };
+  // A touch held for 1.5 s, then lifted (the browser follows it with a click).
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [at] });
+  await phone.waitForTimeout(1_500);
+  await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+  await expect(phone.locator('#position')).toHaveText('2 / 8');
+  // A mouse held as long.
+  await phone.mouse.move(at.x, at.y);
+  await phone.mouse.down();
+  await phone.waitForTimeout(1_500);
+  await phone.mouse.up();
+  // Time for a second command to land, were one sent.
+  await phone.waitForTimeout(600);
+  expect(await deckPosition(deck)).toBe('2 / 8');
+  expect(await deck.locator('.reveal .slides section.present .fragment.visible').count()).toBe(1);
+  // Enter on the focused button: one step.
+  await phone.locator('#next').focus();
+  await phone.keyboard.press('Enter');
+  await expect.poll(() => deck.locator('.reveal .slides section.present .fragment.visible').count()).toBe(2);
+  await phone.waitForTimeout(600);
+  expect(await deck.locator('.reveal .slides section.present .fragment.visible').count()).toBe(2);
+});
+
 test('a swipe that starts on Next or Previous moves the deck once (the button already did); one elsewhere still swipes', async ({ browser }) => {
   const { deck, phone } = await pairedPair(browser);
   await expect(phone.locator('#position')).toHaveText('1 / 8');
@@ -296,6 +324,14 @@ test('a swipe that starts on Next or Previous moves the deck once (the button al
     return { x: box.x + box.width / 2, y: box.y + box.height / 2 };
   };
   const shown = () => deck.locator('.reveal .slides section.present .fragment.visible').count();
+
+  // On the first slide Previous is disabled, and does nothing: a swipe that starts on it is a swipe.
+  await expect(phone.locator('#prev')).toBeDisabled();
+  await swipe(await centre('#prev'), -150);
+  await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+  await swipe(await centre('#notes'), 150);
+  await expect.poll(() => deckPosition(deck)).toBe('1 / 8');
+  await expect(phone.locator('#prev')).toBeDisabled();
 
   // A thumb lands on Next and slides off it to the left: one step, not two.
   await swipe(await centre('#next'), -150);
