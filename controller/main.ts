@@ -412,7 +412,10 @@ function wireTime(): void {
   };
   const tick = () => {
     const now = Date.now();
-    $('elapsed').textContent = fmt(acc + (since ? now - since : 0));
+    const elapsed = acc + (since ? now - since : 0);
+    $('elapsed').textContent = fmt(elapsed);
+    // Past an hour the count is wider: on the smallest phones it sets itself smaller, so its row never wraps (controller.css).
+    $('elapsed').classList.toggle('hours', elapsed >= 3_600_000);
     $('timer-toggle').textContent = since ? 'Pause' : acc ? 'Resume' : 'Start';
     $('elapsed').classList.toggle('running', since !== null);
     $('clock').textContent = new Date(now).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });

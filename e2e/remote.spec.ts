@@ -278,6 +278,15 @@ test('portrait and landscape layouts keep every control on screen, down to a 320
     const shot = await phone.screenshot({ path: testInfo.outputPath(`phone-${name.replace(' ', '-')}.png`) });
     await testInfo.attach(`phone-${name}`, { body: shot, contentType: 'image/png' });
     if (name === 'landscape') await phone.screenshot({ path: 'docs/phone-landscape.png' });
+    // Past an hour the count is wider: the timer's row stays one row, and the notes keep their room.
+    const channel = new URL(phone.url()).pathname.split('/')[2];
+    await phone.evaluate((ch) => localStorage.setItem(`clicker.timer.${ch}`, JSON.stringify({ since: Date.now() - 3_725_000, acc: 0 })), channel);
+    await phone.reload();
+    await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+    await expect(phone.locator('#elapsed')).toHaveText(/^1:02:\d\d$/);
+    await check(`${name}, after an hour`);
+    const tops = await Promise.all(['#elapsed', '#timer-toggle', '#timer-reset', '#pointer-open'].map(async (sel) => (await phone.locator(sel).boundingBox())!));
+    for (const box of tops.slice(1)) expect(box.y, `the timer's row in ${name}, after an hour`).toBeLessThan(tops[0]!.y + tops[0]!.height);
     await phone.context().close();
   }
 });
