@@ -767,3 +767,102 @@ test('an Expect other than 100-continue gets a JSON 417 and the connection close
   assert.match(JSON.parse(a.body).error, /Expect/);
   await w.closedByServer();
 });
+
+test('requests pipelined in one write are served one after another, never one inside the answer to the last', GUARD, async (t) => {
+  // A route that answers at once, inside serve(): were the next request
+  // started from that answer, each would run a stack frame deeper (1,200
+  // such requests in one packet overflowed the stack and killed the process).
+  let depth = 0;
+  let deepest = 0;
+  const routes = {
+    matches: (_m: string, u: string) => u.startsWith('/hot'),
+    serve: (ex: Exchange) => {
+      depth++;
+      deepest = Math.max(deepest, depth);
+      ex.send(200, { 'Content-Length': 2 }, 'ok');
+      depth--;
+    },
+  };
+  const front = new RawFront(routes, { headersTimeoutMs: 5_000, requestTimeoutMs: 5_000, keepAliveTimeoutMs: 5_000, maxBodyBytes: 1024 }, () => {
+    throw new Error('nothing here goes to node:http');
+  });
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => front.accept(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    front.closeAll();
+    server.close();
+  });
+  const w = new Wire((server.address() as net.AddressInfo).port);
+  t.after(() => w.close());
+  w.send('GET /hot HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(3_000));
+  for (let i = 0; i < 3_000; i++) assert.equal((await w.answer()).body, 'ok');
+  assert.equal(deepest, 1);
+});
+
+test('two thousand requests pipelined in one write to the app are all answered, in order, and the server keeps serving', GUARD, async (t) => {
+  const { s, ch, wire } = await setup(t);
+  const w = wire();
+  const refused = 'POST /api/channels/a/events HTTP/1.1\r\nHost: x\r\n\r\n';
+  const parts: string[] = [];
+  for (let i = 0; i < 2_000; i++) parts.push(i % 4 === 3 ? commandRequest(ch) : refused);
+  w.send(parts.join(''));
+  const statuses: number[] = [];
+  for (let i = 0; i < 2_000; i++) statuses.push((await w.answer()).status);
+  assert.deepEqual(statuses, parts.map((_p, i) => (i % 4 === 3 ? 202 : 405)));
+  assert.equal(w.closed, false);
+  assert.equal((await call(s.base, 'GET', '/healthz')).status, 200);
+});
+
+test('a client that pipelines and never reads its answers stops being read: the server holds one buffer of them, and the rest follow once it reads', GUARD, async (t) => {
+  // A raw front of its own, whose route answers every request at once with 64 KiB.
+  let served = 0;
+  const answer = 'y'.repeat(64 * 1024);
+  const routes = {
+    matches: (_m: string, u: string) => u.startsWith('/hot'),
+    serve: (ex: Exchange) => {
+      served++;
+      ex.send(200, { 'Content-Length': answer.length }, answer);
+    },
+  };
+  const front = new RawFront(routes, { headersTimeoutMs: 20_000, requestTimeoutMs: 20_000, keepAliveTimeoutMs: 20_000, maxBodyBytes: 1024 }, () => {
+    throw new Error('nothing here goes to node:http');
+  });
+  const sockets: net.Socket[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
+    sockets.push(socket);
+    front.accept(socket);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    front.closeAll();
+    server.close();
+  });
+  const w = new Wire((server.address() as net.AddressInfo).port);
+  t.after(() => w.close());
+  w.socket.pause();
+  const n = 1_000;
+  w.send('GET /hot HTTP/1.1\r\nHost: x\r\n\r\n'.repeat(n));
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  // 64 MB of answers asked for: what is served is what the sockets' buffers hold, and the server's own queue stays within one answer of its high-water mark.
+  assert.ok(served < n / 2, `served ${served} of ${n} while the client read nothing`);
+  assert.ok(sockets[0]!.writableLength <= answer.length + sockets[0]!.writableHighWaterMark + 1024, `queued ${sockets[0]!.writableLength} bytes`);
+  w.socket.resume();
+  for (let i = 0; i < n; i++) assert.equal((await w.answer()).body.length, answer.length, `answer ${i + 1}`);
+  assert.equal(served, n);
+});
+
+test('a connection that never sends a request is closed after the headers timeout, not held for the keep-alive timeout', GUARD, async (t) => {
+  const { ch, wire } = await setup(t, { headersTimeoutMs: 300, keepAliveTimeoutMs: 60_000 });
+  const idle = wire();
+  const at = Date.now();
+  await idle.closedByServer();
+  assert.ok(Date.now() - at < 5_000, 'closed within the headers timeout');
+  // One that has sent a request is kept alive between requests as before.
+  const used = wire();
+  used.send(commandRequest(ch));
+  assert.equal((await used.answer()).status, 202);
+  await new Promise((resolve) => setTimeout(resolve, 800));
+  assert.equal(used.closed, false);
+  used.send(commandRequest(ch));
+  assert.equal((await used.answer()).status, 202);
+});

@@ -343,6 +343,12 @@ class RawConnection {
   private readonly isHot = (method: string, url: string): unknown => this.routes.matches(method, url);
   /** The client has ended its side: no request comes after the one in progress. */
   private clientEnded = false;
+  /** No request has been read on this connection yet. */
+  private fresh = true;
+  /** pump()'s loop is running (an answer written inside it calls pump() again). */
+  private pumping = false;
+  /** Reading waits for the socket's answers to drain. */
+  private drainWait = false;
 
   constructor(
     readonly socket: Socket,
@@ -435,32 +441,84 @@ class RawConnection {
     this.pump();
   };
 
-  /** Serves or forwards the next request in `buf`, or waits for more bytes. */
+  /**
+   * Serves the requests in `buf` one after another. A loop, not a call per
+   * request: most answers are written at once, inside `serve`, and their
+   * `finished` would otherwise start the next request from within the last
+   * one, a stack frame deeper for every pipelined request (a thousand in one
+   * packet overflowed the stack).
+   */
   private pump(): void {
-    if (this.mode !== 'requests' || this.current || this.nodeBusy || this.socket.destroyed) return;
+    // Called back from an answer written inside the loop below: the loop goes on by itself.
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.step());
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  /** Serves or forwards the next request in `buf`, or waits for more bytes; true when it was answered at once and the next may follow. */
+  private step(): boolean {
+    if (this.mode !== 'requests' || this.current || this.nodeBusy || this.socket.destroyed) return false;
+    // Answers the client is not reading pile up here, not in the kernel: read
+    // no further request until they drain, as node:http does, so a client that
+    // pipelines and never reads holds one socket's buffer, not the server's memory.
+    if (this.socket.writableNeedDrain) {
+      this.socket.pause();
+      if (!this.drainWait) {
+        this.drainWait = true;
+        this.socket.once('drain', () => {
+          this.drainWait = false;
+          this.pump();
+        });
+      }
+      // A client that reads nothing for a request's whole time is timed out, as one that sends nothing is.
+      this.armTimer();
+      return false;
+    }
     if (this.socket.isPaused()) this.socket.resume();
-    if (this.buf.length === 0) return this.clientEnded ? this.endConnection() : this.armTimer();
+    if (this.buf.length === 0) {
+      if (this.clientEnded) this.endConnection();
+      else this.armTimer();
+      return false;
+    }
     let head = this.waiting;
     if (!head) {
       const parsed = parseHead(this.buf, this.isHot);
-      if (parsed.kind === 'handover') return this.tunnelForGood();
+      if (parsed.kind === 'handover') {
+        this.tunnelForGood();
+        return false;
+      }
       // A request the client will never finish (it has ended its side) gets no answer.
-      if (parsed.kind === 'partial') return this.clientEnded ? this.endConnection() : this.armTimer();
+      if (parsed.kind === 'partial') {
+        if (this.clientEnded) this.endConnection();
+        else this.armTimer();
+        return false;
+      }
       head = parsed.head;
+      this.fresh = false;
       // A hot request keeps its head's timer (and start) for its body; a forwarded one is node:http's to time.
       if (!head.hot) {
         this.clearTimer();
-        return this.forward(head);
+        this.forward(head);
+        return false;
       }
       // A hot body over the cap goes to node:http, which refuses it as it streams in.
-      if (head.contentLength > this.opts.maxBodyBytes) return this.tunnelForGood();
+      if (head.contentLength > this.opts.maxBodyBytes) {
+        this.tunnelForGood();
+        return false;
+      }
     }
     const total = head.headBytes + head.contentLength;
     if (this.buf.length < total) {
       // Only bytes are appended until the body is complete, so the head read stays right.
       this.waiting = head;
       // A body the client will never finish (it has ended its side) gets no answer, as a partial head gets none.
-      return this.clientEnded ? this.endConnection() : this.armTimer();
+      if (this.clientEnded) this.endConnection();
+      else this.armTimer();
+      return false;
     }
     this.waiting = null;
     this.clearTimer();
@@ -473,6 +531,8 @@ class RawConnection {
     this.current = ex;
     this.stats.served++;
     this.routes.serve(ex, head.route);
+    // Answered already (finished() cleared it): the next request, if any, in this same loop.
+    return this.current === null;
   }
 
   private nodeTunnel(): NodeTunnel {
@@ -568,7 +628,10 @@ class RawConnection {
     // armed, or its body's, for a head that came whole (a body after a timed head keeps the head's start).
     if (kind !== 'idle' && this.timerKind !== 'head') this.requestStart = now;
     this.timerKind = kind;
-    if (kind === 'idle') this.deadline = now + this.opts.keepAliveTimeoutMs;
+    // A connection that has sent no request yet has the headers timeout to
+    // start one, as on node:http: an idle socket opened and never used is not
+    // held for the keep-alive timeout (a client could hold hundreds).
+    if (kind === 'idle') this.deadline = now + (this.fresh ? this.opts.headersTimeoutMs : this.opts.keepAliveTimeoutMs);
     else this.deadline = this.requestStart + (kind === 'head' ? this.opts.headersTimeoutMs : this.opts.requestTimeoutMs);
     if (this.timer === undefined || this.deadline < this.firesAt) this.schedule(Math.max(0, this.deadline - now));
   }
@@ -605,7 +668,8 @@ class RawConnection {
   private timedOut(kind: 'idle' | 'head' | 'body'): void {
     if (this.mode !== 'requests' || this.current || this.nodeBusy) return;
     this.mode = 'closing';
-    if (kind === 'idle') {
+    // Idle, or not reading its answers (a last one would only queue behind them): cut.
+    if (kind === 'idle' || this.socket.writableNeedDrain) {
       this.socket.destroy();
       return;
     }
