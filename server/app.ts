@@ -293,7 +293,12 @@ export function createApp(deps: AppDeps): App {
   // Per follower address and channel: one noisy phone cannot silence the room.
   // An IPv6 address counts by its /56 (ipKeyGenerator), or one phone could
   // rotate through its own prefix's addresses and never meet the limit.
-  const addressAndChannel = (req: Request) => `${ipKeyGenerator(req.ip ?? '')}:${String(req.params.id)}`;
+  // Only a well-formed id keys a limit: the limiter runs before the route
+  // refuses a bad one, and every 15 KB id would otherwise be a key held for a window.
+  const addressAndChannel = (req: Request) => {
+    const id = String(req.params.id);
+    return `${ipKeyGenerator(req.ip ?? '')}:${ID_RE.test(id) ? id : '-'}`;
+  };
   const audienceLimit = (limit: number, windowMs: number, what: string) => limiter(limit, windowMs, `too many ${what}; try again shortly`, addressAndChannel);
   // A waiting phone knocks once a second: generous for knocks, tight for new
   // keys (a knock without one), so one address cannot flood the slideshow's

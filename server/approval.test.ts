@@ -265,6 +265,11 @@ test('knocks are rate limited per address and channel, with a 429 in JSON', asyn
     // Another channel is another count.
     const other = await createChannel(s.base);
     assert.equal((await knock(s, other, { code: other.pairCode })).status, 202);
+    // Ids that are no channel's share one count: each would otherwise be a key the limiter holds for its window, 15 KB apiece.
+    const bogus = (i: number) => call(s.base, 'POST', `/api/channels/${String(i).padStart(6, '0')}${'x'.repeat(8_000)}/pair`, { code: 'abc' });
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await bogus(i)).status);
+    assert.deepEqual(statuses, [404, 404, 404, 429]);
   } finally {
     await s.close();
   }
