@@ -24,9 +24,10 @@ import { parseLastEventId, SSE_HEADERS } from './sse';
 function keyHolderOf(channel: Pick<ChannelHead, 'deckHash' | 'controllers'>, token: string): KeyHolder | false {
   if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return false;
   const deck = sameHash(token, streamTokenFor(channel.deckHash));
-  let controller = false;
-  for (const hash of channel.controllers) controller = sameHash(token, streamTokenFor(hash)) || controller;
-  return deck ? 'deck' : controller ? 'controller' : false;
+  // Every hash compared, whichever matches: the time taken says nothing about which.
+  let controller: string | undefined;
+  for (const hash of channel.controllers) if (sameHash(token, streamTokenFor(hash))) controller = hash;
+  return deck ? { deck: true, hash: channel.deckHash } : controller !== undefined ? { deck: false, hash: controller } : false;
 }
 
 // An absolute-form target (`http://host/api/…`, which HTTP/1.1 servers must accept) routes by its path, as Express routes it.

@@ -57,13 +57,18 @@ export interface Sink {
   readonly writableLength: number;
 }
 
-/** Whose key a stream showed it holds (its `?as=` token): the deck's, or a paired phone's. */
-export type KeyHolder = 'deck' | 'controller';
+/** Whose key a stream showed it holds (its `?as=` token): the deck's, or a paired phone's, by its key hash. */
+export interface KeyHolder {
+  deck: boolean;
+  hash: string;
+}
 
 interface Subscriber {
   sink: Sink | null;
   /** The deck's own stream, the only one that carries knocks. */
   deck: boolean;
+  /** The key hash of the holder whose token opened it (the deck's or a phone's), or null for the room's. */
+  holder: string | null;
   /** Heartbeats in a row that found this stream's bytes still queued. */
   stalledBeats: number;
   ip: string;
@@ -117,11 +122,15 @@ function covers(sub: Subscriber, id: number, command: boolean): boolean {
 }
 
 /**
- * Streams a channel keeps for key holders beyond its cap for the room: the
- * slideshow and up to 16 phones (the most a channel pairs), with room for a
- * reconnect that arrives before the old stream has gone.
+ * Streams a channel keeps for its phones beyond its cap for the room: up to
+ * 16 phones (the most a channel pairs), each with room for a reconnect that
+ * arrives before its old stream has gone, and each held to its own share
+ * (PHONE_STREAMS), so one phone cannot take the others' slots.
  */
-const KEY_HOLDER_STREAMS = 40;
+const KEY_HOLDER_STREAMS = 48;
+const PHONE_STREAMS = 3;
+/** The slideshow's own streams: a tab or two, the drop-in, a reconnect. Never counted against its phones'. */
+const DECK_STREAMS = 8;
 
 interface LocalChannel {
   subscribers: Set<Subscriber>;
@@ -135,6 +144,8 @@ interface LocalChannel {
   caughtUpTo: number;
   /** Open streams of key holders (the deck, its phones), which have slots of their own. */
   keyHolders: number;
+  /** Of those, each holder's, by key hash. */
+  holders: Map<string, number>;
 }
 
 export type HubLimits = Pick<
@@ -467,7 +478,10 @@ export class Hub {
     // The deck and its phones have slots of their own: the room's streams,
     // however many, never lock the talk's own links out of its channel.
     if (keyHolder) {
-      if (local.keyHolders >= KEY_HOLDER_STREAMS) throw new HubError('too_many_subscribers', 'this channel has too many open streams');
+      const own = local.holders.get(keyHolder.hash) ?? 0;
+      const deckStreams = local.holders.get(record.deckHash) ?? 0;
+      const full = keyHolder.deck ? own >= DECK_STREAMS : own >= PHONE_STREAMS || local.keyHolders - deckStreams >= KEY_HOLDER_STREAMS;
+      if (full) throw new HubError('too_many_subscribers', 'this channel has too many open streams');
     } else {
       if (local.subscribers.size - local.keyHolders >= this.limits.maxSubscribersPerChannel) {
         throw new HubError('too_many_subscribers', 'this channel has too many open streams');
@@ -477,10 +491,13 @@ export class Hub {
       }
     }
     // Listed before the snapshot is read, so nothing published meanwhile is missed: it waits in `pending`.
-    const sub: Subscriber = { sink: null, deck: keyHolder === 'deck', ip, only, pending: [], commandsUpTo: 0, othersUpTo: 0, stalledBeats: 0 };
+    const holder = keyHolder ? keyHolder.hash : null;
+    const sub: Subscriber = { sink: null, deck: keyHolder ? keyHolder.deck : false, holder, ip, only, pending: [], commandsUpTo: 0, othersUpTo: 0, stalledBeats: 0 };
     local.subscribers.add(sub);
-    if (keyHolder) local.keyHolders++;
-    else this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    if (holder !== null) {
+      local.keyHolders++;
+      local.holders.set(holder, (local.holders.get(holder) ?? 0) + 1);
+    } else this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     this.subscriberCount++;
     let open_ = true;
     const unsubscribe = () => {
@@ -488,8 +505,11 @@ export class Hub {
       open_ = false;
       local.subscribers.delete(sub);
       this.subscriberCount--;
-      if (keyHolder) {
+      if (holder !== null) {
         local.keyHolders--;
+        const left = (local.holders.get(holder) ?? 1) - 1;
+        if (left > 0) local.holders.set(holder, left);
+        else local.holders.delete(holder);
       } else {
         const left = (this.perIp.get(ip) ?? 1) - 1;
         if (left > 0) this.perIp.set(ip, left);
@@ -725,7 +745,30 @@ export class Hub {
       return 0;
     }
     if (ev.id <= local.caughtUpTo) return 0;
+    // The phones paired may have changed (a revoke, on this instance or another): their streams go with their keys.
+    if (ev.event === EVENT.presence && local.keyHolders > 0) void this.endRevokedStreams(id, local);
     return this.write(local, ev);
+  }
+
+  /**
+   * Ends the streams of phones no longer paired. A revoked phone's stream
+   * would otherwise stay open, in a key holder's slot, for as long as its
+   * connection lasts; reopened, it is one of the room's.
+   */
+  private async endRevokedStreams(id: string, local: LocalChannel): Promise<void> {
+    let record: ChannelRecord | null;
+    try {
+      record = await this.bus.get(id);
+    } catch {
+      // The store is away: the next presence event checks again.
+      return;
+    }
+    if (!record) return;
+    const paired = new Set(record.controllers);
+    for (const sub of local.subscribers) {
+      if (sub.holder === null || sub.deck || paired.has(sub.holder) || !sub.sink) continue;
+      this.cut(local, sub, sub.sink);
+    }
   }
 
   private write(local: LocalChannel, ev: BusEvent): number {
@@ -772,7 +815,7 @@ export class Hub {
 
   private localChannel(id: string): LocalChannel {
     let ch = this.local.get(id);
-    if (!ch) this.local.set(id, (ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0, keyHolders: 0 }));
+    if (!ch) this.local.set(id, (ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0, keyHolders: 0, holders: new Map() }));
     return ch;
   }
 

@@ -303,6 +303,20 @@ if (binary) {
       assert.equal(room.named(EVENT.knock).length, 0);
     });
 
+    test('a phone revoked through B loses its stream on A at once', async () => {
+      const info = await createChannel(A.base);
+      const paired = await pair(B.base, info, C.base);
+      assert.equal(paired.status, 201, JSON.stringify(paired.body));
+      const phoneStream = await SseConnection.open(`${A.base}/api/channels/${info.id}/events?as=${paired.body.streamToken}`, { timeoutMs: DEADLINE_MS });
+      assert.equal(phoneStream.status, 200);
+      const deckStream = await SseConnection.open(`${A.base}/api/channels/${info.id}/events?as=${info.streamToken}`, { timeoutMs: DEADLINE_MS });
+      const revoked = await jsonCall(B.base, 'DELETE', `/api/channels/${info.id}/controllers/${paired.body.controllerHash}`, { key: info.deckKey });
+      assert.equal(revoked.status, 200, JSON.stringify(revoked.body));
+      await eventually(async () => phoneStream.closed, "the revoked phone's stream on A to end");
+      assert.equal(deckStream.closed, false, "the slideshow's stays");
+      deckStream.destroy();
+    });
+
     test('a command id seen by one instance is a duplicate on the others, delivered once', async () => {
       const { info, controllerKey } = await pairedChannel(A.base);
       const s = await subscribe(C.base, info.id);

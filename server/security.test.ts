@@ -548,6 +548,35 @@ test("the room's streams cannot lock the slideshow and its phones out of their c
   expectError(await refused(`${events(ch.streamToken)}&as=${ch.streamToken}`), 400, /as/);
 });
 
+test('a phone holds at most three key-holder streams, a revoked phone\'s streams end at once, and the slideshow always gets its own', GUARD, async (t) => {
+  const s = await start(t, { maxSubscribersPerChannel: 1 });
+  const ch = await createChannel(s.base);
+  const phone = await pairPhone(s.base, ch);
+  const other = await pairPhone(s.base, { id: ch.id, pairCode: (await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey)).json.pairCode as string });
+  const events = (as: string) => `/api/channels/${ch.id}/events?as=${as}`;
+  const open = async (as: string) => {
+    const st = await openRawStream(s.base, events(as));
+    t.after(() => st.close());
+    if (st.status === 200) await st.waitFor('event: snapshot');
+    return st;
+  };
+  const held = [await open(phone.streamToken), await open(phone.streamToken), await open(phone.streamToken)];
+  for (const st of held) assert.equal(st.status, 200);
+  // A fourth is one too many for that phone: its share, not the channel's.
+  expectError(await rawRequest(s.base, { method: 'GET', path: events(phone.streamToken) }), 503, /too many open streams/);
+  assert.equal((await open(other.streamToken)).status, 200, 'the other phone has its own share');
+  const decks = [];
+  for (let i = 0; i < 4; i++) decks.push(await open(ch.streamToken));
+  for (const st of decks) assert.equal(st.status, 200, 'the slideshow is never counted against its phones');
+  // Revoked: that phone's streams end at once (it reconnects as one of the room); the other's and the slideshow's stay.
+  assert.equal((await call(s.base, 'DELETE', `/api/channels/${ch.id}/controllers/${phone.controllerHash}`, undefined, ch.deckKey)).status, 200);
+  const late = new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('a revoked phone\'s stream is still open')), 5_000).unref());
+  await Promise.race([Promise.all(held.map((st) => st.ended)), late]);
+  const id = cmdId();
+  assert.equal((await call(s.base, 'POST', `/api/channels/${ch.id}/commands`, { type: 'next', id }, other.controllerKey)).status, 202);
+  await decks[0]!.waitFor(id);
+});
+
 test('channel creation from one address is rate limited: 429, Retry-After, JSON; X-Forwarded-For does not reset it', GUARD, async (t) => {
   const s = await start(t, { createPerMinute: 5 });
   for (let i = 0; i < 5; i++) await createChannel(s.base);
