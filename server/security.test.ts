@@ -397,6 +397,12 @@ test("a browser here that reached the server by another site's name (DNS rebindi
   // The follow page is the audience's, under any name.
   const ch = await createChannel(s.base);
   assert.equal((await call(s.base, 'GET', `/f/${ch.id}`, undefined, undefined, { Host: 'attacker.example' })).status, 200);
+  // Behind --trust-proxy, a browser here that comes straight in, not through the proxy, is checked just the same.
+  const proxied = await start(t, { trustProxy: true });
+  expectError(await call(proxied.base, 'GET', '/', undefined, undefined, { Host: 'attacker.example' }), 403, /this computer's own addresses/);
+  assert.equal((await call(proxied.base, 'GET', '/', undefined, undefined, { Host: `localhost:${proxied.port}` })).status, 200);
+  // Through the proxy here, the proxy's own names decide.
+  assert.equal((await call(proxied.base, 'GET', '/', undefined, undefined, { Host: 'talk.example', 'X-Forwarded-For': '127.0.0.1' })).status, 200);
 });
 
 test("with a presenter key, the slideshow opens on another machine through /?key=…, which leaves a token in a cookie and the key off the address bar", GUARD, async (t) => {
