@@ -538,8 +538,18 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
       localStorage.setItem(tokenName, res.streamToken);
       return true;
     } catch (err) {
+      const refused = err instanceof HttpStatusError && err.status === 410 && err.body.refused === true;
       // Final answers: a spent or replaced code, a channel gone, a key this slideshow did not issue.
-      if (err instanceof HttpStatusError && [403, 404, 410].includes(err.status)) localStorage.removeItem(waitingName);
+      // A refused phone keeps its key: scanned again, the same code gets the same answer, not a new name on the card.
+      if (err instanceof HttpStatusError && [403, 404, 410].includes(err.status) && !refused) localStorage.removeItem(waitingName);
+      if (refused) {
+        showMessage(
+          'This phone was not allowed',
+          'The presenter did not allow this phone to be the remote. You can follow along meanwhile.',
+          typeof err.body.followUrl === 'string' ? err.body.followUrl : followUrl,
+        );
+        return false;
+      }
       if (err instanceof HttpStatusError && err.status === 403 && waiting.key) {
         showMessage('Scan the QR code again', 'This phone’s request belongs to an earlier slideshow. Scan the QR code on the slides again.', followUrl);
         return false;

@@ -289,7 +289,11 @@ class Session {
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private waiters: { gen: number; resolve: (ok: boolean) => void }[] = [];
   /** Phones that scanned the pairing QR, waiting for the presenter to allow one (phone approval). */
-  readonly knocks = new KnockQueue(() => knocksChanged());
+  readonly knocks = new KnockQueue(
+    () => knocksChanged(),
+    Date.now,
+    (k) => void this.refuse(k).catch(() => undefined),
+  );
 
   constructor(private readonly opts: StartOptions) {
     this.keys = { ...DEFAULT_KEYS, ...opts.keys };
@@ -520,6 +524,13 @@ class Session {
     const next = await requestJson<ChannelInfo>('POST', api(`/${info.id}/controllers`), { key: info.deckKey, body: { code: info.pairCode, hash, ticket } });
     this.adopt({ ...next, deckKey: info.deckKey });
     this.knocks.clear();
+  }
+
+  /** Refuses a waiting phone on the server: it is told so, and knocks here no more while this code is open. */
+  async refuse({ hash, ticket }: Knock): Promise<void> {
+    const info = this.info;
+    if (!info?.pairCode) return;
+    await requestJson('POST', api(`/${info.id}/refusals`), { key: info.deckKey, body: { code: info.pairCode, hash, ticket } });
   }
 
   /** A fresh one-time pairing code, to pair another phone (the first code is spent once used). */

@@ -91,6 +91,17 @@ test('the room cannot race the presenter to the QR: phones wait under their own 
   await deck.waitForTimeout(2_500);
   await expect(card).toBeHidden();
   await expect(deck.locator('.reveal')).not.toHaveClass(/\boverview\b/);
+  // The refused phone is told so, at its next knock, and offered follow mode.
+  await expect(first.page.getByRole('heading', { name: 'This phone was not allowed' })).toBeVisible();
+  await expect(first.page.getByText('The presenter did not allow this phone')).toBeVisible();
+  // The slideshow reloads (a saved stylesheet, say): the refusal is the server's, and holds.
+  await deck.reload();
+  await expect(deck.locator('[data-clicker-qr][data-url]')).toHaveAttribute('data-url', qr.toString());
+  // Scanned again, the same QR gets the same answer, not a new name on the card.
+  await first.page.goto(toLoopback(qr.toString()));
+  await expect(first.page.getByRole('heading', { name: 'This phone was not allowed' })).toBeVisible();
+  await deck.waitForTimeout(2_500);
+  await expect(card).toBeHidden();
 
   // Another audience phone and the presenter's own scan at the same moment.
   const second = await waitingPhone();
@@ -123,7 +134,8 @@ test('the room cannot race the presenter to the QR: phones wait under their own 
     await expect(other.page.getByRole('heading', { name: 'This phone was not allowed' })).toBeVisible();
     await expect(other.page.getByRole('link', { name: 'Follow along' })).toBeVisible();
     await expect(other.page.locator('#remote')).toBeHidden();
-    expect(await other.page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('clicker.remote.')))).toEqual([]);
+    // No controller key; the refused phone keeps only its waiting key, which the server refuses.
+    expect(await other.page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith('clicker.remote.')))).toEqual(other === first ? [expect.stringMatching(/\.waiting$/)] : []);
   }
   await mine.page.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe(`2 / ${total}`);

@@ -138,3 +138,23 @@ test('a phone that stops knocking leaves the list', async () => {
   assert.deepEqual(q.list(), []);
   assert.equal(changes(), 4);
 });
+
+test('each refusal is told to the server with its knock; a refused phone that knocks again is told again (the server forgot it), and never shown', () => {
+  const told: string[] = [];
+  const q = new KnockQueue(() => undefined, () => 0, (k) => told.push(`${k.hash.slice(0, 2)}:${k.ticket.slice(0, 2)}`));
+  for (let i = 1; i <= 6; i++) q.add(knock(i));
+  q.refuse(knock(2).hash);
+  assert.deepEqual(told, ['h2:t2']);
+  // Esc: the four shown (1, 3, 4, and 5 in 2's place), not the one still waiting for a place.
+  q.refuseShown();
+  assert.deepEqual(told.sort(), ['h1:t1', 'h2:t2', 'h3:t3', 'h4:t4', 'h5:t5']);
+  assert.deepEqual(labels(q), ['1. Otter 16']);
+  told.length = 0;
+  q.add(knock(3));
+  assert.deepEqual(told, ['h3:t3']);
+  assert.deepEqual(labels(q), ['1. Otter 16']);
+  // Refusing a phone not waiting tells nobody: there is no knock to prove it knocked.
+  q.refuse(knock(9).hash);
+  assert.deepEqual(told, ['h3:t3']);
+  q.clear();
+});

@@ -55,14 +55,24 @@ export class KnockQueue {
   private readonly refused = new Set<string>();
   private timer: ReturnType<typeof setInterval> | undefined;
 
+  /**
+   * `onRefuse` tells the server of each phone refused, with its knock (the
+   * server then answers its knocks "not allowed" and passes them on no more).
+   */
   constructor(
     private readonly onChange: () => void,
     private readonly now: () => number = Date.now,
+    private readonly onRefuse: (knock: Knock) => void = () => undefined,
   ) {}
 
   /** A `knock` event's data. */
   add(data: unknown): void {
-    if (!isKnock(data) || this.refused.has(data.hash)) return;
+    if (!isKnock(data)) return;
+    if (this.refused.has(data.hash)) {
+      // The server passed it on, so it has forgotten the refusal (a restart): told again.
+      this.onRefuse(data);
+      return;
+    }
     const known = this.waiting.get(data.hash);
     if (known) {
       known.seen = this.now();
@@ -119,14 +129,20 @@ export class KnockQueue {
   /** The presenter said no: this phone is not shown again, however often it knocks. */
   refuse(hash: string): void {
     this.refused.add(hash);
-    if (this.waiting.delete(hash)) this.changed();
+    const w = this.waiting.get(hash);
+    if (!w) return;
+    this.waiting.delete(hash);
+    this.onRefuse(w.knock);
+    this.changed();
   }
 
   /** Esc: every phone shown is refused; those waiting for a place move up. */
   refuseShown(): void {
-    for (const k of this.list()) {
-      this.refused.add(k.hash);
-      this.waiting.delete(k.hash);
+    for (const [hash, w] of this.waiting) {
+      if (w.slot === 0) continue;
+      this.refused.add(hash);
+      this.waiting.delete(hash);
+      this.onRefuse(w.knock);
     }
     this.changed();
   }

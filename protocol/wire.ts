@@ -157,6 +157,8 @@ export interface ErrorBody {
   error: string;
   /** Set on a spent pairing code: where the phone can still follow along. */
   followUrl?: string;
+  /** Set when the presenter refused this waiting phone on the slideshow. */
+  refused?: boolean;
 }
 
 export const ID_RE = /^[A-Za-z0-9_-]{22}$/;

@@ -419,6 +419,9 @@ export function createApp(deps: AppDeps): App {
       if (err instanceof Error && 'kind' in err && err.kind === 'code_spent') {
         throw new HttpError(410, 'this QR code has already been used to pair a remote; you can follow along instead', { followUrl });
       }
+      if (err instanceof Error && 'kind' in err && err.kind === 'refused') {
+        throw new HttpError(410, 'the presenter did not allow this phone; you can follow along instead', { followUrl, refused: true });
+      }
       throw err;
     }
   });
@@ -437,6 +440,22 @@ export function createApp(deps: AppDeps): App {
       throw err;
     }
     res.status(201).json(info(req, { channel: await hub.get(ch.id), deckKey: '', pairCode: null }));
+  });
+
+  /** The slideshow refuses a phone that knocked: told "not allowed", and off the card for as long as the code is open. */
+  api.post('/channels/:id/refusals', json, async (req, res) => {
+    const ch = await channel(req);
+    requireDeck(req, ch);
+    const { code, hash, ticket } = validate(AllowPhone, req.body);
+    try {
+      await hub.refuse(ch, code, hash, ticket);
+    } catch (err) {
+      if (err instanceof Error && 'kind' in err && err.kind === 'code_spent') {
+        throw new HttpError(409, 'this pairing code was used or replaced meanwhile: its phones wait no more');
+      }
+      throw err;
+    }
+    res.status(201).json({ refused: hash });
   });
 
   // ---------------------------------------------------------------- audience

@@ -237,6 +237,43 @@ test('a reload keeps the code on show while it is open (the phones waiting with 
   });
 });
 
+test('a phone the slideshow refused is told so at its next knock, and knocks on its card no more: across a reload, until a new code', async () => {
+  await withServer(async (s) => {
+    const ch = await createChannel(s.base);
+    const deck = await openRawStream(s.base, `/api/channels/${ch.id}/events?as=${ch.streamToken}`);
+    try {
+      const pending = (await knock(s, ch, { code: ch.pairCode })).json as unknown as PairPending;
+      const other = (await knock(s, ch, { code: ch.pairCode }, IPHONE)).json as unknown as PairPending;
+      await deck.waitFor(other.controllerHash);
+      const refuse = (hash: string, key = ch.deckKey, ticket = ticketOf(ch, hash)) => call(s.base, 'POST', `/api/channels/${ch.id}/refusals`, { code: ch.pairCode, hash, ticket }, key);
+      // Only the deck key refuses, and only a phone that knocked with the code on show.
+      expectError(await refuse(pending.controllerHash, other.controllerKey), 401);
+      expectError(await refuse(pending.controllerHash, ch.deckKey, ticketOf(ch, other.controllerHash)), 403, /no phone knocked/);
+      const refused = await refuse(pending.controllerHash);
+      assert.equal(refused.status, 201, refused.text);
+      // Its next knock: 410, "not allowed", with the follow link; and no knock reaches the slideshow.
+      const before = knocks(deck).length;
+      const told = expectError(await knock(s, ch, { code: ch.pairCode, key: pending.controllerKey }), 410, /did not allow this phone/);
+      assert.equal(told.refused, true);
+      assert.equal(told.followUrl, `${s.publicBase}/f/${ch.id}`);
+      // The slideshow reloads (a saved stylesheet), keeping its code: the phone stays refused.
+      assert.equal((await call(s.base, 'PUT', `/api/channels/${ch.id}`, { pairCode: ch.pairCode }, ch.deckKey)).status, 200);
+      expectError(await knock(s, ch, { code: ch.pairCode, key: pending.controllerKey }), 410, /did not allow this phone/);
+      // The other phone still waits and knocks, and can be allowed.
+      assert.equal((await knock(s, ch, { code: ch.pairCode, key: other.controllerKey }, IPHONE)).status, 202);
+      for (const until = Date.now() + 5_000; knocks(deck).length === before && Date.now() < until; ) await new Promise((resolve) => setTimeout(resolve, 20));
+      assert.ok(knocks(deck).length > before, "the other phone's knock reached the slideshow");
+      assert.ok(knocks(deck).slice(before).every((k) => k.hash === other.controllerHash), 'only the phone not refused knocks');
+      // A new code: every phone starts over, with a new key and name.
+      const fresh = (await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey)).json as unknown as ChannelInfo;
+      expectError(await refuse(other.controllerHash), 409, /used or replaced/);
+      assert.equal((await knock(s, { ...ch, pairCode: fresh.pairCode }, { code: fresh.pairCode })).status, 202);
+    } finally {
+      deck.close();
+    }
+  });
+});
+
 test('new phones are limited per address far more tightly than knocks: ten a minute, while a waiting phone keeps knocking', async () => {
   const s = await startTestServer({ approvePhones: true });
   try {

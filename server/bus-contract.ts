@@ -29,7 +29,7 @@
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DeckState, Question, SlideRef } from '../protocol/messages';
-import { ChannelGone, NotAuthor, QUESTIONS_KEPT, type Bus, type BusEvent, type BusLimits, type ChannelRecord } from './bus';
+import { ChannelGone, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type NewChannel } from './bus';
 import { channelIdFor, hashSecret, newSecret } from './keys';
 
 export interface ContractBus {
@@ -78,7 +78,7 @@ const SLIDES: SlideRef[] = [
 ];
 
 /** A fresh channel as the hub makes one: the id derives from a new deck key. */
-export function newRecord(overrides: Partial<Omit<ChannelRecord, 'id' | 'seq'>> = {}): Omit<ChannelRecord, 'seq'> {
+export function newRecord(overrides: Partial<Omit<NewChannel, 'id'>> = {}): NewChannel {
   const deckKey = newSecret();
   return {
     id: channelIdFor(deckKey),
@@ -273,6 +273,35 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       assert.equal(record?.pairCodeHash, null);
       assert.equal(await bus.spendPairCode(id, code, newHash()), null, 'spent');
       assert.deepEqual((await bus.get(id))?.controllers, [controller]);
+    });
+
+    test('refuse keeps the waiting phones the slideshow refused while their code is open, the newest MAX_REFUSED; a new code or its use clears them', async (t) => {
+      const { bus } = await open(t);
+      const id = await created(bus);
+      assert.deepEqual((await bus.get(id))?.refused, [], 'none at first');
+      const code = newHash();
+      await bus.setPairCode(id, code);
+      const [a, b] = [newHash(), newHash()];
+      assert.equal(await bus.refuse(id, code, a), true);
+      assert.equal(await bus.refuse(id, code, a), true, 'again: no harm');
+      assert.equal(await bus.refuse(id, code, b), true);
+      assert.deepEqual((await bus.get(id))?.refused, [a, b]);
+      assert.equal(await bus.refuse(id, newHash(), newHash()), false, 'not under another code');
+      assert.deepEqual((await bus.get(id))?.refused, [a, b]);
+      // Bounded: the oldest go first.
+      const many = Array.from({ length: MAX_REFUSED + 5 }, () => newHash());
+      for (const h of many) await bus.refuse(id, code, h);
+      assert.deepEqual((await bus.get(id))?.refused, many.slice(-MAX_REFUSED));
+      // A new code starts over; so does the code's use.
+      const second = newHash();
+      await bus.setPairCode(id, second);
+      assert.deepEqual((await bus.get(id))?.refused, []);
+      assert.equal(await bus.refuse(id, code, a), false, 'the old code is gone');
+      assert.equal(await bus.refuse(id, second, a), true);
+      await bus.spendPairCode(id, second, newHash());
+      assert.deepEqual((await bus.get(id))?.refused, []);
+      assert.equal(await bus.refuse(id, second, b), false, 'a spent code refuses nothing');
+      await assert.rejects(bus.refuse('no-such-channel-000000', code, a), ChannelGone);
     });
 
     test('of many concurrent spends of one code, exactly one wins', async (t) => {

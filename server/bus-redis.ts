@@ -1,7 +1,8 @@
 // The Redis bus: channels shared by every Clicker instance that points at the
 // same Redis, so any instance can answer any request (no sticky sessions).
 //
-//   clicker:ch:{id}        hash    deckHash, pairCodeHash ('' = none), state, slides, spotlight (JSON), qopen ('1'/'0')
+//   clicker:ch:{id}        hash    deckHash, pairCodeHash ('' = none), state, slides, spotlight (JSON), qopen ('1'/'0'),
+//                                  refused (key hashes the slideshow refused under the open code, space-separated)
 //   clicker:ch:{id}:ctl    set     controller key hashes
 //   clicker:ch:{id}:seq    string  last event id: INCR keeps ids monotonic across instances
 //   clicker:ch:{id}:log    stream  kept events, entry id "<event id>-0", fields e, d, t
@@ -28,7 +29,7 @@ import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { nanoid } from 'nanoid';
 import type { DeckState, Presence, Question, QuestionsSummary, SlideRef, Spotlight } from '../protocol/messages';
-import { BusUnavailable, ChannelGone, NotAuthor, QUESTIONS_KEPT, type AppendOptions, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History } from './bus';
+import { BusUnavailable, ChannelGone, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type AppendOptions, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History, type NewChannel } from './bus';
 
 const P = 'clicker:';
 const EVENTS = `${P}events`;
@@ -112,7 +113,7 @@ const SPEND = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local open = redis.call('HGET', KEYS[1], 'pairCodeHash')
 if open == '' or open ~= ARGV[1] then return -2 end
-redis.call('HSET', KEYS[1], 'pairCodeHash', '')
+redis.call('HSET', KEYS[1], 'pairCodeHash', '', 'refused', '')
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
 return redis.call('SCARD', KEYS[2])`;
@@ -120,8 +121,23 @@ return redis.call('SCARD', KEYS[2])`;
 // KEYS: hash ctl; ARGV: code hash ('' closes pairing)
 const SET_CODE = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
-redis.call('HSET', KEYS[1], 'pairCodeHash', ARGV[1])
+redis.call('HSET', KEYS[1], 'pairCodeHash', ARGV[1], 'refused', '')
 return redis.call('SCARD', KEYS[2])`;
+
+// KEYS: hash; ARGV: expected code hash, controller hash, most kept
+const REFUSE = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
+local open = redis.call('HGET', KEYS[1], 'pairCodeHash')
+if open == '' or open ~= ARGV[1] then return 0 end
+local list = {}
+for h in string.gmatch(redis.call('HGET', KEYS[1], 'refused') or '', '%S+') do
+  if h == ARGV[2] then return 1 end
+  list[#list + 1] = h
+end
+list[#list + 1] = ARGV[2]
+local from = math.max(1, #list - tonumber(ARGV[3]) + 1)
+redis.call('HSET', KEYS[1], 'refused', table.concat(list, ' ', from))
+return 1`;
 
 // KEYS: hash ctl; ARGV: controller hash ('' = all)
 const REVOKE = `
@@ -396,7 +412,7 @@ export class RedisBus implements Bus {
     });
   }
 
-  async create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean> {
+  async create(record: NewChannel, seq: number): Promise<boolean> {
     const r = await this.script(CREATE, [...channelKeys(record.id), `${P}chans`], [
       record.id,
       record.deckHash,
@@ -430,6 +446,7 @@ export class RedisBus implements Bus {
       questionsOpen: hash.qopen !== '0',
       spotlight: hash.spotlight ? (JSON.parse(hash.spotlight) as Spotlight['question']) : null,
       seq: Number(seq ?? 0),
+      refused: hash.refused ? hash.refused.split(' ') : [],
     };
   }
 
@@ -446,6 +463,12 @@ export class RedisBus implements Bus {
     if (n === -1) throw new ChannelGone(id);
     if (n === -2) return null;
     return { controllers: n, pairingOpen: false };
+  }
+
+  async refuse(id: string, hash: string, controllerHash: string): Promise<boolean> {
+    const r = Number(await this.script(REFUSE, [k(id).hash], [hash, controllerHash, MAX_REFUSED]));
+    if (r === -1) throw new ChannelGone(id);
+    return r === 1;
   }
 
   async revoke(id: string, controllerHash?: string): Promise<{ removed: number; presence: Presence }> {

@@ -21,7 +21,19 @@ export interface ChannelRecord {
   spotlight: Spotlight['question'];
   /** Id of the last event on the channel when the record was read. */
   seq: number;
+  /**
+   * Key hashes of the waiting phones the slideshow refused while the open
+   * code is open (the newest MAX_REFUSED): their knocks are answered "not
+   * allowed", and reach the slideshow no more. A new code, or its use, clears them.
+   */
+  refused: string[];
 }
+
+/** A channel as it is made: no events yet, no phone refused. */
+export type NewChannel = Omit<ChannelRecord, 'seq' | 'refused'>;
+
+/** Refusals a channel keeps for its open code: more than a room's worth of phones. */
+export const MAX_REFUSED = 64;
 
 /** Audience questions kept per channel; a phone that reconnects sees these. */
 export const QUESTIONS_KEPT = 30;
@@ -86,12 +98,14 @@ export interface Bus {
   /** Present when the store is in this process and answers synchronously (the memory bus). */
   readonly local?: LocalStore;
   /** Creates a channel; false if the id is taken. Ids continue after `seq` (a restart's last id). */
-  create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean>;
+  create(record: NewChannel, seq: number): Promise<boolean>;
   get(id: string): Promise<ChannelRecord | null>;
   /** Opens (a hash) or closes (null) pairing. */
   setPairCode(id: string, hash: string | null): Promise<Presence>;
   /** Spends the open code if it is `hash`, adding a controller, atomically across instances; null if it was not open. */
   spendPairCode(id: string, hash: string, controllerHash: string): Promise<Presence | null>;
+  /** Refuses a waiting phone's key hash while the code `hash` is open; false if it is not open. */
+  refuse(id: string, hash: string, controllerHash: string): Promise<boolean>;
   /** Removes one controller, or all. */
   revoke(id: string, controllerHash?: string): Promise<{ removed: number; presence: Presence }>;
   setState(id: string, state: DeckState, slides?: SlideRef[]): Promise<void>;
@@ -196,21 +210,22 @@ export class MemoryBus implements Bus, LocalStore {
     return this.now();
   }
 
-  async create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean> {
+  async create(record: NewChannel, seq: number): Promise<boolean> {
     if (this.channels.has(record.id)) return false;
     const at = this.now();
-    this.channels.set(record.id, { record: { ...record, controllers: [...record.controllers] }, questions: [], seq, history: [], floor: seq, dedup: new DedupWindow(), lastActive: at });
+    this.channels.set(record.id, { record: { ...record, controllers: [...record.controllers], refused: [] }, questions: [], seq, history: [], floor: seq, dedup: new DedupWindow(), lastActive: at });
     return true;
   }
 
   async get(id: string): Promise<ChannelRecord | null> {
     const ch = this.channels.get(id);
-    return ch ? { ...ch.record, controllers: [...ch.record.controllers], seq: ch.seq } : null;
+    return ch ? { ...ch.record, controllers: [...ch.record.controllers], refused: [...ch.record.refused], seq: ch.seq } : null;
   }
 
   async setPairCode(id: string, hash: string | null): Promise<Presence> {
     const ch = this.must(id);
     ch.record.pairCodeHash = hash;
+    ch.record.refused = [];
     return presenceOf(ch.record);
   }
 
@@ -218,8 +233,16 @@ export class MemoryBus implements Bus, LocalStore {
     const ch = this.must(id);
     if (ch.record.pairCodeHash !== hash) return null;
     ch.record.pairCodeHash = null;
+    ch.record.refused = [];
     if (!ch.record.controllers.includes(controllerHash)) ch.record.controllers.push(controllerHash);
     return presenceOf(ch.record);
+  }
+
+  async refuse(id: string, hash: string, controllerHash: string): Promise<boolean> {
+    const ch = this.must(id);
+    if (ch.record.pairCodeHash !== hash) return false;
+    if (!ch.record.refused.includes(controllerHash)) ch.record.refused = [...ch.record.refused, controllerHash].slice(-MAX_REFUSED);
+    return true;
   }
 
   async revoke(id: string, controllerHash?: string): Promise<{ removed: number; presence: Presence }> {

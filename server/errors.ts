@@ -29,6 +29,7 @@ const HUB_STATUS: Record<HubErrorKind, number> = {
   not_author: 401,
   forbidden: 403,
   code_spent: 410,
+  refused: 410,
   too_many_channels: 503,
   too_many_subscribers: 503,
   too_many_subscribers_ip: 429,

@@ -10,6 +10,7 @@ import {
   type BusLimits,
   type ChannelRecord,
   type History,
+  type NewChannel,
 } from './bus';
 import { DEFAULTS } from './config';
 import { Hub, HubError, type HubErrorKind, type HubLimits, type Sink } from './hub';
@@ -73,6 +74,7 @@ const BUS_METHODS = [
   'get',
   'setPairCode',
   'spendPairCode',
+  'refuse',
   'revoke',
   'setState',
   'addQuestion',
@@ -128,7 +130,7 @@ class TestBus implements Bus {
     if (err) throw err;
   }
 
-  async create(record: Omit<ChannelRecord, 'seq'>, seq: number): Promise<boolean> {
+  async create(record: NewChannel, seq: number): Promise<boolean> {
     this.check('create');
     return this.inner.create(record, seq);
   }
@@ -147,6 +149,10 @@ class TestBus implements Bus {
   async spendPairCode(id: string, hash: string, controllerHash: string): Promise<Presence | null> {
     this.check('spendPairCode');
     return this.inner.spendPairCode(id, hash, controllerHash);
+  }
+  async refuse(id: string, hash: string, controllerHash: string): Promise<boolean> {
+    this.check('refuse');
+    return this.inner.refuse(id, hash, controllerHash);
   }
   async revoke(id: string, controllerHash?: string): Promise<{ removed: number; presence: Presence }> {
     this.check('revoke');

@@ -33,6 +33,7 @@ export type HubErrorKind =
   | 'not_author'
   | 'forbidden'
   | 'code_spent'
+  | 'refused'
   | 'too_many_channels'
   | 'too_many_subscribers'
   | 'too_many_subscribers_ip'
@@ -258,7 +259,7 @@ export class Hub {
     const id = channelIdFor(deckKey);
     const record = { id, deckHash: hashSecret(deckKey), controllers: [], pairCodeHash: null, state: null, slides: null, questionsOpen: true, spotlight: null };
     await this.call(() => this.bus.create(record, 0));
-    const pairCode = await this.issuePairCode({ ...record, seq: 0 });
+    const pairCode = await this.issuePairCode({ ...record, seq: 0, refused: [] });
     return { channel: await this.get(id), deckKey, pairCode };
   }
 
@@ -364,6 +365,8 @@ export class Hub {
     }
     const controllerKey = key ?? issueWaitingKey(record.deckHash, record.pairCodeHash, this.now());
     const controllerHash = hashSecret(controllerKey);
+    // Refused on the slideshow: told so, and never on its card again while this code is open.
+    if (record.refused.some((h) => sameHash(h, controllerHash))) throw new HubError('refused', 'the presenter did not allow this phone');
     const label = labelFor(controllerHash);
     const knock: Knock = { hash: controllerHash, label, device, ticket: knockTicket(record.deckHash, record.pairCodeHash, controllerHash) };
     await this.publish(record.id, EVENT.knock, JSON.stringify(knock));
@@ -383,6 +386,19 @@ export class Hub {
     const presence = await this.call(() => this.bus.spendPairCode(record.id, codeHash, controllerHash));
     if (!presence) throw new HubError('code_spent', 'this pairing code has already been used or replaced');
     await this.publish(record.id, EVENT.presence, JSON.stringify(presence));
+  }
+
+  /**
+   * The slideshow refuses a phone that knocked (its ticket proves it knocked
+   * with the code on show): its knocks are answered "not allowed" from now
+   * on, on every instance, and reach the slideshow no more. Kept while the
+   * code is open, so a reload of the slideshow does not bring the phone back.
+   */
+  async refuse(record: ChannelRecord, code: string, controllerHash: string, ticket: string): Promise<void> {
+    const codeHash = hashSecret(code);
+    if (record.pairCodeHash === null || !sameHash(codeHash, record.pairCodeHash)) throw new HubError('code_spent', 'this pairing code has already been used or replaced');
+    if (!sameHash(ticket, knockTicket(record.deckHash, codeHash, controllerHash))) throw new HubError('forbidden', 'no phone knocked with this key and code');
+    if (!(await this.call(() => this.bus.refuse(record.id, codeHash, controllerHash)))) throw new HubError('code_spent', 'this pairing code has already been used or replaced');
   }
 
   /** Revokes one controller by its hash, or all of them. */

@@ -558,7 +558,7 @@ test('a phone holds at most three key-holder streams, a revoked phone\'s streams
   const s = await start(t, { maxSubscribersPerChannel: 1 });
   const ch = await createChannel(s.base);
   const phone = await pairPhone(s.base, ch);
-  const other = await pairPhone(s.base, { id: ch.id, pairCode: (await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey)).json.pairCode as string });
+  const other = await pairPhone(s.base, { id: ch.id, pairCode: (await call(s.base, 'POST', `/api/channels/${ch.id}/pair-codes`, undefined, ch.deckKey)).json!.pairCode as string });
   const events = (as: string) => `/api/channels/${ch.id}/events?as=${as}`;
   const open = async (as: string) => {
     const st = await openRawStream(s.base, events(as));

@@ -466,11 +466,17 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   let presence: Presence = { controllers: 0, pairingOpen: false };
   const panel = new PairingPanel();
   // Phones that scanned the pairing QR wait here for the presenter to allow one.
-  const knocks = new KnockCard(async ({ hash, ticket }) => {
-    if (!info?.pairCode) throw new Error('no pairing code is open');
-    const next = await requestJson<ChannelInfo>('POST', api(`/${info.id}/controllers`), { key: info.deckKey, body: { code: info.pairCode, hash, ticket } });
-    adopt({ ...next, deckKey: info.deckKey });
-  });
+  const knocks = new KnockCard(
+    async ({ hash, ticket }) => {
+      if (!info?.pairCode) throw new Error('no pairing code is open');
+      const next = await requestJson<ChannelInfo>('POST', api(`/${info.id}/controllers`), { key: info.deckKey, body: { code: info.pairCode, hash, ticket } });
+      adopt({ ...next, deckKey: info.deckKey });
+    },
+    async ({ hash, ticket }) => {
+      if (!info?.pairCode) return;
+      await requestJson('POST', api(`/${info.id}/refusals`), { key: info.deckKey, body: { code: info.pairCode, hash, ticket } });
+    },
+  );
   let stream: LiveStream | null = null;
   /**
    * Saves where the deck is and the last stream event it applied, read at the

@@ -14,8 +14,16 @@ export class KnockCard {
   private readonly problem = document.createElement('p');
   private busy = false;
 
-  constructor(private readonly allow: (knock: Knock) => Promise<void>) {
-    this.queue = new KnockQueue(() => this.render());
+  /** `refuse` tells the server (a failure is retried by the queue, at the phone's next knock). */
+  constructor(
+    private readonly allow: (knock: Knock) => Promise<void>,
+    refuse: (knock: Knock) => Promise<void>,
+  ) {
+    this.queue = new KnockQueue(
+      () => this.render(),
+      Date.now,
+      (k) => void refuse(k).catch(() => undefined),
+    );
     this.box.className = 'clicker-knock';
     this.box.setAttribute('data-clicker-knock', '');
     this.box.setAttribute('role', 'alertdialog');
