@@ -564,6 +564,11 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
         );
         return false;
       }
+      if (err instanceof HttpStatusError && err.status === 409) {
+        // The slideshow has all the remotes it takes (the server says how many).
+        showMessage('Too many remotes', `${err.message[0]?.toUpperCase() ?? ''}${err.message.slice(1)}.`, followUrl);
+        return false;
+      }
       if (err instanceof HttpStatusError && err.status === 404) {
         showMessage('No such presentation', 'This presentation is not running any more. Scan the QR code on the slides again.');
         return false;

@@ -185,9 +185,12 @@ export const AllowPhone = z
  */
 export const MAX_REGISTERED_EVENT_ID = 1_000_000_000_000;
 
+/** Phones a channel pairs at most: the slideshow names them all when it re-registers. */
+export const MAX_CONTROLLERS = 16;
+
 export const Register = z
   .object({
-    controllers: z.array(z.string().regex(/^[A-Za-z0-9_-]{43}$/)).max(16).default([]),
+    controllers: z.array(z.string().regex(/^[A-Za-z0-9_-]{43}$/)).max(MAX_CONTROLLERS).default([]),
     lastEventId: z.number().int().min(0).max(MAX_REGISTERED_EVENT_ID).default(0),
     report: StateReport.optional(),
     /**

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { EventSource } from 'eventsource';
-import { ID_RE, MAX_REGISTERED_EVENT_ID, type ChannelInfo, type DeckState, type PairResult, type Snapshot } from '../protocol/messages';
+import { ID_RE, MAX_CONTROLLERS, MAX_REGISTERED_EVENT_ID, type ChannelInfo, type DeckState, type PairResult, type Snapshot } from '../protocol/messages';
 import { createApp } from './app';
 import { DEFAULTS, type Config } from './config';
 import { Hub } from './hub';
@@ -416,6 +416,24 @@ test('a new pairing code replaces the old one; bodyless POST as a browser sends 
   assert.equal(fresh.deckKey, '', 'the deck key is never sent again');
   expectError(await s.call('POST', `/api/channels/${ch.id}/pair`, { json: { code: ch.pairCode } }), 410);
   await s.pair(fresh);
+});
+
+test('a slideshow pairs 16 phones at most, so it can always name them all when it re-registers; a revoke makes room', GUARD, async (t) => {
+  const s = await start(t);
+  const ch = await s.create();
+  const phones: PairResult[] = [];
+  let code = ch.pairCode;
+  for (let i = 0; i < MAX_CONTROLLERS; i++) {
+    phones.push(await s.pair({ ...ch, pairCode: code }));
+    code = ((await s.call('POST', `/api/channels/${ch.id}/pair-codes`, { key: ch.deckKey })).body as unknown as ChannelInfo).pairCode;
+  }
+  expectError(await s.call('POST', `/api/channels/${ch.id}/pair`, { json: { code } }), 409, /16 remotes paired.*revoke them/);
+  // The slideshow reloads and names every phone it knows: all 16 come back.
+  const again = await s.call('PUT', `/api/channels/${ch.id}`, { json: { controllers: phones.map((p) => p.controllerHash), pairCode: code }, key: ch.deckKey });
+  assert.equal(again.status, 200, JSON.stringify(again.body));
+  assert.equal((again.body as unknown as ChannelInfo).controllers.length, MAX_CONTROLLERS);
+  assert.equal((await s.call('DELETE', `/api/channels/${ch.id}/controllers/${phones[0]!.controllerHash}`, { key: ch.deckKey })).status, 200);
+  await s.pair({ ...ch, pairCode: (again.body as unknown as ChannelInfo).pairCode });
 });
 
 test('revoking a controller stops its key', GUARD, async (t) => {

@@ -28,8 +28,8 @@
 //   by the test's clock; leave `expire` out and those cases are reported as skipped.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import type { DeckState, Question, SlideRef } from '../protocol/messages';
-import { ChannelGone, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type NewChannel } from './bus';
+import { MAX_CONTROLLERS, type DeckState, type Question, type SlideRef } from '../protocol/messages';
+import { ChannelGone, ControllersFull, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type NewChannel } from './bus';
 import { channelIdFor, hashSecret, newSecret } from './keys';
 
 export interface ContractBus {
@@ -302,6 +302,27 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       assert.deepEqual((await bus.get(id))?.refused, []);
       assert.equal(await bus.refuse(id, second, b), false, 'a spent code refuses nothing');
       await assert.rejects(bus.refuse('no-such-channel-000000', code, a), ChannelGone);
+    });
+
+    test('a channel pairs MAX_CONTROLLERS phones at most: one more is refused with ControllersFull, and the code stays open', async (t) => {
+      const { bus } = await open(t);
+      const paired = Array.from({ length: MAX_CONTROLLERS }, () => newHash());
+      const id = await created(bus, { controllers: paired.slice(0, -1) });
+      const code = newHash();
+      await bus.setPairCode(id, code);
+      assert.deepEqual(await bus.spendPairCode(id, code, paired.at(-1)!), { controllers: MAX_CONTROLLERS, pairingOpen: false });
+      const next = newHash();
+      await bus.setPairCode(id, next);
+      await assert.rejects(bus.spendPairCode(id, next, newHash()), ControllersFull);
+      const record = await bus.get(id);
+      assert.equal(record?.pairCodeHash, next, 'not spent');
+      assert.equal(record?.controllers.length, MAX_CONTROLLERS);
+      // A phone already paired may spend it (nothing is added), and a revoke makes room.
+      assert.deepEqual(await bus.spendPairCode(id, next, paired[0]!), { controllers: MAX_CONTROLLERS, pairingOpen: false });
+      await bus.revoke(id, paired[1]);
+      const third = newHash();
+      await bus.setPairCode(id, third);
+      assert.deepEqual(await bus.spendPairCode(id, third, newHash()), { controllers: MAX_CONTROLLERS, pairingOpen: false });
     });
 
     test('of many concurrent spends of one code, exactly one wins', async (t) => {

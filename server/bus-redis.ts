@@ -28,8 +28,8 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { nanoid } from 'nanoid';
-import type { DeckState, Presence, Question, QuestionsSummary, SlideRef, Spotlight } from '../protocol/messages';
-import { BusUnavailable, ChannelGone, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type AppendOptions, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History, type NewChannel } from './bus';
+import { MAX_CONTROLLERS, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
+import { BusUnavailable, ChannelGone, ControllersFull, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type AppendOptions, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History, type NewChannel } from './bus';
 
 const P = 'clicker:';
 const EVENTS = `${P}events`;
@@ -108,11 +108,12 @@ redis.call('SET', KEYS[4], floor, 'KEEPTTL')
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 return {last, floor, out}`;
 
-// KEYS: hash ctl; ARGV: expected code hash, controller hash
+// KEYS: hash ctl; ARGV: expected code hash, controller hash, most controllers
 const SPEND = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end
 local open = redis.call('HGET', KEYS[1], 'pairCodeHash')
 if open == '' or open ~= ARGV[1] then return -2 end
+if redis.call('SISMEMBER', KEYS[2], ARGV[2]) == 0 and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[3]) then return -3 end
 redis.call('HSET', KEYS[1], 'pairCodeHash', '', 'refused', '')
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('PEXPIRE', KEYS[2], redis.call('PTTL', KEYS[1]))
@@ -459,8 +460,9 @@ export class RedisBus implements Bus {
 
   async spendPairCode(id: string, hash: string, controllerHash: string): Promise<Presence | null> {
     const x = k(id);
-    const n = Number(await this.script(SPEND, [x.hash, x.ctl], [hash, controllerHash]));
+    const n = Number(await this.script(SPEND, [x.hash, x.ctl], [hash, controllerHash, MAX_CONTROLLERS]));
     if (n === -1) throw new ChannelGone(id);
+    if (n === -3) throw new ControllersFull(id);
     if (n === -2) return null;
     return { controllers: n, pairingOpen: false };
   }

@@ -3,7 +3,7 @@
 // bus (bus-redis.ts) lets instances behind a load balancer serve the same
 // channels. The hub (hub.ts) keeps only what is local to one process: the
 // open streams. Both buses pass the same contract suite (bus-contract.ts).
-import type { DeckState, Presence, Question, QuestionsSummary, SlideRef, Spotlight } from '../protocol/messages';
+import { MAX_CONTROLLERS, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
 
 /** A channel as every instance sees it. Secrets appear only as hashes. */
 export interface ChannelRecord {
@@ -102,7 +102,11 @@ export interface Bus {
   get(id: string): Promise<ChannelRecord | null>;
   /** Opens (a hash) or closes (null) pairing. */
   setPairCode(id: string, hash: string | null): Promise<Presence>;
-  /** Spends the open code if it is `hash`, adding a controller, atomically across instances; null if it was not open. */
+  /**
+   * Spends the open code if it is `hash`, adding a controller, atomically
+   * across instances; null if it was not open. A channel with MAX_CONTROLLERS
+   * already throws ControllersFull, and the code stays open.
+   */
   spendPairCode(id: string, hash: string, controllerHash: string): Promise<Presence | null>;
   /** Refuses a waiting phone's key hash while the code `hash` is open; false if it is not open. */
   refuse(id: string, hash: string, controllerHash: string): Promise<boolean>;
@@ -232,6 +236,7 @@ export class MemoryBus implements Bus, LocalStore {
   async spendPairCode(id: string, hash: string, controllerHash: string): Promise<Presence | null> {
     const ch = this.must(id);
     if (ch.record.pairCodeHash !== hash) return null;
+    if (ch.record.controllers.length >= MAX_CONTROLLERS && !ch.record.controllers.includes(controllerHash)) throw new ControllersFull(id);
     ch.record.pairCodeHash = null;
     ch.record.refused = [];
     if (!ch.record.controllers.includes(controllerHash)) ch.record.controllers.push(controllerHash);
@@ -376,6 +381,13 @@ export interface AppendOptions {
 export class NotAuthor extends Error {
   constructor() {
     super('controller key required');
+  }
+}
+
+/** A channel with MAX_CONTROLLERS phones paired pairs no more until some are revoked. */
+export class ControllersFull extends Error {
+  constructor(readonly id: string) {
+    super('too many controllers');
   }
 }
 

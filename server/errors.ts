@@ -30,6 +30,7 @@ const HUB_STATUS: Record<HubErrorKind, number> = {
   forbidden: 403,
   code_spent: 410,
   refused: 410,
+  too_many_controllers: 409,
   too_many_channels: 503,
   too_many_subscribers: 503,
   too_many_subscribers_ip: 429,

@@ -8,6 +8,7 @@
 // process into a Buffer, and that same Buffer is written to every subscriber.
 import {
   EVENT,
+  MAX_CONTROLLERS,
   type Command,
   type DeckState,
   type Knock,
@@ -22,7 +23,7 @@ import {
   type StateEvent,
   type StateReport,
 } from '../protocol/messages';
-import { BusUnavailable, ChannelGone, MemoryBus, NotAuthor, presenceOf, summaryOf, type AppendOptions, type AppendResult, type Bus, type BusEvent, type ChannelHead, type ChannelRecord } from './bus';
+import { BusUnavailable, ChannelGone, ControllersFull, MemoryBus, NotAuthor, presenceOf, summaryOf, type AppendOptions, type AppendResult, type Bus, type BusEvent, type ChannelHead, type ChannelRecord } from './bus';
 import type { Config } from './config';
 import { channelIdFor, hashSecret, isWaitingKey, issueWaitingKey, knockTicket, labelFor, matchesHash, newSecret, sameHash } from './keys';
 import { NO_METRICS, type HubMetrics } from './metrics';
@@ -34,6 +35,7 @@ export type HubErrorKind =
   | 'forbidden'
   | 'code_spent'
   | 'refused'
+  | 'too_many_controllers'
   | 'too_many_channels'
   | 'too_many_subscribers'
   | 'too_many_subscribers_ip'
@@ -846,6 +848,7 @@ export class Hub {
 
   private hubError(err: unknown): unknown {
     if (err instanceof ChannelGone) return new HubError('not_found', 'unknown channel');
+    if (err instanceof ControllersFull) return new HubError('too_many_controllers', `this slideshow has ${MAX_CONTROLLERS} remotes paired, the most it takes: revoke them on the slideshow, then pair again`);
     if (err instanceof NotAuthor) return new HubError('not_author', 'controller key required');
     if (err instanceof BusUnavailable) return new HubError('unavailable', 'the channel store is unavailable; try again shortly');
     return err;

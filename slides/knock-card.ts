@@ -4,6 +4,7 @@
 // when several do, or a click; Esc refuses those shown. Two phones with the
 // same name cannot be allowed at all: a new code (Q) starts over.
 import { cardHint, KnockQueue, rowDevice, rowName, type ShownKnock } from '../protocol/knocks';
+import { HttpStatusError } from '../protocol/live';
 import type { Knock } from '../protocol/wire';
 
 export class KnockCard {
@@ -102,9 +103,12 @@ export class KnockCard {
     try {
       await this.allow(k);
       this.queue.clear();
-    } catch {
-      // The code was spent or replaced meanwhile, or the server is away: say so, and keep the list.
-      this.problem.textContent = 'Could not allow it. Press Q for a new code and scan again.';
+    } catch (err) {
+      // The code was spent or replaced meanwhile, the slideshow has all the remotes it takes, or the server is away: say so, and keep the list.
+      this.problem.textContent =
+        err instanceof HttpStatusError && err.status === 409 && /remotes paired/.test(err.message)
+          ? `Could not allow it: ${err.message}.`
+          : 'Could not allow it. Press Q for a new code and scan again.';
       this.problem.hidden = false;
     } finally {
       this.busy = false;
