@@ -20,7 +20,7 @@
 // the qrcode package's encoder is bundled: the QR is drawn as SVG here.
 import { create as createQr } from 'qrcode/lib/core/qrcode';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
-import { EVENT, ID_RE, type ChannelInfo, type Command, type DeckState, type Knock, type Presence, type SlideRef, type Snapshot } from '../protocol/wire';
+import { EVENT, fitOutline, ID_RE, type ChannelInfo, type Command, type DeckState, type Knock, type Presence, type SlideRef, type Snapshot } from '../protocol/wire';
 import { cardHint, KnockQueue, rowDevice, rowName } from '../protocol/knocks';
 
 // ------------------------------------------------------------------ where Clicker is
@@ -191,7 +191,7 @@ function toDeckState(s: PageState): { state: DeckState; slides?: SlideRef[] } {
     notes: notesText(s.notes ?? ''),
     nextTitle: position === total ? '' : line(s.nextTitle ?? titles?.[position] ?? `Slide ${position + 1}`),
   };
-  return titles ? { state, slides: titles.map((title, h) => ({ h, v: 0, title })) } : { state };
+  return titles ? { state, slides: fitOutline(titles.map((title, h) => ({ h, v: 0, title }))) } : { state };
 }
 
 /** The server validated it already; this keeps a malformed event from reaching page code. */

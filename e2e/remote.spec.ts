@@ -1,5 +1,8 @@
 // The remote a presenter gives a whole talk with: notes, timer, jump list,
 // blackout, the laptop's own keyboard, keep-awake and both orientations.
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { devices, expect, test, type Browser, type Page } from '@playwright/test';
 import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
@@ -101,6 +104,30 @@ test('the slide list jumps the deck anywhere, and First and Last go to the ends'
   await phone.getByRole('button', { name: 'First' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('1 / 8');
   await expect(phone.getByRole('button', { name: 'Previous' })).toBeDisabled();
+});
+
+test('a deck of a thousand slides with long titles: the phone follows it, and its slide list holds every slide', async ({ browser }) => {
+  // Sent whole, the outline of such a deck was over the server's cap for a state report: every report was refused, and the phone never left "1 / 1000".
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'clicker-long-deck-'));
+  const title = (i: number) => `Slide ${i + 1}: ${'a long and winding title, '.repeat(8)}`.slice(0, 190).trim();
+  writeFileSync(path.join(dir, 'long.md'), Array.from({ length: 1_000 }, (_v, i) => `## ${title(i)}\n\nNote:\nNote ${i + 1}.`).join('\n\n---\n\n'));
+  await server.stop();
+  server = await ClickerServer.start([path.join(dir, 'long.md')]);
+  const { deck, phone } = await pairedPair(browser);
+  await expect(phone.locator('#position')).toHaveText('1 / 1000');
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect(phone.locator('#position')).toHaveText('2 / 1000');
+  await expect(phone.locator('#title')).toHaveText(title(1));
+  await expect(phone.getByLabel('Speaker notes')).toHaveText('Note 2.');
+  await phone.getByRole('button', { name: 'Slides' }).tap();
+  const list = phone.getByRole('dialog', { name: 'Jump to slide' });
+  await expect(list.getByRole('button')).toHaveCount(1 + 1_000);
+  // Long titles are cut in the list, with an ellipsis, but still say which slide is which.
+  const item = list.getByRole('button', { name: /^Slide 700: a long .*…$/ });
+  await item.scrollIntoViewIfNeeded();
+  await item.tap();
+  await expect.poll(() => deckPosition(deck)).toBe('700 / 1000');
+  await expect(phone.locator('#title')).toHaveText(title(699));
 });
 
 test('Blackout toggles the slideshow paused mode, on and off', async ({ browser }) => {

@@ -13,6 +13,8 @@ import {
   StateReport,
   type Command as CommandT,
 } from './messages';
+import { fitOutline, OUTLINE_BYTES } from './wire';
+import { DEFAULTS } from '../server/config';
 
 const ID = 'cmd-0001';
 
@@ -253,4 +255,26 @@ test('ID_RE: exactly 22 base64url characters', () => {
   assert.equal(ID_RE.test('abcdefghijklmnopqrstu'), false);
   assert.equal(ID_RE.test('abcdefghijklmnopqrstuvw'), false);
   assert.equal(ID_RE.test('abcdefghijklmnopqrstu.'), false);
+});
+
+test('fitOutline leaves an outline that fits as it is, and cuts the longest titles of one that does not until it is within OUTLINE_BYTES', () => {
+  const bytes = (refs: SlideRef[]) => new TextEncoder().encode(JSON.stringify(refs)).length;
+  const short = Array.from({ length: 50 }, (_v, h) => ({ h, v: 0, title: `Slide ${h + 1}` }));
+  assert.equal(fitOutline(short), short);
+  // A thousand slides of 200-character titles, some in a script of three bytes a character, and one of emoji (two UTF-16 units each).
+  const long = Array.from({ length: 1_000 }, (_v, h) => ({ h, v: 0, title: (h % 3 === 0 ? '漢字の題名' : h % 3 === 1 ? '🦉' : `Slide ${h + 1} `).repeat(100).slice(0, 200) }));
+  assert.ok(bytes(long) > OUTLINE_BYTES);
+  const fitted = fitOutline(long);
+  assert.ok(bytes(fitted) <= OUTLINE_BYTES, `${bytes(fitted)} bytes`);
+  assert.equal(fitted.length, long.length);
+  for (const [i, r] of fitted.entries()) {
+    assert.deepEqual([r.h, r.v], [long[i]!.h, long[i]!.v]);
+    assert.ok(r.title.endsWith('…'));
+    assert.ok(long[i]!.title.startsWith(r.title.slice(0, -1)), 'a beginning of the title');
+    assert.ok(!/[\uD800-\uDFFF]/.test(r.title.replace(/\uD83E\uDD89/g, '')), 'no half of an emoji');
+    assert.ok([...r.title].length >= 12);
+  }
+  // What the server takes: the schema holds, and a whole report with the longest notes stays under the cap.
+  assert.equal(StateReport.safeParse({ state: { ...goodState, title: '漢'.repeat(200), nextTitle: '漢'.repeat(200), notes: '漢'.repeat(8_000) }, slides: fitted }).success, true);
+  assert.ok(new TextEncoder().encode(JSON.stringify({ state: { ...goodState, title: '漢'.repeat(200), nextTitle: '漢'.repeat(200), notes: '漢'.repeat(8_000) }, slides: fitted })).length <= DEFAULTS.maxStateBytes);
 });

@@ -162,3 +162,28 @@ export interface ErrorBody {
 }
 
 export const ID_RE = /^[A-Za-z0-9_-]{22}$/;
+
+/**
+ * The outline's share of a state report, in bytes of JSON. The server takes
+ * a report of up to 128 KiB (`maxStateBytes`), notes included: a deck of
+ * hundreds of long titles, sent whole, was refused (413) with every report,
+ * and the phone never saw where the deck was.
+ */
+export const OUTLINE_BYTES = 64 * 1024;
+/** Titles are cut no shorter than this: the jump list still says which slide is which. */
+const OUTLINE_TITLE_MIN = 12;
+
+/** The outline as sent: over OUTLINE_BYTES, the longest titles are cut, with an ellipsis, until it fits. */
+export function fitOutline(full: SlideRef[]): SlideRef[] {
+  const bytes = (refs: SlideRef[]) => new TextEncoder().encode(JSON.stringify(refs)).length;
+  let refs = full;
+  for (let max = 200; bytes(refs) > OUTLINE_BYTES && max > OUTLINE_TITLE_MIN; ) {
+    max = Math.max(OUTLINE_TITLE_MIN, Math.floor(max * 0.75));
+    // By code points, so no character is cut in half.
+    refs = full.map((r) => {
+      const chars = [...r.title];
+      return chars.length > max ? { ...r, title: `${chars.slice(0, max - 1).join('')}…` } : r;
+    });
+  }
+  return refs;
+}

@@ -146,7 +146,7 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
     return { bus: made.bus, clock };
   }
 
-  async function created(bus: Bus, overrides: Partial<Omit<ChannelRecord, 'id' | 'seq'>> = {}, seq = 0): Promise<string> {
+  async function created(bus: Bus, overrides: Partial<Omit<NewChannel, 'id'>> = {}, seq = 0): Promise<string> {
     const record = newRecord(overrides);
     assert.equal(await bus.create(record, seq), true);
     return record.id;
@@ -160,7 +160,7 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       const record = newRecord();
       assert.equal(await bus.get(record.id), null);
       assert.equal(await bus.create(record, 0), true);
-      assert.deepEqual(await bus.get(record.id), { ...record, seq: 0 });
+      assert.deepEqual(await bus.get(record.id), { ...record, seq: 0, refused: [] });
     });
 
     test('create keeps every field it is given: controllers, pairing code, state, outline, questions', async (t) => {
@@ -176,7 +176,7 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       assert.equal(await bus.create(record, 7), true);
       const got = await bus.get(record.id);
       assert.ok(got);
-      assert.deepEqual({ ...got, controllers: sorted(got.controllers) }, { ...record, controllers: sorted(record.controllers), seq: 7 });
+      assert.deepEqual({ ...got, controllers: sorted(got.controllers) }, { ...record, controllers: sorted(record.controllers), seq: 7, refused: [] });
     });
 
     test('a second create of a taken id is refused and changes nothing', async (t) => {
@@ -185,7 +185,7 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       assert.equal(await bus.create(first, 3), true);
       const impostor = { ...newRecord({ controllers: [newHash(), newHash()], state: deckState('Not mine') }), id: first.id };
       assert.equal(await bus.create(impostor, 500), false);
-      assert.deepEqual(await bus.get(first.id), { ...first, seq: 3 });
+      assert.deepEqual(await bus.get(first.id), { ...first, seq: 3, refused: [] });
     });
 
     test('a record read is a copy: changing it, or what was passed to create, changes nothing stored', async (t) => {

@@ -74,8 +74,12 @@ export const DEFAULTS = {
   newPhonesPerMinute: 10,
   /** Cap on JSON bodies of commands and pairing requests. */
   maxBodyBytes: 4 * 1024,
-  /** Cap on the slideshow's state report, which carries speaker notes and the outline. */
-  maxStateBytes: 64 * 1024,
+  /**
+   * Cap on the slideshow's state report, which carries speaker notes (up to
+   * 8,000 characters) and the outline (the slideshow keeps it within 64 KiB,
+   * cutting long titles of a long deck).
+   */
+  maxStateBytes: 128 * 1024,
   /** Bytes a slow subscriber may have queued before it is dropped (it reconnects and replays). */
   maxQueuedBytes: 1024 * 1024,
   /** Time allowed to receive request headers; at most `requestTimeoutMs`, as node:http requires. `HEADERS_TIMEOUT_MS`. */

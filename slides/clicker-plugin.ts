@@ -24,6 +24,7 @@ import {
   type StateReport,
 } from '../protocol/messages';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
+import { fitOutline } from '../protocol/wire';
 import { NEW_CODE_KEY, PresenterStatus } from './status';
 import { KnockCard } from './knock-card';
 import { deckAspect, PointerOverlay } from './pointer-overlay';
@@ -184,15 +185,19 @@ function describeState(deck: RevealApi): DeckState {
   };
 }
 
-/** The deck's outline, for the phone's jump list: sent once per connection, not with every move. */
+/**
+ * The deck's outline, for the phone's jump list: sent once per connection,
+ * not with every move, and cut to fit a state report (fitOutline).
+ */
 function outlineOf(deck: RevealApi): SlideRef[] {
-  return deck
+  const full = deck
     .getSlides()
     .slice(0, 1_000)
     .map((s, i) => {
       const { h, v } = deck.getIndices(s);
       return { h, v: v ?? 0, title: titleOf(s, `Slide ${i + 1}`) };
     });
+  return fitOutline(full);
 }
 
 /** Applies one command through a fixed allow-list of reveal.js calls. */
