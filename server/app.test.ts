@@ -501,7 +501,7 @@ test('a command body over 4 KiB is 413; a state report may be larger', GUARD, as
   const report = { state: { ...state, notes: 'n'.repeat(8_000) }, slides };
   assert.ok(JSON.stringify(report).length > 4 * 1024);
   assert.equal((await s.call('PUT', `/api/channels/${ch.id}/state`, { json: report, key: ch.deckKey })).status, 200);
-  const huge = { state, slides: Array.from({ length: 1_000 }, (_, h) => ({ h, v: 0, title: 't'.repeat(100) })) };
+  const huge = { state, slides: Array.from({ length: 1_000 }, (_, h) => ({ h, v: 0, title: 't'.repeat(200) })) };
   expectError(await s.call('PUT', `/api/channels/${ch.id}/state`, { json: huge, key: ch.deckKey }), 413);
 });
 

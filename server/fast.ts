@@ -9,6 +9,7 @@
 // same JSON shape.
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { ipKeyGenerator } from 'express-rate-limit';
 import proxyaddr from 'proxy-addr';
 import { Command, EventFilter, ID_RE, Pointer } from '../protocol/messages';
 import type { Config } from './config';
@@ -244,7 +245,10 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     }
     if (closed) return;
     // Limits are checked before anything is written, so a refusal is still a clean JSON 4xx.
-    unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), proxyaddr(ex.req, trust), lastEventId, only, keyHolder);
+    // Counted per address as the rate limits count: an IPv6 address by its /56, an IPv4-mapped one as IPv4,
+    // or one phone could rotate through its own prefix and open stream after stream.
+    const address = ipKeyGenerator(proxyaddr(ex.req, trust));
+    unsubscribe = await hub.subscribe(channel, (): Sink => ex.openStream({ ...SSE_HEADERS, ...cors }), address, lastEventId, only, keyHolder);
     if (closed) unsubscribe();
   };
 

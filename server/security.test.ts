@@ -40,6 +40,14 @@ async function start(t: TestContext, overrides: Partial<Config> = {}, opts: Test
   return s;
 }
 
+/** A stream the server refuses: its answer, read whole. */
+async function refusedStream(t: TestContext, s: TestServer, id: string, opts: { headers?: Record<string, string>; localAddress?: string } = {}) {
+  const st = await stream(t, s, id, opts);
+  assert.notEqual(st.status, 200);
+  await st.ended;
+  return { status: st.status, headers: st.headers, text: st.text(), json: JSON.parse(st.text()) as Record<string, unknown> };
+}
+
 async function stream(t: TestContext, s: TestServer, id: string, opts: { headers?: Record<string, string>; localAddress?: string } = {}): Promise<RawStream> {
   const st = await openRawStream(s.base, `/api/channels/${id}/events`, opts);
   t.after(() => st.close());
@@ -639,6 +647,22 @@ test('streams per channel and per address are capped with JSON answers, and a cl
   await untilSubscribers(s, 4);
   const again = await stream(t, s, a.id);
   assert.equal(again.status, 200, 'the freed slot is usable');
+});
+
+test('the per-address stream cap counts an IPv6 address by its /56 and an IPv4-mapped one as IPv4, as the rate limits do', GUARD, async (t) => {
+  const s = await start(t, { trustProxy: true, maxSubscribersPerIp: 2 });
+  const ch = await createChannel(s.base);
+  const from = (address: string) => ({ headers: { 'X-Forwarded-For': address } });
+  // One phone's prefix: three addresses, one allowance.
+  assert.equal((await stream(t, s, ch.id, from('2001:db8:1:1::1'))).status, 200);
+  assert.equal((await stream(t, s, ch.id, from('2001:db8:1:2::ffff'))).status, 200);
+  expectError(await refusedStream(t, s, ch.id, from('2001:db8:1:3::7')), 429, /from this address/);
+  // Another /56 is another allowance.
+  assert.equal((await stream(t, s, ch.id, from('2001:db8:2::1'))).status, 200);
+  // 10.0.0.9 written as IPv6 is 10.0.0.9.
+  assert.equal((await stream(t, s, ch.id, from('10.0.0.9'))).status, 200);
+  assert.equal((await stream(t, s, ch.id, from('::ffff:10.0.0.9'))).status, 200);
+  expectError(await refusedStream(t, s, ch.id, from('10.0.0.9')), 429, /from this address/);
 });
 
 test('an idle channel expires after the TTL; one with a stream or recent traffic stays', GUARD, async (t) => {
