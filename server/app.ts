@@ -171,21 +171,23 @@ export function createApp(deps: AppDeps): App {
       return;
     }
     if (isPresenterToken(parseCookie(req.get('cookie') ?? '')[PRESENTER_COOKIE])) return next();
-    const forwarded = FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined);
     const local = isFromThisMachine({
       chain: config.trustProxy ? proxyaddr.all(req) : [req.socket.remoteAddress ?? ''],
-      forwarded,
+      forwarded: FORWARDING_HEADERS.some((h) => req.headers[h] !== undefined),
       trustProxy: config.trustProxy,
     });
     // A browser here that reached this server by another site's name (DNS
     // rebinding: that site pointed its own name at this machine) would hand
-    // the notes to that site's page. A request through a proxy (--trust-proxy)
-    // came by the names the proxy serves, which decide; one straight from a
-    // browser here is checked all the same, proxy or none.
-    if (local && !(config.trustProxy && forwarded) && !isOwnHostName(req.hostname, ownNames)) {
+    // the notes to that site's page. Checked on the Host header itself, proxy
+    // or none: that page may add any X-Forwarded-* header it likes, and on
+    // loopback it cannot be told from a proxy here (behind one, the presenter
+    // opens the slideshow at localhost, or names the proxy's host with
+    // --public-url or --host).
+    const hostName = (req.headers.host ?? '').replace(/:\d*$/, '');
+    if (local && !isOwnHostName(hostName, ownNames)) {
       throw new HttpError(
         403,
-        `the slideshow opens at this computer's own addresses, not by the name "${req.hostname}", which any site can point here: open http://localhost:${req.socket.localPort ?? config.port}/ or the address Clicker printed`,
+        `the slideshow opens at this computer's own addresses, not by the name "${hostName}", which any site can point here: open http://localhost:${req.socket.localPort ?? config.port}/ or the address Clicker printed`,
       );
     }
     if (local) return next();

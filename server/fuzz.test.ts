@@ -124,8 +124,8 @@ const badBody: fc.Arbitrary<string | Buffer> = fc.oneof(
   fc.constantFrom('{', '{"type":', '{"type":"next",', '[', '"', '{"a":1,}', "{'type':'next'}", '{"type":"next"}}', 'undefined', 'NaN', '\u0000', '\uFEFF{}'),
   // Valid JSON of any shape.
   fc.jsonValue().map((v) => JSON.stringify(v) ?? 'null'),
-  // Oversize: around each cap (4 KiB and 64 KiB).
-  fc.integer({ min: 4_000, max: 70_000 }).map((n) => `{"notes":"${'x'.repeat(n)}"}`),
+  // Oversize: around each cap (4 KiB and 128 KiB).
+  fc.integer({ min: 4_000, max: 135_000 }).map((n) => `{"notes":"${'x'.repeat(n)}"}`),
   // Deep nesting, of arrays and of objects.
   fc.integer({ min: 1, max: 30_000 }).map((d) => nested(d, '[', ']')),
   fc.integer({ min: 1, max: 12_000 }).map((d) => nested(d, '{"a":', '}')),

@@ -120,10 +120,10 @@ test('a JSON body over 4 KiB is 413 on every small-body endpoint, and changes no
   expectError(await at(sized(4_096)), 400, /invalid request/);
   expectError(await at(sized(4_097)), 413);
 
-  // The deck's state report carries notes, so its cap is 64 KiB: 5 KiB passes, 65 KiB does not.
+  // The deck's state report carries notes and the outline, so its cap is 128 KiB: 5 KiB passes, 230 KiB does not.
   const notes = 'n'.repeat(5_000);
   assert.equal((await call(s.base, 'PUT', `/api/channels/${ch.id}/state`, { state: state({ notes, title: 'five-kib-report' }) }, ch.deckKey)).status, 200);
-  const outline = Array.from({ length: 1_000 }, (_, i) => ({ h: i, v: 0, title: 't'.repeat(70) }));
+  const outline = Array.from({ length: 1_000 }, (_, i) => ({ h: i, v: 0, title: 't'.repeat(200) }));
   expectError(await call(s.base, 'PUT', `/api/channels/${ch.id}/state`, { state: state(), slides: outline }, ch.deckKey), 413);
   expectError(await call(s.base, 'PUT', `/api/channels/${ch.id}`, { report: { state: state(), slides: outline } }, ch.deckKey), 413);
 
@@ -409,8 +409,13 @@ test("a browser here that reached the server by another site's name (DNS rebindi
   const proxied = await start(t, { trustProxy: true });
   expectError(await call(proxied.base, 'GET', '/', undefined, undefined, { Host: 'attacker.example' }), 403, /this computer's own addresses/);
   assert.equal((await call(proxied.base, 'GET', '/', undefined, undefined, { Host: `localhost:${proxied.port}` })).status, 200);
-  // Through the proxy here, the proxy's own names decide.
-  assert.equal((await call(proxied.base, 'GET', '/', undefined, undefined, { Host: 'talk.example', 'X-Forwarded-For': '127.0.0.1' })).status, 200);
+  // A forwarding header proves nothing (a rebinding page may add any), nor does X-Forwarded-Host: the Host itself is checked.
+  for (const headers of [{ 'X-Forwarded-For': '127.0.0.1' }, { 'X-Forwarded-Proto': 'http' }, { 'X-Forwarded-Host': 'localhost' }] as Record<string, string>[]) {
+    expectError(await call(proxied.base, 'GET', '/', undefined, undefined, { Host: 'attacker.example', ...headers }), 403, /this computer's own addresses/);
+  }
+  // The proxy's public name passes once Clicker is told it.
+  const named = await start(t, { trustProxy: true, host: 'talk.example' });
+  assert.equal((await call(named.base, 'GET', '/', undefined, undefined, { Host: 'talk.example:8443', 'X-Forwarded-For': '127.0.0.1' })).status, 200);
 });
 
 test("with a presenter key, the slideshow opens on another machine through /?key=…, which leaves a token in a cookie and the key off the address bar", GUARD, async (t) => {
