@@ -1044,6 +1044,42 @@ test('revoked controller keys stop working; revoking one leaves the others', asy
   assert.equal(hub.canCommand(record, deckKey), true);
 });
 
+test('a phone revoked while its stream is still opening: the stream ends as it opens, and holds no slot', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel, pairCode } = await hub.create();
+  const phone = await hub.pair(channel, pairCode ?? '');
+  const record = await hub.get(channel.id);
+  // Revoked between its token's check (the record above) and its snapshot's read.
+  const held = gate();
+  bus.holdNextGet = held.promise;
+  const sink = new RecordingSink();
+  const joining = hub.subscribe(record, () => sink, 'ip', undefined, null, { deck: false, hash: phone.controllerHash });
+  await settle();
+  await hub.revoke(record, phone.controllerHash);
+  held.open();
+  const unsubscribe = await joining;
+  assert.equal(sink.ended, 1, 'ended as it opened');
+  unsubscribe();
+  assert.equal(hub.stats().subscribers, 0);
+});
+
+test('a phone revoked on another instance while this one had lost the bus: the catch-up ends its streams', async () => {
+  const { hub, bus } = makeTestHub();
+  const { channel, pairCode } = await hub.create();
+  const phone = await hub.pair(channel, pairCode ?? '');
+  const record = await hub.get(channel.id);
+  const sink = new RecordingSink();
+  await hub.subscribe(record, () => sink, 'ip', undefined, null, { deck: false, hash: phone.controllerHash });
+  const deckSink = new RecordingSink();
+  await hub.subscribe(record, () => deckSink, 'ip', undefined, null, { deck: true, hash: record.deckHash });
+  // The other instance revokes it in the shared store; this one never hears the presence event.
+  await bus.revoke(channel.id, phone.controllerHash);
+  await bus.append(channel.id, 'presence', '{}', { keep: false });
+  await hub.catchUp();
+  assert.equal(sink.ended, 1, "the revoked phone's stream ended");
+  assert.equal(deckSink.ended, 0, "the slideshow's did not");
+});
+
 // ------------------------------------------------------------------ register
 
 test('register on a live channel with the wrong key is forbidden', async () => {

@@ -42,6 +42,10 @@ export type HubErrorKind =
   | 'unavailable'
   | 'questions_closed';
 
+/** A channel with MAX_CONTROLLERS phones: a new one must wait for a revoke. */
+const controllersFull = () =>
+  new HubError('too_many_controllers', `this slideshow has ${MAX_CONTROLLERS} remotes paired, the most it takes: revoke them on the slideshow, then pair again`);
+
 export class HubError extends Error {
   constructor(
     readonly kind: HubErrorKind,
@@ -361,6 +365,8 @@ export class Hub {
     if (record.pairCodeHash === null || !matchesHash(code, record.pairCodeHash)) {
       throw new HubError('code_spent', 'this pairing code has already been used or replaced');
     }
+    // A full slideshow: said at once, not after the presenter has allowed the phone.
+    if (record.controllers.length >= MAX_CONTROLLERS) throw controllersFull();
     // Only a key this server made: one a phone picked could be searched for a name to copy.
     if (key !== undefined && !isWaitingKey(record.deckHash, record.pairCodeHash, key, this.now())) {
       throw new HubError('forbidden', 'this key was not issued for this slideshow and code, or has expired; scan the QR code again');
@@ -496,10 +502,13 @@ export class Hub {
     // The deck and its phones have slots of their own: the room's streams,
     // however many, never lock the talk's own links out of its channel.
     if (keyHolder) {
-      const own = local.holders.get(keyHolder.hash) ?? 0;
-      const deckStreams = local.holders.get(record.deckHash) ?? 0;
-      const full = keyHolder.deck ? own >= DECK_STREAMS : own >= PHONE_STREAMS || local.keyHolders - deckStreams >= KEY_HOLDER_STREAMS;
-      if (full) throw new HubError('too_many_subscribers', 'this channel has too many open streams');
+      // A holder at its share makes room with its own oldest stream: a phone
+      // that changed networks reconnects while its old connection, which
+      // nothing has told the server is dead, still counts.
+      if ((local.holders.get(keyHolder.hash) ?? 0) >= (keyHolder.deck ? DECK_STREAMS : PHONE_STREAMS)) this.endOldest(local, keyHolder.hash);
+      else if (!keyHolder.deck && local.keyHolders - (local.holders.get(record.deckHash) ?? 0) >= KEY_HOLDER_STREAMS) {
+        throw new HubError('too_many_subscribers', 'this channel has too many open streams');
+      }
     } else {
       if (local.subscribers.size - local.keyHolders >= this.limits.maxSubscribersPerChannel) {
         throw new HubError('too_many_subscribers', 'this channel has too many open streams');
@@ -544,6 +553,8 @@ export class Hub {
     let questions: Question[];
     try {
       fresh = await this.get(record.id);
+      // Revoked since its token was read: the stream ends as it opens (see below), and reconnects as one of the room's.
+      if (holder !== null && !sub.deck && !fresh.controllers.includes(holder)) local.subscribers.delete(sub);
       replayedUpTo = fresh.seq;
       if (typeof lastEventId === 'number') {
         const history = await this.call(() => this.bus.since(record.id, lastEventId));
@@ -650,6 +661,8 @@ export class Hub {
         }
         // Read after the history, so it holds every state change up to history.last (and maybe a few after).
         const record = await this.get(id);
+        // A phone revoked meanwhile, on another instance: its streams go with its key.
+        this.dropRevoked(local, record);
         for (const ev of history.events) if (ev.id > local.lastId && !this.stale(ev)) this.write(local, ev);
         // Labelled history.last, not record.seq: events after history.last
         // are relayed live, and a stream must never see ids go back. Compared
@@ -778,14 +791,29 @@ export class Hub {
     try {
       record = await this.bus.get(id);
     } catch {
-      // The store is away: the next presence event checks again.
+      // The store is away: the catch-up when it is back checks again (catchUp).
       return;
     }
-    if (!record) return;
+    if (record) this.dropRevoked(local, record);
+  }
+
+  private dropRevoked(local: LocalChannel, record: Pick<ChannelRecord, 'controllers'>): void {
     const paired = new Set(record.controllers);
     for (const sub of local.subscribers) {
-      if (sub.holder === null || sub.deck || paired.has(sub.holder) || !sub.sink) continue;
-      this.cut(local, sub, sub.sink);
+      if (sub.holder === null || sub.deck || paired.has(sub.holder)) continue;
+      // One still reading its snapshot ends itself once it finds it is no longer listed.
+      if (sub.sink) this.cut(local, sub, sub.sink);
+      else local.subscribers.delete(sub);
+    }
+  }
+
+  /** Ends a key holder's oldest stream (by when it opened), to make room for its newest. */
+  private endOldest(local: LocalChannel, holder: string): void {
+    for (const sub of local.subscribers) {
+      if (sub.holder !== holder) continue;
+      if (sub.sink) this.cut(local, sub, sub.sink);
+      else local.subscribers.delete(sub);
+      return;
     }
   }
 
@@ -848,7 +876,7 @@ export class Hub {
 
   private hubError(err: unknown): unknown {
     if (err instanceof ChannelGone) return new HubError('not_found', 'unknown channel');
-    if (err instanceof ControllersFull) return new HubError('too_many_controllers', `this slideshow has ${MAX_CONTROLLERS} remotes paired, the most it takes: revoke them on the slideshow, then pair again`);
+    if (err instanceof ControllersFull) return controllersFull();
     if (err instanceof NotAuthor) return new HubError('not_author', 'controller key required');
     if (err instanceof BusUnavailable) return new HubError('unavailable', 'the channel store is unavailable; try again shortly');
     return err;
