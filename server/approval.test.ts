@@ -3,7 +3,7 @@
 // Real app on an ephemeral port, real streams read as bytes.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChannelInfo, Knock, PairPending, PairResult } from '../protocol/messages';
+import { MAX_CONTROLLERS, type ChannelInfo, type Knock, type PairPending, type PairResult } from '../protocol/messages';
 import { DEFAULTS } from './config';
 import { hashSecret, knockTicket, labelFor, WAITING_KEY_TTL_MS } from './keys';
 import { deviceOf } from './net';
@@ -271,6 +271,20 @@ test('a phone the slideshow refused is told so at its next knock, and knocks on 
     } finally {
       deck.close();
     }
+  });
+});
+
+test('a slideshow with all the remotes it takes tells a knocking phone so at once, before anyone allows it', async () => {
+  await withServer(async (s) => {
+    const ch = await createChannel(s.base);
+    // 16 phones paired (the most a channel takes), straight in the store; then a new code on the slideshow.
+    for (let i = 0; i < MAX_CONTROLLERS; i++) {
+      const code = hashSecret(`code-${i}`);
+      await s.hub.bus.setPairCode(ch.id, code);
+      await s.hub.bus.spendPairCode(ch.id, code, hashSecret(`phone-${i}`));
+    }
+    const code = await s.hub.issuePairCode(await s.hub.get(ch.id));
+    expectError(await knock(s, { ...ch, pairCode: code }, { code }), 409, /16 remotes paired.*revoke them/);
   });
 });
 
