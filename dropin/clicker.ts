@@ -20,7 +20,7 @@
 // the qrcode package's encoder is bundled: the QR is drawn as SVG here.
 import { create as createQr } from 'qrcode/lib/core/qrcode';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
-import { EVENT, fitOutline, ID_RE, type ChannelInfo, type Command, type DeckState, type Knock, type Presence, type SlideRef, type Snapshot } from '../protocol/wire';
+import { EVENT, fitOutline, ID_RE, MAX_CONTROLLERS, type ChannelInfo, type Command, type DeckState, type Knock, type Presence, type SlideRef, type Snapshot } from '../protocol/wire';
 import { cardHint, KnockQueue, rowDevice, rowName } from '../protocol/knocks';
 
 // ------------------------------------------------------------------ where Clicker is
@@ -344,7 +344,8 @@ class Session {
     if (this.saved) {
       const saved = this.saved;
       try {
-        const body = { controllers: saved.controllers, lastEventId: Number(saved.lastEventId) || 0, ...(report ? { report } : {}), ...(saved.pairCode ? { pairCode: saved.pairCode } : {}) };
+        // The newest the server takes: a list saved before the cap existed must not be refused whole.
+        const body = { controllers: saved.controllers.slice(-MAX_CONTROLLERS), lastEventId: Number(saved.lastEventId) || 0, ...(report ? { report } : {}), ...(saved.pairCode ? { pairCode: saved.pairCode } : {}) };
         this.adopt(await requestJson<ChannelInfo>('PUT', api(`/${saved.id}`), { key: saved.deckKey, body }));
         this.registered();
         return;

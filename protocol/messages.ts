@@ -6,7 +6,7 @@
 // call through a fixed switch: nothing here is ever used as a method name
 // (reveal.js's own postMessage API keeps a deny-list for exactly that reason).
 import { z } from 'zod';
-import { EVENT } from './wire';
+import { EVENT, MAX_CONTROLLERS } from './wire';
 
 /** Client-made id of a command, so a retried POST is recognised and dropped. */
 export const CommandId = z
@@ -184,9 +184,6 @@ export const AllowPhone = z
  * every one of them resumable.
  */
 export const MAX_REGISTERED_EVENT_ID = 1_000_000_000_000;
-
-/** Phones a channel pairs at most: the slideshow names them all when it re-registers. */
-export const MAX_CONTROLLERS = 16;
 
 export const Register = z
   .object({

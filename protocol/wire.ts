@@ -187,3 +187,6 @@ export function fitOutline(full: SlideRef[]): SlideRef[] {
   }
   return refs;
 }
+
+/** Phones a channel pairs at most: the slideshow names them all when it re-registers. */
+export const MAX_CONTROLLERS = 16;

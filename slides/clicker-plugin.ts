@@ -24,7 +24,7 @@ import {
   type StateReport,
 } from '../protocol/messages';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
-import { fitOutline } from '../protocol/wire';
+import { fitOutline, MAX_CONTROLLERS } from '../protocol/wire';
 import { NEW_CODE_KEY, PresenterStatus } from './status';
 import { KnockCard } from './knock-card';
 import { deckAspect, PointerOverlay } from './pointer-overlay';
@@ -556,7 +556,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
         const answer = await requestJson<ChannelInfo>('PUT', api(`/${saved.id}`), {
           key: saved.deckKey,
           body: {
-            controllers: saved.controllers,
+            // The newest the server takes: a list saved before the cap existed must not be refused whole.
+            controllers: saved.controllers.slice(-MAX_CONTROLLERS),
             lastEventId: Math.max(Number(saved.lastEventId) || 0, saved.seenUpTo ?? 0),
             report: { state: describeState(deck), slides: outlineOf(deck) },
             ...(saved.pairCode ? { pairCode: saved.pairCode } : {}),
