@@ -322,24 +322,26 @@ const PRESS_CLICK_MS = 1_000;
  * press while the pointer is down, and for a moment after it lifts.
  */
 function onPress(el: HTMLElement, fn: () => void): void {
-  let down = false;
+  /** The pointer pressing the button, until it lifts. */
+  let down: number | null = null;
   let liftedAt = -Infinity;
   el.addEventListener('pointerdown', (e) => {
     if (e.button !== 0 || (el as HTMLButtonElement).disabled) return;
-    down = true;
+    down = e.pointerId;
     fn();
   });
   // On the window: the finger may lift, or the browser take the gesture over, anywhere.
-  const lift = () => {
-    if (!down) return;
-    down = false;
+  // Only that finger: another one scrolling the notes meanwhile lifts nothing here.
+  const lift = (e: PointerEvent) => {
+    if (e.pointerId !== down) return;
+    down = null;
     liftedAt = performance.now();
   };
   window.addEventListener('pointerup', lift, true);
   window.addEventListener('pointercancel', lift, true);
   el.addEventListener('click', (e) => {
     // detail 0: the keyboard's Enter or Space, never a pointer's click.
-    if (e.detail !== 0 && (down || performance.now() - liftedAt < PRESS_CLICK_MS)) return;
+    if (e.detail !== 0 && (down !== null || performance.now() - liftedAt < PRESS_CLICK_MS)) return;
     fn();
   });
 }
@@ -545,7 +547,7 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
       if (refused) {
         showMessage(
           'This phone was not allowed',
-          'The presenter did not allow this phone to be the remote. You can follow along meanwhile.',
+          'The presenter did not allow this phone to be the remote. If it is the presenter’s own, press Q on the slideshow for a new code and scan that. You can follow along meanwhile.',
           typeof err.body.followUrl === 'string' ? err.body.followUrl : followUrl,
         );
         return false;
