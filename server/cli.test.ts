@@ -397,6 +397,16 @@ test('a deck file saved half-way, or gone, leaves every page on its last good ve
   deck.check();
   assert.match(deck.page(), /<title>Better<\/title>/);
   assert.match(deck.markdown() ?? '', /Owls, fixed/);
+  // A deck that starts empty shows empty (its author is about to write it), and takes its first slides as they come.
+  const blank = path.join(dir, 'blank.md');
+  writeFileSync(blank, '');
+  const fresh = loadDeck(ROOT, blank, {});
+  writeFileSync(blank, '# First words\n');
+  fresh.check();
+  assert.match(fresh.markdown() ?? '', /First words/);
+  writeFileSync(blank, '');
+  assert.throws(() => fresh.check(), DeckError, 'emptied again, it is a broken save');
+  assert.match(fresh.markdown() ?? '', /First words/);
   // A deck that opens with a rule and a slide, with no front matter, is still a deck.
   writeFileSync(file, '---\n# Opens with a rule\n');
   deck.check();
@@ -611,4 +621,16 @@ test('with PRESENTER_KEY, the banner gives the presenter link for other machines
   } finally {
     proc.kill('SIGTERM');
   }
+});
+
+test('a terminal that has gone away does not crash the server: its stdout closed, it still shuts down cleanly', async () => {
+  const { proc } = await serveShipped();
+  let stderr = '';
+  proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<string>((resolve) => proc.on('exit', (code, signal) => resolve(`${code} ${signal}`)));
+  // The reader of its output goes (`clicker | head`); the next line printed, "shutting down", meets a closed pipe.
+  proc.stdout!.destroy();
+  proc.kill('SIGTERM');
+  assert.equal(await exited, '0 null', stderr);
+  assert.doesNotMatch(stderr, /EPIPE|Unhandled/);
 });

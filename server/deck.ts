@@ -676,14 +676,19 @@ export function loadDeck(rootDir: string, arg: string | undefined, cli: DeckOpti
     `<section data-markdown="${view === 'audience' ? AUDIENCE_MARKDOWN_PATH : '/_deck.md'}" data-separator="^\\r?\\n---\\r?\\n$" ` +
     'data-separator-vertical="^\\r?\\n--\\r?\\n$" data-separator-notes="^\\s*notes?:"></section>';
   // An editor that saves by truncating, then writing, leaves the file empty
-  // for a moment: that is a broken save, not a deck of one blank slide (which
-  // would put the slideshow back on its first slide once the words return).
-  // Likewise a front matter still being typed (no closing ---) is not a slide.
+  // for a moment: once the deck has had slides, that is a broken save, not a
+  // deck of one blank slide (which would put the slideshow back on its first
+  // slide once the words return). Likewise a front matter still being typed
+  // (no closing ---) is not a slide. A deck that starts empty shows empty:
+  // its author is about to write it, and live reload shows each save.
+  let hadSlides = false;
   const slidesOf = () => {
     const text = read();
     const parts = splitFrontMatter(text);
-    if (parts.body.replace(/^-{2,3}[ \t]*$/gm, '').trim() === '') throw new DeckError(`${given} has no slides: it is empty${Object.keys(parts.data).length ? ' after its front matter' : ''}`);
-    if (unclosedFrontMatter(text)) throw new DeckError(`${given}: its front matter has no closing --- line`);
+    const empty = parts.body.replace(/^-{2,3}[ \t]*$/gm, '').trim() === '';
+    if (hadSlides && empty) throw new DeckError(`${given} has no slides: it is empty${Object.keys(parts.data).length ? ' after its front matter' : ''}`);
+    if (hadSlides && unclosedFrontMatter(text)) throw new DeckError(`${given}: its front matter has no closing --- line`);
+    if (!empty) hadSlides = true;
     return parts;
   };
   return lastGood({

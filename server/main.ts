@@ -214,6 +214,11 @@ function handleShutdown({ server, hub }: Running): void {
 }
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void> {
+  // A terminal or log pipe that has gone (`clicker | head`, a closed log
+  // reader) must not take the talk down at the next line printed.
+  for (const out of [process.stdout, process.stderr]) out.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err;
+  });
   const rootDir = findRoot();
   let cli: ReturnType<typeof parseCli>;
   let deck: Deck | undefined;
@@ -267,6 +272,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
       const { config } = cli;
       const url = `${config.publicUrl ?? `http://${running.host ?? 'localhost'}:${running.port}`}/`;
       const qr = await QRCode.toString(url, { type: 'terminal', small: true });
+      // Before the banner: whoever reads it may stop the server straight away (a pipe's write is synchronous here).
+      handleShutdown(running);
       process.stdout.write(
         `\nClicker is running${deck!.kind === 'builtin' ? '' : `, presenting ${path.relative(process.cwd(), deck!.file)}`}.\n\n` +
           `  Open the slideshow on this laptop:  ${url}\n` +
@@ -278,7 +285,6 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<void
           `${qr}\n`,
       );
       if (deck!.kind !== 'builtin') watchDeck(deck!, running.hub);
-      handleShutdown(running);
       // After the banner, not before: the presenter needs a few seconds to open the slideshow anyway.
       running.warmUp?.().then(
         (r) => logger.debug({ commands: r.commands, ms: Math.round(r.ms) }, 'warmed up the hot path'),
