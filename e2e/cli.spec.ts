@@ -155,6 +155,7 @@ test('the follow page holds no speaker notes, while the phone shows them', async
 
 test('editing the deck reloads the slideshow in place, and the phone stays paired', async ({ browser }) => {
   const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.addInitScript(recordFrames);
   await deck.goto(`${server.base}/`);
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
   await phone.goto(toLoopback(await readDeckQr(deck)));
@@ -167,23 +168,61 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   writeFileSync(file, readFileSync(file, 'utf8').replace('## Ears', '## Ears, edited live'));
   await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Ears, edited live');
   expect(await deckPosition(deck)).toBe('3 / 4');
+  // The room saw no other slide on the way back: not the title slide, nor the transition to this one.
+  await deck.waitForTimeout(1_000);
+  expect([...new Set((await framesOf(deck)).filter((f) => f.visible).map((f) => f.title))]).toEqual(['Ears, edited live']);
   await expect(phone.locator('#title')).toHaveText('Ears, edited live');
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('4 / 4');
 
-  // A slide added while presenting: the phone's slide list learns it, and a jump lands where it says.
+  // A slide added while presenting, above the one on screen: the slideshow stays on its slide (now the fifth),
+  // the phone's slide list learns the new one, and a jump lands where it says.
   writeFileSync(file, readFileSync(file, 'utf8').replace('## Thanks', '## Questions?\n\n---\n\n## Thanks'));
-  await expect.poll(() => deckPosition(deck)).toBe('4 / 5');
+  await expect.poll(() => deckPosition(deck)).toBe('5 / 5');
+  await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Thanks');
+  await expect(phone.locator('#title')).toHaveText('Thanks');
   await phone.getByRole('button', { name: 'Slides' }).tap();
   const list = phone.getByRole('dialog', { name: 'Jump to slide' });
   await expect(list.getByRole('button')).toHaveText(['Close', 'Owls at night', 'Feathers', 'Ears, edited live', 'Questions?', 'Thanks']);
-  await list.getByRole('button', { name: 'Thanks' }).tap();
-  await expect.poll(() => deckPosition(deck)).toBe('5 / 5');
-  await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Thanks');
+  await list.getByRole('button', { name: 'Questions?' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('4 / 5');
+  await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Questions?');
+  // One removed above it: still the same slide.
+  writeFileSync(file, readFileSync(file, 'utf8').replace(/# Owls at night\n[\s\S]*?\n---\n\n/, ''));
+  await expect.poll(() => deckPosition(deck)).toBe('3 / 4');
+  await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Questions?');
 });
+
+/**
+ * Installed before the page's own scripts: what each animation frame of the
+ * page's first 4 s shows, for a test to read after a reload (which slide is
+ * present, whether the slides are visible at all, whether the deck is paused).
+ */
+function recordFrames(): void {
+  const frames: { title: string; visible: boolean; paused: boolean }[] = [];
+  (window as unknown as { clickerFrames: typeof frames }).clickerFrames = frames;
+  const t0 = performance.now();
+  const look = () => {
+    const reveal = document.querySelector('.reveal');
+    const slides = document.querySelector('.reveal .slides');
+    // The innermost: in a vertical stack, the stack's section is present too.
+    const present = [...document.querySelectorAll('.reveal .slides section.present')].at(-1);
+    if (reveal && slides && present) {
+      frames.push({
+        title: present.querySelector('h1, h2')?.textContent ?? '',
+        visible: getComputedStyle(slides).visibility === 'visible',
+        paused: reveal.classList.contains('paused'),
+      });
+    }
+    if (performance.now() - t0 < 4_000) requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+}
+const framesOf = (page: Page) => page.evaluate(() => (window as unknown as { clickerFrames: { title: string; visible: boolean; paused: boolean }[] }).clickerFrames);
 
 test('saving the deck while blacked out keeps the screen black', async ({ browser }) => {
   const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+  await deck.addInitScript(recordFrames);
   await deck.goto(`${server.base}/`);
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
   await phone.goto(toLoopback(await readDeckQr(deck)));
@@ -198,6 +237,11 @@ test('saving the deck while blacked out keeps the screen black', async ({ browse
   await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Feathers, edited in the dark');
   await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
   await expect(phone.getByRole('button', { name: 'Blackout' })).toHaveAttribute('aria-pressed', 'true');
+  // Not one frame of the reload showed the room a slide: the title slide on the way, or this one before it went black.
+  await deck.waitForTimeout(1_000);
+  const frames = await framesOf(deck);
+  expect(frames.length).toBeGreaterThan(10);
+  expect(frames.filter((f) => f.visible && !f.paused)).toEqual([]);
   await phone.getByRole('button', { name: 'Blackout' }).tap();
   await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
 });

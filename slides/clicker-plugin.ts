@@ -51,7 +51,8 @@ interface Saved {
   seenUpTo?: number;
   /** The pairing code on show, brought to the re-registration so a reload keeps it (and the phones waiting with it). */
   pairCode?: string | null;
-  reveal?: { indexh: number; indexv: number; indexf: number; paused?: boolean };
+  /** Where the deck was, and the title of the slide there (if it has one of its own), to find it again after an edit moved it. */
+  reveal?: { indexh: number; indexv: number; indexf: number; paused?: boolean; title?: string };
   /** The deck the position belongs to (the page's clicker-deck meta), and when the page last held it (ms). */
   deck?: string;
   at?: number;
@@ -64,6 +65,8 @@ interface Saved {
  * slide, where the QR code is, instead of wherever the rehearsal stopped.
  */
 const RESUME_WITHIN_MS = 30 * 60_000;
+/** The longest a reload keeps the deck hidden while it goes back to its slide. */
+const RESTORE_HIDE_MAX_MS = 3_000;
 
 /** This page's deck, from the meta tag the server writes (server/deck.ts). */
 const deckOfPage = (): string => document.querySelector<HTMLMetaElement>('meta[name="clicker-deck"]')?.content ?? '';
@@ -436,6 +439,28 @@ async function startFollower(deck: RevealApi, channelId: string): Promise<void> 
   }).start();
 }
 
+/**
+ * Where a saved position is in the deck as it is now. Saving the deck file
+ * reloads the slideshow: a slide added or removed above the one on screen
+ * moves it, and the same numbers would show another slide. So the slide
+ * with the saved title, the nearest to the saved place, wins; a title no
+ * slide has any more (the edit was to it) keeps the numbers.
+ */
+function whereSlideWent(deck: RevealApi, at: { indexh: number; indexv: number; indexf: number; title?: string }): { indexh: number; indexv: number; indexf: number } {
+  const there = deck.getSlide(at.indexh, at.indexv);
+  if (!at.title || titleOf(there, '') === at.title) return at;
+  const slides = deck.getSlides();
+  const from = there ? slides.indexOf(there as HTMLElement) : slides.length - 1;
+  let best: Element | undefined;
+  for (const [i, s] of slides.entries()) {
+    if (titleOf(s, '') !== at.title) continue;
+    if (!best || Math.abs(i - from) < Math.abs(slides.indexOf(best as HTMLElement) - from)) best = s;
+  }
+  if (!best) return at;
+  const { h, v } = deck.getIndices(best as HTMLElement);
+  return { indexh: h, indexv: v ?? 0, indexf: at.indexf };
+}
+
 /** Plugins are initialised before reveal.js has built its controls; navigation has to wait for `ready`. */
 const whenReady = (deck: RevealApi) =>
   new Promise<void>((resolve) => (deck.isReady() ? resolve() : deck.on('ready', () => resolve())));
@@ -445,20 +470,43 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   deck.addKeyBinding({ ...NEW_CODE_KEY }, () => void status.requestNewCode());
   // The question the presenter shows from the phone, and the audience's reactions.
   const overlay = new AudienceOverlay();
+  let saved = loadSaved();
+  // A reload comes back on the slide it left; another deck, or the same one much later, starts at the top.
+  const thisDeck = deckOfPage();
+  const resuming = saved?.reveal && saved.deck === thisDeck && Date.now() - (saved.at ?? 0) < RESUME_WITHIN_MS ? saved.reveal : null;
+  // Saving the deck file reloads the page in front of the room: until it is
+  // back on its slide, nothing shows (not the title slide, nor the slide
+  // transition on the way), and a blacked-out screen stays black.
+  const root = deck.getRevealElement();
+  const hiding = resuming ? ['clicker-restoring', ...(resuming.paused ? ['clicker-restoring-paused'] : [])] : [];
+  const unhide = () => root?.classList.remove(...hiding);
+  if (resuming) {
+    root?.classList.add(...hiding);
+    // Never for long, whatever happens to reveal.js's start.
+    setTimeout(unhide, RESTORE_HIDE_MAX_MS);
+  }
   await whenReady(deck);
   const pointer = new PointerOverlay(deck);
-  let saved = loadSaved();
   const persist = () => {
     if (saved) localStorage.setItem(STORE_KEY, JSON.stringify(saved));
   };
-  // A reload comes back on the slide it left; another deck, or the same one much later, starts at the top.
-  const thisDeck = deckOfPage();
   /** The stream resumes after this event: commands the page missed while away are replayed, if they are for this deck. */
   let resumeAfter = saved?.lastEventId ?? '';
-  if (saved?.reveal && saved.deck === thisDeck && Date.now() - (saved.at ?? 0) < RESUME_WITHIN_MS) {
-    deck.slide(saved.reveal.indexh, saved.reveal.indexv, saved.reveal.indexf);
+  if (resuming) {
+    const { indexh, indexv, indexf } = whereSlideWent(deck, resuming);
+    // Straight there, with no transition to watch.
+    const { transition } = deck.getConfig();
+    deck.configure({ transition: 'none' });
+    deck.slide(indexh, indexv, indexf);
     // Blacked out stays blacked out: saving the deck file reloads the page, and must not put the slide back up for the room.
-    if (saved.reveal.paused) deck.togglePause(true);
+    if (resuming.paused) deck.togglePause(true);
+    // Shown once a frame has laid the deck out where it belongs.
+    requestAnimationFrame(() =>
+      requestAnimationFrame(() => {
+        deck.configure({ transition });
+        unhide();
+      }),
+    );
   } else if (saved) {
     // Taps the phone made while the page was away were aimed at that other
     // deck (or are long stale): resume the channel after them, not through them.
@@ -494,7 +542,8 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   const remember = () => {
     if (!saved) return;
     const r = deck.getState();
-    saved.reveal = { indexh: r.indexh, indexv: r.indexv, indexf: r.indexf, paused: r.paused };
+    const title = titleOf(deck.getCurrentSlide(), '');
+    saved.reveal = { indexh: r.indexh, indexv: r.indexv, indexf: r.indexf, paused: r.paused, ...(title ? { title } : {}) };
     saved.deck = thisDeck;
     saved.at = Date.now();
     if (stream) saved.lastEventId = stream.lastId;
