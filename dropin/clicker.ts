@@ -802,7 +802,9 @@ class Overlay {
     }
     this.host.dataset.kind = kind;
     this.caption.className = kind === 'error' ? 'caption error' : 'caption';
-    this.again.hidden = kind !== 'follow';
+    // While a code is on show, a new one (a phone refused by mistake asks with the new code); once one is paired, another phone.
+    this.again.hidden = kind !== 'follow' && kind !== 'pair';
+    this.again.textContent = kind === 'pair' ? 'New code' : 'Pair another phone';
     this.qr.hidden = !url;
     this.qr.setAttribute('aria-label', kind === 'pair' ? 'QR code to pair your phone as the remote' : 'QR code to follow along');
     // Without the fragment: the one-time pairing code is for the camera, not for the room to copy.

@@ -125,7 +125,14 @@ test('a plain page of another origin pairs a phone through the QR overlay and fo
   await page.getByRole('button', { name: 'Pair phone' }).click();
   const overlay = page.locator('clicker-overlay');
   await expect(overlay).toHaveAttribute('data-kind', 'pair');
+  const firstCode = new URL(await readOverlayQr(page));
+  // Screenshot for the README, taken by the test itself.
+  await page.screenshot({ path: 'docs/dropin.png' });
+  // A code on show can be swapped for a new one (a phone refused by mistake asks again with it).
+  await overlay.getByRole('button', { name: 'New code' }).click();
+  await expect.poll(async () => new URL(await readOverlayQr(page)).hash).not.toBe(firstCode.hash);
   const controllerUrl = new URL(await readOverlayQr(page));
+  expect(controllerUrl.pathname).toBe(firstCode.pathname);
   // The QR carries the LAN address, never loopback; the phone only ever opens it rewritten.
   expect(lanAddresses()).toContain(controllerUrl.hostname);
   expect(controllerUrl.port).toBe(String(clicker.port));
@@ -136,9 +143,6 @@ test('a plain page of another origin pairs a phone through the QR overlay and fo
   await expect(overlay.locator('[data-clicker-qr-caption]')).toHaveText('Scan with your phone to use it as the remote');
   // The page's own CSS (`div, p { color: #7a2 }`) stops at the shadow root.
   await expect(overlay.locator('[data-clicker-qr-caption]')).toHaveCSS('color', 'rgb(17, 17, 17)');
-
-  // Screenshot for the README, taken by the test itself.
-  await page.screenshot({ path: 'docs/dropin.png' });
 
   const phone = await loopback.newPage(browser, { ...phoneDevice });
   await phone.goto(toLoopback(controllerUrl.toString()));
@@ -152,6 +156,8 @@ test('a plain page of another origin pairs a phone through the QR overlay and fo
 
   // Paired: the overlay swaps the pairing QR for the follow QR, as the slideshow does.
   await expect(overlay).toHaveAttribute('data-kind', 'follow');
+  await expect(overlay.getByRole('button', { name: 'Pair another phone' })).toBeVisible();
+  await expect(overlay.getByRole('button', { name: 'New code' })).toHaveCount(0);
   const { id } = await savedChannel(page);
   expect(new URL(await readOverlayQr(page)).pathname).toBe(`/f/${id}`);
   await page.keyboard.press('Escape');
