@@ -547,7 +547,7 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
       if (refused) {
         showMessage(
           'This phone was not allowed',
-          'The presenter did not allow this phone to be the remote. If it is the presenter’s own, press Q on the slideshow for a new code and scan that. You can follow along meanwhile.',
+          'The presenter did not allow this phone to be the remote. If it is the presenter’s own, put up a new pairing code on the laptop (Q on the slideshow, or New code) and scan that. You can follow along meanwhile.',
           typeof err.body.followUrl === 'string' ? err.body.followUrl : followUrl,
         );
         return false;
@@ -630,6 +630,11 @@ async function start(): Promise<void> {
   const code = location.hash.slice(1) || readWaiting()?.code || '';
   // The code is spent once used; drop it from the address bar (and from any later share of this URL).
   if (code) history.replaceState(null, '', location.pathname);
+  // A new QR opened in this same tab (some scanner apps reuse one) differs
+  // only after the #, so the browser does not load it: start over with it.
+  addEventListener('hashchange', () => {
+    if (location.hash.length > 1) location.reload();
+  });
   key = localStorage.getItem(keyName) ?? '';
   if (code) {
     // A fresh code replaces whatever key this phone had (it may have been revoked);

@@ -412,3 +412,34 @@ test('titles, notes and the outline are shown on the phone as text: markup is ne
   await expect(phone.locator('img[src="x"], iframe, svg[onload], a[href^="javascript:"], b')).toHaveCount(0);
   expect(await phone.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
 });
+
+test('a phone refused by mistake pairs with the next code, even when the scanner opens it in the same tab (only the # differs)', async ({ browser }) => {
+  const { deck, qr } = await openDeck(browser);
+  const card = deck.locator('[data-clicker-knock]');
+  const phone = await loopback.newPage(browser, { ...phoneDevice });
+  await phone.goto(toLoopback(qr.toString()));
+  await expect(phone.getByRole('heading', { name: 'Allow this phone on the laptop' })).toBeVisible();
+  await expect(card).toBeVisible();
+  await deck.waitForTimeout(SETTLE_MS + 200);
+  await deck.keyboard.press('Escape');
+  await expect(phone.getByRole('heading', { name: 'This phone was not allowed' })).toBeVisible();
+  // It says how the presenter undoes that.
+  await expect(phone.getByText('put up a new pairing code on the laptop (Q on the slideshow, or New code)')).toBeVisible();
+
+  await deck.keyboard.press('q');
+  const shown = deck.locator('[data-clicker-qr][data-kind="pair"]').first();
+  await expect(shown).not.toHaveAttribute('data-url', qr.toString());
+  const fresh = new URL((await shown.getAttribute('data-url')) ?? '');
+  expect(fresh.pathname).toBe(qr.pathname);
+  expect(fresh.hash).toMatch(/^#[A-Za-z0-9_-]{32}$/);
+  // The tab is still on the refusal, at the same path: the browser only fires hashchange.
+  expect(new URL(phone.url()).pathname).toBe(fresh.pathname);
+  await phone.evaluate((url) => {
+    location.href = url;
+  }, toLoopback(fresh.toString()));
+  await expect(phone.getByRole('heading', { name: 'Allow this phone on the laptop' })).toBeVisible();
+  await allowPhone(deck, phone);
+  await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await phone.getByRole('button', { name: 'Next' }).tap();
+  await expect.poll(() => deckPosition(deck)).toMatch(/^2 \//);
+});
