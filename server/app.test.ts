@@ -449,7 +449,7 @@ test('revoking a controller stops its key', GUARD, async (t) => {
   assert.deepEqual([all.status, all.body], [200, { revoked: 0 }]);
 });
 
-test('malformed JSON, an unknown type and an unknown field are 400', GUARD, async (t) => {
+test('malformed JSON, JSON that is not an object, an unknown type and an unknown field are 400', GUARD, async (t) => {
   const s = await start(t);
   const ch = await s.create();
   const url = `/api/channels/${ch.id}/commands`;
@@ -460,6 +460,8 @@ test('malformed JSON, an unknown type and an unknown field are 400', GUARD, asyn
   expectError(await s.command(ch, ch.deckKey, { type: 'goto', id: cmdId(), h: -1 }), 400, /^invalid request: h: /);
   expectError(await s.command(ch, ch.deckKey, { type: 'next', id: 'bad id!' }), 400, /^invalid request: id: /);
   expectError(await s.call('POST', url, { raw: '[]', headers, key: ch.deckKey }), 400);
+  // Valid JSON, but not an object: said so, not called broken.
+  for (const raw of ['null', '42', '"next"', 'true']) expectError(await s.call('POST', url, { raw, headers, key: ch.deckKey }), 400, /^the body must be a JSON object$/);
   expectError(await s.call('POST', url, { key: ch.deckKey }), 400, /^invalid request/);
   assert.equal((await s.hub.bus.since(ch.id, 0)).events.length, 0);
 });

@@ -60,6 +60,9 @@ interface ClientError {
 const isClientError = (err: unknown): err is ClientError =>
   typeof err === 'object' && err !== null && typeof (err as ClientError).status === 'number';
 
+/** JSON that parses, but is not an object (`null`, a number, a string). */
+export const NOT_AN_OBJECT = 'the body must be a JSON object';
+
 const PARSER_MESSAGES: Record<string, string> = {
   'entity.too.large': 'request body too large',
   'entity.parse.failed': 'malformed JSON',
@@ -68,6 +71,21 @@ const PARSER_MESSAGES: Record<string, string> = {
   'request.aborted': 'request aborted',
   'request.size.invalid': 'request size did not match content length',
 };
+
+/**
+ * body-parser's strict mode refuses `null`, `42` or `"text"` with the same
+ * type as broken JSON; the text it read (its `body`) tells the two apart,
+ * so a client that sent valid JSON of the wrong shape is told that instead.
+ */
+function parsesAsJson(text: unknown): boolean {
+  if (typeof text !== 'string') return false;
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
 
 export function toHttpError(err: unknown): HttpError | undefined {
   if (err instanceof HttpError) return err;
@@ -79,6 +97,7 @@ export function toHttpError(err: unknown): HttpError | undefined {
   }
   if (isClientError(err) && err.status >= 400 && err.status < 500) {
     // A missing asset (serve-static) or an undecodable path (router) has no `type`; its own message may leak a file path.
+    if (err.type === 'entity.parse.failed' && parsesAsJson((err as { body?: unknown }).body)) return new HttpError(400, NOT_AN_OBJECT);
     const known = typeof err.type === 'string' ? PARSER_MESSAGES[err.type] : undefined;
     return new HttpError(err.status, known ?? STATUS_CODES[err.status]?.toLowerCase() ?? 'bad request');
   }

@@ -13,7 +13,7 @@ import { ipKeyGenerator } from 'express-rate-limit';
 import proxyaddr from 'proxy-addr';
 import { Command, EventFilter, ID_RE, Pointer } from '../protocol/messages';
 import type { Config } from './config';
-import { controllerKeyRequired, HttpError, toHttpError } from './errors';
+import { controllerKeyRequired, HttpError, NOT_AN_OBJECT, toHttpError } from './errors';
 import { checkJsonBody, checkOrigin, corsHeaders, preflight, validate, type RequestHead } from './guards';
 import type { ChannelHead, ChannelRecord } from './bus';
 import type { Hub, KeyHolder, PublishResult, Sink } from './hub';
@@ -146,15 +146,19 @@ const bodyError = (err: unknown): unknown => (err instanceof RangeError ? new Ht
 /** Whether the body starts with UTF-8's byte order mark, which JSON.parse refuses and Express's body-parser drops. */
 const hasBom = (bytes: Buffer): boolean => bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
 
-/** A JSON body's value; 400 if it is not JSON, undefined when empty. A leading byte order mark is dropped, as the Express routes do. */
+/** A JSON body's value; 400 if it is not JSON or not an object (or array), undefined when empty. A leading byte order mark is dropped, as the Express routes do. */
 function parseJson(raw: Buffer): unknown {
   const bytes = hasBom(raw) ? raw.subarray(3) : raw;
   if (bytes.length === 0) return undefined;
+  let value: unknown;
   try {
-    return JSON.parse(bytes.toString('utf8'));
+    value = JSON.parse(bytes.toString('utf8'));
   } catch {
     throw new HttpError(400, 'malformed JSON');
   }
+  // As the Express routes' strict parser: an array goes on to the schema, which says what it wants.
+  if (typeof value !== 'object' || value === null) throw new HttpError(400, NOT_AN_OBJECT);
+  return value;
 }
 
 /** Reads a JSON body of at most `limit` bytes; 413 past it, 400 if it is not JSON. */

@@ -110,7 +110,8 @@ test('a question must be 1 to 280 characters of text, without control characters
     [{ text: 'fine', name: 'Mallory' }, /invalid request/],
     [{ text: 42 }, /text/],
     [['text'], /invalid request/],
-    [null, /malformed JSON/],
+    [null, /^the body must be a JSON object$/],
+    ['text', /^the body must be a JSON object$/],
   ] as const) {
     expectError(await ask(s, base, body), 400, why);
   }
