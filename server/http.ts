@@ -78,6 +78,22 @@ function answerUnknownExpectation(_req: http.IncomingMessage, res: http.ServerRe
   res.end(body);
 }
 
+/** Every method some route of Clicker's takes: a CONNECT is told them, as a 405 must (RFC 9110, 15.5.6). */
+const SERVED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS';
+
+/**
+ * CONNECT, a proxy's tunnel: Clicker is no proxy. Without a listener node:http
+ * drops the connection with no word; this says why, in JSON like every other
+ * refusal, and closes it (nothing after a CONNECT is meant as HTTP to us).
+ */
+function answerConnect(_req: IncomingMessage, socket: Duplex): void {
+  const body = JSON.stringify({ error: 'CONNECT is not supported: Clicker is not a proxy' });
+  socket.end(
+    `HTTP/1.1 405 Method Not Allowed\r\nAllow: ${SERVED_METHODS}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+      `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
 /**
  * node:http's server with Clicker's raw front (raw-http.ts) before it: every
  * connection is read by the raw path, which serves hot-route requests itself
@@ -145,6 +161,7 @@ export function createHttpServer(
   );
   server.on('clientError', answerClientError);
   server.on('checkExpectation', answerUnknownExpectation);
+  server.on('connect', answerConnect);
   const raw = server.raw;
   if (raw) app.metrics?.watchRaw(() => raw.stats);
   return server;

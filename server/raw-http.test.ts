@@ -768,6 +768,21 @@ test('an Expect other than 100-continue gets a JSON 417 and the connection close
   await w.closedByServer();
 });
 
+test('a CONNECT (Clicker is no proxy) gets a JSON 405 naming the methods it serves, and the connection closes; the server serves on', GUARD, async (t) => {
+  const { ch, wire } = await setup(t);
+  const w = wire();
+  w.send('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+  const a = await w.answer();
+  assert.equal(a.status, 405);
+  assert.equal(a.headers.allow, 'GET, HEAD, POST, PUT, DELETE, OPTIONS');
+  assert.match(a.headers['content-type']!, /^application\/json/);
+  assert.match(JSON.parse(a.body).error, /^CONNECT is not supported/);
+  await w.closedByServer();
+  const c = wire();
+  c.send(commandRequest(ch));
+  assert.equal((await c.answer()).status, 202);
+});
+
 test('requests pipelined in one write are served one after another, never one inside the answer to the last', GUARD, async (t) => {
   // A route that answers at once, inside serve(): were the next request
   // started from that answer, each would run a stack frame deeper (1,200
