@@ -209,7 +209,7 @@ function onStream(s: DeckState): Omit<DeckState, 'notes'> {
 
 // ------------------------------------------------------------------ channels
 
-test('a wrong method on any route the README lists is 405 naming the right ones, as on the pages; OPTIONS on a page lists them', GUARD, async (t) => {
+test('a wrong method on any route the README lists is 405 naming the right ones, as on the pages; OPTIONS without an Origin lists them', GUARD, async (t) => {
   const s = await start(t);
   const ch = await s.create();
   // The README's API tables are the list: every route they give must answer a wrong method with 405 and the right Allow.
@@ -231,6 +231,10 @@ test('a wrong method on any route the README lists is 405 naming the right ones,
       expectError(res, 405, /method not allowed/);
       assert.deepEqual(res.headers.get('allow')?.split(', ').sort(), [...allow].sort(), `${wrong} ${url}`);
     }
+    // An OPTIONS with no Origin is no CORS preflight: it is told the methods too, not refused as cross-origin.
+    const options = await s.call('OPTIONS', url);
+    assert.equal(options.status, 204, `OPTIONS ${url}: ${JSON.stringify(options.body)}`);
+    assert.deepEqual(options.headers.get('allow')?.split(', ').sort(), [...allow, 'OPTIONS'].sort(), `OPTIONS ${url}`);
   }
   for (const url of ['/', `/f/${ch.id}`, `/r/${ch.id}`, '/_audience.md', '/clicker.js']) {
     const res = await s.call('POST', url);

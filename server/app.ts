@@ -341,8 +341,9 @@ export function createApp(deps: AppDeps): App {
 
   const api = express.Router();
   // CORS first: a preflight carries no body and must not meet the write guards.
+  // An OPTIONS with no Origin is no preflight (curl, a monitor): it is told the route's methods, below.
   api.use((req, res, next) => {
-    if (req.method === 'OPTIONS') {
+    if (req.method === 'OPTIONS' && req.headers.origin !== undefined) {
       const p = preflight(req, allowedOrigins);
       res.status(p.status).set(p.headers).send(p.body);
       return;

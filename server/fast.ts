@@ -337,6 +337,11 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     const query = route[3];
     const isEvents = what === 'events';
     const method = req.method ?? '';
+    if (method === 'OPTIONS' && req.headers.origin === undefined) {
+      // No Origin, no preflight: the methods this route takes, as on every other route.
+      ex.send(204, { Allow: isEvents ? 'GET, HEAD, OPTIONS' : 'POST, OPTIONS' }, undefined);
+      return;
+    }
     if (method === 'OPTIONS') {
       const p = preflight(req, allowedOrigins);
       ex.send(p.status, p.body === undefined ? p.headers : { ...p.headers, 'Content-Length': Buffer.byteLength(p.body) }, p.body);
