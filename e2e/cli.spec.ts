@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { devices, expect, test, type Page } from '@playwright/test';
-import { ClickerServer, closePages, deckPosition, readDeckQr, toLoopback, allowPhone } from './fixtures';
+import { ClickerServer, closePages, deckPosition, framesOf, readDeckQr, recordFrames, toLoopback, allowPhone } from './fixtures';
 
 const TALK = `---
 title: Owls at night
@@ -157,12 +157,20 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
   await deck.addInitScript(recordFrames);
   await deck.goto(`${server.base}/`);
+  const qr = new URL(toLoopback(await readDeckQr(deck)));
   const phone = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
-  await phone.goto(toLoopback(await readDeckQr(deck)));
+  await phone.goto(qr.href);
   await allowPhone(deck, phone);
   await phone.getByRole('button', { name: 'Next' }).tap();
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('3 / 4');
+  // Someone in the audience joins now: the presenter's slide is the first they see, not the title slide on the way to it.
+  const follower = await (await browser.newContext({ ...devices['Pixel 7'] })).newPage();
+  await follower.addInitScript(recordFrames);
+  await follower.goto(`${server.base}${qr.pathname.replace(/^\/r\//, '/f/')}`);
+  await expect(follower.locator('.reveal .slides section.present > h2')).toHaveText('Ears');
+  await follower.waitForTimeout(500);
+  expect([...new Set((await framesOf(follower)).filter((f) => f.visible).map((f) => f.title))]).toEqual(['Ears']);
 
   const file = path.join(dir, 'talk.md');
   writeFileSync(file, readFileSync(file, 'utf8').replace('## Ears', '## Ears, edited live'));
@@ -171,6 +179,9 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   // The room saw no other slide on the way back: not the title slide, nor the transition to this one.
   await deck.waitForTimeout(1_000);
   expect([...new Set((await framesOf(deck)).filter((f) => f.visible).map((f) => f.title))]).toEqual(['Ears, edited live']);
+  // The follower reloads too, and likewise shows only where the presenter is.
+  await expect(follower.locator('.reveal .slides section.present > h2')).toHaveText('Ears, edited live');
+  expect([...new Set((await framesOf(follower)).filter((f) => f.visible).map((f) => f.title))]).toEqual(['Ears, edited live']);
   await expect(phone.locator('#title')).toHaveText('Ears, edited live');
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('4 / 4');
@@ -193,32 +204,6 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   await expect(deck.locator('.reveal .slides section.present > h2')).toHaveText('Questions?');
 });
 
-/**
- * Installed before the page's own scripts: what each animation frame of the
- * page's first 4 s shows, for a test to read after a reload (which slide is
- * present, whether the slides are visible at all, whether the deck is paused).
- */
-function recordFrames(): void {
-  const frames: { title: string; visible: boolean; paused: boolean }[] = [];
-  (window as unknown as { clickerFrames: typeof frames }).clickerFrames = frames;
-  const t0 = performance.now();
-  const look = () => {
-    const reveal = document.querySelector('.reveal');
-    const slides = document.querySelector('.reveal .slides');
-    // The innermost: in a vertical stack, the stack's section is present too.
-    const present = [...document.querySelectorAll('.reveal .slides section.present')].at(-1);
-    if (reveal && slides && present) {
-      frames.push({
-        title: present.querySelector('h1, h2')?.textContent ?? '',
-        visible: getComputedStyle(slides).visibility === 'visible',
-        paused: reveal.classList.contains('paused'),
-      });
-    }
-    if (performance.now() - t0 < 4_000) requestAnimationFrame(look);
-  };
-  requestAnimationFrame(look);
-}
-const framesOf = (page: Page) => page.evaluate(() => (window as unknown as { clickerFrames: { title: string; visible: boolean; paused: boolean }[] }).clickerFrames);
 
 test('saving the deck while blacked out keeps the screen black', async ({ browser }) => {
   const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
@@ -250,6 +235,8 @@ test('the saved slide is resumed for the same deck soon after, and never for ano
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 720 } });
   const deck = await ctx.newPage();
   await deck.goto(`${server.base}/`);
+  // reveal.js takes keys once it is ready; a key pressed before is lost, as it would be for a person.
+  await expect(deck.locator('.reveal')).toHaveClass(/\bready\b/);
   await deck.keyboard.press('Space');
   await deck.keyboard.press('Space');
   await expect.poll(() => deckPosition(deck)).toBe('3 / 4');

@@ -175,3 +175,30 @@ export class LoopbackOnly {
     return ctx.newPage();
   }
 }
+
+/**
+ * Installed before the page's own scripts: what each animation frame of the
+ * page's first 4 s shows, for a test to read after a reload (which slide is
+ * present, whether the slides are visible at all, whether the deck is paused).
+ */
+export function recordFrames(): void {
+  const frames: { title: string; visible: boolean; paused: boolean }[] = [];
+  (window as unknown as { clickerFrames: typeof frames }).clickerFrames = frames;
+  const t0 = performance.now();
+  const look = () => {
+    const reveal = document.querySelector('.reveal');
+    const slides = document.querySelector('.reveal .slides');
+    // The innermost: in a vertical stack, the stack's section is present too.
+    const present = [...document.querySelectorAll('.reveal .slides section.present')].at(-1);
+    if (reveal && slides && present) {
+      frames.push({
+        title: present.querySelector('h1, h2')?.textContent ?? '',
+        visible: getComputedStyle(slides).visibility === 'visible',
+        paused: reveal.classList.contains('paused'),
+      });
+    }
+    if (performance.now() - t0 < 4_000) requestAnimationFrame(look);
+  };
+  requestAnimationFrame(look);
+}
+export const framesOf = (page: Page) => page.evaluate(() => (window as unknown as { clickerFrames: { title: string; visible: boolean; paused: boolean }[] }).clickerFrames);

@@ -414,6 +414,10 @@ async function startFollower(deck: RevealApi, channelId: string): Promise<void> 
   // and react: the only writes follow mode makes, and never a command.
   const overlay = new AudienceOverlay();
   const audience = new AudienceBar(api(`/${channelId}`));
+  // Hidden until the presenter's slide is known: opening the page, or its
+  // reload when the deck file is saved, never shows the title slide first
+  // and then a transition across the deck.
+  const arrival = hideUntilArrived(deck, false);
   await whenReady(deck);
   const qr = document.querySelector<HTMLElement>('[data-clicker-qr]');
   // Hidden but still taking its space: the title slide keeps the presenter's
@@ -421,9 +425,12 @@ async function startFollower(deck: RevealApi, channelId: string): Promise<void> 
   if (qr) qr.style.visibility = 'hidden';
   const pointer = new PointerOverlay(deck);
   const follow = (state: PublicDeckState | null) => {
-    if (!state) return;
-    deck.slide(state.indexh, state.indexv, state.indexf);
-    if (deck.isPaused() !== state.paused) deck.togglePause(state.paused);
+    // No slide reported yet: the presenter's is the title slide.
+    if (!state) return arrival.show();
+    arrival.arrive(() => {
+      deck.slide(state.indexh, state.indexv, state.indexf);
+      if (deck.isPaused() !== state.paused) deck.togglePause(state.paused);
+    });
   };
   new LiveStream(api(`/${channelId}/events`), [EVENT.snapshot, EVENT.state, EVENT.reload, EVENT.pointer, ...OVERLAY_EVENTS, ...AUDIENCE_EVENTS], {
     onEvent(name, data) {
@@ -461,6 +468,44 @@ function whereSlideWent(deck: RevealApi, at: { indexh: number; indexv: number; i
   return { indexh: h, indexv: v ?? 0, indexf: at.indexf };
 }
 
+/**
+ * Keeps the slides out of sight while a page that has just loaded goes to
+ * the slide it should be on (a reloaded slideshow to its own, a follower to
+ * the presenter's), so nobody watches it pass the title slide. `arrive`
+ * makes that move with no transition and shows the deck once a frame has
+ * laid it out; `show` shows it where it is. Never hidden for longer than
+ * RESTORE_HIDE_MAX_MS, whatever becomes of reveal.js's start or the stream.
+ * Call before reveal.js is ready, so the first frame is already hidden.
+ */
+function hideUntilArrived(deck: RevealApi, paused: boolean): { arrive(move: () => void): void; show(): void } {
+  const root = deck.getRevealElement();
+  const classes = ['clicker-restoring', ...(paused ? ['clicker-restoring-paused'] : [])];
+  root?.classList.add(...classes);
+  let shown = false;
+  const show = () => {
+    if (shown) return;
+    shown = true;
+    clearTimeout(timer);
+    root?.classList.remove(...classes);
+  };
+  const timer = setTimeout(show, RESTORE_HIDE_MAX_MS);
+  return {
+    show,
+    arrive(move) {
+      if (shown) return move();
+      const { transition } = deck.getConfig();
+      deck.configure({ transition: 'none' });
+      move();
+      requestAnimationFrame(() =>
+        requestAnimationFrame(() => {
+          deck.configure({ transition });
+          show();
+        }),
+      );
+    },
+  };
+}
+
 /** Plugins are initialised before reveal.js has built its controls; navigation has to wait for `ready`. */
 const whenReady = (deck: RevealApi) =>
   new Promise<void>((resolve) => (deck.isReady() ? resolve() : deck.on('ready', () => resolve())));
@@ -477,14 +522,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   // Saving the deck file reloads the page in front of the room: until it is
   // back on its slide, nothing shows (not the title slide, nor the slide
   // transition on the way), and a blacked-out screen stays black.
-  const root = deck.getRevealElement();
-  const hiding = resuming ? ['clicker-restoring', ...(resuming.paused ? ['clicker-restoring-paused'] : [])] : [];
-  const unhide = () => root?.classList.remove(...hiding);
-  if (resuming) {
-    root?.classList.add(...hiding);
-    // Never for long, whatever happens to reveal.js's start.
-    setTimeout(unhide, RESTORE_HIDE_MAX_MS);
-  }
+  const arrival = resuming ? hideUntilArrived(deck, resuming.paused === true) : null;
   await whenReady(deck);
   const pointer = new PointerOverlay(deck);
   const persist = () => {
@@ -494,19 +532,11 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   let resumeAfter = saved?.lastEventId ?? '';
   if (resuming) {
     const { indexh, indexv, indexf } = whereSlideWent(deck, resuming);
-    // Straight there, with no transition to watch.
-    const { transition } = deck.getConfig();
-    deck.configure({ transition: 'none' });
-    deck.slide(indexh, indexv, indexf);
-    // Blacked out stays blacked out: saving the deck file reloads the page, and must not put the slide back up for the room.
-    if (resuming.paused) deck.togglePause(true);
-    // Shown once a frame has laid the deck out where it belongs.
-    requestAnimationFrame(() =>
-      requestAnimationFrame(() => {
-        deck.configure({ transition });
-        unhide();
-      }),
-    );
+    arrival?.arrive(() => {
+      deck.slide(indexh, indexv, indexf);
+      // Blacked out stays blacked out: saving the deck file reloads the page, and must not put the slide back up for the room.
+      if (resuming.paused) deck.togglePause(true);
+    });
   } else if (saved) {
     // Taps the phone made while the page was away were aimed at that other
     // deck (or are long stale): resume the channel after them, not through them.
