@@ -81,16 +81,33 @@ function answerUnknownExpectation(_req: http.IncomingMessage, res: http.ServerRe
 /** Every method some route of Clicker's takes: a CONNECT is told them, as a 405 must (RFC 9110, 15.5.6). */
 const SERVED_METHODS = 'GET, HEAD, POST, PUT, DELETE, OPTIONS';
 
+/** How long a refused CONNECT's connection may take to send its answer out before it is cut. */
+const CONNECT_LINGER_MS = 2_000;
+
 /**
  * CONNECT, a proxy's tunnel: Clicker is no proxy. Without a listener node:http
  * drops the connection with no word; this says why, in JSON like every other
- * refusal, and closes it (nothing after a CONNECT is meant as HTTP to us).
+ * refusal, then closes it (nothing after a CONNECT is meant as HTTP to us).
+ * node:http has let go of the socket by now (no timeout of its own applies),
+ * so it is destroyed once the answer is out, or after CONNECT_LINGER_MS.
+ * A CONNECT pipelined behind a request still being answered is cut off
+ * unanswered, as node:http did: a 405 there would be read as that request's.
  */
-function answerConnect(_req: IncomingMessage, socket: Duplex): void {
+function answerConnect(socket: Duplex, answering: boolean): void {
+  if (answering) {
+    socket.destroy();
+    return;
+  }
   const body = JSON.stringify({ error: 'CONNECT is not supported: Clicker is not a proxy' });
+  const cut = setTimeout(() => socket.destroy(), CONNECT_LINGER_MS);
+  cut.unref();
   socket.end(
     `HTTP/1.1 405 Method Not Allowed\r\nAllow: ${SERVED_METHODS}\r\nContent-Type: application/json; charset=utf-8\r\n` +
       `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+    () => {
+      clearTimeout(cut);
+      socket.destroy();
+    },
   );
 }
 
@@ -161,7 +178,14 @@ export function createHttpServer(
   );
   server.on('clientError', answerClientError);
   server.on('checkExpectation', answerUnknownExpectation);
-  server.on('connect', answerConnect);
+  // Answers node:http still owes on each connection, for a CONNECT that comes in behind them.
+  const owed = new WeakMap<object, number>();
+  server.on('request', (req: IncomingMessage, res: http.ServerResponse) => {
+    const socket = req.socket;
+    owed.set(socket, (owed.get(socket) ?? 0) + 1);
+    res.once('close', () => owed.set(socket, (owed.get(socket) ?? 1) - 1));
+  });
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => answerConnect(socket, (owed.get(req.socket) ?? 0) > 0));
   const raw = server.raw;
   if (raw) app.metrics?.watchRaw(() => raw.stats);
   return server;

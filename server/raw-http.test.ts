@@ -783,6 +783,39 @@ test('a CONNECT (Clicker is no proxy) gets a JSON 405 naming the methods it serv
   assert.equal((await c.answer()).status, 202);
 });
 
+test('a refused CONNECT is let go even by a client that keeps its side open; one pipelined behind a request is cut off, never answered as that request', GUARD, async (t) => {
+  for (const rawHttp of [true, false]) {
+    const { s } = await setup(t, { rawHttp });
+    const connections = () => new Promise<number>((resolve) => s.server.getConnections((_err, n) => resolve(n)));
+    // A client that reads the answer and the server's FIN, and never closes its own side.
+    const halfOpen = () => {
+      const socket = net.connect({ host: '127.0.0.1', port: s.port, allowHalfOpen: true });
+      let text = '';
+      socket.on('data', (d: Buffer) => (text += d.toString('latin1')));
+      socket.on('error', () => undefined);
+      t.after(() => socket.destroy());
+      return { socket, text: () => text, ended: new Promise<void>((resolve) => socket.once('end', () => resolve())) };
+    };
+    const idle = halfOpen();
+    idle.socket.write('CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n');
+    await idle.ended;
+    assert.match(idle.text(), /^HTTP\/1\.1 405 /, `rawHttp ${rawHttp}`);
+    // The server holds nothing for it (node:http's timeouts no longer watch that socket).
+    // (Polled for a few seconds, well past the answer's way out: not a measure of speed.)
+    for (let i = 0; i < 250 && (await connections()) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(await connections(), 0, `rawHttp ${rawHttp}: the refused CONNECT's connection is closed`);
+
+    // Chunked, so node:http reads the POST (with the raw front on, too), and its answer is still owed when the CONNECT is read.
+    const behind = halfOpen();
+    behind.socket.write(
+      'POST /api/channels HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n' +
+        'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n',
+    );
+    await behind.ended;
+    assert.doesNotMatch(behind.text(), /405/, `rawHttp ${rawHttp}: no 405 read as the POST's answer`);
+  }
+});
+
 test('requests pipelined in one write are served one after another, never one inside the answer to the last', GUARD, async (t) => {
   // A route that answers at once, inside serve(): were the next request
   // started from that answer, each would run a stack frame deeper (1,200
