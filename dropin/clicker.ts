@@ -728,7 +728,7 @@ class Overlay {
     session
       .allow(knock)
       .catch((err: unknown) => {
-        this.knockProblem = 'Could not allow it. Press “Pair another phone” for a new code, and scan again.';
+        this.knockProblem = 'Could not allow it. Press “New code”, and scan the new one.';
         session?.fail(explain(err, 'allowing a phone'));
       })
       .finally(() => {
@@ -773,7 +773,7 @@ class Overlay {
       list.append(item);
     }
     const hint = el('p', 'hint');
-    hint.textContent = cardHint(waiting, more, 'Press “Pair another phone” for a new code, and scan again.');
+    hint.textContent = cardHint(waiting, more, 'Press “New code”, and scan the new one.');
     const problem = el('p', 'error');
     problem.textContent = this.knockProblem;
     problem.hidden = !this.knockProblem;
@@ -802,9 +802,11 @@ class Overlay {
     }
     this.host.dataset.kind = kind;
     this.caption.className = kind === 'error' ? 'caption error' : 'caption';
-    // While a code is on show, a new one (a phone refused by mistake asks with the new code); once one is paired, another phone.
+    // While a code is on show, a new one (a phone refused by mistake asks
+    // with the new code; an allow that failed says to press it); once one
+    // is paired, another phone.
     this.again.hidden = kind !== 'follow' && kind !== 'pair';
-    this.again.textContent = kind === 'pair' ? 'New code' : 'Pair another phone';
+    this.again.textContent = kind === 'follow' ? 'Pair another phone' : 'New code';
     this.qr.hidden = !url;
     this.qr.setAttribute('aria-label', kind === 'pair' ? 'QR code to pair your phone as the remote' : 'QR code to follow along');
     // Without the fragment: the one-time pairing code is for the camera, not for the room to copy.
