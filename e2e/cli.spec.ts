@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { devices, expect, test, type Page } from '@playwright/test';
-import { ClickerServer, closePages, deckPosition, framesOf, readDeckQr, recordFrames, toLoopback, allowPhone } from './fixtures';
+import { ClickerServer, closePages, deckPosition, readDeckQr, recordFrames, titlesSeen, toLoopback, allowPhone } from './fixtures';
 
 const TALK = `---
 title: Owls at night
@@ -170,7 +170,7 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   await follower.goto(`${server.base}${qr.pathname.replace(/^\/r\//, '/f/')}`);
   await expect(follower.locator('.reveal .slides section.present > h2')).toHaveText('Ears');
   await follower.waitForTimeout(500);
-  expect([...new Set((await framesOf(follower)).filter((f) => f.visible).map((f) => f.title))]).toEqual(['Ears']);
+  expect(await titlesSeen(follower)).toEqual(['Ears']);
 
   const file = path.join(dir, 'talk.md');
   writeFileSync(file, readFileSync(file, 'utf8').replace('## Ears', '## Ears, edited live'));
@@ -178,10 +178,10 @@ test('editing the deck reloads the slideshow in place, and the phone stays paire
   expect(await deckPosition(deck)).toBe('3 / 4');
   // The room saw no other slide on the way back: not the title slide, nor the transition to this one.
   await deck.waitForTimeout(1_000);
-  expect([...new Set((await framesOf(deck)).filter((f) => f.visible).map((f) => f.title))]).toEqual(['Ears, edited live']);
+  expect(await titlesSeen(deck)).toEqual(['Ears, edited live']);
   // The follower reloads too, and likewise shows only where the presenter is.
   await expect(follower.locator('.reveal .slides section.present > h2')).toHaveText('Ears, edited live');
-  expect([...new Set((await framesOf(follower)).filter((f) => f.visible).map((f) => f.title))]).toEqual(['Ears, edited live']);
+  expect(await titlesSeen(follower)).toEqual(['Ears, edited live']);
   await expect(phone.locator('#title')).toHaveText('Ears, edited live');
   await phone.getByRole('button', { name: 'Next' }).tap();
   await expect.poll(() => deckPosition(deck)).toBe('4 / 4');
@@ -224,9 +224,7 @@ test('saving the deck while blacked out keeps the screen black', async ({ browse
   await expect(phone.getByRole('button', { name: 'Blackout' })).toHaveAttribute('aria-pressed', 'true');
   // Not one frame of the reload showed the room a slide: the title slide on the way, or this one before it went black.
   await deck.waitForTimeout(1_000);
-  const frames = await framesOf(deck);
-  expect(frames.length).toBeGreaterThan(10);
-  expect(frames.filter((f) => f.visible && !f.paused)).toEqual([]);
+  expect(await titlesSeen(deck)).toEqual([]);
   await phone.getByRole('button', { name: 'Blackout' }).tap();
   await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
 });
@@ -494,6 +492,69 @@ test("a theme's web fonts come from Clicker itself: the slideshow draws them wit
     expect(fonts.every((f) => f.startsWith('200 /assets/fonts/'))).toBe(true);
     expect(elsewhere).toEqual([]);
     expect(refused).toEqual([]);
+  } finally {
+    await own.stop();
+  }
+});
+
+test('a save finds the slide on screen again by its words, its title and its neighbours: not another slide with the same title', async ({ browser }) => {
+  const ownDir = mkdtempSync(path.join(os.tmpdir(), 'clicker-marks-'));
+  const file = path.join(ownDir, 'talk.md');
+  // The title slide has a background of its own: a page placing itself elsewhere must not show it on the way.
+  const slides = ['<!-- .slide: data-background-color="#5a1a3a" -->\n\n# Talk', '## Demo\n\nThe first demo', 'Only words here, no heading', '## Demo\n\nThe second demo', '## End'];
+  const save = (list: string[]) => writeFileSync(file, list.join('\n\n---\n\n') + '\n');
+  save(slides);
+  const own = await ClickerServer.start([file]);
+  try {
+    const deck = await (await browser.newContext({ viewport: { width: 1280, height: 720 } })).newPage();
+    await deck.goto(`${own.base}/`);
+    await expect(deck.locator('.reveal')).toHaveClass(/\bready\b/);
+    const present = deck.locator('.reveal .slides section.present');
+    // Each save reloads the page: a mark set on this one is gone after it.
+    const saveAndReload = async (list: string[]) => {
+      await deck.evaluate(() => ((window as unknown as { mark?: number }).mark = 1));
+      save(list);
+      await expect.poll(() => deck.evaluate(() => (window as unknown as { mark?: number }).mark ?? 0)).toBe(0);
+      await expect(deck.locator('.reveal')).toHaveClass(/\bready\b/);
+      await expect(deck.locator('.reveal')).not.toHaveClass(/\bclicker-restoring\b/);
+    };
+    const qr = new URL(toLoopback(await readDeckQr(deck)));
+    for (let i = 0; i < 3; i++) await deck.keyboard.press('ArrowRight');
+    await expect(present).toContainText('The second demo');
+    // An audience member joining now sees that slide, and nothing of the title slide first.
+    const follower = await (await browser.newContext({ ...devices['iPhone 13'] })).newPage();
+    await follower.addInitScript(recordFrames);
+    await follower.goto(`${own.base}/f/${qr.pathname.split('/').pop()}`);
+    await expect(follower.locator('.reveal .slides section.present')).toContainText('The second demo');
+    await follower.waitForTimeout(500);
+    expect(await titlesSeen(follower)).toEqual(['Demo']);
+
+    // A slide added above: the second "Demo" is found, not the first (as near to the old place).
+    let now = [slides[0]!, '## Added', ...slides.slice(1)];
+    await saveAndReload(now);
+    expect(await deckPosition(deck)).toBe('5 / 6');
+    await expect(present).toContainText('The second demo');
+
+    // Retitled: its words still say which it is, rather than the other "Demo".
+    now = now.map((x) => x.replace('## Demo\n\nThe second demo', '## Demo, retitled\n\nThe second demo'));
+    await saveAndReload(now);
+    expect(await deckPosition(deck)).toBe('5 / 6');
+    await expect(present.locator('h2')).toHaveText('Demo, retitled');
+
+    // A slide with no heading is known by its words.
+    await deck.keyboard.press('ArrowLeft');
+    await expect(present).toContainText('Only words here');
+    now = [slides[0]!, '## Added too', ...now.slice(1)];
+    await saveAndReload(now);
+    expect(await deckPosition(deck)).toBe('5 / 7');
+    await expect(present).toContainText('Only words here');
+
+    // Deleted: the numbers are kept (the next slide moved into its place), not a jump to a slide sharing a title.
+    await deck.keyboard.press('ArrowLeft');
+    await expect(present).toContainText('The first demo');
+    await saveAndReload(now.filter((x) => !x.includes('The first demo')));
+    expect(await deckPosition(deck)).toBe('4 / 6');
+    await expect(present).toContainText('Only words here');
   } finally {
     await own.stop();
   }

@@ -176,29 +176,45 @@ export class LoopbackOnly {
   }
 }
 
+/** What one animation frame of a slideshow showed (see recordFrames). */
+export interface Frame {
+  /** The present slide's heading. */
+  title: string;
+  /** Whether that slide, or its background, could be seen: neither it nor a parent hidden or at opacity 0. */
+  shown: boolean;
+  /** Whether the pause overlay covered it wholly (a blackout, done fading in). */
+  blackedOut: boolean;
+}
+
 /**
  * Installed before the page's own scripts: what each animation frame of the
- * page's first 4 s shows, for a test to read after a reload (which slide is
- * present, whether the slides are visible at all, whether the deck is paused).
+ * page's first 4 s shows, for a test to read after a reload or on joining.
  */
 export function recordFrames(): void {
-  const frames: { title: string; visible: boolean; paused: boolean }[] = [];
-  (window as unknown as { clickerFrames: typeof frames }).clickerFrames = frames;
+  const frames: Frame[] = [];
+  (window as unknown as { clickerFrames: Frame[] }).clickerFrames = frames;
   const t0 = performance.now();
+  const seen = (el: Element | undefined) => !!el && el.checkVisibility({ checkOpacity: true, checkVisibilityCSS: true });
   const look = () => {
-    const reveal = document.querySelector('.reveal');
-    const slides = document.querySelector('.reveal .slides');
-    // The innermost: in a vertical stack, the stack's section is present too.
+    // The innermost: in a vertical stack, the stack's section (and its background) is present too.
     const present = [...document.querySelectorAll('.reveal .slides section.present')].at(-1);
-    if (reveal && slides && present) {
+    const background = [...document.querySelectorAll('.reveal .backgrounds .slide-background.present')].at(-1);
+    const overlay = document.querySelector('.reveal .pause-overlay') ?? undefined;
+    if (present) {
       frames.push({
         title: present.querySelector('h1, h2')?.textContent ?? '',
-        visible: getComputedStyle(slides).visibility === 'visible',
-        paused: reveal.classList.contains('paused'),
+        shown: seen(present) || seen(background),
+        blackedOut: !!overlay && seen(overlay) && Number(getComputedStyle(overlay).opacity) >= 0.99,
       });
     }
     if (performance.now() - t0 < 4_000) requestAnimationFrame(look);
   };
   requestAnimationFrame(look);
 }
-export const framesOf = (page: Page) => page.evaluate(() => (window as unknown as { clickerFrames: { title: string; visible: boolean; paused: boolean }[] }).clickerFrames);
+
+/** The titles of the slides a page let the room see, in the frames recordFrames kept: each once, in order. */
+export async function titlesSeen(page: Page): Promise<string[]> {
+  const frames = await page.evaluate(() => (window as unknown as { clickerFrames: Frame[] }).clickerFrames);
+  expect(frames.length, 'frames were recorded').toBeGreaterThan(10);
+  return [...new Set(frames.filter((f) => f.shown && !f.blackedOut).map((f) => f.title))];
+}

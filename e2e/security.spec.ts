@@ -265,6 +265,40 @@ test('follow mode shows the presenter\'s slide on join, follows every move, and 
   expect(await audience.evaluate(() => localStorage.getItem('clicker.deck.v1'))).toBeNull();
 });
 
+test("a follower's first placement, overtaken by the presenter's next move, keeps the deck's slide transition", async ({ browser }) => {
+  const { deck, qr, id, total } = await openDeck(browser);
+  const phone = await openPhone(browser, deck, qr);
+  await expect(deck.locator('.reveal')).toHaveClass(/\bslide\b/);
+  await phone.getByRole('button', { name: 'Slides' }).tap();
+  await phone.getByRole('dialog', { name: 'Jump to slide' }).getByRole('button').nth(3).tap();
+  await expect.poll(() => deckPosition(deck)).toBe(`3 / ${total}`);
+
+  // The follower's animation frames are held back, so its first placement
+  // (made with the transition off, shown a frame later) is still waiting
+  // when the presenter's next move arrives.
+  const audience = await loopback.newPage(browser, { viewport: { width: 1024, height: 640 } });
+  await audience.addInitScript(() => {
+    const held: FrameRequestCallback[] = [];
+    const real = window.requestAnimationFrame.bind(window);
+    let holding = true;
+    window.requestAnimationFrame = (cb) => (holding ? (held.push(cb), 0) : real(cb));
+    (window as unknown as { releaseFrames: () => void }).releaseFrames = () => {
+      holding = false;
+      for (const cb of held.splice(0)) real(cb);
+    };
+  });
+  await audience.goto(`${server.base}/f/${id}`);
+  await expect.poll(() => deckPosition(audience)).toBe(`3 / ${total}`);
+  await expect(audience.locator('.reveal')).toHaveClass(/\bclicker-restoring\b/);
+  await phone.getByRole('button', { name: 'Last' }).tap();
+  await expect.poll(() => deckPosition(audience)).toBe(`${total} / ${total}`);
+  await audience.evaluate(() => (window as unknown as { releaseFrames: () => void }).releaseFrames());
+  await expect(audience.locator('.reveal')).not.toHaveClass(/\bclicker-restoring\b/);
+  // The author's transition is back (reveal.js names it in a class of the deck), not the borrowed "none".
+  await expect(audience.locator('.reveal')).toHaveClass(/\bslide\b/);
+  await expect(audience.locator('.reveal')).not.toHaveClass(/\bnone\b/);
+});
+
 test('a revoke or a new code the server does not get is said on the slideshow, never taken for done', async ({ browser }) => {
   const { deck, qr } = await openDeck(browser);
   await openPhone(browser, deck, qr);

@@ -51,8 +51,8 @@ interface Saved {
   seenUpTo?: number;
   /** The pairing code on show, brought to the re-registration so a reload keeps it (and the phones waiting with it). */
   pairCode?: string | null;
-  /** Where the deck was, and the title of the slide there (if it has one of its own), to find it again after an edit moved it. */
-  reveal?: { indexh: number; indexv: number; indexf: number; paused?: boolean; title?: string };
+  /** Where the deck was, and how to know the slide there again after an edit moved it. */
+  reveal?: { indexh: number; indexv: number; indexf: number; paused?: boolean; mark?: SlideMark };
   /** The deck the position belongs to (the page's clicker-deck meta), and when the page last held it (ms). */
   deck?: string;
   at?: number;
@@ -446,25 +446,68 @@ async function startFollower(deck: RevealApi, channelId: string): Promise<void> 
   }).start();
 }
 
+/** What a slide's own words are, besides its heading: headings, speaker notes and Clicker's own parts left out, one line, at most 300 characters. */
+function bodyOf(slide: Element | undefined): string {
+  if (!slide) return '';
+  let text = '';
+  const walk = (node: Node): void => {
+    if (node.nodeType === Node.TEXT_NODE) text += node.nodeValue ?? '';
+    if (!(node instanceof Element)) return;
+    if (/^(H[1-6]|ASIDE|SCRIPT|STYLE|TEMPLATE)$/.test(node.tagName) || node.matches('[data-clicker-qr], [class^="clicker"], [class*=" clicker"]')) return;
+    for (const child of node.childNodes) walk(child);
+  };
+  for (const child of slide.childNodes) walk(child);
+  return text.replace(/\s+/g, ' ').trim().slice(0, 300);
+}
+
+/** A slide as its neighbours know it: its title, or the start of its words. */
+const keyOf = (slide: Element | undefined): string => titleOf(slide, '') || bodyOf(slide).slice(0, 80);
+
+/** How to know a slide again after the deck file was edited around it. */
+interface SlideMark {
+  title: string;
+  body: string;
+  /** The keys of the slides before and after it. */
+  prev: string;
+  next: string;
+  /** Its place among all the slides, vertical ones counted. */
+  flat: number;
+}
+
+function markOf(deck: RevealApi, slide: Element | undefined): SlideMark | undefined {
+  if (!slide) return undefined;
+  const slides = deck.getSlides();
+  const flat = slides.indexOf(slide as HTMLElement);
+  if (flat < 0) return undefined;
+  return { title: titleOf(slide, ''), body: bodyOf(slide), prev: keyOf(slides[flat - 1]), next: keyOf(slides[flat + 1]), flat };
+}
+
 /**
  * Where a saved position is in the deck as it is now. Saving the deck file
  * reloads the slideshow: a slide added or removed above the one on screen
- * moves it, and the same numbers would show another slide. So the slide
- * with the saved title, the nearest to the saved place, wins; a title no
- * slide has any more (the edit was to it) keeps the numbers.
+ * moves it, and the same numbers would show another slide. Each slide is
+ * scored against the mark saved with the position: its title (2), its words
+ * (2), the slide before it and the slide after it (1 each). It must share
+ * its title or its words, and score 3 or more: a retitled slide is found by
+ * its words, a reworded one by its title, and another slide that only
+ * shares its title ("Demo", twice) is told apart by its words and its
+ * neighbours. The best wins, the nearest to the old place on a tie; with
+ * none (the slide was deleted, or rewritten whole) the numbers are kept.
  */
-function whereSlideWent(deck: RevealApi, at: { indexh: number; indexv: number; indexf: number; title?: string }): { indexh: number; indexv: number; indexf: number } {
-  const there = deck.getSlide(at.indexh, at.indexv);
-  if (!at.title || titleOf(there, '') === at.title) return at;
+function whereSlideWent(deck: RevealApi, at: { indexh: number; indexv: number; indexf: number; mark?: SlideMark }): { indexh: number; indexv: number; indexf: number } {
+  const mark = at.mark;
+  if (!mark) return at;
   const slides = deck.getSlides();
-  const from = there ? slides.indexOf(there as HTMLElement) : slides.length - 1;
-  let best: Element | undefined;
-  for (const [i, s] of slides.entries()) {
-    if (titleOf(s, '') !== at.title) continue;
-    if (!best || Math.abs(i - from) < Math.abs(slides.indexOf(best as HTMLElement) - from)) best = s;
+  let best: { slide: HTMLElement; score: number; distance: number } | undefined;
+  for (const [i, slide] of slides.entries()) {
+    const own = (mark.title !== '' && titleOf(slide, '') === mark.title ? 2 : 0) + (mark.body !== '' && bodyOf(slide) === mark.body ? 2 : 0);
+    if (own === 0) continue;
+    const score = own + (keyOf(slides[i - 1]) === mark.prev ? 1 : 0) + (keyOf(slides[i + 1]) === mark.next ? 1 : 0);
+    const distance = Math.abs(i - mark.flat);
+    if (score >= 3 && (!best || score > best.score || (score === best.score && distance < best.distance))) best = { slide, score, distance };
   }
   if (!best) return at;
-  const { h, v } = deck.getIndices(best as HTMLElement);
+  const { h, v } = deck.getIndices(best.slide);
   return { indexh: h, indexv: v ?? 0, indexf: at.indexf };
 }
 
@@ -482,6 +525,8 @@ function hideUntilArrived(deck: RevealApi, paused: boolean): { arrive(move: () =
   const classes = ['clicker-restoring', ...(paused ? ['clicker-restoring-paused'] : [])];
   root?.classList.add(...classes);
   let shown = false;
+  /** A move made with the transition off, waiting for its frame. */
+  let placing = false;
   const show = () => {
     if (shown) return;
     shown = true;
@@ -492,13 +537,18 @@ function hideUntilArrived(deck: RevealApi, paused: boolean): { arrive(move: () =
   return {
     show,
     arrive(move) {
-      if (shown) return move();
+      // A second move before the first has been shown (the snapshot, then a
+      // state event at once) goes the same way, and must not take the
+      // borrowed 'none' for the author's transition.
+      if (shown || placing) return move();
+      placing = true;
       const { transition } = deck.getConfig();
       deck.configure({ transition: 'none' });
       move();
       requestAnimationFrame(() =>
         requestAnimationFrame(() => {
           deck.configure({ transition });
+          placing = false;
           show();
         }),
       );
@@ -572,8 +622,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   const remember = () => {
     if (!saved) return;
     const r = deck.getState();
-    const title = titleOf(deck.getCurrentSlide(), '');
-    saved.reveal = { indexh: r.indexh, indexv: r.indexv, indexf: r.indexf, paused: r.paused, ...(title ? { title } : {}) };
+    saved.reveal = { indexh: r.indexh, indexv: r.indexv, indexf: r.indexf, paused: r.paused, mark: markOf(deck, deck.getCurrentSlide()) };
     saved.deck = thisDeck;
     saved.at = Date.now();
     if (stream) saved.lastEventId = stream.lastId;
