@@ -143,6 +143,10 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
 /** 413 for a body over the limit; any other failure as it is. */
 const bodyError = (err: unknown): unknown => (err instanceof RangeError ? new HttpError(413, 'request body too large') : err);
 
+/** The methods the two hot routes take (OPTIONS aside): a stream's, and the commands'. */
+const EVENTS_METHODS = 'GET, HEAD';
+const COMMANDS_METHODS = 'POST';
+
 /** Whether the body starts with UTF-8's byte order mark, which JSON.parse refuses and Express's body-parser drops. */
 const hasBom = (bytes: Buffer): boolean => bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
 
@@ -337,19 +341,19 @@ export function createHotRoutes({ config, hub, allowedOrigins, originAllowed, lo
     const query = route[3];
     const isEvents = what === 'events';
     const method = req.method ?? '';
-    if (method === 'OPTIONS' && req.headers.origin === undefined) {
-      // No Origin, no preflight: the methods this route takes, as on every other route.
-      ex.send(204, { Allow: isEvents ? 'GET, HEAD, OPTIONS' : 'POST, OPTIONS' }, undefined);
-      return;
-    }
     if (method === 'OPTIONS') {
-      const p = preflight(req, allowedOrigins);
-      ex.send(p.status, p.body === undefined ? p.headers : { ...p.headers, 'Content-Length': Buffer.byteLength(p.body) }, p.body);
+      if (req.headers.origin === undefined) {
+        // No Origin, no preflight: the methods this route takes, as on every other route.
+        ex.send(204, { Allow: `${isEvents ? EVENTS_METHODS : COMMANDS_METHODS}, OPTIONS` }, undefined);
+      } else {
+        const p = preflight(req, allowedOrigins);
+        ex.send(p.status, p.body === undefined ? p.headers : { ...p.headers, 'Content-Length': Buffer.byteLength(p.body) }, p.body);
+      }
       return;
     }
     const cors = corsHeaders(req, allowedOrigins) ?? NO_CORS;
     if (isEvents ? method !== 'GET' && method !== 'HEAD' : method !== 'POST') {
-      fail(ex, cors, new HttpError(405, 'method not allowed', {}, { Allow: isEvents ? 'GET, HEAD' : 'POST' }));
+      fail(ex, cors, new HttpError(405, 'method not allowed', {}, { Allow: isEvents ? EVENTS_METHODS : COMMANDS_METHODS }));
       return;
     }
     try {

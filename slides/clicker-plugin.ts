@@ -460,8 +460,11 @@ function bodyOf(slide: Element | undefined): string {
   return text.replace(/\s+/g, ' ').trim().slice(0, 300);
 }
 
+/** How much of a slide's words stand for it, as a neighbour, when it has no title. */
+const KEY_WORDS = 80;
 /** A slide as its neighbours know it: its title, or the start of its words. */
-const keyOf = (slide: Element | undefined): string => titleOf(slide, '') || bodyOf(slide).slice(0, 80);
+const keyFrom = (title: string, body: string): string => title || body.slice(0, KEY_WORDS);
+const keyOf = (slide: Element | undefined): string => keyFrom(titleOf(slide, ''), bodyOf(slide));
 
 /** How to know a slide again after the deck file was edited around it. */
 interface SlideMark {
@@ -498,11 +501,17 @@ function whereSlideWent(deck: RevealApi, at: { indexh: number; indexv: number; i
   const mark = at.mark;
   if (!mark) return at;
   const slides = deck.getSlides();
+  // Each slide read once: a neighbour's key is another slide's title or words.
+  const titles = slides.map((slide) => titleOf(slide, ''));
+  const bodies = slides.map(bodyOf);
+  const keys = titles.map((title, i) => keyFrom(title, bodies[i]!));
+  // Before the first slide and after the last, as keyOf(undefined).
+  const keyAt = (i: number) => keys[i] ?? '';
   let best: { slide: HTMLElement; score: number; distance: number } | undefined;
   for (const [i, slide] of slides.entries()) {
-    const own = (mark.title !== '' && titleOf(slide, '') === mark.title ? 2 : 0) + (mark.body !== '' && bodyOf(slide) === mark.body ? 2 : 0);
+    const own = (mark.title !== '' && titles[i] === mark.title ? 2 : 0) + (mark.body !== '' && bodies[i] === mark.body ? 2 : 0);
     if (own === 0) continue;
-    const score = own + (keyOf(slides[i - 1]) === mark.prev ? 1 : 0) + (keyOf(slides[i + 1]) === mark.next ? 1 : 0);
+    const score = own + (keyAt(i - 1) === mark.prev ? 1 : 0) + (keyAt(i + 1) === mark.next ? 1 : 0);
     const distance = Math.abs(i - mark.flat);
     if (score >= 3 && (!best || score > best.score || (score === best.score && distance < best.distance))) best = { slide, score, distance };
   }
