@@ -11,6 +11,7 @@ import {
   type PairResult,
   type PublicDeckState,
   type SlideRef,
+  type SlideshowLink,
   type Snapshot,
   type SpeakerNotes,
   type StateEvent,
@@ -218,6 +219,21 @@ const unreported = new Map<string, ReturnType<typeof setTimeout>>();
 /** How long a slideshow may take to report a move before the phone says so. */
 const REPORT_WAIT_MS = 3_000;
 let deckSilent = false;
+/**
+ * The server says no slideshow stream is open (EVENT.slideshow): its tab
+ * was closed, or the laptop is asleep or off the network. Said a few seconds
+ * after it went, and at once when it is back, so the phone knows before a
+ * tap goes unanswered, and knows when it is safe to tap again.
+ */
+let deckAway = false;
+
+function slideshowLink(connected: boolean): void {
+  if (deckAway === !connected) return;
+  deckAway = !connected;
+  // Back: whatever went unreported while it was away is not its silence now.
+  if (connected) deckSilent = false;
+  renderTaps();
+}
 /** Commands the slideshow has reported already: its report can come before the answer to a retried POST. */
 const reportedCauses = new Set<string>();
 
@@ -257,15 +273,17 @@ function renderTaps(): void {
     ? `${plural(waiting.size)} waiting to send…`
     : lost
       ? `${plural(lost)} not delivered`
-      : deckSilent
-        ? 'The slideshow is not answering: is it open on the laptop?'
-        : '';
+      : deckAway
+        ? 'The slideshow is not connected: is it open on the laptop?'
+        : deckSilent
+          ? 'The slideshow is not answering: is it open on the laptop?'
+          : '';
   const el = $('taps');
   // Written only when it changes: an answered tap on a good network touches nothing.
   if (el.textContent === text && el.hidden === !text) return;
   el.textContent = text;
   el.hidden = !text;
-  el.dataset.kind = slow ? 'waiting' : lost ? 'lost' : 'silent';
+  el.dataset.kind = slow ? 'waiting' : lost ? 'lost' : deckAway ? 'away' : 'silent';
 }
 
 /**
@@ -651,7 +669,7 @@ async function start(): Promise<void> {
   wireTime();
   keepAwake();
   const questions = new QuestionsPanel({ api, key: () => key, unpaired });
-  new LiveStream(`${api}/events`, [EVENT.snapshot, EVENT.state, ...QUESTION_EVENTS], {
+  new LiveStream(`${api}/events`, [EVENT.snapshot, EVENT.state, EVENT.slideshow, ...QUESTION_EVENTS], {
     onEvent(name, data) {
       questions.onEvent(name, data);
       if (name === EVENT.snapshot) {
@@ -660,6 +678,10 @@ async function start(): Promise<void> {
         notesBySlide.clear();
         state = snap.state;
         if (snap.slides) slides = snap.slides;
+        // Only a `false` means away: a snapshot without the field (an older server) says nothing of it.
+        slideshowLink(snap.slideshow !== false);
+      } else if (name === EVENT.slideshow) {
+        return slideshowLink((data as SlideshowLink).connected);
       } else if (name === EVENT.state) {
         const ev = data as StateEvent;
         reported(ev.cause);

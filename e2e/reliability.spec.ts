@@ -306,31 +306,60 @@ test('a phone that goes offline and back loses no tap and doubles none; nor does
   expect(step).toBe(6);
 });
 
-test('with the slideshow closed the phone says its taps are not answered, and stops saying so once it is back', async ({ browser }) => {
+test('with the slideshow closed the phone and the followers are told, without a tap; both are told again once it is back', async ({ browser }) => {
   const p = await pairedPhone(browser);
   await burst(p, 1);
   await expect.poll(() => deckStep(p.deck)).toBe(1);
   const taps = p.phone.locator('#taps');
   await expect(taps).toBeHidden();
+  const followCtx = await browser.newContext({ ...devices['Pixel 7'] });
+  contexts.push(followCtx);
+  const follower = await followCtx.newPage();
+  await follower.goto(`${server.base}${new URL(p.phone.url()).pathname.replace(/^\/r\//, '/f/')}`);
+  const pill = follower.locator('.clicker-status');
+  await expect(pill).toHaveAttribute('data-link', 'live');
 
-  // The laptop's tab is closed by mistake; the phone's own link is fine.
+  // The laptop's tab is closed by mistake; the phone's own link is fine. Nobody taps:
+  // the server tells both, once the slideshow's stream has been gone for a few seconds.
   const deckCtx = p.deck.context();
+  const requestsBefore = p.commands.ids.length;
   await p.deck.close();
-  await burst(p, 1);
-  await expect(taps).toHaveText('The slideshow is not answering: is it open on the laptop?');
+  await expect(taps).toHaveText('The slideshow is not connected: is it open on the laptop?');
+  expect(p.commands.ids.length, 'told, not found out by a tap').toBe(requestsBefore);
   await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await expect(pill).toHaveAttribute('data-link', 'waiting');
+  await expect(pill).toContainText('presenter offline');
   // The whole notice is on the screen, wrapped if it must be.
   const box = (await taps.boundingBox())!;
   const viewport = p.phone.viewportSize()!;
   expect(box.x).toBeGreaterThanOrEqual(0);
   expect(box.x + box.width).toBeLessThanOrEqual(viewport.width);
   expect(await taps.evaluate((el) => el.scrollWidth <= el.clientWidth)).toBe(true);
+  await p.phone.screenshot({ path: test.info().outputPath('phone-slideshow-away.png') });
+  await follower.screenshot({ path: test.info().outputPath('follower-slideshow-away.png') });
+  // A tap meanwhile: the notice stays the one that says why.
+  await burst(p, 1);
+  await expect(taps).toHaveText('The slideshow is not connected: is it open on the laptop?');
 
-  // Opened again, it resumes its channel, applies the tap it missed and reports: the notice goes.
+  // Opened again, it resumes its channel, applies the tap it missed and reports: the notices go.
   const deck = await deckCtx.newPage();
   await deck.goto(`${server.base}/`);
   await expect.poll(() => deckStep(deck)).toBe(2);
   await expect(taps).toBeHidden();
+  await expect(pill).toHaveAttribute('data-link', 'live');
+  await expect(pill).not.toContainText('offline');
+});
+
+test('a slideshow whose stream the server still counts but that applies nothing (a laptop gone to sleep): the phone finds out from its unanswered tap', async ({ browser }) => {
+  // The server would say it gone after a minute: here, the phone's own
+  // check (a tap the slideshow never reports) is what speaks.
+  await server.stop();
+  server = await ClickerServer.start(ARGS, { SLIDESHOW_AWAY_MS: '60000' });
+  const { p } = await pairedThenClosed(browser);
+  const taps = p.phone.locator('#taps');
+  await burst(p, 1);
+  await expect(taps).toHaveText('The slideshow is not answering: is it open on the laptop?');
+  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
 });
 
 test('after a restart with the slideshow closed, the phone says there is no slideshow and a follower that the presenter is offline; both are live again once it is open', async ({ browser }) => {
@@ -377,7 +406,7 @@ test('a slideshow reopened after a long absence applies the taps made just befor
   const { p, deckCtx } = await pairedThenClosed(browser);
   // Two taps into an empty room; then, long after, one the presenter makes while reopening the slideshow.
   await burst(p, 2);
-  await expect(p.phone.locator('#taps')).toHaveText('The slideshow is not answering: is it open on the laptop?');
+  await expect(p.phone.locator('#taps')).toHaveText('The slideshow is not connected: is it open on the laptop?');
   await p.phone.waitForTimeout(MAX_AGE_MS);
   await burst(p, 1);
 

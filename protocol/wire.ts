@@ -30,6 +30,12 @@ export const EVENT = {
    * every second.
    */
   knock: 'knock',
+  /**
+   * Whether the slideshow is connected: some instance holds a stream opened
+   * with the deck's token. Told when that changes, and a few seconds late
+   * when it goes (a reconnect is not news); never kept.
+   */
+  slideshow: 'slideshow',
 } as const;
 
 /**
@@ -63,6 +69,17 @@ export interface Spotlight {
   question: { id: string; text: string } | null;
 }
 
+/** The `slideshow` event: whether the slideshow is connected to the server. */
+export interface SlideshowLink {
+  connected: boolean;
+}
+
+/** The `slideshow` event's data, written once for each value: the bus appends it as is. */
+export const SLIDESHOW_DATA = {
+  connected: JSON.stringify({ connected: true } satisfies SlideshowLink),
+  away: JSON.stringify({ connected: false } satisfies SlideshowLink),
+} as const;
+
 export interface Presence {
   /** How many controllers are paired. */
   controllers: number;
@@ -93,6 +110,8 @@ export interface Snapshot {
   questions: QuestionsSummary;
   /** The question on the slideshow right now, for late joiners. */
   spotlight: Spotlight['question'];
+  /** Whether the slideshow is connected (see EVENT.slideshow). */
+  slideshow: boolean;
 }
 
 export interface StateEvent {

@@ -48,7 +48,7 @@ class Stream {
         ? {}
         : { fetch: (u, init) => fetch(u, { ...init, headers: { ...init.headers, 'Last-Event-ID': lastEventId } }) },
     );
-    for (const type of ['snapshot', 'command', 'state', 'presence']) {
+    for (const type of ['snapshot', 'command', 'state', 'presence', 'slideshow']) {
       this.es.addEventListener(type, (e: MessageEvent) => {
         this.events.push({ type, data: JSON.parse(String(e.data)) as unknown, lastEventId: e.lastEventId });
         for (const check of this.waiters) if (check()) this.waiters.delete(check);
@@ -319,7 +319,7 @@ test('the event stream has SSE headers and starts with retry and a snapshot', GU
     text += decoder.decode(value, { stream: true });
   }
   await reader.cancel();
-  const snapshot: Snapshot = { state: null, slides: null, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null };
+  const snapshot: Snapshot = { state: null, slides: null, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null, slideshow: false };
   assert.equal(text, `retry: ${DEFAULTS.retryMs}\n\nid: 1\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`);
 });
 
@@ -330,7 +330,32 @@ test('an EventSource gets the snapshot first', GUARD, async (t) => {
   const snap = await stream.snapshot();
   assert.equal(stream.events[0]?.type, 'snapshot');
   assert.equal(stream.events[0]?.lastEventId, '1');
-  assert.deepEqual(snap, { state: null, slides: null, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null });
+  assert.deepEqual(snap, { state: null, slides: null, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null, slideshow: false });
+});
+
+test("a phone's stream and the room's hear the slideshow come (its stream, opened with the deck's token) and go (SLIDESHOW_AWAY_MS after it closed)", GUARD, async (t) => {
+  const s = await start(t, { slideshowAwayMs: 200 });
+  const ch = await s.create();
+  const phone = await s.pair(ch);
+  const phoneStream = s.stream(ch.id, { query: `?as=${phone.streamToken}` });
+  assert.equal((await phoneStream.snapshot()).slideshow, false, 'no slideshow yet');
+  const room = s.stream(ch.id);
+  await room.snapshot();
+  const deck = s.stream(ch.id, { query: `?as=${ch.streamToken}` });
+  await deck.snapshot();
+  const said = (st: Stream) => st.of('slideshow').map((e) => (e.data as { connected: boolean }).connected);
+  await phoneStream.waitFor((e) => e.type === 'slideshow');
+  await room.waitFor((e) => e.type === 'slideshow');
+  assert.deepEqual([said(phoneStream), said(room)], [[true], [true]]);
+  const late = s.stream(ch.id);
+  assert.equal((await late.snapshot()).slideshow, true, 'a follower joining now sees it connected');
+  // The slideshow's tab closes.
+  deck.es.close();
+  await phoneStream.waitFor((e) => e.type === 'slideshow' && (e.data as { connected: boolean }).connected === false);
+  await room.waitFor((e) => e.type === 'slideshow' && (e.data as { connected: boolean }).connected === false);
+  assert.deepEqual([said(phoneStream), said(room)], [[true, false], [true, false]]);
+  // Asked for by name, it is a known event: a stream of it alone opens, with its snapshot (`?events=`).
+  assert.equal((await s.stream(ch.id, { query: '?events=slideshow' }).snapshot()).slideshow, false);
 });
 
 // ------------------------------------------------------------------ pairing and commands
@@ -548,7 +573,7 @@ test('a state report from the deck is broadcast, and a late subscriber gets it i
 
   const late = s.stream(ch.id);
   const snap = await late.snapshot();
-  assert.deepEqual(snap, { state: onStream(state), slides, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null });
+  assert.deepEqual(snap, { state: onStream(state), slides, presence: { controllers: 0, pairingOpen: true }, gap: false, questions: { open: true, pending: 0 }, spotlight: null, slideshow: false });
   assert.equal(late.events[0]?.lastEventId, '2');
 });
 

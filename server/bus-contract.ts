@@ -28,7 +28,7 @@
 //   by the test's clock; leave `expire` out and those cases are reported as skipped.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { MAX_CONTROLLERS, type DeckState, type Question, type SlideRef } from '../protocol/messages';
+import { EVENT, MAX_CONTROLLERS, SLIDESHOW_DATA, type DeckState, type Question, type SlideRef } from '../protocol/messages';
 import { ChannelGone, ControllersFull, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type NewChannel } from './bus';
 import { channelIdFor, hashSecret, newSecret } from './keys';
 
@@ -160,7 +160,7 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       const record = newRecord();
       assert.equal(await bus.get(record.id), null);
       assert.equal(await bus.create(record, 0), true);
-      assert.deepEqual(await bus.get(record.id), { ...record, seq: 0, refused: [] });
+      assert.deepEqual(await bus.get(record.id), { ...record, seq: 0, refused: [], slideshow: false });
     });
 
     test('create keeps every field it is given: controllers, pairing code, state, outline, questions', async (t) => {
@@ -176,7 +176,7 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       assert.equal(await bus.create(record, 7), true);
       const got = await bus.get(record.id);
       assert.ok(got);
-      assert.deepEqual({ ...got, controllers: sorted(got.controllers) }, { ...record, controllers: sorted(record.controllers), seq: 7, refused: [] });
+      assert.deepEqual({ ...got, controllers: sorted(got.controllers) }, { ...record, controllers: sorted(record.controllers), seq: 7, refused: [], slideshow: false });
     });
 
     test('a second create of a taken id is refused and changes nothing', async (t) => {
@@ -185,7 +185,7 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       assert.equal(await bus.create(first, 3), true);
       const impostor = { ...newRecord({ controllers: [newHash(), newHash()], state: deckState('Not mine') }), id: first.id };
       assert.equal(await bus.create(impostor, 500), false);
-      assert.deepEqual(await bus.get(first.id), { ...first, seq: 3, refused: [] });
+      assert.deepEqual(await bus.get(first.id), { ...first, seq: 3, refused: [], slideshow: false });
     });
 
     test('a record read is a copy: changing it, or what was passed to create, changes nothing stored', async (t) => {
@@ -227,6 +227,8 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       await assert.rejects(bus.questions(id), isGone(id));
       await assert.rejects(bus.moderate(id, 'q-123456789a', 'shown'), isGone(id));
       await assert.rejects(bus.setQuestionsOpen(id, false), isGone(id));
+      await assert.rejects(bus.slideshowStreams(id, true, Date.now() + 60_000), isGone(id));
+      await assert.rejects(bus.slideshowStreams(id, false, 0), isGone(id));
       assert.equal(await bus.get(id), null, 'none of them created it');
     });
 
@@ -639,6 +641,32 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
       assert.deepEqual(await bus.append(record.id, 'command', '{}', { keep: true, dedup: 'cmd-aaaaaaaa' }), { eventId: 10, duplicate: false });
     });
 
+    // -------------------------------------------------------------- the slideshow's link
+
+    test('slideshowStreams: a word connects the channel and one word withdraws it; each change appends one slideshow event, not kept', async (t) => {
+      const { bus, clock } = await open(t);
+      const id = await created(bus);
+      assert.equal((await bus.get(id))?.slideshow, false, 'a new channel has no slideshow');
+      assert.deepEqual(await bus.slideshowStreams(id, true, clock.t + 10_000), { connected: true, eventId: 1 });
+      assert.equal((await bus.get(id))?.slideshow, true);
+      assert.deepEqual(await bus.slideshowStreams(id, true, clock.t + 20_000), { connected: true, eventId: null }, 'said again: no news');
+      assert.equal((await bus.get(id))?.seq, 1);
+      assert.deepEqual(await bus.slideshowStreams(id, false, 0), { connected: false, eventId: 2 });
+      assert.equal((await bus.get(id))?.slideshow, false);
+      assert.deepEqual(await bus.slideshowStreams(id, false, 0), { connected: false, eventId: null });
+      assert.deepEqual((await bus.since(id, 0)).events, [], 'never kept: a snapshot says it');
+      // The numbering goes on after them, as after any event.
+      assert.equal((await bus.append(id, 'command', '{}', { keep: true })).eventId, 3);
+    });
+
+    test('a word that has already lapsed by the bus clock connects nothing', async (t) => {
+      const { bus, clock } = await open(t);
+      const id = await created(bus);
+      assert.deepEqual(await bus.slideshowStreams(id, true, clock.t - 1), { connected: false, eventId: null });
+      assert.deepEqual(await bus.slideshowStreams(id, true, clock.t), { connected: false, eventId: null }, 'until is exclusive');
+      assert.equal((await bus.get(id))?.slideshow, false);
+    });
+
     // -------------------------------------------------------------- several instances on one store
 
     const single = opts.multiInstance ? false : 'a single-instance bus';
@@ -648,7 +676,7 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
         const clock = new Clock();
         const a = await open(t, limits, clock);
         const b = await open(t, limits, clock);
-        return { a: a.bus, b: b.bus, heardA: new Heard(a.bus), heardB: new Heard(b.bus) };
+        return { a: a.bus, b: b.bus, clock, heardA: new Heard(a.bus), heardB: new Heard(b.bus) };
       }
 
       test('each instance has its own instanceId', { skip: single }, async (t) => {
@@ -732,6 +760,55 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
         assert.deepEqual((await a.get(id))?.spotlight, { id: q.id, text: q.text });
         assert.deepEqual(await a.setQuestionsOpen(id, false), { open: false, pending: 0 });
         assert.equal((await b.get(id))?.questionsOpen, false);
+      });
+
+      test("the slideshow's link is summed over instances: connected while either holds a stream, and told once each way", { ...HANG_GUARD, skip: single }, async (t) => {
+        const { a, b, clock, heardB } = await pair(t);
+        const id = await created(a);
+        const until = clock.t + 3_600_000;
+        assert.deepEqual(await a.slideshowStreams(id, true, until), { connected: true, eventId: 1 });
+        await heardB.until(id, 1);
+        assert.deepEqual(heardB.on(id), [{ id: 1, event: EVENT.slideshow, data: SLIDESHOW_DATA.connected }]);
+        assert.deepEqual(await b.slideshowStreams(id, true, until), { connected: true, eventId: null });
+        assert.deepEqual(await a.slideshowStreams(id, false, 0), { connected: true, eventId: null }, "B's stream still counts");
+        assert.equal((await a.get(id))?.slideshow, true);
+        assert.deepEqual(await b.slideshowStreams(id, false, 0), { connected: false, eventId: 2 });
+        assert.equal((await a.get(id))?.slideshow, false);
+        // Published after B's own event: once A's next one is heard, B's own would have come first had it been heard.
+        await a.slideshowStreams(id, true, until);
+        await heardB.until(id, 3);
+        assert.deepEqual(
+          heardB.on(id).map((e) => [e.id, e.data]),
+          [
+            [1, SLIDESHOW_DATA.connected],
+            [3, SLIDESHOW_DATA.connected],
+          ],
+          'B never hears its own',
+        );
+      });
+
+      test("an instance's word that is not said again lapses: the next word of any instance drops it", { skip: single }, async (t) => {
+        const { a, b, clock } = await pair(t);
+        const id = await created(a);
+        await a.slideshowStreams(id, true, clock.t + 45_000);
+        clock.t += 44_999;
+        assert.deepEqual(await b.slideshowStreams(id, false, 0), { connected: true, eventId: null }, "A's word stands");
+        // A says nothing more (it died), and its word runs out.
+        clock.t += 1;
+        assert.deepEqual(await b.slideshowStreams(id, false, 0), { connected: false, eventId: 2 }, "A's word lapsed");
+        assert.equal((await b.get(id))?.slideshow, false);
+      });
+
+      test("concurrent words from two instances: the events' order is the changes' order", { skip: single }, async (t) => {
+        const { a, b, clock } = await pair(t);
+        const id = await created(a);
+        const until = clock.t + 3_600_000;
+        const words = Array.from({ length: 40 }, (_, i) => ((i >> 1) % 2 ? a : b).slideshowStreams(id, (i * 7) % 3 !== 0, until));
+        const changes = (await Promise.all(words)).filter((r) => r.eventId !== null).sort((x, y) => x.eventId! - y.eventId!);
+        assert.ok(changes.length > 0);
+        // Each change flips the value: two events in a row saying the same would mean one was computed on a stale sum.
+        changes.forEach((r, i) => assert.equal(r.connected, i % 2 === 0, `change ${i}`));
+        assert.equal((await a.get(id))?.slideshow, changes.at(-1)!.connected);
       });
 
       test('a pairing code is spent once across instances', { skip: single }, async (t) => {

@@ -2,13 +2,15 @@
 // same Redis, so any instance can answer any request (no sticky sessions).
 //
 //   clicker:ch:{id}        hash    deckHash, pairCodeHash ('' = none), state, slides, spotlight (JSON), qopen ('1'/'0'),
-//                                  refused (key hashes the slideshow refused under the open code, space-separated)
+//                                  refused (key hashes the slideshow refused under the open code, space-separated),
+//                                  slideshow ('1' while a slideshow is connected, as the last slideshow event said)
 //   clicker:ch:{id}:ctl    set     controller key hashes
 //   clicker:ch:{id}:seq    string  last event id: INCR keeps ids monotonic across instances
 //   clicker:ch:{id}:log    stream  kept events, entry id "<event id>-0", fields e, d, t
 //   clicker:ch:{id}:floor  string  events after this id are all still in the log
 //   clicker:ch:{id}:dd:{k} string  event id of a command id, for duplicate detection
 //   clicker:ch:{id}:q      list    audience questions (JSON), newest first, the last 30
+//   clicker:ch:{id}:decks  hash    instance id -> until when its word that it holds a slideshow stream stands (bus clock ms)
 //   clicker:chans          zset    channel ids scored by expiry time, for count()
 //   clicker:events         pub/sub every event, tagged with the instance that appended it
 //
@@ -28,8 +30,8 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { nanoid } from 'nanoid';
-import { MAX_CONTROLLERS, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
-import { BusUnavailable, ChannelGone, ControllersFull, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type AppendOptions, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History, type NewChannel } from './bus';
+import { EVENT, MAX_CONTROLLERS, SLIDESHOW_DATA, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
+import { BusUnavailable, ChannelGone, ControllersFull, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type AppendOptions, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History, type NewChannel, type SlideshowChange } from './bus';
 
 const P = 'clicker:';
 const EVENTS = `${P}events`;
@@ -40,6 +42,7 @@ const k = (id: string) => ({
   log: `${P}ch:${id}:log`,
   floor: `${P}ch:${id}:floor`,
   q: `${P}ch:${id}:q`,
+  decks: `${P}ch:${id}:decks`,
 });
 /** The keys every script refreshes the TTL of, in a fixed order. */
 const channelKeys = (id: string) => {
@@ -193,6 +196,28 @@ for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
   if cjson.decode(raw).status == 'pending' then pending = pending + 1 end
 end
 return {tonumber(ARGV[1]), pending}`;
+
+// KEYS: hash decks seq chans; ARGV: instance, until ('' = it holds none), now, ttl, id, event, data if connected, data if not.
+// The sum, the change and its event are one step, so two instances' changes go out in the order they were made.
+const SLIDESHOW = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
+if ARGV[2] == '' then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
+local now = tonumber(ARGV[3])
+local connected = 0
+local words = redis.call('HGETALL', KEYS[2])
+for i = 1, #words, 2 do
+  if (tonumber(words[i + 1]) or 0) > now then connected = 1 else redis.call('HDEL', KEYS[2], words[i]) end
+end
+if connected == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+local was = redis.call('HGET', KEYS[1], 'slideshow') == '1' and 1 or 0
+if connected == was then return {connected, 0} end
+redis.call('HSET', KEYS[1], 'slideshow', connected)
+local id = redis.call('INCR', KEYS[3])
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[5])
+local data = connected == 1 and ARGV[7] or ARGV[8]
+redis.call('PUBLISH', '${EVENTS}', cjson.encode({i = ARGV[1], c = ARGV[5], n = id, e = ARGV[6], d = data, t = now}))
+return {connected, id}`;
 
 // KEYS: hash; ARGV: state, slides ('' = keep)
 const SET_STATE = `
@@ -448,6 +473,7 @@ export class RedisBus implements Bus {
       spotlight: hash.spotlight ? (JSON.parse(hash.spotlight) as Spotlight['question']) : null,
       seq: Number(seq ?? 0),
       refused: hash.refused ? hash.refused.split(' ') : [],
+      slideshow: hash.slideshow === '1',
     };
   }
 
@@ -483,6 +509,22 @@ export class RedisBus implements Bus {
   async setState(id: string, state: DeckState, slides?: SlideRef[]): Promise<void> {
     const r = await this.script(SET_STATE, [k(id).hash], [JSON.stringify(state), slides ? JSON.stringify(slides) : '']);
     if (r === -1) throw new ChannelGone(id);
+  }
+
+  async slideshowStreams(id: string, open: boolean, until: number): Promise<SlideshowChange> {
+    const x = k(id);
+    const [connected, eventId] = (await this.script(SLIDESHOW, [x.hash, x.decks, x.seq, `${P}chans`], [
+      this.instanceId,
+      open ? until : '',
+      this.clock(),
+      this.limits.channelTtlMs,
+      id,
+      EVENT.slideshow,
+      SLIDESHOW_DATA.connected,
+      SLIDESHOW_DATA.away,
+    ])) as number[];
+    if (connected === -1) throw new ChannelGone(id);
+    return { connected: connected === 1, eventId: eventId ? eventId : null };
   }
 
   async addQuestion(id: string, question: Question): Promise<QuestionsSummary> {
@@ -579,6 +621,7 @@ export class RedisBus implements Bus {
     const expires = this.clock() + this.limits.channelTtlMs;
     for (const id of list) {
       for (const key of channelKeys(id)) p.pexpire(key, this.limits.channelTtlMs);
+      p.pexpire(k(id).decks, this.limits.channelTtlMs);
       p.zadd(`${P}chans`, 'XX', expires, id);
     }
     await this.run(() => p.exec());

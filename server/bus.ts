@@ -3,7 +3,7 @@
 // bus (bus-redis.ts) lets instances behind a load balancer serve the same
 // channels. The hub (hub.ts) keeps only what is local to one process: the
 // open streams. Both buses pass the same contract suite (bus-contract.ts).
-import { MAX_CONTROLLERS, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
+import { EVENT, MAX_CONTROLLERS, SLIDESHOW_DATA, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
 
 /** A channel as every instance sees it. Secrets appear only as hashes. */
 export interface ChannelRecord {
@@ -27,10 +27,24 @@ export interface ChannelRecord {
    * allowed", and reach the slideshow no more. A new code, or its use, clears them.
    */
   refused: string[];
+  /**
+   * Whether a slideshow is connected: some instance has said it holds one of
+   * the deck's streams (slideshowStreams), and its word has not lapsed when
+   * last summed. The value the last `slideshow` event carried.
+   */
+  slideshow: boolean;
 }
 
-/** A channel as it is made: no events yet, no phone refused. */
-export type NewChannel = Omit<ChannelRecord, 'seq' | 'refused'>;
+/** A channel as it is made: no events yet, no phone refused, no slideshow connected. */
+export type NewChannel = Omit<ChannelRecord, 'seq' | 'refused' | 'slideshow'>;
+
+/** What became of an instance's word on its slideshow streams (Bus.slideshowStreams). */
+export interface SlideshowChange {
+  /** Whether any instance holds a slideshow stream now. */
+  connected: boolean;
+  /** The id of the `slideshow` event appended, when `connected` changed; null otherwise. */
+  eventId: number | null;
+}
 
 /** Refusals a channel keeps for its open code: more than a room's worth of phones. */
 export const MAX_REFUSED = 64;
@@ -113,6 +127,16 @@ export interface Bus {
   /** Removes one controller, or all. */
   revoke(id: string, controllerHash?: string): Promise<{ removed: number; presence: Presence }>;
   setState(id: string, state: DeckState, slides?: SlideRef[]): Promise<void>;
+  /**
+   * This instance holds a stream of the slideshow's on the channel (`open`),
+   * good until `until` on the bus's clock unless said again, or holds none.
+   * Every instance's word that has not lapsed is summed, lapsed ones are
+   * dropped (an instance that died without a word), and when that changes
+   * whether a slideshow is connected, an EVENT.slideshow event saying so is
+   * appended (not kept), in the same atomic step: the events go out in the
+   * order of the changes, whichever instances made them.
+   */
+  slideshowStreams(id: string, open: boolean, until: number): Promise<SlideshowChange>;
   /** Keeps a new question (the newest QUESTIONS_KEPT are kept). */
   addQuestion(id: string, question: Question): Promise<QuestionsSummary>;
   /** The kept questions, newest first. */
@@ -194,6 +218,8 @@ interface MemoryChannel {
   floor: number;
   dedup: DedupWindow;
   lastActive: number;
+  /** Until when this process's word that it holds a slideshow stream stands; null when it holds none. */
+  slideshowUntil: number | null;
 }
 
 /**
@@ -217,7 +243,16 @@ export class MemoryBus implements Bus, LocalStore {
   async create(record: NewChannel, seq: number): Promise<boolean> {
     if (this.channels.has(record.id)) return false;
     const at = this.now();
-    this.channels.set(record.id, { record: { ...record, controllers: [...record.controllers], refused: [] }, questions: [], seq, history: [], floor: seq, dedup: new DedupWindow(), lastActive: at });
+    this.channels.set(record.id, {
+      record: { ...record, controllers: [...record.controllers], refused: [], slideshow: false },
+      questions: [],
+      seq,
+      history: [],
+      floor: seq,
+      dedup: new DedupWindow(),
+      lastActive: at,
+      slideshowUntil: null,
+    });
     return true;
   }
 
@@ -261,6 +296,17 @@ export class MemoryBus implements Bus, LocalStore {
     const ch = this.must(id);
     ch.record.state = state;
     if (slides) ch.record.slides = slides;
+  }
+
+  async slideshowStreams(id: string, open: boolean, until: number): Promise<SlideshowChange> {
+    const ch = this.must(id);
+    ch.slideshowUntil = open ? until : null;
+    // One process: its own word is the only one, and lapses as any would.
+    const connected = ch.slideshowUntil !== null && ch.slideshowUntil > this.now();
+    if (connected === ch.record.slideshow) return { connected, eventId: null };
+    ch.record.slideshow = connected;
+    const { eventId } = this.appendNow(id, EVENT.slideshow, connected ? SLIDESHOW_DATA.connected : SLIDESHOW_DATA.away);
+    return { connected, eventId };
   }
 
   async addQuestion(id: string, question: Question): Promise<QuestionsSummary> {

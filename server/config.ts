@@ -31,6 +31,13 @@ export const DEFAULTS = {
   publicUrl: undefined as string | undefined,
   /** Heartbeat comment interval on every stream; under any proxy's 60 s idle timeout. `HEARTBEAT_MS`. */
   heartbeatMs: 15_000,
+  /**
+   * How long the slideshow's streams may all be gone before its phones and
+   * followers are told it is not connected (EVENT.slideshow). A Wi-Fi
+   * hiccup or a server restart cuts and reopens its stream within this, and
+   * is not news. `SLIDESHOW_AWAY_MS`.
+   */
+  slideshowAwayMs: 4_000,
   /** `retry:` hint sent to EventSource clients. `SSE_RETRY_MS`. */
   retryMs: 1_000,
   /** Events kept per channel for replay to a reconnecting client. `HISTORY_MAX`. */
@@ -303,6 +310,7 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     publicUrl: publicUrl?.replace(/\/+$/, ''),
     heartbeatMs: num('HEARTBEAT_MS', DEFAULTS.heartbeatMs, ms),
     retryMs: num('SSE_RETRY_MS', DEFAULTS.retryMs, ms),
+    slideshowAwayMs: num('SLIDESHOW_AWAY_MS', DEFAULTS.slideshowAwayMs, ms),
     historyMax: num('HISTORY_MAX', DEFAULTS.historyMax),
     historyMaxAgeMs: num('HISTORY_MAX_AGE_MS', DEFAULTS.historyMaxAgeMs, ms),
     commandReplayMaxAgeMs: num('COMMAND_REPLAY_MAX_AGE_MS', DEFAULTS.commandReplayMaxAgeMs, ms),

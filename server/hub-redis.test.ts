@@ -106,4 +106,38 @@ if (binary) {
     await st.waitFor(tap);
     assert.match(st.text(), /event: command\n/);
   });
+  test("a slideshow on one instance is told to the room on another; an instance that dies without a word stops counting once its word lapses", { timeout: 30_000 }, async (t) => {
+    redis ??= await RedisServer.start(binary);
+    const busA = new RedisBus({ url: redis.url, limits: DEFAULTS });
+    const busB = new RedisBus({ url: redis.url, limits: DEFAULTS });
+    await Promise.all([busA.connected(), busB.connected()]);
+    // Short heartbeats: an instance's word lapses after three of them.
+    const quick = { slideshowAwayMs: 200, heartbeatMs: 200 };
+    const a = await startTestServer(quick, { bus: busA });
+    const b = await startTestServer(quick, { bus: busB });
+    t.after(async () => {
+      await Promise.all([a.close(), b.close()]);
+      await Promise.all([busA.close(), busB.close()]);
+    });
+    const ch = await createChannel(a.base);
+    const room = await openRawStream(b.base, `/api/channels/${ch.id}/events`);
+    t.after(() => room.close());
+    await room.waitFor('event: snapshot');
+    assert.match(room.text(), /"slideshow":false/);
+    const said = (connected: boolean) => room.text().split(`event: slideshow\ndata: {"connected":${connected}}`).length - 1;
+
+    const deck = await openRawStream(a.base, `/api/channels/${ch.id}/events?as=${ch.streamToken}`);
+    assert.equal(await settle(() => said(true), 1, 5_000), 1, 'the slideshow on A is told on B');
+    deck.close();
+    assert.equal(await settle(() => said(false), 1, 5_000), 1, 'and its leaving');
+
+    const again = await openRawStream(a.base, `/api/channels/${ch.id}/events?as=${ch.streamToken}`);
+    t.after(() => again.close());
+    assert.equal(await settle(() => said(true), 2, 5_000), 2);
+    // A dies: its link to Redis goes first, so it can say nothing more; its streams end with it.
+    await busA.close();
+    await a.close();
+    assert.equal(await settle(() => said(false), 2, 5_000), 2, "B's heartbeat finds A's word lapsed");
+    assert.equal(said(true), 2);
+  });
 }

@@ -11,6 +11,7 @@ import {
   type ChannelRecord,
   type History,
   type NewChannel,
+  type SlideshowChange,
 } from './bus';
 import { DEFAULTS } from './config';
 import { Hub, HubError, type HubErrorKind, type HubLimits, type Sink } from './hub';
@@ -77,6 +78,7 @@ const BUS_METHODS = [
   'refuse',
   'revoke',
   'setState',
+  'slideshowStreams',
   'addQuestion',
   'questions',
   'moderate',
@@ -161,6 +163,10 @@ class TestBus implements Bus {
   async setState(id: string, state: DeckState, slides?: SlideRef[]): Promise<void> {
     this.check('setState');
     return this.inner.setState(id, state, slides);
+  }
+  async slideshowStreams(id: string, open: boolean, until: number): Promise<SlideshowChange> {
+    this.check('slideshowStreams');
+    return this.inner.slideshowStreams(id, open, until);
   }
   async addQuestion(id: string, question: Question): Promise<QuestionsSummary> {
     this.check('addQuestion');
@@ -307,6 +313,7 @@ test('subscribe writes the retry hint, then a snapshot carrying the current id',
     gap: false,
     questions: { open: true, pending: 0 },
     spotlight: null,
+    slideshow: false,
   };
   assert.equal(sink.chunks[1]?.toString('utf8'), `id: 1\nevent: snapshot\ndata: ${JSON.stringify(expected)}\n\n`);
   assert.deepEqual(hub.stats(), { channels: 1, subscribers: 1 });
@@ -1453,4 +1460,107 @@ test('a join still reading its snapshot when the hub closes is ended, not left o
   assert.equal(sink.ended, 1);
   assert.equal(sink.chunks.length, 0);
   assert.deepEqual(hub.stats(), { channels: 0, subscribers: 0 });
+});
+
+// ------------------------------------------------------------------ the slideshow's link
+
+/** Lets the bus calls a hub started on its own (promises on the memory bus) run to the end. */
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/** The `slideshow` events a sink got: true for connected, false for away. */
+const slideshowSaid = (sink: RecordingSink): boolean[] =>
+  sink
+    .events()
+    .filter((e) => e.event === 'slideshow')
+    .map((e) => (JSON.parse(e.data) as { connected: boolean }).connected);
+
+test("the slideshow's stream is told to the room as it opens, and its leaving only once slideshowAwayMs have passed", async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { hub } = makeHub({ slideshowAwayMs: 4_000 });
+  const { channel } = await hub.create();
+  const room = new RecordingSink();
+  await hub.subscribe(channel, room, 'ip', undefined);
+  assert.equal(snapshotOf(room).slideshow, false, 'no slideshow yet');
+  const deck = new RecordingSink();
+  const closeDeck = await hub.subscribe(channel, () => deck, 'ip', undefined, null, { deck: true, hash: channel.deckHash });
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [true]);
+  const late = new RecordingSink();
+  await hub.subscribe(channel, late, 'ip', undefined);
+  assert.equal(snapshotOf(late).slideshow, true, 'a stream opened later has it in its snapshot');
+  closeDeck();
+  t.mock.timers.tick(3_999);
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [true], 'not yet: it may be reconnecting');
+  t.mock.timers.tick(1);
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [true, false]);
+  assert.deepEqual(slideshowSaid(late), [false]);
+});
+
+test('a slideshow back within its grace, or with a second stream open, is never said gone', async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { hub } = makeHub({ slideshowAwayMs: 4_000 });
+  const { channel } = await hub.create();
+  const room = new RecordingSink();
+  await hub.subscribe(channel, room, 'ip', undefined);
+  const deckOf = () => hub.subscribe(channel, () => new RecordingSink(), 'ip', undefined, null, { deck: true, hash: channel.deckHash });
+  const first = await deckOf();
+  // A second tab of the slideshow (or the drop-in beside it).
+  const second = await deckOf();
+  await turn();
+  first();
+  t.mock.timers.tick(10_000);
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [true], 'one stream still open');
+  second();
+  t.mock.timers.tick(3_000);
+  // A Wi-Fi hiccup: the stream is back a moment later.
+  const back = await deckOf();
+  t.mock.timers.tick(10_000);
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [true]);
+  back();
+  t.mock.timers.tick(4_000);
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [true, false]);
+  // Only the deck's token counts: a phone's stream or the room's is no slideshow.
+  const phone = await hub.pair(await hub.get(channel.id), (await hub.issuePairCode(await hub.get(channel.id))) ?? '');
+  await hub.subscribe(await hub.get(channel.id), () => new RecordingSink(), 'ip', undefined, null, { deck: false, hash: phone.controllerHash });
+  await hub.subscribe(channel, new RecordingSink(), 'ip', undefined);
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [true, false]);
+});
+
+test('a word on the slideshow the bus did not take is said again on the next heartbeat', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const { hub, bus } = makeTestHub({ heartbeatMs: 1_000 });
+  const { channel } = await hub.create();
+  const room = new RecordingSink();
+  await hub.subscribe(channel, room, 'ip', undefined);
+  bus.fail('slideshowStreams', new BusUnavailable('down'));
+  await hub.subscribe(channel, () => new RecordingSink(), 'ip', undefined, null, { deck: true, hash: channel.deckHash });
+  await turn();
+  assert.deepEqual(slideshowSaid(room), []);
+  hub.start();
+  t.after(() => hub.close());
+  bus.heal();
+  t.mock.timers.tick(1_000);
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [true]);
+});
+
+test("a closing hub says nothing of the slideshow's streams it ends: the slideshow reconnects to its successor", async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout'] });
+  const { hub, bus } = makeTestHub({ slideshowAwayMs: 1_000 });
+  const { channel } = await hub.create();
+  const closeDeck = await hub.subscribe(channel, () => new RecordingSink(), 'ip', undefined, null, { deck: true, hash: channel.deckHash });
+  await turn();
+  assert.equal((await bus.get(channel.id))?.slideshow, true);
+  hub.close();
+  // The socket's close comes after close() ended it.
+  closeDeck();
+  t.mock.timers.tick(5_000);
+  await turn();
+  assert.equal((await bus.get(channel.id))?.slideshow, true, 'its word stands until it lapses');
 });

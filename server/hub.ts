@@ -9,6 +9,7 @@
 import {
   EVENT,
   MAX_CONTROLLERS,
+  SLIDESHOW_DATA,
   type Command,
   type DeckState,
   type Knock,
@@ -153,6 +154,12 @@ interface LocalChannel {
   keyHolders: number;
   /** Of those, each holder's, by key hash. */
   holders: Map<string, number>;
+  /** Open streams of the slideshow's (the deck key's token): what the phones and the room learn as EVENT.slideshow. */
+  slideshows: number;
+  /** Set while the last slideshow stream here has gone but its grace (slideshowAwayMs) has not run out. */
+  slideshowGrace: NodeJS.Timeout | null;
+  /** Whether this process last told the bus it holds a slideshow stream here. */
+  slideshowSaid: boolean;
 }
 
 export type HubLimits = Pick<
@@ -167,11 +174,18 @@ export type HubLimits = Pick<
   | 'maxSubscribersPerChannel'
   | 'maxSubscribersPerIp'
   | 'maxQueuedBytes'
+  | 'slideshowAwayMs'
 >;
 
 const HEARTBEAT = Buffer.from(formatComment());
 /** Heartbeats in a row that find a stream's bytes still queued before it is cut as unread (30 to 45 s at the default 15 s). */
 const STALLED_BEATS = 3;
+/**
+ * Heartbeats an instance's word that it holds a slideshow stream stands for,
+ * unless said again (each heartbeat says it again): an instance that dies
+ * without a word stops counting after this many.
+ */
+const SLIDESHOW_WORD_BEATS = 3;
 /** Queued bytes past which a stream skips pointer positions rather than receive them late. */
 const POINTER_BACKLOG_BYTES = 4 * 1024;
 
@@ -200,6 +214,8 @@ export class Hub {
   private readonly retryFrame: Buffer;
   /** The bus hands this process's own events back in the store's order (see publish). */
   private readonly echoed: boolean;
+  /** Set by close(): a stream ending after it says nothing of the slideshow (see close). */
+  private closed = false;
   /** Catch-ups run one after another, never two at once on the same channels. */
   private catchingUp: Promise<void> = Promise.resolve();
 
@@ -237,12 +253,19 @@ export class Hub {
 
   /** Ends every stream so clients reconnect at once (to this process's successor), and stops timers. */
   close(): void {
+    this.closed = true;
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     for (const ch of this.local.values()) {
       for (const sub of ch.subscribers) sub.sink?.end();
       // A request still in flight must not write to an ended stream.
       ch.subscribers.clear();
+      // No word of the slideshow leaving: it reconnects to this process's
+      // successor, and were that another instance, a word said now could
+      // reach the phones before the one the successor says. Unsaid, this
+      // process's word lapses (SLIDESHOW_WORD_BEATS).
+      if (ch.slideshowGrace) clearTimeout(ch.slideshowGrace);
+      ch.slideshowGrace = null;
     }
   }
 
@@ -265,7 +288,7 @@ export class Hub {
     const id = channelIdFor(deckKey);
     const record = { id, deckHash: hashSecret(deckKey), controllers: [], pairCodeHash: null, state: null, slides: null, questionsOpen: true, spotlight: null };
     await this.call(() => this.bus.create(record, 0));
-    const pairCode = await this.issuePairCode({ ...record, seq: 0, refused: [] });
+    const pairCode = await this.issuePairCode({ ...record, seq: 0, refused: [], slideshow: false });
     return { channel: await this.get(id), deckKey, pairCode };
   }
 
@@ -525,6 +548,7 @@ export class Hub {
       local.keyHolders++;
       local.holders.set(holder, (local.holders.get(holder) ?? 0) + 1);
     } else this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
+    if (sub.deck) this.slideshowOpened(record.id, local);
     this.subscriberCount++;
     let open_ = true;
     const unsubscribe = () => {
@@ -532,6 +556,7 @@ export class Hub {
       open_ = false;
       local.subscribers.delete(sub);
       this.subscriberCount--;
+      if (sub.deck) this.slideshowClosed(record.id, local);
       if (holder !== null) {
         local.keyHolders--;
         const left = (local.holders.get(holder) ?? 1) - 1;
@@ -574,6 +599,7 @@ export class Hub {
       gap: lastEventId !== undefined && !resumable,
       questions: summaryOf(fresh.questionsOpen, questions),
       spotlight: fresh.spotlight,
+      slideshow: fresh.slideshow,
     };
     let sink: Sink;
     try {
@@ -676,6 +702,8 @@ export class Hub {
           const questions = await this.call(() => this.bus.questions(id));
           this.write(local, { id: history.last, event: EVENT.questions, data: JSON.stringify(summaryOf(record.questionsOpen, questions)) });
           this.write(local, { id: history.last, event: EVENT.spotlight, data: JSON.stringify({ question: record.spotlight }) });
+          // A slideshow that left or came back meanwhile, on another instance.
+          this.write(local, { id: history.last, event: EVENT.slideshow, data: record.slideshow ? SLIDESHOW_DATA.connected : SLIDESHOW_DATA.away });
         }
         // Relayed events up to history.last may still be on their way (the
         // two links are read in no set order): kept commands among them were
@@ -821,7 +849,7 @@ export class Hub {
     // Across instances two events can cross on the way; a state older than
     // one already shown would move the phone backwards, so it is dropped.
     // Commands are always delivered: the deck drops a repeat by its id.
-    if (ev.event === EVENT.state || ev.event === EVENT.presence || ev.event === EVENT.questions || ev.event === EVENT.spotlight) {
+    if (ev.event === EVENT.state || ev.event === EVENT.presence || ev.event === EVENT.questions || ev.event === EVENT.spotlight || ev.event === EVENT.slideshow) {
       // Per kind: a presence event does not replace a state event, so neither may hide the other.
       if (ev.id < (local.latest.get(ev.event) ?? 0)) return 0;
       local.latest.set(ev.event, ev.id);
@@ -861,7 +889,10 @@ export class Hub {
 
   private localChannel(id: string): LocalChannel {
     let ch = this.local.get(id);
-    if (!ch) this.local.set(id, (ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0, keyHolders: 0, holders: new Map() }));
+    if (!ch) {
+      ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0, keyHolders: 0, holders: new Map(), slideshows: 0, slideshowGrace: null, slideshowSaid: false };
+      this.local.set(id, ch);
+    }
     return ch;
   }
 
@@ -882,7 +913,62 @@ export class Hub {
     return err;
   }
 
+  /** A stream of the slideshow's opened here: said at once, unless this process's word already stands. */
+  private slideshowOpened(id: string, local: LocalChannel): void {
+    local.slideshows++;
+    if (local.slideshowGrace) {
+      // Back within its grace: the phones never heard it was gone.
+      clearTimeout(local.slideshowGrace);
+      local.slideshowGrace = null;
+    }
+    if (!local.slideshowSaid && !this.closed) void this.saySlideshow(id);
+  }
+
+  /**
+   * A stream of the slideshow's closed here. The last one is said gone only
+   * once slideshowAwayMs have passed without another: a slideshow's stream
+   * is cut and reopened on every Wi-Fi hiccup and server restart, and a
+   * phone told "not connected" each time would learn to ignore it.
+   */
+  private slideshowClosed(id: string, local: LocalChannel): void {
+    local.slideshows--;
+    // Closing, this process says nothing of the slideshow leaving (see close): its streams end after this.
+    if (local.slideshows > 0 || local.slideshowGrace || this.closed) return;
+    local.slideshowGrace = setTimeout(() => {
+      local.slideshowGrace = null;
+      void this.saySlideshow(id);
+    }, this.limits.slideshowAwayMs);
+    local.slideshowGrace.unref();
+  }
+
+  /**
+   * Tells the bus whether this process holds a slideshow stream on the
+   * channel (or one in its grace), for the sum over every instance, and
+   * writes the `slideshow` event when that sum changed. It reads the
+   * channel's streams as they are now, not as a timer saw them: the
+   * streams may have been ended and reopened meanwhile (endStreams).
+   * Failures are left to the next heartbeat, which says it again.
+   */
+  private async saySlideshow(id: string): Promise<void> {
+    const local = this.local.get(id);
+    const open = local !== undefined && (local.slideshows > 0 || local.slideshowGrace !== null);
+    if (local) local.slideshowSaid = open;
+    const at = this.bus.clock();
+    try {
+      const r = await this.bus.slideshowStreams(id, open, at + SLIDESHOW_WORD_BEATS * this.limits.heartbeatMs);
+      if (r.eventId !== null) this.published(id, EVENT.slideshow, r.connected ? SLIDESHOW_DATA.connected : SLIDESHOW_DATA.away, { eventId: r.eventId, duplicate: false }, at);
+    } catch {
+      // The store is away, or the channel gone: the next heartbeat says it again.
+      if (local) local.slideshowSaid = false;
+    }
+  }
+
   private heartbeat(): void {
+    for (const [id, ch] of this.local) {
+      // This process's word on the slideshow, said again before it lapses;
+      // and, summed again, any word of an instance that died unsaid drops out.
+      if (ch.subscribers.size > 0 || ch.slideshowGrace) void this.saySlideshow(id);
+    }
     for (const ch of this.local.values()) {
       for (const sub of ch.subscribers) {
         const sink = sub.sink;

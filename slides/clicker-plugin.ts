@@ -19,6 +19,7 @@ import {
   type Presence,
   type PublicDeckState,
   type SlideRef,
+  type SlideshowLink,
   type Snapshot,
   type StateEvent,
   type StateReport,
@@ -432,15 +433,19 @@ async function startFollower(deck: RevealApi, channelId: string): Promise<void> 
       if (deck.isPaused() !== state.paused) deck.togglePause(state.paused);
     });
   };
-  new LiveStream(api(`/${channelId}/events`), [EVENT.snapshot, EVENT.state, EVENT.reload, EVENT.pointer, ...OVERLAY_EVENTS, ...AUDIENCE_EVENTS], {
+  new LiveStream(api(`/${channelId}/events`), [EVENT.snapshot, EVENT.state, EVENT.slideshow, EVENT.reload, EVENT.pointer, ...OVERLAY_EVENTS, ...AUDIENCE_EVENTS], {
     onEvent(name, data) {
       // Up to 60 a second: straight to the overlay, past everything else.
       if (name === EVENT.pointer) return pointer.apply(data);
       overlay.onEvent(name, data);
       audience.onEvent(name, data);
       if (name === EVENT.reload) reloadSoon();
-      else if (name === EVENT.snapshot) follow((data as Snapshot).state);
-      else if (name === EVENT.state) follow((data as StateEvent).state);
+      else if (name === EVENT.snapshot) {
+        // Only a `false` means away: a snapshot without the field (an older server) says nothing of it.
+        status.setSlideshow((data as Snapshot).slideshow !== false);
+        follow((data as Snapshot).state);
+      } else if (name === EVENT.state) follow((data as StateEvent).state);
+      else if (name === EVENT.slideshow) status.setSlideshow((data as SlideshowLink).connected);
     },
     onState: (s) => status.setLink(s),
   }).start();

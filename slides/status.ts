@@ -35,6 +35,10 @@ export class PresenterStatus {
   private newCode: (() => Promise<void>) | null = null;
   private revoke: (() => Promise<void>) | null = null;
   private hideTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The follower's own link, as last set. */
+  private link: LinkState = 'connecting';
+  /** A follower's: the server says the presenter's slideshow is not connected (EVENT.slideshow). */
+  private presenterAway = false;
   private mouseTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(mode: 'present' | 'follow') {
@@ -71,12 +75,23 @@ export class PresenterStatus {
   }
 
   setLink(link: LinkState): void {
+    this.link = link;
     // The slideshow's own channel is missing only until its reconnect registers it again.
-    const state = link === 'waiting' && this.root.dataset.mode === 'present' ? 'reconnecting' : link;
+    let state = link === 'waiting' && this.root.dataset.mode === 'present' ? 'reconnecting' : link;
+    // A follower's link can be live while the presenter's slideshow is gone:
+    // the slide on screen is then where the talk stopped, not where it is.
+    if (state === 'live' && this.presenterAway) state = 'waiting';
     this.root.dataset.link = state;
     this.linkText.textContent = LINK_TEXT[state];
     // Trouble stays visible; a healthy link fades away.
     this.show(state !== 'live');
+  }
+
+  /** A follower's: whether the presenter's slideshow is connected to the server. */
+  setSlideshow(connected: boolean): void {
+    if (this.presenterAway === !connected) return;
+    this.presenterAway = !connected;
+    this.setLink(this.link);
   }
 
   setPresence(p: Presence): void {
