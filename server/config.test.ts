@@ -83,7 +83,7 @@ test('--host is validated; CLICKER_HOST is read', () => {
 });
 
 test('--bind, --trust-proxy and numeric variables', () => {
-  const config = loadConfig(['--bind', '127.0.0.1', '--trust-proxy'], { HISTORY_MAX: '50', CREATE_PER_MINUTE: '3', HEARTBEAT_MS: '5000', COMMAND_REPLAY_MAX_AGE_MS: '3000' });
+  const config = loadConfig(['--bind', '127.0.0.1', '--trust-proxy'], { HISTORY_MAX: '50', CREATE_PER_MINUTE: '3', HEARTBEAT_MS: '5000', COMMAND_REPLAY_MAX_AGE_MS: '3000', SLIDESHOW_AWAY_MS: '9000' });
   assert.equal(config.bind, '127.0.0.1');
   assert.equal(config.trustProxy, true);
   assert.equal(config.historyMax, 50);
@@ -91,6 +91,8 @@ test('--bind, --trust-proxy and numeric variables', () => {
   assert.equal(config.heartbeatMs, 5_000);
   assert.equal(config.commandReplayMaxAgeMs, 3_000);
   assert.equal(loadConfig([], {}).commandReplayMaxAgeMs, 30_000);
+  assert.equal(config.slideshowAwayMs, 9_000);
+  assert.equal(loadConfig([], {}).slideshowAwayMs, 4_000);
   assert.equal(loadConfig([], { TRUST_PROXY: '1', BIND: '::' }).trustProxy, true);
   // On/off variables take 1/0 and the words people write for them; anything else is an error, never a silent off.
   for (const on of ['1', 'true', 'TRUE', 'yes', 'on']) assert.equal(loadConfig([], { TRUST_PROXY: on }).trustProxy, true, on);
@@ -164,7 +166,7 @@ test('HEADERS_TIMEOUT_MS may not exceed REQUEST_TIMEOUT_MS: a one-line ConfigErr
 });
 
 test('a millisecond duration above what a timer holds (2^31-1) names the variable instead of firing every 1 ms', () => {
-  const durations = ['HEARTBEAT_MS', 'SSE_RETRY_MS', 'HISTORY_MAX_AGE_MS', 'COMMAND_REPLAY_MAX_AGE_MS', 'CHANNEL_TTL_MS', 'HEADERS_TIMEOUT_MS', 'REQUEST_TIMEOUT_MS'];
+  const durations = ['HEARTBEAT_MS', 'SSE_RETRY_MS', 'HISTORY_MAX_AGE_MS', 'COMMAND_REPLAY_MAX_AGE_MS', 'CHANNEL_TTL_MS', 'HEADERS_TIMEOUT_MS', 'REQUEST_TIMEOUT_MS', 'SLIDESHOW_AWAY_MS'];
   for (const name of durations) {
     for (const bad of ['2147483648', '3000000000']) {
       assert.throws(() => loadConfig([], { [name]: bad }), configError(new RegExp(`^${name} must be at most 2147483647 ms \\(about 24 days\\), got "${bad}"$`)), `${name}=${bad}`);
@@ -172,7 +174,7 @@ test('a millisecond duration above what a timer holds (2^31-1) names the variabl
   }
   // The largest a timer holds is taken (both timeouts together, as one may not exceed the other).
   const most = loadConfig([], Object.fromEntries(durations.map((name) => [name, '2147483647'])));
-  for (const key of ['heartbeatMs', 'retryMs', 'historyMaxAgeMs', 'commandReplayMaxAgeMs', 'channelTtlMs', 'headersTimeoutMs', 'requestTimeoutMs'] as const) {
+  for (const key of ['heartbeatMs', 'retryMs', 'historyMaxAgeMs', 'commandReplayMaxAgeMs', 'channelTtlMs', 'headersTimeoutMs', 'requestTimeoutMs', 'slideshowAwayMs'] as const) {
     assert.equal(most[key], 2_147_483_647, key);
   }
   // Counts are no durations: the bound is per option.
