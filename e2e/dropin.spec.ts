@@ -93,10 +93,10 @@ async function openExample(page: Page, site: StaticSite, state: 'ready' | 'error
 }
 
 /** The channel the drop-in saved in the page's localStorage (its deck key included). */
-async function savedChannel(page: Page): Promise<{ id: string; deckKey: string }> {
+async function savedChannel(page: Page): Promise<{ id: string; deckKey: string; pairCode?: string }> {
   const raw = await page.evaluate((key) => localStorage.getItem(key), `clicker.dropin.v1:${clicker.base}`);
   expect(raw, 'the drop-in saved its channel').not.toBeNull();
-  return JSON.parse(raw!) as { id: string; deckKey: string };
+  return JSON.parse(raw!) as { id: string; deckKey: string; pairCode?: string };
 }
 
 async function channelCount(): Promise<number> {
@@ -130,8 +130,10 @@ test('a plain page of another origin pairs a phone through the QR overlay and fo
   await page.screenshot({ path: 'docs/dropin.png' });
   // A code on show can be swapped for a new one (a phone refused by mistake asks again with it).
   await overlay.getByRole('button', { name: 'New code' }).click();
-  await expect.poll(async () => new URL(await readOverlayQr(page)).hash).not.toBe(firstCode.hash);
+  // The QR is redrawn when the new code arrives: read it once that has happened, not while it may be.
+  await expect.poll(async () => (await savedChannel(page)).pairCode).not.toBe(firstCode.hash.slice(1));
   const controllerUrl = new URL(await readOverlayQr(page));
+  expect(controllerUrl.hash).not.toBe(firstCode.hash);
   expect(controllerUrl.pathname).toBe(firstCode.pathname);
   // The QR carries the LAN address, never loopback; the phone only ever opens it rewritten.
   expect(lanAddresses()).toContain(controllerUrl.hostname);

@@ -197,8 +197,9 @@ for _, raw in ipairs(redis.call('LRANGE', KEYS[2], 0, -1)) do
 end
 return {tonumber(ARGV[1]), pending}`;
 
-// KEYS: hash decks seq chans; ARGV: instance, until ('' = it holds none), now, ttl, id, event, data if connected, data if not.
+// KEYS: hash decks seq; ARGV: instance, until ('' = it holds none), now, ttl, id, event, data if connected, data if not.
 // The sum, the change and its event are one step, so two instances' changes go out in the order they were made.
+// No channel TTL is moved here: a slideshow coming or going is not use of the channel (touch and append are).
 const SLIDESHOW = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return {-1, 0} end
 if ARGV[2] == '' then redis.call('HDEL', KEYS[2], ARGV[1]) else redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) end
@@ -213,8 +214,6 @@ local was = redis.call('HGET', KEYS[1], 'slideshow') == '1' and 1 or 0
 if connected == was then return {connected, 0} end
 redis.call('HSET', KEYS[1], 'slideshow', connected)
 local id = redis.call('INCR', KEYS[3])
-redis.call('PEXPIRE', KEYS[3], ARGV[4])
-redis.call('ZADD', KEYS[4], now + tonumber(ARGV[4]), ARGV[5])
 local data = connected == 1 and ARGV[7] or ARGV[8]
 redis.call('PUBLISH', '${EVENTS}', cjson.encode({i = ARGV[1], c = ARGV[5], n = id, e = ARGV[6], d = data, t = now}))
 return {connected, id}`;
@@ -513,7 +512,7 @@ export class RedisBus implements Bus {
 
   async slideshowStreams(id: string, open: boolean, until: number): Promise<SlideshowChange> {
     const x = k(id);
-    const [connected, eventId] = (await this.script(SLIDESHOW, [x.hash, x.decks, x.seq, `${P}chans`], [
+    const [connected, eventId] = (await this.script(SLIDESHOW, [x.hash, x.decks, x.seq], [
       this.instanceId,
       open ? until : '',
       this.clock(),

@@ -111,8 +111,8 @@ if (binary) {
     const busA = new RedisBus({ url: redis.url, limits: DEFAULTS });
     const busB = new RedisBus({ url: redis.url, limits: DEFAULTS });
     await Promise.all([busA.connected(), busB.connected()]);
-    // Short heartbeats: an instance's word lapses after three of them.
-    const quick = { slideshowAwayMs: 200, heartbeatMs: 200 };
+    // Short heartbeats: an instance's word lapses after three of them (3 s: far beyond any stall of a loaded machine).
+    const quick = { slideshowAwayMs: 200, heartbeatMs: 1_000 };
     const a = await startTestServer(quick, { bus: busA });
     const b = await startTestServer(quick, { bus: busB });
     t.after(async () => {
@@ -127,17 +127,17 @@ if (binary) {
     const said = (connected: boolean) => room.text().split(`event: slideshow\ndata: {"connected":${connected}}`).length - 1;
 
     const deck = await openRawStream(a.base, `/api/channels/${ch.id}/events?as=${ch.streamToken}`);
-    assert.equal(await settle(() => said(true), 1, 5_000), 1, 'the slideshow on A is told on B');
+    assert.equal(await settle(() => said(true), 1, 10_000), 1, 'the slideshow on A is told on B');
     deck.close();
-    assert.equal(await settle(() => said(false), 1, 5_000), 1, 'and its leaving');
+    assert.equal(await settle(() => said(false), 1, 10_000), 1, 'and its leaving');
 
     const again = await openRawStream(a.base, `/api/channels/${ch.id}/events?as=${ch.streamToken}`);
     t.after(() => again.close());
-    assert.equal(await settle(() => said(true), 2, 5_000), 2);
+    assert.equal(await settle(() => said(true), 2, 10_000), 2);
     // A dies: its link to Redis goes first, so it can say nothing more; its streams end with it.
     await busA.close();
     await a.close();
-    assert.equal(await settle(() => said(false), 2, 5_000), 2, "B's heartbeat finds A's word lapsed");
+    assert.equal(await settle(() => said(false), 2, 15_000), 2, "B's heartbeat finds A's word lapsed");
     assert.equal(said(true), 2);
   });
 }

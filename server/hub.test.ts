@@ -1564,3 +1564,27 @@ test("a closing hub says nothing of the slideshow's streams it ends: the slidesh
   await turn();
   assert.equal((await bus.get(channel.id))?.slideshow, true, 'its word stands until it lapses');
 });
+
+test("a grace running when the channel's streams here are swept goes on: a heartbeat meanwhile, with a new stream open, does not say the slideshow gone early", async (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'setInterval'] });
+  const { hub } = makeHub({ slideshowAwayMs: 4_000, heartbeatMs: 1_000 });
+  hub.start();
+  t.after(() => hub.close());
+  const { channel } = await hub.create();
+  const closeDeck = await hub.subscribe(channel, () => new RecordingSink(), 'ip', undefined, null, { deck: true, hash: channel.deckHash });
+  await turn();
+  closeDeck();
+  // The channel has no stream here now: the sweep forgets it.
+  await hub.sweep();
+  const room = new RecordingSink();
+  await hub.subscribe(channel, room, 'ip', undefined);
+  assert.equal(snapshotOf(room).slideshow, true);
+  t.mock.timers.tick(1_000);
+  await turn();
+  t.mock.timers.tick(1_000);
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [], 'still in its grace');
+  t.mock.timers.tick(2_000);
+  await turn();
+  assert.deepEqual(slideshowSaid(room), [false]);
+});

@@ -154,12 +154,21 @@ interface LocalChannel {
   keyHolders: number;
   /** Of those, each holder's, by key hash. */
   holders: Map<string, number>;
-  /** Open streams of the slideshow's (the deck key's token): what the phones and the room learn as EVENT.slideshow. */
-  slideshows: number;
-  /** Set while the last slideshow stream here has gone but its grace (slideshowAwayMs) has not run out. */
-  slideshowGrace: NodeJS.Timeout | null;
-  /** Whether this process last told the bus it holds a slideshow stream here. */
-  slideshowSaid: boolean;
+}
+
+/**
+ * This process's part in whether a channel's slideshow is connected
+ * (EVENT.slideshow). Kept apart from LocalChannel, which is dropped and made
+ * anew as streams are ended and swept (endStreams, sweep): a grace running
+ * when that happens must go on, and be the one a returning stream clears.
+ */
+interface SlideshowLink {
+  /** Open streams of the slideshow's here (opened with the deck key's token). */
+  streams: number;
+  /** Set while the last of them has gone but its grace (slideshowAwayMs) has not run out. */
+  grace: NodeJS.Timeout | null;
+  /** Whether this process last told the bus it holds one. */
+  said: boolean;
 }
 
 export type HubLimits = Pick<
@@ -208,6 +217,8 @@ export class Hub {
   /** Counters and the delivery-latency histogram; a no-op unless the app wires in Prometheus metrics. */
   metrics: HubMetrics = NO_METRICS;
   private readonly local = new Map<string, LocalChannel>();
+  /** By channel id; an entry lives while this process holds, or has said it holds, a slideshow stream there. */
+  private readonly slideshowLinks = new Map<string, SlideshowLink>();
   private readonly perIp = new Map<string, number>();
   private subscriberCount = 0;
   private timers: NodeJS.Timeout[] = [];
@@ -238,6 +249,9 @@ export class Hub {
       for (const local of this.local.values()) if (local.subscribers.size > 0) local.held ??= [];
     });
     this.bus.onReconnect?.(() => {
+      // This process's word may have lapsed during the outage: said again
+      // first, before an instance with only phones sums without it.
+      for (const [id, link] of this.slideshowLinks) if (link.said) void this.saySlideshow(id);
       this.catchingUp = this.catchingUp.then(() => this.catchUp()).catch(() => undefined);
     });
   }
@@ -260,13 +274,13 @@ export class Hub {
       for (const sub of ch.subscribers) sub.sink?.end();
       // A request still in flight must not write to an ended stream.
       ch.subscribers.clear();
-      // No word of the slideshow leaving: it reconnects to this process's
-      // successor, and were that another instance, a word said now could
-      // reach the phones before the one the successor says. Unsaid, this
-      // process's word lapses (SLIDESHOW_WORD_BEATS).
-      if (ch.slideshowGrace) clearTimeout(ch.slideshowGrace);
-      ch.slideshowGrace = null;
     }
+    // No word of the slideshow leaving: it reconnects to this process's
+    // successor, and were that another instance, a word said now could reach
+    // the phones before the one the successor says. Unsaid, this process's
+    // word lapses (SLIDESHOW_WORD_BEATS).
+    for (const link of this.slideshowLinks.values()) if (link.grace) clearTimeout(link.grace);
+    this.slideshowLinks.clear();
   }
 
   /** Streams open in this process, and the channels they are on. */
@@ -548,7 +562,7 @@ export class Hub {
       local.keyHolders++;
       local.holders.set(holder, (local.holders.get(holder) ?? 0) + 1);
     } else this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
-    if (sub.deck) this.slideshowOpened(record.id, local);
+    if (sub.deck) this.slideshowOpened(record.id);
     this.subscriberCount++;
     let open_ = true;
     const unsubscribe = () => {
@@ -556,7 +570,7 @@ export class Hub {
       open_ = false;
       local.subscribers.delete(sub);
       this.subscriberCount--;
-      if (sub.deck) this.slideshowClosed(record.id, local);
+      if (sub.deck) this.slideshowClosed(record.id);
       if (holder !== null) {
         local.keyHolders--;
         const left = (local.holders.get(holder) ?? 1) - 1;
@@ -890,7 +904,7 @@ export class Hub {
   private localChannel(id: string): LocalChannel {
     let ch = this.local.get(id);
     if (!ch) {
-      ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0, keyHolders: 0, holders: new Map(), slideshows: 0, slideshowGrace: null, slideshowSaid: false };
+      ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0, keyHolders: 0, holders: new Map() };
       this.local.set(id, ch);
     }
     return ch;
@@ -914,14 +928,17 @@ export class Hub {
   }
 
   /** A stream of the slideshow's opened here: said at once, unless this process's word already stands. */
-  private slideshowOpened(id: string, local: LocalChannel): void {
-    local.slideshows++;
-    if (local.slideshowGrace) {
+  private slideshowOpened(id: string): void {
+    if (this.closed) return;
+    let link = this.slideshowLinks.get(id);
+    if (!link) this.slideshowLinks.set(id, (link = { streams: 0, grace: null, said: false }));
+    link.streams++;
+    if (link.grace) {
       // Back within its grace: the phones never heard it was gone.
-      clearTimeout(local.slideshowGrace);
-      local.slideshowGrace = null;
+      clearTimeout(link.grace);
+      link.grace = null;
     }
-    if (!local.slideshowSaid && !this.closed) void this.saySlideshow(id);
+    if (!link.said) void this.saySlideshow(id);
   }
 
   /**
@@ -930,45 +947,48 @@ export class Hub {
    * is cut and reopened on every Wi-Fi hiccup and server restart, and a
    * phone told "not connected" each time would learn to ignore it.
    */
-  private slideshowClosed(id: string, local: LocalChannel): void {
-    local.slideshows--;
-    // Closing, this process says nothing of the slideshow leaving (see close): its streams end after this.
-    if (local.slideshows > 0 || local.slideshowGrace || this.closed) return;
-    local.slideshowGrace = setTimeout(() => {
-      local.slideshowGrace = null;
+  private slideshowClosed(id: string): void {
+    const link = this.slideshowLinks.get(id);
+    // Closing, this process says nothing of the slideshow leaving (see close).
+    if (!link || this.closed) return;
+    link.streams--;
+    if (link.streams > 0 || link.grace) return;
+    link.grace = setTimeout(() => {
+      link.grace = null;
       void this.saySlideshow(id);
     }, this.limits.slideshowAwayMs);
-    local.slideshowGrace.unref();
+    link.grace.unref();
   }
 
   /**
    * Tells the bus whether this process holds a slideshow stream on the
    * channel (or one in its grace), for the sum over every instance, and
-   * writes the `slideshow` event when that sum changed. It reads the
-   * channel's streams as they are now, not as a timer saw them: the
-   * streams may have been ended and reopened meanwhile (endStreams).
-   * Failures are left to the next heartbeat, which says it again.
+   * writes the `slideshow` event when that sum changed. Failures are left to
+   * the next heartbeat, which says it again.
    */
   private async saySlideshow(id: string): Promise<void> {
-    const local = this.local.get(id);
-    const open = local !== undefined && (local.slideshows > 0 || local.slideshowGrace !== null);
-    if (local) local.slideshowSaid = open;
+    if (this.closed) return;
+    const link = this.slideshowLinks.get(id);
+    const open = link !== undefined && (link.streams > 0 || link.grace !== null);
+    if (link) link.said = open;
+    // Said gone: nothing of it is left to keep, unless a stream opens while the bus answers.
+    if (link && !open) this.slideshowLinks.delete(id);
     const at = this.bus.clock();
     try {
       const r = await this.bus.slideshowStreams(id, open, at + SLIDESHOW_WORD_BEATS * this.limits.heartbeatMs);
       if (r.eventId !== null) this.published(id, EVENT.slideshow, r.connected ? SLIDESHOW_DATA.connected : SLIDESHOW_DATA.away, { eventId: r.eventId, duplicate: false }, at);
     } catch {
       // The store is away, or the channel gone: the next heartbeat says it again.
-      if (local) local.slideshowSaid = false;
+      if (link && this.slideshowLinks.get(id) === link) link.said = false;
     }
   }
 
   private heartbeat(): void {
-    for (const [id, ch] of this.local) {
-      // This process's word on the slideshow, said again before it lapses;
-      // and, summed again, any word of an instance that died unsaid drops out.
-      if (ch.subscribers.size > 0 || ch.slideshowGrace) void this.saySlideshow(id);
-    }
+    // This process's word on the slideshow, said again before it lapses;
+    // and, where this process has streams, summed again, so the word of an
+    // instance that died unsaid drops out.
+    for (const id of this.slideshowLinks.keys()) void this.saySlideshow(id);
+    for (const [id, ch] of this.local) if (ch.subscribers.size > 0 && !this.slideshowLinks.has(id)) void this.saySlideshow(id);
     for (const ch of this.local.values()) {
       for (const sub of ch.subscribers) {
         const sink = sub.sink;
