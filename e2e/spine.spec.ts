@@ -49,7 +49,7 @@ test('a phone that scans the QR code drives the slideshow, and shows where it is
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   // Nobody is sent what it would drop: the phone gets neither its own commands
   // nor its own pointer positions, the slideshow not its own state reports.
-  expect(asked.phone).toEqual([['snapshot', 'state', 'questions', 'spotlight']]);
+  expect(asked.phone).toEqual([['snapshot', 'state', 'slideshow', 'questions', 'spotlight']]);
   expect(asked.deck).toHaveLength(1);
   expect(asked.deck[0]).toContain('command');
   expect(asked.deck[0]).not.toContain('state');
