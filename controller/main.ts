@@ -400,7 +400,8 @@ function wireControls(): void {
   });
 
   // Notes size, remembered on this phone.
-  let size = Number(localStorage.getItem('clicker.notesSize')) || 18;
+  // Held to the buttons' range: a stored 9999 (a hand edit) must not fill the screen with one letter.
+  let size = Math.min(40, Math.max(12, Math.round(Number(localStorage.getItem('clicker.notesSize')) || 18)));
   const applySize = () => {
     $('notes').style.fontSize = `${size}px`;
     localStorage.setItem('clicker.notesSize', String(size));
@@ -417,11 +418,28 @@ function wireControls(): void {
 }
 
 // ---------------------------------------------------------------- time
+/**
+ * The saved timer, or a fresh one. Whatever is in the store is checked, not
+ * trusted: one bad value there (an older format, a hand edit) must never
+ * keep the remote from starting.
+ */
+function readTimer(): { since: number | null; acc: number } {
+  const ms = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
+  try {
+    const v = JSON.parse(localStorage.getItem(`clicker.timer.${channelId}`) ?? 'null') as { since?: unknown; acc?: unknown } | null;
+    // A start in the future would count down: taken as not running.
+    const since = ms(v?.since) && v.since <= Date.now() ? v.since : null;
+    return { since, acc: ms(v?.acc) ? v.acc : 0 };
+  } catch {
+    return { since: null, acc: 0 };
+  }
+}
+
 function wireTime(): void {
   // The timer survives a reload: it is a start time plus what ran before a pause.
-  const saved = JSON.parse(localStorage.getItem(`clicker.timer.${channelId}`) ?? 'null') as { since: number | null; acc: number } | null;
-  let since: number | null = saved?.since ?? null;
-  let acc = saved?.acc ?? 0;
+  const saved = readTimer();
+  let since: number | null = saved.since;
+  let acc = saved.acc;
   const persist = () => localStorage.setItem(`clicker.timer.${channelId}`, JSON.stringify({ since, acc }));
   const fmt = (ms: number) => {
     const t = Math.floor(ms / 1000);
@@ -513,8 +531,9 @@ const waitingName = `${keyName}.waiting`;
 
 function readWaiting(): Waiting | null {
   try {
-    const w = JSON.parse(localStorage.getItem(waitingName) ?? 'null') as Waiting | null;
-    return w && typeof w.code === 'string' ? w : null;
+    const w = JSON.parse(localStorage.getItem(waitingName) ?? 'null') as { code?: unknown; key?: unknown } | null;
+    if (!w || typeof w.code !== 'string') return null;
+    return typeof w.key === 'string' ? { code: w.code, key: w.key } : { code: w.code };
   } catch {
     return null;
   }

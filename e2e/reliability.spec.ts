@@ -558,3 +558,46 @@ test('after a restart that lost the channel, the slideshow registers it again pa
   expect(eventId).toBeGreaterThan(highest);
   await expect.poll(() => deckStep(p.deck)).toBe(5);
 });
+
+test('whatever the laptop and the phone have stored, the slideshow and the remote start: a bad part is dropped, not trusted', async ({ browser }) => {
+  // The slideshow's store, as an older version, a hand edit or another page of this origin may have left it.
+  for (const bad of ['not json', '"a string"', '[]', '{"id":5}', '{"id":"AAAAAAAAAAAAAAAAAAAAAA"}', '{"id":"../../etc","deckKey":"x"}']) {
+    const ctx = await browser.newContext({ viewport: { width: 1280, height: 720 } });
+    contexts.push(ctx);
+    await ctx.addInitScript((value) => localStorage.setItem('clicker.deck.v1', value), bad);
+    const deck = await ctx.newPage();
+    await deck.goto(`${server.base}/`);
+    // A pairing QR on show: the slideshow opened a channel of its own.
+    expect(new URL(await readDeckQr(deck)).pathname, bad).toMatch(/^\/r\/[A-Za-z0-9_-]{22}$/);
+  }
+
+  // A channel of its own, with a position that does not parse: the channel is kept, the stored
+  // position dropped, and the slideshow goes back to where the server says the talk was.
+  const p = await pairedPhone(browser);
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(1);
+  const kept = await p.deck.evaluate(() => JSON.parse(localStorage.getItem('clicker.deck.v1') ?? '{}') as { id: string });
+  await p.deck.evaluate(() => {
+    const saved = JSON.parse(localStorage.getItem('clicker.deck.v1') ?? '{}') as Record<string, unknown>;
+    localStorage.setItem('clicker.deck.v1', JSON.stringify({ ...saved, controllers: 'all of them', reveal: { indexh: 'two', indexv: null } }));
+  });
+  await p.deck.reload();
+  await expect(p.deck.locator('.clicker-status')).toHaveAttribute('data-link', 'live');
+  expect((await p.deck.evaluate(() => JSON.parse(localStorage.getItem('clicker.deck.v1') ?? '{}') as { id: string })).id, 'the same channel').toBe(kept.id);
+  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await expect.poll(() => deckStep(p.deck)).toBe(1);
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(2);
+
+  // The phone's stores: a timer and a notes size that are not what it wrote.
+  await p.phone.evaluate((id) => {
+    localStorage.setItem(`clicker.timer.${id}`, '{"since": "yesterday", "acc": -5');
+    localStorage.setItem('clicker.notesSize', '9999');
+  }, kept.id);
+  await p.phone.reload();
+  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await expect(p.phone.locator('#elapsed')).toHaveText('0:00');
+  expect(await p.phone.locator('#notes').evaluate((el) => getComputedStyle(el).fontSize)).toBe('40px');
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(3);
+});

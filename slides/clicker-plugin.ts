@@ -11,6 +11,7 @@
 // a tap (audience.ts).
 import QRCode from 'qrcode';
 import type { RevealApi, RevealPlugin } from 'reveal.js';
+import { z } from 'zod';
 import {
   Command,
   EVENT,
@@ -25,7 +26,7 @@ import {
   type StateReport,
 } from '../protocol/messages';
 import { HttpStatusError, LiveStream, requestJson, type LinkState } from '../protocol/live';
-import { fitOutline, MAX_CONTROLLERS } from '../protocol/wire';
+import { fitOutline, ID_RE, MAX_CONTROLLERS } from '../protocol/wire';
 import { NEW_CODE_KEY, PresenterStatus } from './status';
 import { KnockCard } from './knock-card';
 import { deckAspect, PointerOverlay } from './pointer-overlay';
@@ -38,26 +39,51 @@ const REPORT_RETRY_MS = 1_000;
 /** Command ids already applied, so a replay after reconnect never moves the deck twice. */
 const APPLIED_WINDOW = 2048;
 
-interface Saved {
-  id: string;
-  deckKey: string;
-  controllers: string[];
-  lastEventId: string;
+/** How to know a slide again after the deck file was edited around it. */
+const SlideMark = z.object({
+  title: z.string(),
+  body: z.string(),
+  /** The keys of the slides before and after it. */
+  prev: z.string(),
+  next: z.string(),
+  /** Its place among all the slides, vertical ones counted. */
+  flat: z.number().int().min(0),
+});
+type SlideMark = z.infer<typeof SlideMark>;
+
+const Index = z.number().int().min(-1);
+
+/**
+ * What the slideshow keeps in localStorage. Read through this schema: the
+ * store outlives every version of this code, and anything may have been
+ * written there (an older format, a hand edit, another page of this
+ * origin). A part that does not parse is dropped, never trusted: a bad
+ * position is no reason to lose the channel, and a bad channel means a new one.
+ */
+const Saved = z.object({
+  id: z.string().regex(ID_RE),
+  deckKey: z.string().min(1),
+  controllers: z.array(z.string()).catch([]),
+  lastEventId: z.string().catch(''),
   /**
    * The highest event id this slideshow has seen anywhere: its stream's, and
    * its own state reports' (the stream does not carry those). After a
    * restart that lost the channel, it is registered again from here, so no
    * id a phone may already hold is handed out twice.
    */
-  seenUpTo?: number;
+  seenUpTo: z.number().int().min(0).optional().catch(undefined),
   /** The pairing code on show, brought to the re-registration so a reload keeps it (and the phones waiting with it). */
-  pairCode?: string | null;
+  pairCode: z.string().nullable().optional().catch(undefined),
   /** Where the deck was, and how to know the slide there again after an edit moved it. */
-  reveal?: { indexh: number; indexv: number; indexf: number; paused?: boolean; mark?: SlideMark };
+  reveal: z
+    .object({ indexh: Index, indexv: Index, indexf: Index, paused: z.boolean().optional(), mark: SlideMark.optional().catch(undefined) })
+    .optional()
+    .catch(undefined),
   /** The deck the position belongs to (the page's clicker-deck meta), and when the page last held it (ms). */
-  deck?: string;
-  at?: number;
-}
+  deck: z.string().optional().catch(undefined),
+  at: z.number().optional().catch(undefined),
+});
+type Saved = z.infer<typeof Saved>;
 
 /**
  * A saved position is resumed only this soon after the page last held it:
@@ -79,8 +105,10 @@ const api = (path = '') => `/api/channels${path}`;
 function loadSaved(): Saved | null {
   try {
     const raw = localStorage.getItem(STORE_KEY);
-    return raw ? (JSON.parse(raw) as Saved) : null;
+    const parsed = raw ? Saved.safeParse(JSON.parse(raw)) : null;
+    return parsed?.success ? parsed.data : null;
   } catch {
+    // Not JSON, or storage switched off: the slideshow opens a new channel.
     return null;
   }
 }
@@ -470,17 +498,6 @@ const KEY_WORDS = 80;
 /** A slide as its neighbours know it: its title, or the start of its words. */
 const keyFrom = (title: string, body: string): string => title || body.slice(0, KEY_WORDS);
 const keyOf = (slide: Element | undefined): string => keyFrom(titleOf(slide, ''), bodyOf(slide));
-
-/** How to know a slide again after the deck file was edited around it. */
-interface SlideMark {
-  title: string;
-  body: string;
-  /** The keys of the slides before and after it. */
-  prev: string;
-  next: string;
-  /** Its place among all the slides, vertical ones counted. */
-  flat: number;
-}
 
 function markOf(deck: RevealApi, slide: Element | undefined): SlideMark | undefined {
   if (!slide) return undefined;
