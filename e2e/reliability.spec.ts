@@ -8,7 +8,7 @@
 // toLoopback before the phone opens it. The only clock limit asserted is the
 // issue's: the phone drives the deck within 5 s of a restarted server being up.
 import http from 'node:http';
-import { devices, expect, test, type Browser, type BrowserContext, type Page } from '@playwright/test';
+import { devices, expect, test, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
 import { ClickerServer, readDeckQr, toLoopback, allowPhone } from './fixtures';
 
 const ARGS = ['--bind', '127.0.0.1'];
@@ -104,6 +104,17 @@ async function pairedThenClosed(browser: Browser): Promise<{ p: Pair; deckCtx: B
   const deckCtx = p.deck.context();
   await p.deck.close();
   return { p, deckCtx };
+}
+
+/** A follower's page on the pair's channel (a phone of the room), live; and its status pill. */
+async function followerOf(browser: Browser, p: Pair): Promise<{ follower: Page; pill: Locator }> {
+  const followCtx = await browser.newContext({ ...devices['Pixel 7'] });
+  contexts.push(followCtx);
+  const follower = await followCtx.newPage();
+  await follower.goto(`${server.base}${new URL(p.phone.url()).pathname.replace(/^\/r\//, '/f/')}`);
+  const pill = follower.locator('.clicker-status');
+  await expect(pill).toHaveAttribute('data-link', 'live');
+  return { follower, pill };
 }
 
 const next = (phone: Page) => phone.getByRole('button', { name: 'Next' }).tap();
@@ -312,12 +323,7 @@ test('with the slideshow closed the phone and the followers are told, without a 
   await expect.poll(() => deckStep(p.deck)).toBe(1);
   const taps = p.phone.locator('#taps');
   await expect(taps).toBeHidden();
-  const followCtx = await browser.newContext({ ...devices['Pixel 7'] });
-  contexts.push(followCtx);
-  const follower = await followCtx.newPage();
-  await follower.goto(`${server.base}${new URL(p.phone.url()).pathname.replace(/^\/r\//, '/f/')}`);
-  const pill = follower.locator('.clicker-status');
-  await expect(pill).toHaveAttribute('data-link', 'live');
+  const { follower, pill } = await followerOf(browser, p);
 
   // The laptop's tab is closed by mistake; the phone's own link is fine. Nobody taps:
   // the server tells both, once the slideshow's stream has been gone for a few seconds.
@@ -363,13 +369,13 @@ test('a slideshow whose stream the server still counts but that applies nothing 
 });
 
 test('after a restart with the slideshow closed, the phone says there is no slideshow and a follower that the presenter is offline; both are live again once it is open', async ({ browser }) => {
-  const { p, deckCtx } = await pairedThenClosed(browser);
-  const followCtx = await browser.newContext({ ...devices['Pixel 7'] });
-  contexts.push(followCtx);
-  const follower = await followCtx.newPage();
-  await follower.goto(`${server.base}${new URL(p.phone.url()).pathname.replace(/^\/r\//, '/f/')}`);
-  const pill = follower.locator('.clicker-status');
-  await expect(pill).toHaveAttribute('data-link', 'live');
+  // The follower joins while the slideshow is still open; then the laptop's tab is closed.
+  const p = await pairedPhone(browser);
+  await burst(p, 1);
+  await expect.poll(() => deckStep(p.deck)).toBe(1);
+  const { follower, pill } = await followerOf(browser, p);
+  const deckCtx = p.deck.context();
+  await p.deck.close();
 
   // The server comes back empty (in memory), and nobody has the slideshow open to register the channel again.
   server = await server.restart('SIGKILL');
