@@ -76,7 +76,8 @@ const Saved = z.object({
   pairCode: z.string().nullable().optional().catch(undefined),
   /** Where the deck was, and how to know the slide there again after an edit moved it. */
   reveal: z
-    .object({ indexh: Index, indexv: Index, indexf: Index, paused: z.boolean().optional(), mark: SlideMark.optional().catch(undefined) })
+    // reveal.js's getState() leaves indexf out on a slide with no fragments.
+    .object({ indexh: Index, indexv: Index, indexf: Index.optional(), paused: z.boolean().optional(), mark: SlideMark.optional().catch(undefined) })
     .optional()
     .catch(undefined),
   /** The deck the position belongs to (the page's clicker-deck meta), and when the page last held it (ms). */
@@ -519,7 +520,7 @@ function markOf(deck: RevealApi, slide: Element | undefined): SlideMark | undefi
  * neighbours. The best wins, the nearest to the old place on a tie; with
  * none (the slide was deleted, or rewritten whole) the numbers are kept.
  */
-function whereSlideWent(deck: RevealApi, at: { indexh: number; indexv: number; indexf: number; mark?: SlideMark }): { indexh: number; indexv: number; indexf: number } {
+function whereSlideWent(deck: RevealApi, at: { indexh: number; indexv: number; indexf?: number | undefined; mark?: SlideMark | undefined }): { indexh: number; indexv: number; indexf?: number | undefined } {
   const mark = at.mark;
   if (!mark) return at;
   const slides = deck.getSlides();
