@@ -427,8 +427,8 @@ function readTimer(): { since: number | null; acc: number } {
   const ms = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v) && v >= 0;
   try {
     const v = JSON.parse(localStorage.getItem(`clicker.timer.${channelId}`) ?? 'null') as { since?: unknown; acc?: unknown } | null;
-    // A start in the future would count down: taken as not running.
-    const since = ms(v?.since) && v.since <= Date.now() ? v.since : null;
+    // A start in the future (the clock was set back since) would count down: it starts now instead.
+    const since = ms(v?.since) ? Math.min(v.since, Date.now()) : null;
     return { since, acc: ms(v?.acc) ? v.acc : 0 };
   } catch {
     return { since: null, acc: 0 };
@@ -533,7 +533,8 @@ function readWaiting(): Waiting | null {
   try {
     const w = JSON.parse(localStorage.getItem(waitingName) ?? 'null') as { code?: unknown; key?: unknown } | null;
     if (!w || typeof w.code !== 'string') return null;
-    return typeof w.key === 'string' ? { code: w.code, key: w.key } : { code: w.code };
+    // A key the server would refuse as malformed (400) would be sent at every knock: asked without it, the server hands out a new one.
+    return typeof w.key === 'string' && /^[A-Za-z0-9_-]{16,64}$/.test(w.key) ? { code: w.code, key: w.key } : { code: w.code };
   } catch {
     return null;
   }
@@ -606,6 +607,12 @@ async function pair(code: string, canWait: boolean): Promise<boolean> {
       if (err instanceof HttpStatusError && err.status === 409) {
         // The slideshow has all the remotes it takes (the server says how many).
         showMessage('Too many remotes', `${err.message[0]?.toUpperCase() ?? ''}${err.message.slice(1)}.`, followUrl);
+        return false;
+      }
+      if (err instanceof HttpStatusError && err.status === 400) {
+        // Not a code the server could ever take (a link cut short, or typed by hand): no retry will change that.
+        localStorage.removeItem(waitingName);
+        showMessage('Scan the QR code again', 'This link does not hold a whole pairing code. Scan the QR code on the slides again.', followUrl);
         return false;
       }
       if (err instanceof HttpStatusError && err.status === 404) {

@@ -567,43 +567,74 @@ test('after a restart that lost the channel, the slideshow registers it again pa
 
 test('whatever the laptop and the phone have stored, the slideshow and the remote start: a bad part is dropped, not trusted', async ({ browser }) => {
   // The slideshow's store, as an older version, a hand edit or another page of this origin may have left it.
-  for (const bad of ['not json', '"a string"', '[]', '{"id":5}', '{"id":"AAAAAAAAAAAAAAAAAAAAAA"}', '{"id":"../../etc","deckKey":"x"}']) {
+  // The last two parse as JSON objects but hold what the server would refuse (a 403, a 401 for a key too short).
+  const bad = ['not json', '"a string"', '[]', '{"id":5}', '{"id":"AAAAAAAAAAAAAAAAAAAAAA"}', '{"id":"../../etc","deckKey":"x"}', `{"id":"AAAAAAAAAAAAAAAAAAAAAA","deckKey":"${'k'.repeat(32)}"}`, '{"id":"AAAAAAAAAAAAAAAAAAAAAA","deckKey":"x"}'];
+  let lastDeck: Page | null = null;
+  for (const value of bad) {
     const ctx = await browser.newContext({ viewport: { width: 1280, height: 720 } });
     contexts.push(ctx);
-    await ctx.addInitScript((value) => localStorage.setItem('clicker.deck.v1', value), bad);
-    const deck = await ctx.newPage();
-    await deck.goto(`${server.base}/`);
+    await ctx.addInitScript((v) => {
+      if (!sessionStorage.getItem('seeded')) localStorage.setItem('clicker.deck.v1', v);
+      sessionStorage.setItem('seeded', '1');
+    }, value);
+    lastDeck = await ctx.newPage();
+    await lastDeck.goto(`${server.base}/`);
     // A pairing QR on show: the slideshow opened a channel of its own.
-    expect(new URL(await readDeckQr(deck)).pathname, bad).toMatch(/^\/r\/[A-Za-z0-9_-]{22}$/);
+    expect(new URL(await readDeckQr(lastDeck)).pathname, value).toMatch(/^\/r\/[A-Za-z0-9_-]{22}$/);
   }
 
-  // A channel of its own, with a position that does not parse: the channel is kept, the stored
-  // position dropped, and the slideshow goes back to where the server says the talk was.
+  // A phone whose stored request names a key the server would refuse as malformed: asked without it, it gets a name.
+  const qr = new URL(await readDeckQr(lastDeck!));
+  const phoneCtx = await browser.newContext({ ...devices['Pixel 7'] });
+  contexts.push(phoneCtx);
+  await phoneCtx.addInitScript(
+    ([id, code]) => localStorage.setItem(`clicker.remote.${id}.waiting`, JSON.stringify({ code, key: 'not a key!' })),
+    [qr.pathname.split('/').pop()!, qr.hash.slice(1)] as const,
+  );
+  const stranger = await phoneCtx.newPage();
+  await stranger.goto(toLoopback(qr.toString()));
+  await expect(stranger.getByRole('heading', { name: 'Allow this phone on the laptop' })).toBeVisible();
+
+  // A channel of its own, with a position and a list of phones that do not parse, written as the page
+  // leaves (after its own last save): the channel is kept, the position dropped, and its phone, whose
+  // hash was kept apart from the bad entry beside it, stays paired.
   const p = await pairedPhone(browser);
   await burst(p, 1);
   await expect.poll(() => deckStep(p.deck)).toBe(1);
-  const kept = await p.deck.evaluate(() => JSON.parse(localStorage.getItem('clicker.deck.v1') ?? '{}') as { id: string });
+  const kept = await p.deck.evaluate(() => JSON.parse(localStorage.getItem('clicker.deck.v1') ?? '{}') as { id: string; controllers: string[] });
+  expect(kept.controllers).toHaveLength(1);
   await p.deck.evaluate(() => {
-    const saved = JSON.parse(localStorage.getItem('clicker.deck.v1') ?? '{}') as Record<string, unknown>;
-    localStorage.setItem('clicker.deck.v1', JSON.stringify({ ...saved, controllers: 'all of them', reveal: { indexh: 'two', indexv: null } }));
+    addEventListener('pagehide', () => {
+      const saved = JSON.parse(localStorage.getItem('clicker.deck.v1') ?? '{}') as { controllers: string[] };
+      localStorage.setItem('clicker.deck.v1', JSON.stringify({ ...saved, controllers: [42, 'x', ...saved.controllers], reveal: { indexh: 'two', indexv: null } }));
+    });
   });
   await p.deck.reload();
   await expect(p.deck.locator('.clicker-status')).toHaveAttribute('data-link', 'live');
-  expect((await p.deck.evaluate(() => JSON.parse(localStorage.getItem('clicker.deck.v1') ?? '{}') as { id: string })).id, 'the same channel').toBe(kept.id);
+  const after = await p.deck.evaluate(() => JSON.parse(localStorage.getItem('clicker.deck.v1') ?? '{}') as { id: string; controllers: string[] });
+  expect(after.id, 'the same channel').toBe(kept.id);
+  expect(after.controllers, 'the phone, without the bad entries').toEqual(kept.controllers);
+  // Where it was could not be read: the title slide, told to the phone.
+  await expect.poll(() => deckStep(p.deck)).toBe(0);
+  await expect(p.phone.locator('#position')).toHaveText(/^1 \//);
   await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+  await burst(p, 1);
   await expect.poll(() => deckStep(p.deck)).toBe(1);
+
+  // The phone's stores: a timer and a notes size that are not what it wrote, then a timer that is not JSON.
+  for (const timer of ['{"since": "yesterday", "acc": -5}', '{"since": 1e300']) {
+    await p.phone.evaluate(
+      ([id, value]) => {
+        localStorage.setItem(`clicker.timer.${id}`, value);
+        localStorage.setItem('clicker.notesSize', '9999');
+      },
+      [kept.id, timer] as const,
+    );
+    await p.phone.reload();
+    await expect(p.phone.locator('#conn'), timer).toHaveAttribute('data-state', 'live');
+    await expect(p.phone.locator('#elapsed')).toHaveText('0:00');
+    expect(await p.phone.locator('#notes').evaluate((el) => getComputedStyle(el).fontSize)).toBe('40px');
+  }
   await burst(p, 1);
   await expect.poll(() => deckStep(p.deck)).toBe(2);
-
-  // The phone's stores: a timer and a notes size that are not what it wrote.
-  await p.phone.evaluate((id) => {
-    localStorage.setItem(`clicker.timer.${id}`, '{"since": "yesterday", "acc": -5');
-    localStorage.setItem('clicker.notesSize', '9999');
-  }, kept.id);
-  await p.phone.reload();
-  await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
-  await expect(p.phone.locator('#elapsed')).toHaveText('0:00');
-  expect(await p.phone.locator('#notes').evaluate((el) => getComputedStyle(el).fontSize)).toBe('40px');
-  await burst(p, 1);
-  await expect.poll(() => deckStep(p.deck)).toBe(3);
 });

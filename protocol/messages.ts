@@ -148,7 +148,9 @@ export const React = z.object({ kind: z.enum(REACTIONS) }).strict();
 /** The body of a request that takes none (a new channel, a new pairing code): absent, or `{}`. */
 export const NoFields = z.strictObject({}, { error: 'this request takes no fields' }).optional();
 
-const pairCode = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'a pairing code is 16-64 characters of A-Z, a-z, 0-9, _ or -');
+export const PairCode = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'a pairing code is 16-64 characters of A-Z, a-z, 0-9, _ or -');
+/** A controller key's hash, as the slideshow keeps and re-registers them: 43 characters of base64url. */
+export const KeyHash = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a key hash is 43 characters of base64url');
 
 /**
  * Body of POST /api/channels/:id/pair: the code from the QR's fragment. With
@@ -158,7 +160,7 @@ const pairCode = z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'a pairing code is 1
  */
 export const PairRequest = z
   .object({
-    code: pairCode,
+    code: PairCode,
     key: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'a controller key is 16-64 characters of A-Z, a-z, 0-9, _ or -').optional(),
   })
   .strict();
@@ -166,7 +168,7 @@ export const PairRequest = z
 /** Body of POST /api/channels/:id/controllers: the slideshow allows the phone that knocked with this key hash. */
 export const AllowPhone = z
   .object({
-    code: pairCode,
+    code: PairCode,
     hash: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'hash must be a controller key hash (43 characters of base64url)'),
     ticket: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'ticket must be the knock\'s ticket (43 characters of base64url)'),
   })
@@ -187,7 +189,7 @@ export const MAX_REGISTERED_EVENT_ID = 1_000_000_000_000;
 
 export const Register = z
   .object({
-    controllers: z.array(z.string().regex(/^[A-Za-z0-9_-]{43}$/)).max(MAX_CONTROLLERS).default([]),
+    controllers: z.array(KeyHash).max(MAX_CONTROLLERS).default([]),
     lastEventId: z.number().int().min(0).max(MAX_REGISTERED_EVENT_ID).default(0),
     report: StateReport.optional(),
     /**
@@ -195,7 +197,7 @@ export const Register = z
      * so a reload (a saved stylesheet, say) does not turn away the phones
      * waiting to be allowed with it.
      */
-    pairCode: pairCode.optional(),
+    pairCode: PairCode.optional(),
   })
   .strict();
 export type Register = z.infer<typeof Register>;

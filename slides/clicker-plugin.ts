@@ -15,6 +15,9 @@ import { z } from 'zod';
 import {
   Command,
   EVENT,
+  KeyHash,
+  MAX_REGISTERED_EVENT_ID,
+  PairCode,
   type ChannelInfo,
   type DeckState,
   type Presence,
@@ -58,22 +61,29 @@ const Index = z.number().int().min(-1);
  * store outlives every version of this code, and anything may have been
  * written there (an older format, a hand edit, another page of this
  * origin). A part that does not parse is dropped, never trusted: a bad
- * position is no reason to lose the channel, and a bad channel means a new one.
+ * position is no reason to lose the channel, and a bad channel means a new
+ * one. Each part is held to what the server takes back (Register, the
+ * bearer key): one it would refuse would leave the slideshow without a
+ * channel at every try.
  */
 const Saved = z.object({
   id: z.string().regex(ID_RE),
-  deckKey: z.string().min(1),
-  controllers: z.array(z.string()).catch([]),
-  lastEventId: z.string().catch(''),
+  deckKey: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/),
+  // One bad hash costs that phone its pairing, not every phone theirs.
+  controllers: z
+    .array(z.unknown())
+    .transform((xs) => xs.filter((h): h is string => KeyHash.safeParse(h).success))
+    .catch([]),
+  lastEventId: z.string().regex(/^\d{0,15}$/).catch(''),
   /**
    * The highest event id this slideshow has seen anywhere: its stream's, and
    * its own state reports' (the stream does not carry those). After a
    * restart that lost the channel, it is registered again from here, so no
    * id a phone may already hold is handed out twice.
    */
-  seenUpTo: z.number().int().min(0).optional().catch(undefined),
+  seenUpTo: z.number().int().min(0).max(MAX_REGISTERED_EVENT_ID).optional().catch(undefined),
   /** The pairing code on show, brought to the re-registration so a reload keeps it (and the phones waiting with it). */
-  pairCode: z.string().nullable().optional().catch(undefined),
+  pairCode: PairCode.nullable().optional().catch(undefined),
   /** Where the deck was, and how to know the slide there again after an edit moved it. */
   reveal: z
     // reveal.js's getState() leaves indexf out on a slide with no fragments.
@@ -718,7 +728,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
           body: {
             // The newest the server takes: a list saved before the cap existed must not be refused whole.
             controllers: saved.controllers.slice(-MAX_CONTROLLERS),
-            lastEventId: Math.max(Number(saved.lastEventId) || 0, saved.seenUpTo ?? 0),
+            lastEventId: Math.min(MAX_REGISTERED_EVENT_ID, Math.max(Number(saved.lastEventId) || 0, saved.seenUpTo ?? 0)),
             report: { state: describeState(deck), slides: outlineOf(deck) },
             ...(saved.pairCode ? { pairCode: saved.pairCode } : {}),
           },
@@ -733,8 +743,9 @@ async function startPresenter(deck: RevealApi): Promise<void> {
         outlineSent = true;
         return;
       } catch (err) {
-        // A 403 means the saved key is not this channel's; anything else (server down) is retried by the stream.
-        if (!(err instanceof HttpStatusError) || err.status !== 403) throw err;
+        // A 403 means the saved key is not this channel's, and a 400 or 401 that the server will never take
+        // what was saved: a new channel, not the same refusal at every try. Anything else (server down) is retried by the stream.
+        if (!(err instanceof HttpStatusError) || ![400, 401, 403].includes(err.status)) throw err;
         saved = null;
       }
     }
