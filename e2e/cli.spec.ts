@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { PNG } from 'pngjs';
 import { devices, expect, test, type Page } from '@playwright/test';
-import { ClickerServer, closePages, deckPosition, readDeckQr, recordFrames, titlesSeen, toLoopback, allowPhone } from './fixtures';
+import { ClickerServer, closePages, deckPosition, markPage, readDeckQr, recordFrames, titlesSeen, toLoopback, allowPhone } from './fixtures';
 
 const TALK = `---
 title: Owls at night
@@ -512,9 +512,9 @@ test('a save finds the slide on screen again by its words, its title and its nei
     const present = deck.locator('.reveal .slides section.present');
     // Each save reloads the page: a mark set on this one is gone after it.
     const saveAndReload = async (list: string[]) => {
-      await deck.evaluate(() => ((window as unknown as { mark?: number }).mark = 1));
+      const page = await markPage(deck);
       save(list);
-      await expect.poll(() => deck.evaluate(() => (window as unknown as { mark?: number }).mark ?? 0)).toBe(0);
+      await expect.poll(() => page.reloaded()).toBe(true);
       await expect(deck.locator('.reveal')).toHaveClass(/\bready\b/);
       await expect(deck.locator('.reveal')).not.toHaveClass(/\bclicker-restoring\b/);
     };
@@ -576,24 +576,21 @@ test("an HTML deck's stylesheet, Markdown part and picture reload the slideshow 
     const h1 = deck.locator('.reveal .slides section h1').first();
     await expect(h1).toHaveCSS('color', 'rgb(255, 0, 0)');
     // Each reload starts a new page: a mark set on this one is gone after it.
-    const mark = () => deck.evaluate(() => ((window as unknown as { mark?: number }).mark = 1));
-    const marked = () => deck.evaluate(() => (window as unknown as { mark?: number }).mark === 1);
-
-    await mark();
+    let page = await markPage(deck);
     writeFileSync(path.join(htmlDir, 'css', 'talk.css'), '.reveal .slides h1 { color: rgb(0, 128, 0); }');
     await expect(h1).toHaveCSS('color', 'rgb(0, 128, 0)');
-    expect(await marked()).toBe(false);
+    await expect.poll(() => page.reloaded()).toBe(true);
 
-    await mark();
+    page = await markPage(deck);
     writeFileSync(path.join(htmlDir, 'part.md'), '## From the part\n\nEdited words');
     await expect(deck.locator('.reveal .slides').getByText('Edited words')).toBeAttached();
-    expect(await marked()).toBe(false);
+    await expect.poll(() => page.reloaded()).toBe(true);
 
     // Backups and swap files an editor writes beside the real ones change nothing on screen.
-    await mark();
+    page = await markPage(deck);
     for (const f of ['css/talk.css~', '.talk.html.swp', 'part.md.orig', 'notes.txt']) writeFileSync(path.join(htmlDir, f), 'x');
     await deck.waitForTimeout(1_500);
-    expect(await marked()).toBe(true);
+    expect(await page.reloaded({ strict: true })).toBe(false);
     await expect(h1).toHaveCSS('color', 'rgb(0, 128, 0)');
   } finally {
     await own.stop();

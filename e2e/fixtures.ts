@@ -140,6 +140,19 @@ export async function allowPhone(deck: Page, phone: Page): Promise<string> {
   return name;
 }
 
+/**
+ * Marks the page as it is now, to tell later whether it has been loaded anew
+ * (a reload starts a new window, without the mark). `reloaded()` is for
+ * polling: while the navigation is under way the old page's context is gone,
+ * which counts as "not yet". `reloaded({ strict: true })` is for saying it
+ * was not reloaded: it reads the page as it is, and fails if it cannot.
+ */
+export async function markPage(page: Page): Promise<{ reloaded(opts?: { strict?: boolean }): Promise<boolean> }> {
+  await page.evaluate(() => ((window as unknown as { clickerMark?: boolean }).clickerMark = true));
+  const read = () => page.evaluate(() => (window as unknown as { clickerMark?: boolean }).clickerMark !== true);
+  return { reloaded: (opts = {}) => (opts.strict ? read() : read().catch(() => false)) };
+}
+
 /** The slideshow's "n / N" slide number as reveal.js renders it. */
 export async function deckPosition(deck: Page): Promise<string> {
   return (await deck.locator('.reveal .slide-number').innerText()).replace(/\s+/g, ' ').trim();
