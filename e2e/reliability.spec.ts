@@ -508,6 +508,19 @@ test('a pairing that never reached the server (Wi-Fi lost while scanning) is off
   await expect.poll(() => deckStep(deck)).toBe(1);
 });
 
+test('a link whose pairing code was cut short says so at once, and offers to follow, rather than asking to try again', async ({ browser }) => {
+  const { phone, url } = await deckAndPhone(browser);
+  const cut = new URL(url);
+  // A chat app or a hand-typed link lost most of the code.
+  cut.hash = cut.hash.slice(0, 6);
+  await phone.goto(cut.toString());
+  await expect(phone.getByRole('heading', { name: 'Scan the QR code again' })).toBeVisible();
+  await expect(phone.locator('#message-text')).toHaveText('This link does not hold a whole pairing code. Scan the QR code on the slides again.');
+  await expect(phone.getByRole('button', { name: 'Try again' })).toBeHidden();
+  await expect(phone.getByRole('link', { name: /follow/i })).toHaveAttribute('href', /\/f\/[A-Za-z0-9_-]{22}$/);
+  await phone.screenshot({ path: test.info().outputPath('phone-code-cut-short.png') });
+});
+
 test("a room that has taken every stream of the channel does not lock the slideshow or the phone out: both reconnect and taps land", async ({ browser }) => {
   await server.stop();
   server = await ClickerServer.start(ARGS, { MAX_SUBSCRIBERS_PER_CHANNEL: '2' });
