@@ -5,6 +5,7 @@
 import NoSleep from 'nosleep.js';
 import './controller.css';
 import {
+  CONTROLLER_KEY_RE,
   EVENT,
   ID_RE,
   type PairPending,
@@ -534,7 +535,7 @@ function readWaiting(): Waiting | null {
     const w = JSON.parse(localStorage.getItem(waitingName) ?? 'null') as { code?: unknown; key?: unknown } | null;
     if (!w || typeof w.code !== 'string') return null;
     // A key the server would refuse as malformed (400) would be sent at every knock: asked without it, the server hands out a new one.
-    return typeof w.key === 'string' && /^[A-Za-z0-9_-]{16,64}$/.test(w.key) ? { code: w.code, key: w.key } : { code: w.code };
+    return typeof w.key === 'string' && CONTROLLER_KEY_RE.test(w.key) ? { code: w.code, key: w.key } : { code: w.code };
   } catch {
     return null;
   }

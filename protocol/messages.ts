@@ -6,7 +6,7 @@
 // call through a fixed switch: nothing here is ever used as a method name
 // (reveal.js's own postMessage API keeps a deny-list for exactly that reason).
 import { z } from 'zod';
-import { EVENT, MAX_CONTROLLERS } from './wire';
+import { CONTROLLER_KEY_RE, EVENT, MAX_CONTROLLERS } from './wire';
 
 /** Client-made id of a command, so a retried POST is recognised and dropped. */
 export const CommandId = z
@@ -161,7 +161,7 @@ export const KeyHash = z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'a key hash is 43
 export const PairRequest = z
   .object({
     code: PairCode,
-    key: z.string().regex(/^[A-Za-z0-9_-]{16,64}$/, 'a controller key is 16-64 characters of A-Z, a-z, 0-9, _ or -').optional(),
+    key: z.string().regex(CONTROLLER_KEY_RE, 'a controller key is 16-64 characters of A-Z, a-z, 0-9, _ or -').optional(),
   })
   .strict();
 

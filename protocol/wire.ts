@@ -74,11 +74,13 @@ export interface SlideshowLink {
   connected: boolean;
 }
 
+const SLIDESHOW_CONNECTED = JSON.stringify({ connected: true } satisfies SlideshowLink);
+const SLIDESHOW_AWAY = JSON.stringify({ connected: false } satisfies SlideshowLink);
 /** The `slideshow` event's data, written once for each value: the bus appends it as is. */
-export const SLIDESHOW_DATA = {
-  connected: JSON.stringify({ connected: true } satisfies SlideshowLink),
-  away: JSON.stringify({ connected: false } satisfies SlideshowLink),
-} as const;
+export const slideshowData = (connected: boolean): string => (connected ? SLIDESHOW_CONNECTED : SLIDESHOW_AWAY);
+
+/** A controller key as the server hands it out and takes it back (PairRequest): a phone checks a stored one against it. */
+export const CONTROLLER_KEY_RE = /^[A-Za-z0-9_-]{16,64}$/;
 
 export interface Presence {
   /** How many controllers are paired. */

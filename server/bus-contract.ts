@@ -28,7 +28,7 @@
 //   by the test's clock; leave `expire` out and those cases are reported as skipped.
 import { describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { EVENT, MAX_CONTROLLERS, SLIDESHOW_DATA, type DeckState, type Question, type SlideRef } from '../protocol/messages';
+import { EVENT, MAX_CONTROLLERS, slideshowData, type DeckState, type Question, type SlideRef } from '../protocol/messages';
 import { ChannelGone, ControllersFull, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type NewChannel } from './bus';
 import { channelIdFor, hashSecret, newSecret } from './keys';
 
@@ -768,7 +768,7 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
         const until = clock.t + 3_600_000;
         assert.deepEqual(await a.slideshowStreams(id, true, until), { connected: true, eventId: 1 });
         await heardB.until(id, 1);
-        assert.deepEqual(heardB.on(id), [{ id: 1, event: EVENT.slideshow, data: SLIDESHOW_DATA.connected }]);
+        assert.deepEqual(heardB.on(id), [{ id: 1, event: EVENT.slideshow, data: slideshowData(true) }]);
         assert.deepEqual(await b.slideshowStreams(id, true, until), { connected: true, eventId: null });
         assert.deepEqual(await a.slideshowStreams(id, false, 0), { connected: true, eventId: null }, "B's stream still counts");
         assert.equal((await a.get(id))?.slideshow, true);
@@ -780,8 +780,8 @@ export function runBusContract(name: string, createBus: CreateBus, opts: BusCont
         assert.deepEqual(
           heardB.on(id).map((e) => [e.id, e.data]),
           [
-            [1, SLIDESHOW_DATA.connected],
-            [3, SLIDESHOW_DATA.connected],
+            [1, slideshowData(true)],
+            [3, slideshowData(true)],
           ],
           'B never hears its own',
         );

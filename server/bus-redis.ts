@@ -30,7 +30,7 @@
 import { createHash } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { nanoid } from 'nanoid';
-import { EVENT, MAX_CONTROLLERS, SLIDESHOW_DATA, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
+import { EVENT, MAX_CONTROLLERS, slideshowData, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
 import { BusUnavailable, ChannelGone, ControllersFull, MAX_REFUSED, NotAuthor, QUESTIONS_KEPT, type AppendOptions, type AppendResult, type Bus, type BusEvent, type BusLimits, type ChannelRecord, type History, type NewChannel, type SlideshowChange } from './bus';
 
 const P = 'clicker:';
@@ -519,8 +519,8 @@ export class RedisBus implements Bus {
       this.limits.channelTtlMs,
       id,
       EVENT.slideshow,
-      SLIDESHOW_DATA.connected,
-      SLIDESHOW_DATA.away,
+      slideshowData(true),
+      slideshowData(false),
     ])) as number[];
     if (connected === -1) throw new ChannelGone(id);
     return { connected: connected === 1, eventId: eventId ? eventId : null };

@@ -3,7 +3,7 @@
 // bus (bus-redis.ts) lets instances behind a load balancer serve the same
 // channels. The hub (hub.ts) keeps only what is local to one process: the
 // open streams. Both buses pass the same contract suite (bus-contract.ts).
-import { EVENT, MAX_CONTROLLERS, SLIDESHOW_DATA, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
+import { EVENT, MAX_CONTROLLERS, slideshowData, type DeckState, type Presence, type Question, type QuestionsSummary, type SlideRef, type Spotlight } from '../protocol/messages';
 
 /** A channel as every instance sees it. Secrets appear only as hashes. */
 export interface ChannelRecord {
@@ -305,7 +305,7 @@ export class MemoryBus implements Bus, LocalStore {
     const connected = ch.slideshowUntil !== null && ch.slideshowUntil > this.now();
     if (connected === ch.record.slideshow) return { connected, eventId: null };
     ch.record.slideshow = connected;
-    const { eventId } = this.appendNow(id, EVENT.slideshow, connected ? SLIDESHOW_DATA.connected : SLIDESHOW_DATA.away);
+    const { eventId } = this.appendNow(id, EVENT.slideshow, slideshowData(connected));
     return { connected, eventId };
   }
 

@@ -9,7 +9,7 @@
 import {
   EVENT,
   MAX_CONTROLLERS,
-  SLIDESHOW_DATA,
+  slideshowData,
   type Command,
   type DeckState,
   type Knock,
@@ -162,7 +162,7 @@ interface LocalChannel {
  * anew as streams are ended and swept (endStreams, sweep): a grace running
  * when that happens must go on, and be the one a returning stream clears.
  */
-interface SlideshowLink {
+interface SlideshowHere {
   /** Open streams of the slideshow's here (opened with the deck key's token). */
   streams: number;
   /** Set while the last of them has gone but its grace (slideshowAwayMs) has not run out. */
@@ -218,7 +218,7 @@ export class Hub {
   metrics: HubMetrics = NO_METRICS;
   private readonly local = new Map<string, LocalChannel>();
   /** By channel id; an entry lives while this process holds, or has said it holds, a slideshow stream there. */
-  private readonly slideshowLinks = new Map<string, SlideshowLink>();
+  private readonly slideshowLinks = new Map<string, SlideshowHere>();
   private readonly perIp = new Map<string, number>();
   private subscriberCount = 0;
   private timers: NodeJS.Timeout[] = [];
@@ -717,7 +717,7 @@ export class Hub {
           this.write(local, { id: history.last, event: EVENT.questions, data: JSON.stringify(summaryOf(record.questionsOpen, questions)) });
           this.write(local, { id: history.last, event: EVENT.spotlight, data: JSON.stringify({ question: record.spotlight }) });
           // A slideshow that left or came back meanwhile, on another instance.
-          this.write(local, { id: history.last, event: EVENT.slideshow, data: record.slideshow ? SLIDESHOW_DATA.connected : SLIDESHOW_DATA.away });
+          this.write(local, { id: history.last, event: EVENT.slideshow, data: slideshowData(record.slideshow) });
         }
         // Relayed events up to history.last may still be on their way (the
         // two links are read in no set order): kept commands among them were
@@ -903,10 +903,7 @@ export class Hub {
 
   private localChannel(id: string): LocalChannel {
     let ch = this.local.get(id);
-    if (!ch) {
-      ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0, keyHolders: 0, holders: new Map() };
-      this.local.set(id, ch);
-    }
+    if (!ch) this.local.set(id, (ch = { subscribers: new Set(), lastId: 0, latest: new Map(), held: null, caughtUpTo: 0, keyHolders: 0, holders: new Map() }));
     return ch;
   }
 
@@ -976,7 +973,7 @@ export class Hub {
     const at = this.bus.clock();
     try {
       const r = await this.bus.slideshowStreams(id, open, at + SLIDESHOW_WORD_BEATS * this.limits.heartbeatMs);
-      if (r.eventId !== null) this.published(id, EVENT.slideshow, r.connected ? SLIDESHOW_DATA.connected : SLIDESHOW_DATA.away, { eventId: r.eventId, duplicate: false }, at);
+      if (r.eventId !== null) this.published(id, EVENT.slideshow, slideshowData(r.connected), { eventId: r.eventId, duplicate: false }, at);
     } catch {
       // The store is away, or the channel gone: the next heartbeat says it again.
       if (link && this.slideshowLinks.get(id) === link) link.said = false;
