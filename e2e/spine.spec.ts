@@ -49,9 +49,11 @@ test('a phone that scans the QR code drives the slideshow, and shows where it is
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   // Nobody is sent what it would drop: the phone gets neither its own commands
   // nor its own pointer positions, the slideshow not its own state reports.
-  expect(asked.phone).toEqual([['snapshot', 'state', 'slideshow', 'questions', 'spotlight']]);
+  // Both ask for their heartbeats as events, to tell a dead stream from a quiet one.
+  expect(asked.phone).toEqual([['snapshot', 'state', 'slideshow', 'questions', 'spotlight', 'beat']]);
   expect(asked.deck).toHaveLength(1);
   expect(asked.deck[0]).toContain('command');
+  expect(asked.deck[0]).toContain('beat');
   expect(asked.deck[0]).not.toContain('state');
   await expect(phone.locator('#position')).toHaveText('1 / 8');
   await expect(phone.locator('#title')).toHaveText('Clicker');

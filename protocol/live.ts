@@ -9,7 +9,7 @@
 // one HEAD on the same URL tells a channel the server does not know from a
 // server that is away.
 
-import { COMMAND_DEADLINE_MS } from './wire';
+import { COMMAND_DEADLINE_MS, EVENT } from './wire';
 
 /**
  * `waiting`: the server answers, but does not know the channel. The
@@ -36,6 +36,17 @@ export interface StreamHandlers {
   token?(): string | undefined;
 }
 
+/**
+ * A stream silent for one and a half beats and this much more is taken for
+ * dead (see EVENT.beat): 24.5 s at the server's default 15 s. A beat late by
+ * a busy server or a slow network is not a death; and a slideshow that
+ * found out later would find the taps made meanwhile too old to apply
+ * (COMMAND_DEADLINE_MS).
+ */
+const SILENCE_SLACK_MS = 2_000;
+/** The longest beat interval taken from a server: a setTimeout holds at most 2^31 - 1 ms. */
+const MAX_BEAT_MS = 600_000;
+
 const BACKOFF_MIN_MS = 300;
 const BACKOFF_MAX_MS = 8_000;
 /** How long the HEAD that asks why a stream was refused may take; unanswered, the server counts as away. */
@@ -52,6 +63,9 @@ export class LiveStream {
   private reconnecting = false;
   /** The last probe found no such channel: retries say `waiting` until a stream opens or a probe says otherwise. */
   private channelMissing = false;
+  /** How long a silence may last before the stream counts as dead; unknown until the server's first beat. */
+  private silenceMs: number | null = null;
+  private silenceTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(
     private readonly url: string,
@@ -100,7 +114,34 @@ export class LiveStream {
   stop(): void {
     this.stopped = true;
     clearTimeout(this.timer);
+    clearTimeout(this.silenceTimer);
     this.es?.close();
+  }
+
+  /**
+   * Opens a new stream at once, resuming after the last event seen, for a
+   * caller that has reason to doubt this one (the phone's tap went
+   * unreported): a stream that died without a word is otherwise found out
+   * only by its silence.
+   */
+  renew(): void {
+    if (!this.stopped) this.reconnectNow();
+  }
+
+  /**
+   * Something came over `es`: the silence starts again. Past a beat and a
+   * half and the slack with nothing at all, not even a beat, the connection is dead
+   * whatever EventSource thinks (it never reads a dead TCP connection as
+   * closed while it only receives), and a new one resumes where it stopped.
+   */
+  private heard(es: EventSource): void {
+    clearTimeout(this.silenceTimer);
+    if (this.silenceMs === null) return;
+    this.silenceTimer = setTimeout(() => {
+      if (this.stopped || es !== this.es) return;
+      this.setState('reconnecting');
+      this.reconnectNow();
+    }, this.silenceMs);
   }
 
   private setState(s: LinkState): void {
@@ -111,7 +152,9 @@ export class LiveStream {
     // The stream carries only the events this client listens to: the server
     // skips the rest (the phone's own commands and pointer positions, the
     // slideshow's own state reports), so nobody is woken for an event it drops.
-    const params = new URLSearchParams({ events: this.events.join(',') });
+    // Heartbeats as events, whoever the caller is: they are this class's own, and never reach onEvent.
+    const events = [...new Set([...this.events, EVENT.beat])];
+    const params = new URLSearchParams({ events: events.join(',') });
     if (this.lastEventId) params.set('lastEventId', this.lastEventId);
     const token = this.handlers.token?.();
     if (token) params.set('as', token);
@@ -123,7 +166,14 @@ export class LiveStream {
       this.attempt = 0;
       this.channelMissing = false;
       this.setState('live');
+      this.heard(es);
     };
+    es.addEventListener(EVENT.beat, (ev) => {
+      // The data is the server's own Beat, {"every":ms}; read with a pattern, not JSON and a check: the drop-in has a byte budget.
+      const every = Number(/"every":(\d+)/.exec((ev as MessageEvent<string>).data)?.[1]);
+      if (every > 0 && every <= MAX_BEAT_MS) this.silenceMs = 1.5 * every + SILENCE_SLACK_MS;
+      this.heard(es);
+    });
     es.onerror = () => {
       if (es !== this.es) return;
       if (es.readyState === EventSource.CLOSED) {
@@ -133,7 +183,9 @@ export class LiveStream {
       }
     };
     for (const name of this.events) {
+      if (name === EVENT.beat) continue;
       es.addEventListener(name, (ev) => {
+        this.heard(es);
         const msg = ev as MessageEvent<string>;
         if (msg.lastEventId) this.lastEventId = msg.lastEventId;
         let data: unknown;
@@ -152,6 +204,8 @@ export class LiveStream {
   }
 
   private scheduleReconnect(): void {
+    // A stream known to have failed needs no watchdog: the backoff below decides when to try again.
+    clearTimeout(this.silenceTimer);
     const failed = this.es;
     failed?.close();
     const offline = navigator.onLine === false;

@@ -36,7 +36,20 @@ export const EVENT = {
    * when it goes (a reconnect is not news); never kept.
    */
   slideshow: 'slideshow',
+  /**
+   * The heartbeat, as an event, on a stream that names it in `?events=`
+   * (every other stream gets a comment): once as the stream opens, then every
+   * `every` ms. EventSource never surfaces a comment, so a client can tell a
+   * stream that died without a word (a Wi-Fi change, a sleeping laptop, a
+   * NAT that forgot the connection) from a quiet one only by these.
+   */
+  beat: 'beat',
 } as const;
+
+/** The `beat` event's data: how often the server beats, so a client knows how long a silence means the stream is dead. */
+export interface Beat {
+  every: number;
+}
 
 /**
  * A command's useful life: the phone gives up a tap it could not send within

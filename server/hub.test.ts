@@ -1426,6 +1426,35 @@ test('start sends heartbeat comments on every stream and sweeps idle channels', 
   assert.equal(sink.chunks.length, after, 'close stops the heartbeat');
 });
 
+test('a stream that names beat gets its heartbeats as beat events, the first as it opens; every other stream gets comments', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const { hub } = makeHub({ heartbeatMs: 1_000 });
+  const { channel } = await hub.create();
+  const beating = new RecordingSink();
+  const commandsOnly = new RecordingSink();
+  const everything = new RecordingSink();
+  await hub.subscribe(channel, beating, 'a', undefined, new Set(['command', 'beat']));
+  await hub.subscribe(channel, commandsOnly, 'b', undefined, new Set(['command']));
+  await hub.subscribe(channel, everything, 'c', undefined);
+  const BEAT = 'event: beat\ndata: {"every":1000}\n\n';
+  // Opened: the retry hint, the snapshot, then the first beat, which tells the interval.
+  const snapshotId = beating.trail()[0]![1];
+  assert.deepEqual(beating.trail(), [['snapshot', snapshotId], ['beat', undefined]]);
+  assert.equal(beating.chunks.at(-1)?.toString('utf8'), BEAT);
+  for (const sink of [commandsOnly, everything]) assert.deepEqual(sink.trail(), [['snapshot', snapshotId]]);
+  hub.start();
+  t.mock.timers.tick(1_000);
+  t.mock.timers.tick(1_000);
+  assert.deepEqual(beating.chunks.slice(-2).map((c) => c.toString('utf8')), [BEAT, BEAT]);
+  for (const sink of [commandsOnly, everything]) assert.deepEqual(sink.chunks.slice(-2).map((c) => c.toString('utf8')), [':\n\n', ':\n\n']);
+  // A beat is never news: no command, state or broadcast carries it, and nothing numbers it.
+  const { eventId } = await hub.command(channel, next());
+  assert.equal(eventId, Number(snapshotId) + 1);
+  assert.deepEqual(beating.trail().at(-1), ['command', String(eventId)]);
+  assert.deepEqual(everything.trail().at(-1), ['command', String(eventId)]);
+  hub.close();
+});
+
 test('close ends every open stream on every channel', async () => {
   const { hub } = makeHub();
   const [s0, s1, s2] = [new RecordingSink(), new RecordingSink(), new RecordingSink()] as const;

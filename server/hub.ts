@@ -10,6 +10,7 @@ import {
   EVENT,
   MAX_CONTROLLERS,
   slideshowData,
+  type Beat,
   type Command,
   type DeckState,
   type Knock,
@@ -82,6 +83,8 @@ interface Subscriber {
   ip: string;
   /** The event names this stream carries (its `?events=`), or null for all. */
   only: ReadonlySet<string> | null;
+  /** It named EVENT.beat: its heartbeats are events, not comments. */
+  beats: boolean;
   /** Live events that arrived while the snapshot was being read; written right after it. */
   pending: { id: number; command: boolean; frame: Buffer }[] | null;
   /**
@@ -108,6 +111,8 @@ function carries(sub: Subscriber, event: string): boolean {
   // A waiting phone's knock is for the slideshow alone: were its name on the
   // room's streams, anyone could pose as the presenter's phone.
   if (event === EVENT.knock && !sub.deck) return false;
+  // Heartbeats as events only where asked for by name: a program's stream with no `?events=` keeps its comments.
+  if (event === EVENT.beat) return sub.beats;
   return sub.only === null || sub.only.has(event);
 }
 
@@ -223,6 +228,8 @@ export class Hub {
   private subscriberCount = 0;
   private timers: NodeJS.Timeout[] = [];
   private readonly retryFrame: Buffer;
+  /** The heartbeat of a stream that asked for it as an event (EVENT.beat), framed once. */
+  private readonly beatFrame: Buffer;
   /** The bus hands this process's own events back in the store's order (see publish). */
   private readonly echoed: boolean;
   /** Set by close(): a stream ending after it says nothing of the slideshow (see close). */
@@ -237,6 +244,7 @@ export class Hub {
   ) {
     this.bus = bus ?? new MemoryBus(limits, now);
     this.retryFrame = Buffer.from(`retry: ${limits.retryMs}\n\n`);
+    this.beatFrame = encodeEvent({ event: EVENT.beat, data: JSON.stringify({ every: limits.heartbeatMs } satisfies Beat) });
     // Other instances' events reach this process's streams here.
     this.bus.onRemote((id, ev) => this.deliver(id, ev));
     // And, from a bus that echoes them, this process's own, interleaved with
@@ -556,7 +564,18 @@ export class Hub {
     }
     // Listed before the snapshot is read, so nothing published meanwhile is missed: it waits in `pending`.
     const holder = keyHolder ? keyHolder.hash : null;
-    const sub: Subscriber = { sink: null, deck: keyHolder ? keyHolder.deck : false, holder, ip, only, pending: [], commandsUpTo: 0, othersUpTo: 0, stalledBeats: 0 };
+    const sub: Subscriber = {
+      sink: null,
+      deck: keyHolder ? keyHolder.deck : false,
+      holder,
+      ip,
+      only,
+      beats: only?.has(EVENT.beat) ?? false,
+      pending: [],
+      commandsUpTo: 0,
+      othersUpTo: 0,
+      stalledBeats: 0,
+    };
     local.subscribers.add(sub);
     if (holder !== null) {
       local.keyHolders++;
@@ -637,6 +656,8 @@ export class Hub {
     // What arrived meanwhile, unless the snapshot or the replay already has it; `write` holds later events to the same bounds.
     for (const p of sub.pending ?? []) if (!covers(sub, p.id, p.command)) sink.write(p.frame);
     sub.pending = null;
+    // The first beat at once: the client learns how often to expect one before it has to judge a silence.
+    if (sub.beats) sink.write(this.beatFrame);
     sub.sink = sink;
     return unsubscribe;
   }
@@ -1000,7 +1021,7 @@ export class Hub {
           this.cut(ch, sub, sink);
           continue;
         }
-        sink.write(HEARTBEAT);
+        sink.write(sub.beats ? this.beatFrame : HEARTBEAT);
       }
     }
   }

@@ -257,6 +257,8 @@ async function flakyProxy(upstreamPort: number) {
   let mode: ProxyMode = 'proxy';
   const served = { proxied: 0, 502: 0, 503: 0 };
   const open = new Set<http.ServerResponse>();
+  /** Each proxied answer's upstream, so the path can go dead without a word. */
+  const upstreamOf = new Map<http.ServerResponse, http.IncomingMessage>();
   const proxy = http.createServer((req, res) => {
     if (mode !== 'proxy') {
       served[mode]++;
@@ -268,6 +270,7 @@ async function flakyProxy(upstreamPort: number) {
       { host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers, agent: false },
       (ures) => {
         res.writeHead(ures.statusCode ?? 502, ures.headers);
+        upstreamOf.set(res, ures);
         ures.pipe(res);
       },
     );
@@ -275,6 +278,7 @@ async function flakyProxy(upstreamPort: number) {
     open.add(res);
     res.on('close', () => {
       open.delete(res);
+      upstreamOf.delete(res);
       up.destroy();
     });
     req.pipe(up);
@@ -289,6 +293,18 @@ async function flakyProxy(upstreamPort: number) {
     /** Cuts every proxied stream, as a proxy does when its upstream dies. */
     cutAll() {
       for (const res of open) res.destroy();
+    },
+    /**
+     * Every proxied answer open now goes silent, with both connections left
+     * open: a Wi-Fi change or a NAT that forgot the connection, where no FIN
+     * or RST ever reaches either end. New requests are proxied as before.
+     */
+    freezeAll() {
+      for (const [res, ures] of upstreamOf) {
+        ures.unpipe(res);
+        ures.pause();
+      }
+      upstreamOf.clear();
     },
     async close() {
       proxy.closeAllConnections();
@@ -373,6 +389,69 @@ test('after 502 and 503 answers a plain EventSource stays dead; the watchdog of 
     plain.close();
     restore();
     await proxy.close();
+  }
+});
+
+test('a stream that goes silent without a word (no FIN, no RST) is found out by its missing beats and replaced, losing nothing; a quiet one is left alone', { timeout: 120_000 }, async () => {
+  // Beats every second, so the watchdog judges a silence after 3.5 s (a beat and a half, and its 2 s slack).
+  const own = await ClickerServer.start(['--bind', '127.0.0.1'], { HEARTBEAT_MS: '1000' });
+  const proxy = await flakyProxy(own.port);
+  const restore = installBrowserGlobals();
+  const sent: string[] = [];
+  const got: string[] = [];
+  const states: LinkState[] = [];
+  const until = async (check: () => boolean, ms: number, what: string) => {
+    const end = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}; served ${JSON.stringify(proxy.served)}, states ${states.join(' > ')}`);
+      await sleep(20);
+    }
+  };
+  const { info, controllerKey } = await pairedChannel(own.base);
+  const send = async (id: string) => {
+    const res = await jsonCall(own.base, 'POST', `/api/channels/${info.id}/commands`, { body: { type: 'next', id }, key: controllerKey });
+    assert.equal(res.status, 202);
+    sent.push(id);
+  };
+  const url = `${proxy.base}/api/channels/${info.id}/events`;
+  const live = new LiveStream(url, [EVENT.snapshot, EVENT.command], {
+    onEvent(name, data) {
+      if (name === EVENT.command) got.push((data as { id: string }).id);
+    },
+    onState: (s) => states.push(s),
+  });
+  // The control: EventSource on its own, with the same events.
+  const plain = new NodeEventSource(`${url}?events=snapshot,command`);
+  let plainCommands = 0;
+  plain.addEventListener(EVENT.command, () => plainCommands++);
+  try {
+    live.start();
+    await until(() => states.at(-1) === 'live' && plain.readyState === NodeEventSource.OPEN, 10_000, 'both streams to open');
+    for (let i = 0; i < 2; i++) await send(`silent-before-${i}`);
+    await until(() => got.length === 2 && plainCommands === 2, 10_000, 'the first commands');
+    // Quiet for longer than the watchdog's window: the beats keep the stream, nothing reconnects.
+    await sleep(6_000);
+    assert.equal(proxy.served.proxied, 2, 'no new stream while the old one beats');
+    assert.deepEqual(states, ['connecting', 'live']);
+
+    proxy.freezeAll();
+    const frozenAt = Date.now();
+    for (let i = 0; i < 3; i++) await send(`silent-after-${i}`);
+    await until(() => got.length === 5, 20_000, 'the watchdog to replace the silent stream and replay');
+    const foundMs = Date.now() - frozenAt;
+    // The plain EventSource has no way to know: still "open", and deaf.
+    await sleep(1_000);
+    console.log(`[silent] the watchdog replaced the silent stream ${foundMs} ms after it went silent; link states: ${states.join(' > ')}; plain EventSource readyState=${plain.readyState} with ${plainCommands} commands`);
+    assert.deepEqual(got, sent, 'every command arrived once, in order');
+    assert.ok(states.includes('reconnecting') && states.at(-1) === 'live', `states: ${states.join(' > ')}`);
+    assert.equal(plain.readyState, NodeEventSource.OPEN, 'the plain EventSource still reads the dead stream as open');
+    assert.equal(plainCommands, 2, 'and heard nothing after the path went silent');
+  } finally {
+    live.stop();
+    plain.close();
+    restore();
+    await proxy.close();
+    await own.stop();
   }
 });
 
