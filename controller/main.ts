@@ -219,7 +219,17 @@ let lostTimer: ReturnType<typeof setTimeout> | undefined;
 const unreported = new Map<string, ReturnType<typeof setTimeout>>();
 /** How long a slideshow may take to report a move before the phone says so. */
 const REPORT_WAIT_MS = 3_000;
+/**
+ * A report this late has more likely been lost on the phone's own stream
+ * (a Wi-Fi change that left it open and deaf) than not made: the stream is
+ * renewed, and the renewed one's snapshot shows the deck as it is now.
+ */
+const RENEW_AFTER_MS = 1_200;
 let deckSilent = false;
+/** The phone's stream, renewed when a report is overdue. */
+let stream: LiveStream | undefined;
+/** When the stream was last renewed for an overdue report: once per wait is enough. */
+let renewedAt = -Infinity;
 /**
  * The server says no slideshow stream is open (EVENT.slideshow): its tab
  * was closed, or the laptop is asleep or off the network. Said a few seconds
@@ -240,14 +250,33 @@ const reportedCauses = new Set<string>();
 
 function expectReport(id: string): void {
   if (reportedCauses.has(id)) return;
+  const renew = setTimeout(() => {
+    if (!unreported.has(id) || performance.now() - renewedAt < REPORT_WAIT_MS) return;
+    renewedAt = performance.now();
+    stream?.renew();
+  }, RENEW_AFTER_MS);
   unreported.set(
     id,
     setTimeout(() => {
+      clearTimeout(renew);
       unreported.delete(id);
       deckSilent = true;
       renderTaps();
     }, REPORT_WAIT_MS),
   );
+}
+
+/**
+ * A fresh snapshot shows the deck somewhere new while taps wait for their
+ * reports: the slideshow did move, and its reports were lost with the old
+ * stream. Those taps count as reported. The same place proves nothing (the
+ * slideshow may be asleep), so then the wait goes on.
+ */
+function movedSince(before: PublicDeckState | null, now: PublicDeckState | null, connected: boolean): void {
+  if (!connected || unreported.size === 0 || !now || JSON.stringify(before) === JSON.stringify(now)) return;
+  for (const timer of unreported.values()) clearTimeout(timer);
+  unreported.clear();
+  reported(undefined);
 }
 
 /** The slideshow reported: it is there, whatever it was that it reported. */
@@ -696,13 +725,14 @@ async function start(): Promise<void> {
   wireTime();
   keepAwake();
   const questions = new QuestionsPanel({ api, key: () => key, unpaired });
-  new LiveStream(`${api}/events`, [EVENT.snapshot, EVENT.state, EVENT.slideshow, ...QUESTION_EVENTS], {
+  stream = new LiveStream(`${api}/events`, [EVENT.snapshot, EVENT.state, EVENT.slideshow, ...QUESTION_EVENTS], {
     onEvent(name, data) {
       questions.onEvent(name, data);
       if (name === EVENT.snapshot) {
         const snap = data as Snapshot;
         // A fresh snapshot (a reconnect, a restart): the deck may have been edited meanwhile.
         notesBySlide.clear();
+        movedSince(state, snap.state, snap.slideshow !== false);
         state = snap.state;
         if (snap.slides) slides = snap.slides;
         // Only a `false` means away: a snapshot without the field (an older server) says nothing of it.
@@ -726,7 +756,8 @@ async function start(): Promise<void> {
     },
     onState: setLink,
     token: () => localStorage.getItem(tokenName) ?? undefined,
-  }).start();
+  });
+  stream.start();
 }
 
 void start();

@@ -9,7 +9,7 @@
 // issue's: the phone drives the deck within 5 s of a restarted server being up.
 import http from 'node:http';
 import { devices, expect, test, type Browser, type BrowserContext, type Locator, type Page } from '@playwright/test';
-import { ClickerServer, readDeckQr, toLoopback, allowPhone } from './fixtures';
+import { ClickerServer, readDeckQr, toLoopback, allowPhone, deckPosition } from './fixtures';
 
 const ARGS = ['--bind', '127.0.0.1'];
 const RESTART_BOUND_MS = 5_000;
@@ -52,7 +52,8 @@ async function deckAndPhone(browser: Browser): Promise<{ deck: Page; phone: Page
   return { deck, phone: await phoneCtx.newPage(), phoneCtx, url };
 }
 
-async function pairedPhone(browser: Browser): Promise<Pair> {
+/** `via`: the base URL the phone reaches the server through (a proxy's), instead of the server's own. */
+async function pairedPhone(browser: Browser, via?: string): Promise<Pair> {
   const { deck, phone, phoneCtx, url } = await deckAndPhone(browser);
   const commands: CommandLog = { ids: [], answers: [], failures: 0 };
   const isCommand = (u: string) => /\/api\/channels\/[^/]+\/commands$/.test(new URL(u).pathname);
@@ -65,7 +66,7 @@ async function pairedPhone(browser: Browser): Promise<Pair> {
   phone.on('requestfailed', (req) => {
     if (req.method() === 'POST' && isCommand(req.url())) commands.failures++;
   });
-  await phone.goto(url);
+  await phone.goto(via ? url.replace(server.base, via) : url);
   await allowPhone(deck, phone);
   await expect(phone.locator('#conn')).toHaveAttribute('data-state', 'live');
   await expect(deck.locator('.clicker-status')).toHaveAttribute('data-paired', 'true');
@@ -107,11 +108,11 @@ async function pairedThenClosed(browser: Browser): Promise<{ p: Pair; deckCtx: B
 }
 
 /** A follower's page on the pair's channel (a phone of the room), live; and its status pill. */
-async function followerOf(browser: Browser, p: Pair): Promise<{ follower: Page; pill: Locator }> {
+async function followerOf(browser: Browser, p: Pair, via = server.base): Promise<{ follower: Page; pill: Locator }> {
   const followCtx = await browser.newContext({ ...devices['Pixel 7'] });
   contexts.push(followCtx);
   const follower = await followCtx.newPage();
-  await follower.goto(`${server.base}${new URL(p.phone.url()).pathname.replace(/^\/r\//, '/f/')}`);
+  await follower.goto(`${via}${new URL(p.phone.url()).pathname.replace(/^\/r\//, '/f/')}`);
   const pill = follower.locator('.clicker-status');
   await expect(pill).toHaveAttribute('data-link', 'live');
   return { follower, pill };
@@ -196,6 +197,54 @@ test('graceful stop (SIGTERM): the process exits promptly, clients notice, and r
   await burst(p, 3);
   await expectExactly(p, 6);
 });
+
+/**
+ * A proxy in front of the server that can make the event streams open
+ * through it go silent with both connections left open: the path died
+ * without a FIN or an RST reaching either end (a phone's Wi-Fi changed, a NAT
+ * forgot the connection). Everything else, and every later request, is
+ * proxied as usual.
+ */
+async function silencingProxy(upstreamPort: number) {
+  const upstreams = new Map<http.ServerResponse, http.IncomingMessage>();
+  /** Event-stream requests proxied, by who asked (the phone's user agent says Android; so does a follower's). */
+  let streams = 0;
+  const agent = new http.Agent({ keepAlive: true });
+  const srv = http.createServer((req, res) => {
+    const stream = req.method === 'GET' && /\/events(\?|$)/.test(req.url ?? '');
+    if (stream) streams++;
+    const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers, agent }, (ures) => {
+      res.writeHead(ures.statusCode ?? 502, ures.headers);
+      if (stream) upstreams.set(res, ures);
+      ures.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    res.on('close', () => {
+      upstreams.delete(res);
+      if (!res.writableFinished) up.destroy();
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const { port } = srv.address() as { port: number };
+  return {
+    base: `http://127.0.0.1:${port}`,
+    streams: () => streams,
+    /** Every event stream open now carries nothing more, and nobody is told. */
+    silence() {
+      for (const [res, ures] of upstreams) {
+        ures.unpipe(res);
+        ures.pause();
+      }
+      upstreams.clear();
+    },
+    close: async () => {
+      srv.closeAllConnections();
+      agent.destroy();
+      await new Promise<void>((resolve) => srv.close(() => resolve()));
+    },
+  };
+}
 
 /** What stands on the server's port while it is away: a proxy with no upstream, answering 502 and then 503. */
 async function badGateway(port: number) {
@@ -366,6 +415,65 @@ test('a slideshow whose stream the server still counts but that applies nothing 
   await burst(p, 1);
   await expect(taps).toHaveText('The slideshow is not answering: is it open on the laptop?');
   await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
+});
+
+test('a phone whose stream went deaf without a word (a Wi-Fi change) still sees its tap land: the overdue report renews the stream, with no false alarm', async ({ browser }) => {
+  // At the default 15 s heartbeat, a deaf stream's silence would take 24.5 s to judge: the tap must not wait for it.
+  const proxy = await silencingProxy(server.port);
+  try {
+    const p = await pairedPhone(browser, proxy.base);
+    await expect(p.phone.locator('#position')).toHaveText('1 / 8');
+    // Every notice the phone shows from here on.
+    await p.phone.evaluate(() => {
+      const seen: string[] = [];
+      (window as unknown as { noticesSeen: string[] }).noticesSeen = seen;
+      const el = document.getElementById('taps')!;
+      new MutationObserver(() => {
+        if (!el.hidden && el.textContent) seen.push(el.textContent);
+      }).observe(el, { childList: true, characterData: true, subtree: true, attributes: true });
+    });
+    const streamsBefore = proxy.streams();
+    proxy.silence();
+    await burst(p, 1);
+    await expect.poll(() => deckStep(p.deck)).toBe(1);
+    // The slideshow's report went down the deaf stream; the renewed one's snapshot brings the move.
+    await expect(p.phone.locator('#position')).toHaveText('2 / 8');
+    await expect(p.phone.locator('#title')).toHaveText('How it works');
+    expect(proxy.streams(), 'the phone opened a new stream').toBe(streamsBefore + 1);
+    // Past the report's wait: the tap that did land is not called unanswered.
+    await p.phone.waitForTimeout(3_500);
+    await expect(p.phone.locator('#taps')).toBeHidden();
+    expect(await p.phone.evaluate(() => (window as unknown as { noticesSeen: string[] }).noticesSeen)).toEqual([]);
+    // And the new stream carries the next report as it comes.
+    await burst(p, 1);
+    await expect(p.phone.locator('#fragments')).toHaveText('1 of 3 builds shown');
+    expect(proxy.streams(), 'no further stream').toBe(streamsBefore + 1);
+  } finally {
+    await proxy.close();
+  }
+});
+
+test("a follower whose stream went deaf without a word is found out by its missing beats and follows again, with no tap of its own", async ({ browser }) => {
+  await server.stop();
+  // Beats every second: the follower's page judges a silence after 3.5 s.
+  server = await ClickerServer.start(ARGS, { HEARTBEAT_MS: '1000' });
+  const proxy = await silencingProxy(server.port);
+  try {
+    const p = await pairedPhone(browser);
+    const { follower, pill } = await followerOf(browser, p, proxy.base);
+    await expect.poll(() => deckPosition(follower)).toBe('1 / 8');
+    // Quiet, and beating: the follower keeps its one stream.
+    await follower.waitForTimeout(5_000);
+    expect(proxy.streams(), 'one stream while the beats come').toBe(1);
+    proxy.silence();
+    await burst(p, 1);
+    await expect.poll(() => deckStep(p.deck)).toBe(1);
+    await expect.poll(() => deckPosition(follower), { timeout: 15_000 }).toBe('2 / 8');
+    expect(proxy.streams(), 'the follower opened a new stream').toBe(2);
+    await expect(pill).toHaveAttribute('data-link', 'live');
+  } finally {
+    await proxy.close();
+  }
 });
 
 test('after a restart with the slideshow closed, the phone says there is no slideshow and a follower that the presenter is offline; both are live again once it is open', async ({ browser }) => {
