@@ -417,7 +417,7 @@ test('a slideshow whose stream the server still counts but that applies nothing 
   await expect(p.phone.locator('#conn')).toHaveAttribute('data-state', 'live');
 });
 
-test('a phone whose stream went deaf without a word (a Wi-Fi change) still sees its tap land: the overdue report renews the stream, with no false alarm', async ({ browser }) => {
+test('a phone whose stream went deaf without a word (a Wi-Fi change) still sees its tap land: the overdue report renews the stream, with no false alarm', async ({ browser }, testInfo) => {
   // At the default 15 s heartbeat, a deaf stream's silence would take 24.5 s to judge: the tap must not wait for it.
   const proxy = await silencingProxy(server.port);
   try {
@@ -431,6 +431,11 @@ test('a phone whose stream went deaf without a word (a Wi-Fi change) still sees 
       new MutationObserver(() => {
         if (!el.hidden && el.textContent) seen.push(el.textContent);
       }).observe(el, { childList: true, characterData: true, subtree: true, attributes: true });
+      // And the link's states, for the log: the renew shows as a brief reconnect.
+      const conn = document.getElementById('conn')!;
+      const links: string[] = [];
+      (window as unknown as { linksSeen: string[] }).linksSeen = links;
+      new MutationObserver(() => links.push(conn.dataset.state ?? '')).observe(conn, { attributes: true, attributeFilter: ['data-state'] });
     });
     const streamsBefore = proxy.streams();
     proxy.silence();
@@ -444,6 +449,8 @@ test('a phone whose stream went deaf without a word (a Wi-Fi change) still sees 
     await p.phone.waitForTimeout(3_500);
     await expect(p.phone.locator('#taps')).toBeHidden();
     expect(await p.phone.evaluate(() => (window as unknown as { noticesSeen: string[] }).noticesSeen)).toEqual([]);
+    await testInfo.attach('phone-after-a-deaf-stream', { body: await p.phone.screenshot({ path: testInfo.outputPath('phone-after-a-deaf-stream.png') }), contentType: 'image/png' });
+    console.log(`[deaf phone] link states after the path went silent: ${(await p.phone.evaluate(() => (window as unknown as { linksSeen: string[] }).linksSeen)).join(' > ')}`);
     // And the new stream carries the next report as it comes.
     await burst(p, 1);
     await expect(p.phone.locator('#fragments')).toHaveText('1 of 3 builds shown');
@@ -453,7 +460,7 @@ test('a phone whose stream went deaf without a word (a Wi-Fi change) still sees 
   }
 });
 
-test("a follower whose stream went deaf without a word is found out by its missing beats and follows again, with no tap of its own", async ({ browser }) => {
+test("a follower whose stream went deaf without a word is found out by its missing beats and follows again, with no tap of its own", async ({ browser }, testInfo) => {
   await server.stop();
   // Beats every second: the follower's page judges a silence after 3.5 s.
   server = await ClickerServer.start(ARGS, { HEARTBEAT_MS: '1000' });
@@ -471,6 +478,9 @@ test("a follower whose stream went deaf without a word is found out by its missi
     await expect.poll(() => deckPosition(follower), { timeout: 15_000 }).toBe('2 / 8');
     expect(proxy.streams(), 'the follower opened a new stream').toBe(2);
     await expect(pill).toHaveAttribute('data-link', 'live');
+    // The slide's transition done, for the picture.
+    await follower.waitForTimeout(1_000);
+    await testInfo.attach('follower-after-a-deaf-stream', { body: await follower.screenshot({ path: testInfo.outputPath('follower-after-a-deaf-stream.png') }), contentType: 'image/png' });
   } finally {
     await proxy.close();
   }
