@@ -66,6 +66,8 @@ export class LiveStream {
   /** How long a silence may last before the stream counts as dead; unknown until the server's first beat. */
   private silenceMs: number | null = null;
   private silenceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When the current stream last carried anything (performance.now()): stamped per event, read only when the watchdog fires. */
+  private heardAt = 0;
 
   constructor(
     private readonly url: string,
@@ -129,19 +131,28 @@ export class LiveStream {
   }
 
   /**
-   * Something came over `es`: the silence starts again. Past a beat and a
-   * half and the slack with nothing at all, not even a beat, the connection is dead
-   * whatever EventSource thinks (it never reads a dead TCP connection as
-   * closed while it only receives), and a new one resumes where it stopped.
+   * Watches `es` for silence. Past a beat and a half and the slack with
+   * nothing at all, not even a beat, the connection is dead whatever
+   * EventSource thinks (it never reads a dead TCP connection as closed while
+   * it only receives), and a new one resumes where it stopped. Events only
+   * stamp `heardAt`: the timer is set again when it fires, not per event, so
+   * a command or a 60 Hz pointer stream costs no timer of its own.
    */
-  private heard(es: EventSource): void {
+  private watch(es: EventSource): void {
     clearTimeout(this.silenceTimer);
-    if (this.silenceMs === null) return;
-    this.silenceTimer = setTimeout(() => {
+    const limit = this.silenceMs;
+    if (limit === null) return;
+    const check = () => {
       if (this.stopped || es !== this.es) return;
+      const quiet = performance.now() - this.heardAt;
+      if (quiet < limit) {
+        this.silenceTimer = setTimeout(check, limit - quiet);
+        return;
+      }
       this.setState('reconnecting');
       this.reconnectNow();
-    }, this.silenceMs);
+    };
+    check();
   }
 
   private setState(s: LinkState): void {
@@ -166,13 +177,19 @@ export class LiveStream {
       this.attempt = 0;
       this.channelMissing = false;
       this.setState('live');
-      this.heard(es);
+      this.heardAt = performance.now();
+      this.watch(es);
     };
     es.addEventListener(EVENT.beat, (ev) => {
       // The data is the server's own Beat, {"every":ms}; read with a pattern, not JSON and a check: the drop-in has a byte budget.
       const every = Number(/"every":(\d+)/.exec((ev as MessageEvent<string>).data)?.[1]);
-      if (every > 0 && every <= MAX_BEAT_MS) this.silenceMs = 1.5 * every + SILENCE_SLACK_MS;
-      this.heard(es);
+      const limit = 1.5 * every + SILENCE_SLACK_MS;
+      this.heardAt = performance.now();
+      if (every > 0 && every <= MAX_BEAT_MS && limit !== this.silenceMs) {
+        // The first beat, or a new interval (a restarted server): the watch starts, or runs to the new limit.
+        this.silenceMs = limit;
+        this.watch(es);
+      }
     });
     es.onerror = () => {
       if (es !== this.es) return;
@@ -185,7 +202,7 @@ export class LiveStream {
     for (const name of this.events) {
       if (name === EVENT.beat) continue;
       es.addEventListener(name, (ev) => {
-        this.heard(es);
+        this.heardAt = performance.now();
         const msg = ev as MessageEvent<string>;
         if (msg.lastEventId) this.lastEventId = msg.lastEventId;
         let data: unknown;

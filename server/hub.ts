@@ -83,7 +83,11 @@ interface Subscriber {
   ip: string;
   /** The event names this stream carries (its `?events=`), or null for all. */
   only: ReadonlySet<string> | null;
-  /** It named EVENT.beat: its heartbeats are events, not comments. */
+  /**
+   * It named EVENT.beat: its heartbeats are events, not comments. Only the
+   * heartbeat and the stream's opening read this; a beat is never published,
+   * so `carries` never sees one, and a stream with no `?events=` keeps its comments.
+   */
   beats: boolean;
   /** Live events that arrived while the snapshot was being read; written right after it. */
   pending: { id: number; command: boolean; frame: Buffer }[] | null;
@@ -111,8 +115,6 @@ function carries(sub: Subscriber, event: string): boolean {
   // A waiting phone's knock is for the slideshow alone: were its name on the
   // room's streams, anyone could pose as the presenter's phone.
   if (event === EVENT.knock && !sub.deck) return false;
-  // Heartbeats as events only where asked for by name: a program's stream with no `?events=` keeps its comments.
-  if (event === EVENT.beat) return sub.beats;
   return sub.only === null || sub.only.has(event);
 }
 
