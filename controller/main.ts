@@ -5,6 +5,7 @@
 import NoSleep from 'nosleep.js';
 import './controller.css';
 import {
+  canStep,
   CONTROLLER_KEY_RE,
   EVENT,
   ID_RE,
@@ -83,14 +84,16 @@ function render(): void {
   announce(`Slide ${s.position} of ${s.total}: ${title}${builds ? `, ${builds}` : ''}${s.paused ? ', blacked out' : ''}`);
   showNotes();
   $('next-title').textContent = s.isLast ? 'End of deck' : s.nextTitle || '—';
-  $<HTMLButtonElement>('prev').disabled = s.isFirst;
-  $<HTMLButtonElement>('next').disabled = s.isLast;
+  $<HTMLButtonElement>('prev').disabled = !canStep(s, 'prev');
+  $<HTMLButtonElement>('next').disabled = !canStep(s, 'next');
   $<HTMLButtonElement>('first').disabled = s.isFirst;
   $<HTMLButtonElement>('last').disabled = s.isLast;
   const black = $<HTMLButtonElement>('blackout');
   black.setAttribute('aria-pressed', String(s.paused));
   black.classList.toggle('on', s.paused);
   document.body.classList.toggle('paused', s.paused);
+  if (s.paused) $('pad').dataset.hint = 'Blacked out: ‹ or › brings it back';
+  else delete $('pad').dataset.hint;
 }
 
 /**
@@ -425,8 +428,8 @@ function wireControls(): void {
     const dy = t.clientY - start.y;
     start = null;
     if (Math.abs(dx) < 50 || Math.abs(dx) < Math.abs(dy) * 1.5) return;
-    if (dx < 0 && !state?.isLast) send({ type: 'next' });
-    if (dx > 0 && !state?.isFirst) send({ type: 'prev' });
+    if (dx < 0 && canStep(state, 'next')) send({ type: 'next' });
+    if (dx > 0 && canStep(state, 'prev')) send({ type: 'prev' });
   });
 
   // Notes size, remembered on this phone.

@@ -10,7 +10,7 @@
 // only grows on this phone; the slideshow ignores one older than what it
 // has already shown.
 import './pointer.css';
-import type { Pointer, PublicDeckState } from '../protocol/wire';
+import { canStep, type Pointer, type PublicDeckState } from '../protocol/wire';
 import { HttpStatusError, requestJson } from '../protocol/live';
 
 /** reveal.js's default slide size (960x700), until the slideshow reports its own. */
@@ -244,8 +244,8 @@ export class PointerPad {
     const aspect = s.aspect ?? DEFAULT_ASPECT;
     const slide = `${s.indexh}/${s.indexv}`;
     this.caption.textContent = s.title || `Slide ${s.position}`;
-    this.prev.disabled = s.isFirst;
-    this.next.disabled = s.isLast;
+    this.prev.disabled = !canStep(s, 'prev');
+    this.next.disabled = !canStep(s, 'next');
     if (aspect !== this.aspect) {
       this.aspect = aspect;
       this.layout();

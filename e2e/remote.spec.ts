@@ -154,6 +154,49 @@ test('Blackout toggles the slideshow paused mode, on and off', async ({ browser 
   await expect(phone.getByRole('status').filter({ hasText: /^Slide / })).toHaveText('Slide 1 of 8: Clicker');
 });
 
+test('Next or Previous during a blackout brings the same slide back, as in PowerPoint and Keynote, and never moves the deck behind the black', async ({ browser }, testInfo) => {
+  const { deck, phone } = await pairedPair(browser);
+  const next = phone.getByRole('button', { name: 'Next' });
+  const blackout = phone.getByRole('button', { name: 'Blackout' });
+  await next.tap();
+  await expect(phone.locator('#position')).toHaveText('2 / 8');
+  for (const button of ['Next', 'Previous']) {
+    await blackout.tap();
+    await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
+    await expect(blackout).toHaveAttribute('aria-pressed', 'true');
+    // The phone says what the pad does now, so a presenter is not left guessing.
+    await expect(phone.locator('#pad')).toHaveAttribute('data-hint', 'Blacked out: ‹ or › brings it back');
+    if (button === 'Next') await phone.screenshot({ path: testInfo.outputPath('phone-blacked-out.png') });
+    await phone.getByRole('button', { name: button }).tap();
+    await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
+    await expect(blackout).toHaveAttribute('aria-pressed', 'false');
+    await expect.poll(() => deckPosition(deck)).toBe('2 / 8');
+    await expect(phone.locator('#position')).toHaveText('2 / 8');
+    await expect(phone.locator('#pad')).not.toHaveAttribute('data-hint');
+  }
+  // Behind the black, not one build was shown either. Out of the blackout, the same button moves again: the slide's first build.
+  await expect(phone.locator('#fragments')).toHaveText('0 of 3 builds shown');
+  await next.tap();
+  await expect(phone.locator('#fragments')).toHaveText('1 of 3 builds shown');
+  // A jump from the slide list is explicit: it moves while the screen stays black, so the next slide can be readied unseen.
+  await blackout.tap();
+  await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
+  await phone.getByRole('button', { name: 'Slides' }).tap();
+  await phone.getByRole('dialog', { name: 'Jump to slide' }).getByRole('button', { name: 'Secured on the server' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('5 / 8');
+  await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
+  await expect(phone.locator('#position')).toHaveText('5 / 8');
+  // At the end of the deck, still black, Next is there to bring the slide back; once it is back, Next has nowhere to go.
+  await phone.getByRole('button', { name: 'Last' }).tap();
+  await expect(phone.locator('#position')).toHaveText('8 / 8');
+  await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
+  await expect(next).toBeEnabled();
+  await next.tap();
+  await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
+  await expect(next).toBeDisabled();
+  expect(await deckPosition(deck)).toBe('8 / 8');
+});
+
 test("the laptop's keyboard moves the deck and the phone follows, fragment by fragment", async ({ browser }) => {
   const { deck, phone } = await pairedPair(browser);
   await deck.locator('body').click({ position: { x: 640, y: 40 } });

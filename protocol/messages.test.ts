@@ -13,7 +13,7 @@ import {
   StateReport,
   type Command as CommandT,
 } from './messages';
-import { fitOutline, OUTLINE_BYTES } from './wire';
+import { canStep, fitOutline, OUTLINE_BYTES } from './wire';
 import { DEFAULTS } from '../server/config';
 
 const ID = 'cmd-0001';
@@ -277,4 +277,16 @@ test('fitOutline leaves an outline that fits as it is, and cuts the longest titl
   // What the server takes: the schema holds, and a whole report with the longest notes stays under the cap.
   assert.equal(StateReport.safeParse({ state: { ...goodState, title: '漢'.repeat(200), nextTitle: '漢'.repeat(200), notes: '漢'.repeat(8_000) }, slides: fitted }).success, true);
   assert.ok(new TextEncoder().encode(JSON.stringify({ state: { ...goodState, title: '漢'.repeat(200), nextTitle: '漢'.repeat(200), notes: '漢'.repeat(8_000) }, slides: fitted })).length <= DEFAULTS.maxStateBytes);
+});
+
+test('canStep: Next and Previous stop at the ends of the deck, except during a blackout, where both bring the slide back', () => {
+  const at = (isFirst: boolean, isLast: boolean, paused: boolean) => ({ isFirst, isLast, paused });
+  assert.equal(canStep(at(true, false, false), 'prev'), false);
+  assert.equal(canStep(at(true, false, false), 'next'), true);
+  assert.equal(canStep(at(false, true, false), 'next'), false);
+  assert.equal(canStep(at(false, true, false), 'prev'), true);
+  assert.equal(canStep(at(true, true, true), 'next'), true);
+  assert.equal(canStep(at(true, true, true), 'prev'), true);
+  // Before the first report the phone does not know: it lets the tap go, and the slideshow decides.
+  assert.equal(canStep(null, 'next'), true);
 });

@@ -109,6 +109,16 @@ export interface Presence {
  */
 export type PublicDeckState = Omit<DeckState, 'notes'>;
 
+/**
+ * Whether Next (or Previous) does anything on a deck in this state. During a
+ * blackout both bring the slide back without moving it (the slideshow's
+ * applyCommand), so both work even at an end of the deck.
+ */
+export function canStep(s: Pick<DeckState, 'isFirst' | 'isLast' | 'paused'> | null, dir: 'next' | 'prev'): boolean {
+  if (!s) return true;
+  return s.paused || !(dir === 'next' ? s.isLast : s.isFirst);
+}
+
 /** GET /api/channels/:id/notes (a controller or the deck key): the notes of the slide the deck is on. */
 export interface SpeakerNotes {
   indexh: number;

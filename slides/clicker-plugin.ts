@@ -243,14 +243,25 @@ function outlineOf(deck: RevealApi): SlideRef[] {
   return fitOutline(full);
 }
 
-/** Applies one command through a fixed allow-list of reveal.js calls. */
+/**
+ * Applies one command through a fixed allow-list of reveal.js calls.
+ *
+ * Next or Previous during a blackout brings the same slide back and moves
+ * nothing, as the B key works in PowerPoint and Keynote: a presenter who
+ * taps on while the room sees black wants the room back, and a move behind
+ * the black would skip a slide nobody saw. A jump (goto, first, last) is
+ * explicit, so it moves and the screen stays black: the next slide can be
+ * readied unseen.
+ */
 export function applyCommand(deck: RevealApi, cmd: Command): void {
   switch (cmd.type) {
     case 'next':
-      deck.next();
+      if (deck.isPaused()) deck.togglePause(false);
+      else deck.next();
       break;
     case 'prev':
-      deck.prev();
+      if (deck.isPaused()) deck.togglePause(false);
+      else deck.prev();
       break;
     case 'first':
       deck.slide(0, 0, -1);
