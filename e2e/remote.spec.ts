@@ -174,6 +174,17 @@ test('Next or Previous during a blackout brings the same slide back, as in Power
     await expect(phone.locator('#position')).toHaveText('2 / 8');
     await expect(phone.locator('#pad')).not.toHaveAttribute('data-hint');
   }
+  // The laptop's keyboard, or a USB clicker's PageDown, does the same: reveal.js alone would drop the key and leave the room in black.
+  await deck.locator('body').click({ position: { x: 640, y: 40 } });
+  for (const key of ['PageDown', 'ArrowLeft']) {
+    await blackout.tap();
+    await expect(deck.locator('.reveal')).toHaveClass(/\bpaused\b/);
+    await expect(blackout).toHaveAttribute('aria-pressed', 'true');
+    await deck.keyboard.press(key);
+    await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
+    await expect(blackout).toHaveAttribute('aria-pressed', 'false');
+    expect(await deckPosition(deck)).toBe('2 / 8');
+  }
   // Behind the black, not one build was shown either. Out of the blackout, the same button moves again: the slide's first build.
   await expect(phone.locator('#fragments')).toHaveText('0 of 3 builds shown');
   await next.tap();

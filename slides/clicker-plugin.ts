@@ -613,6 +613,33 @@ function hideUntilArrived(deck: RevealApi, paused: boolean): { arrive(move: () =
 const whenReady = (deck: RevealApi) =>
   new Promise<void>((resolve) => (deck.isReady() ? resolve() : deck.on('ready', () => resolve())));
 
+/** reveal.js's keys for a step on or back (arrows, page keys, space, N and P): a USB clicker sends one of these. */
+const STEP_KEYS = new Set(['ArrowRight', 'ArrowLeft', 'ArrowUp', 'ArrowDown', 'PageDown', 'PageUp', ' ', 'n', 'N', 'p', 'P']);
+
+/**
+ * The laptop's keyboard, or a USB clicker, during a blackout: a step key
+ * brings the slide back and moves nothing, as the phone's Next does
+ * (applyCommand). reveal.js alone drops those keys while paused, so a
+ * presenter's clicker seems dead until they find the B key. Capturing, ahead
+ * of reveal.js, which must not also take the key as a move once the deck is
+ * back up.
+ */
+function resumeOnStepKeys(deck: RevealApi): void {
+  addEventListener(
+    'keydown',
+    (e) => {
+      if (!deck.isPaused() || !STEP_KEYS.has(e.key) || e.ctrlKey || e.metaKey || e.altKey) return;
+      if (deck.getConfig().keyboard === false) return;
+      const t = e.target;
+      if (t instanceof HTMLElement && (t.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(t.tagName))) return;
+      e.preventDefault();
+      e.stopImmediatePropagation();
+      deck.togglePause(false);
+    },
+    true,
+  );
+}
+
 async function startPresenter(deck: RevealApi): Promise<void> {
   const status = new PresenterStatus('present');
   deck.addKeyBinding({ ...NEW_CODE_KEY }, () => void status.requestNewCode());
@@ -627,6 +654,7 @@ async function startPresenter(deck: RevealApi): Promise<void> {
   // transition on the way), and a blacked-out screen stays black.
   const arrival = resuming ? hideUntilArrived(deck, resuming.paused === true) : null;
   await whenReady(deck);
+  resumeOnStepKeys(deck);
   const pointer = new PointerOverlay(deck);
   const persist = () => {
     if (saved) localStorage.setItem(STORE_KEY, JSON.stringify(saved));
