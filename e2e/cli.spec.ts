@@ -552,9 +552,22 @@ test('a save finds the slide on screen again by its words, its title and its nei
     // Deleted: the numbers are kept (the next slide moved into its place), not a jump to a slide sharing a title.
     await deck.keyboard.press('ArrowLeft');
     await expect(present).toContainText('The first demo');
-    await saveAndReload(now.filter((x) => !x.includes('The first demo')));
+    now = now.filter((x) => !x.includes('The first demo'));
+    await saveAndReload(now);
     expect(await deckPosition(deck)).toBe('4 / 6');
     await expect(present).toContainText('Only words here');
+
+    // A slide that is a picture alone, with no title and no words, is known by its picture.
+    now = [...now.slice(0, 4), '![The kite](kite.png)', '![](plan.png)', ...now.slice(4)];
+    await saveAndReload(now);
+    await deck.keyboard.press('ArrowRight');
+    await deck.keyboard.press('ArrowRight');
+    await expect(present.locator('img')).toHaveAttribute('src', 'plan.png');
+    expect(await deckPosition(deck)).toBe('6 / 8');
+    now = [slides[0]!, '## Added a third', ...now.slice(1)];
+    await saveAndReload(now);
+    expect(await deckPosition(deck)).toBe('7 / 9');
+    await expect(present.locator('img')).toHaveAttribute('src', 'plan.png');
   } finally {
     await own.stop();
   }

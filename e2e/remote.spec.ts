@@ -130,6 +130,46 @@ test('a deck of a thousand slides with long titles: the phone follows it, and it
   await expect(phone.locator('#title')).toHaveText(title(699));
 });
 
+test('slides without a title are named on the phone by their first words, their picture or their video, not only by number', async ({ browser }) => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'clicker-untitled-'));
+  const words = 'Simplicity is prerequisite for reliability, and reliability is what a room full of people needs from a remote.';
+  writeFileSync(
+    path.join(dir, 'talk.md'),
+    [
+      '# A talk',
+      `> ${words}`,
+      '![A red kite over the hills](img/kite.png)',
+      '![](photos/Stage%20left.jpg?v=2)',
+      '<!-- .slide: data-background-image="img/crowd.jpg" -->',
+      '<video src="clips/demo.mp4" muted></video>',
+      'Questions?',
+      '',
+    ].join('\n\n---\n\n'),
+  );
+  await server.stop();
+  server = await ClickerServer.start([path.join(dir, 'talk.md')]);
+  const { deck, phone } = await pairedPair(browser);
+  await expect(phone.locator('#position')).toHaveText('1 / 8');
+  await expect(phone.locator('#next-title')).toHaveText('Simplicity is prerequisite for reliability, and reliability…');
+  await phone.getByRole('button', { name: 'Slides' }).tap();
+  const list = phone.getByRole('dialog', { name: 'Jump to slide' });
+  await expect(list.getByRole('button', { name: /^Slide|Picture|Video|Questions|Simplicity|A talk/ })).toHaveText([
+    'A talk',
+    'Simplicity is prerequisite for reliability, and reliability…',
+    'Picture: A red kite over the hills',
+    'Picture: Stage left.jpg',
+    'Picture: crowd.jpg',
+    'Video: demo.mp4',
+    'Questions?',
+    'Slide 8',
+  ]);
+  await phone.screenshot({ path: test.info().outputPath('phone-untitled-slides.png') });
+  await list.getByRole('button', { name: 'Picture: A red kite over the hills' }).tap();
+  await expect.poll(() => deckPosition(deck)).toBe('3 / 8');
+  await expect(phone.locator('#title')).toHaveText('Picture: A red kite over the hills');
+  await expect(phone.locator('#next-title')).toHaveText('Picture: Stage left.jpg');
+});
+
 test('Blackout toggles the slideshow paused mode, on and off', async ({ browser }) => {
   const { deck, phone } = await pairedPair(browser);
   const blackout = phone.getByRole('button', { name: 'Blackout' });

@@ -185,6 +185,62 @@ function titleOf(slide: Element | undefined, fallback: string): string {
   return (text || fallback).slice(0, 200);
 }
 
+/** How much of a title-less slide's words name it on the phone. */
+const LABEL_WORDS = 60;
+
+/** A file's name from a URL or path, without its query: `img/kite.png?v=2` is `kite.png`. */
+function fileName(url: string): string {
+  const path = url.split(/[?#]/)[0] ?? '';
+  const name = path.slice(path.lastIndexOf('/') + 1);
+  try {
+    return decodeURIComponent(name);
+  } catch {
+    return name;
+  }
+}
+
+/**
+ * A slide with neither title nor words, by its picture or its video: the
+ * alt text, else the file's name ("Picture: kite.png"); '' for none.
+ */
+function mediaOf(slide: Element): string {
+  const img = slide.querySelector<HTMLImageElement>('img');
+  const video = slide.querySelector('video');
+  const background = slide.getAttribute('data-background-image') || undefined;
+  const kind = img || background ? 'Picture' : video || slide.hasAttribute('data-background-video') ? 'Video' : '';
+  if (!kind) return '';
+  const alt = img?.getAttribute('alt')?.replace(/\s+/g, ' ').trim();
+  const file =
+    img?.getAttribute('src') ??
+    background ??
+    video?.getAttribute('src') ??
+    video?.querySelector('source')?.getAttribute('src') ??
+    (slide.getAttribute('data-background-video') || undefined);
+  const name = (alt || (file ? fileName(file) : '')).replace(/[\u0000-\u001F\u007F]/g, '');
+  return name ? `${kind}: ${name}`.slice(0, 200) : '';
+}
+
+/** What stands for a slide's content when it is found again after a save: its words, or for a picture slide its picture. */
+const contentOf = (slide: Element | undefined): string => (slide ? bodyOf(slide) || mediaOf(slide) : '');
+
+/**
+ * What the phone calls a slide: its title; else, for a slide of words alone
+ * (a quote, "Questions?"), its first words; else its picture or its video.
+ * Only a slide with none of those is "Slide 7": a presenter looking for the
+ * kite photo in the jump list must not have to remember its number.
+ */
+function labelOf(slide: Element | undefined, fallback: string): string {
+  if (!slide) return '';
+  const title = titleOf(slide, '');
+  if (title) return title;
+  const words = bodyOf(slide);
+  if (!words) return mediaOf(slide) || fallback;
+  if (words.length <= LABEL_WORDS) return words;
+  const cut = words.slice(0, LABEL_WORDS);
+  const space = cut.lastIndexOf(' ');
+  return `${(space > LABEL_WORDS / 2 ? cut.slice(0, space) : cut).replace(/[\s,;:.\u2013\u2014-]+$/, '')}…`;
+}
+
 /** Speaker notes as plain text; the phone shows them as text, never as markup. */
 function notesOf(slide: Element): string {
   const attr = slide.getAttribute('data-notes');
@@ -221,9 +277,9 @@ function describeState(deck: RevealApi): DeckState {
     total: Math.max(1, deck.getTotalSlides()),
     isFirst: deck.isFirstSlide() && !avail.prev,
     isLast: deck.isLastSlide() && !avail.next,
-    title: titleOf(current, `Slide ${past + 1}`),
+    title: labelOf(current, `Slide ${past + 1}`),
     notes: notesOf(current),
-    nextTitle: titleOf(slides[pos + 1], `Slide ${pos + 2}`),
+    nextTitle: labelOf(slides[pos + 1], `Slide ${pos + 2}`),
     aspect: deckAspect(deck),
   };
 }
@@ -238,7 +294,7 @@ function outlineOf(deck: RevealApi): SlideRef[] {
     .slice(0, 1_000)
     .map((s, i) => {
       const { h, v } = deck.getIndices(s);
-      return { h, v: v ?? 0, title: titleOf(s, `Slide ${i + 1}`) };
+      return { h, v: v ?? 0, title: labelOf(s, `Slide ${i + 1}`) };
     });
   return fitOutline(full);
 }
@@ -519,14 +575,14 @@ function bodyOf(slide: Element | undefined): string {
 const KEY_WORDS = 80;
 /** A slide as its neighbours know it: its title, or the start of its words. */
 const keyFrom = (title: string, body: string): string => title || body.slice(0, KEY_WORDS);
-const keyOf = (slide: Element | undefined): string => keyFrom(titleOf(slide, ''), bodyOf(slide));
+const keyOf = (slide: Element | undefined): string => keyFrom(titleOf(slide, ''), contentOf(slide));
 
 function markOf(deck: RevealApi, slide: Element | undefined): SlideMark | undefined {
   if (!slide) return undefined;
   const slides = deck.getSlides();
   const flat = slides.indexOf(slide as HTMLElement);
   if (flat < 0) return undefined;
-  return { title: titleOf(slide, ''), body: bodyOf(slide), prev: keyOf(slides[flat - 1]), next: keyOf(slides[flat + 1]), flat };
+  return { title: titleOf(slide, ''), body: contentOf(slide), prev: keyOf(slides[flat - 1]), next: keyOf(slides[flat + 1]), flat };
 }
 
 /**
@@ -547,7 +603,7 @@ function whereSlideWent(deck: RevealApi, at: { indexh: number; indexv: number; i
   const slides = deck.getSlides();
   // Each slide read once: a neighbour's key is another slide's title or words.
   const titles = slides.map((slide) => titleOf(slide, ''));
-  const bodies = slides.map(bodyOf);
+  const bodies = slides.map(contentOf);
   const keys = titles.map((title, i) => keyFrom(title, bodies[i]!));
   // Before the first slide and after the last, as keyOf(undefined).
   const keyAt = (i: number) => keys[i] ?? '';
