@@ -93,6 +93,11 @@ test('--bind, --trust-proxy and numeric variables', () => {
   assert.equal(loadConfig([], {}).commandReplayMaxAgeMs, 30_000);
   assert.equal(config.slideshowAwayMs, 9_000);
   assert.equal(loadConfig([], {}).slideshowAwayMs, 4_000);
+  // The key holders' beat: 5 s, set apart, and never slower than the room's heartbeat (HEARTBEAT_MS=1000 alone brings it down with it).
+  assert.equal(loadConfig([], {}).keyHolderBeatMs, 5_000);
+  assert.equal(loadConfig([], { KEY_HOLDER_BEAT_MS: '2000' }).keyHolderBeatMs, 2_000);
+  assert.equal(loadConfig([], { HEARTBEAT_MS: '1000' }).keyHolderBeatMs, 1_000);
+  assert.equal(loadConfig([], { KEY_HOLDER_BEAT_MS: '60000' }).keyHolderBeatMs, 15_000);
   assert.equal(loadConfig([], { TRUST_PROXY: '1', BIND: '::' }).trustProxy, true);
   // On/off variables take 1/0 and the words people write for them; anything else is an error, never a silent off.
   for (const on of ['1', 'true', 'TRUE', 'yes', 'on']) assert.equal(loadConfig([], { TRUST_PROXY: on }).trustProxy, true, on);
@@ -166,7 +171,7 @@ test('HEADERS_TIMEOUT_MS may not exceed REQUEST_TIMEOUT_MS: a one-line ConfigErr
 });
 
 test('a millisecond duration above what a timer holds (2^31-1) names the variable instead of firing every 1 ms', () => {
-  const durations = ['HEARTBEAT_MS', 'SSE_RETRY_MS', 'HISTORY_MAX_AGE_MS', 'COMMAND_REPLAY_MAX_AGE_MS', 'CHANNEL_TTL_MS', 'HEADERS_TIMEOUT_MS', 'REQUEST_TIMEOUT_MS', 'SLIDESHOW_AWAY_MS'];
+  const durations = ['HEARTBEAT_MS', 'KEY_HOLDER_BEAT_MS', 'SSE_RETRY_MS', 'HISTORY_MAX_AGE_MS', 'COMMAND_REPLAY_MAX_AGE_MS', 'CHANNEL_TTL_MS', 'HEADERS_TIMEOUT_MS', 'REQUEST_TIMEOUT_MS', 'SLIDESHOW_AWAY_MS'];
   for (const name of durations) {
     for (const bad of ['2147483648', '3000000000']) {
       assert.throws(() => loadConfig([], { [name]: bad }), configError(new RegExp(`^${name} must be at most 2147483647 ms \\(about 24 days\\), got "${bad}"$`)), `${name}=${bad}`);
@@ -174,7 +179,7 @@ test('a millisecond duration above what a timer holds (2^31-1) names the variabl
   }
   // The largest a timer holds is taken (both timeouts together, as one may not exceed the other).
   const most = loadConfig([], Object.fromEntries(durations.map((name) => [name, '2147483647'])));
-  for (const key of ['heartbeatMs', 'retryMs', 'historyMaxAgeMs', 'commandReplayMaxAgeMs', 'channelTtlMs', 'headersTimeoutMs', 'requestTimeoutMs', 'slideshowAwayMs'] as const) {
+  for (const key of ['heartbeatMs', 'keyHolderBeatMs', 'retryMs', 'historyMaxAgeMs', 'commandReplayMaxAgeMs', 'channelTtlMs', 'headersTimeoutMs', 'requestTimeoutMs', 'slideshowAwayMs'] as const) {
     assert.equal(most[key], 2_147_483_647, key);
   }
   // Counts are no durations: the bound is per option.

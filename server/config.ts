@@ -32,6 +32,15 @@ export const DEFAULTS = {
   /** Heartbeat comment interval on every stream; under any proxy's 60 s idle timeout. `HEARTBEAT_MS`. */
   heartbeatMs: 15_000,
   /**
+   * Heartbeat interval on the streams of key holders, the slideshow and its
+   * paired phones, never longer than `heartbeatMs`. Their pages watch for
+   * silence (1.5 beats and 2 s): a connection that died without a word, as
+   * a laptop's Wi-Fi can leave one, is found in 9.5 s rather than the
+   * room's 24.5, well inside a tap's 30 s. A talk has a handful of such
+   * streams, so the beats cost nothing. `KEY_HOLDER_BEAT_MS`.
+   */
+  keyHolderBeatMs: 5_000,
+  /**
    * How long the slideshow's streams may all be gone before its phones and
    * followers are told it is not connected (EVENT.slideshow). A Wi-Fi
    * hiccup or a server restart cuts and reopens its stream within this, and
@@ -295,6 +304,7 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
   // node:http refuses headersTimeout > requestTimeout only when the server is
   // built, with a range error that names neither variable; raising one alone
   // (or lowering the other) trips it against the other's default.
+  const heartbeatMs = num('HEARTBEAT_MS', DEFAULTS.heartbeatMs, ms);
   const headersTimeoutMs = num('HEADERS_TIMEOUT_MS', DEFAULTS.headersTimeoutMs, ms);
   const requestTimeoutMs = num('REQUEST_TIMEOUT_MS', DEFAULTS.requestTimeoutMs, ms);
   if (headersTimeoutMs > requestTimeoutMs) {
@@ -308,7 +318,8 @@ export function configFrom(values: CliValues, env: NodeJS.ProcessEnv): Config {
     bind: pick('bind', 'BIND') ?? DEFAULTS.bind,
     host,
     publicUrl: publicUrl?.replace(/\/+$/, ''),
-    heartbeatMs: num('HEARTBEAT_MS', DEFAULTS.heartbeatMs, ms),
+    heartbeatMs,
+    keyHolderBeatMs: Math.min(num('KEY_HOLDER_BEAT_MS', DEFAULTS.keyHolderBeatMs, ms), heartbeatMs),
     retryMs: num('SSE_RETRY_MS', DEFAULTS.retryMs, ms),
     slideshowAwayMs: num('SLIDESHOW_AWAY_MS', DEFAULTS.slideshowAwayMs, ms),
     historyMax: num('HISTORY_MAX', DEFAULTS.historyMax),

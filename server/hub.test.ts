@@ -1455,6 +1455,70 @@ test('a stream that names beat gets its heartbeats as beat events, the first as 
   hub.close();
 });
 
+test("the key holders' streams beat on their quicker beat (the slideshow's, a phone's); the room's keep the heartbeat; a busy or closed stream gets none", async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const { hub } = makeHub({ heartbeatMs: 3_000, keyHolderBeatMs: 1_000 });
+  const { channel: created, pairCode } = await hub.create();
+  const { controllerHash } = await hub.pair(created, pairCode ?? '');
+  const channel = await hub.get(created.id);
+  const beats = new Set(['command', 'beat']);
+  const deck = new RecordingSink();
+  const phone = new RecordingSink();
+  const room = new RecordingSink();
+  const quiet = new RecordingSink();
+  await hub.subscribe(channel, deck, 'a', undefined, beats, { deck: true, hash: channel.deckHash });
+  const closePhone = await hub.subscribe(channel, phone, 'b', undefined, beats, { deck: false, hash: controllerHash });
+  await hub.subscribe(channel, room, 'c', undefined, beats);
+  // A key holder whose stream does not name beat keeps its comments.
+  await hub.subscribe(channel, quiet, 'd', undefined, new Set(['command']), { deck: false, hash: controllerHash });
+  const QUICK = 'event: beat\ndata: {"every":1000}\n\n';
+  const SLOW = 'event: beat\ndata: {"every":3000}\n\n';
+  const last = (sink: RecordingSink) => sink.chunks.at(-1)?.toString('utf8');
+  // The first beat, as each opens, tells each its own interval.
+  assert.equal(last(deck), QUICK);
+  assert.equal(last(phone), QUICK);
+  assert.equal(last(room), SLOW);
+  const counts = () => [deck, phone, room, quiet].map((s) => s.chunks.length);
+  const [d0, p0, r0, q0] = counts() as [number, number, number, number];
+  hub.start();
+  t.mock.timers.tick(1_000);
+  t.mock.timers.tick(1_000);
+  assert.deepEqual(counts(), [d0 + 2, p0 + 2, r0, q0], 'two quick beats to each key holder, nothing to the room yet');
+  // A phone's stream with bytes still queued gets no beat behind them.
+  phone.writableLength = 10;
+  t.mock.timers.tick(1_000);
+  phone.writableLength = 0;
+  // At the heartbeat: the room's beat and the other comment; the key holders get their quick beat and not the slow one as well.
+  assert.deepEqual(counts(), [d0 + 3, p0 + 2, r0 + 1, q0 + 1]);
+  assert.equal(last(room), SLOW);
+  assert.equal(last(quiet), ':\n\n');
+  assert.deepEqual(
+    deck.chunks.slice(-3).map((c) => c.toString('utf8')),
+    [QUICK, QUICK, QUICK],
+  );
+  // Closed, it is beaten no more.
+  closePhone();
+  t.mock.timers.tick(1_000);
+  assert.deepEqual(counts(), [d0 + 4, p0 + 2, r0 + 1, q0 + 1]);
+  hub.close();
+  t.mock.timers.tick(3_000);
+  assert.deepEqual(counts(), [d0 + 4, p0 + 2, r0 + 1, q0 + 1], 'close stops both beats');
+});
+
+test('a quicker key-holder beat that is no quicker (keyHolderBeatMs at the heartbeat) leaves one beat for everybody', async (t) => {
+  t.mock.timers.enable({ apis: ['setInterval'] });
+  const { hub } = makeHub({ heartbeatMs: 1_000, keyHolderBeatMs: 1_000 });
+  const { channel } = await hub.create();
+  const deck = new RecordingSink();
+  await hub.subscribe(channel, deck, 'a', undefined, new Set(['command', 'beat']), { deck: true, hash: channel.deckHash });
+  const n = deck.chunks.length;
+  hub.start();
+  t.mock.timers.tick(1_000);
+  assert.equal(deck.chunks.length, n + 1);
+  assert.equal(deck.chunks.at(-1)?.toString('utf8'), 'event: beat\ndata: {"every":1000}\n\n');
+  hub.close();
+});
+
 test('close ends every open stream on every channel', async () => {
   const { hub } = makeHub();
   const [s0, s1, s2] = [new RecordingSink(), new RecordingSink(), new RecordingSink()] as const;

@@ -181,6 +181,7 @@ interface SlideshowHere {
 export type HubLimits = Pick<
   Config,
   | 'heartbeatMs'
+  | 'keyHolderBeatMs'
   | 'retryMs'
   | 'historyMax'
   | 'historyMaxAgeMs'
@@ -232,6 +233,14 @@ export class Hub {
   private readonly retryFrame: Buffer;
   /** The heartbeat of a stream that asked for it as an event (EVENT.beat), framed once. */
   private readonly beatFrame: Buffer;
+  /** The same for a key holder's stream, on its quicker beat (keyHolderBeatMs); null when that is no quicker. */
+  private readonly holderBeatFrame: Buffer | null;
+  /**
+   * Key holders' streams that beat on the quicker beat, with the channel
+   * each is listed in: a handful per talk, so that beat never walks the
+   * room's thousands of streams.
+   */
+  private readonly quick = new Map<Subscriber, LocalChannel>();
   /** The bus hands this process's own events back in the store's order (see publish). */
   private readonly echoed: boolean;
   /** Set by close(): a stream ending after it says nothing of the slideshow (see close). */
@@ -247,6 +256,10 @@ export class Hub {
     this.bus = bus ?? new MemoryBus(limits, now);
     this.retryFrame = Buffer.from(`retry: ${limits.retryMs}\n\n`);
     this.beatFrame = encodeEvent({ event: EVENT.beat, data: JSON.stringify({ every: limits.heartbeatMs } satisfies Beat) });
+    this.holderBeatFrame =
+      limits.keyHolderBeatMs < limits.heartbeatMs
+        ? encodeEvent({ event: EVENT.beat, data: JSON.stringify({ every: limits.keyHolderBeatMs } satisfies Beat) })
+        : null;
     // Other instances' events reach this process's streams here.
     this.bus.onRemote((id, ev) => this.deliver(id, ev));
     // And, from a bus that echoes them, this process's own, interleaved with
@@ -273,6 +286,11 @@ export class Hub {
     beat.unref();
     sweep.unref();
     this.timers.push(beat, sweep);
+    if (this.holderBeatFrame) {
+      const quick = setInterval(() => this.quickBeat(), this.limits.keyHolderBeatMs);
+      quick.unref();
+      this.timers.push(quick);
+    }
   }
 
   /** Ends every stream so clients reconnect at once (to this process's successor), and stops timers. */
@@ -291,6 +309,7 @@ export class Hub {
     // word lapses (SLIDESHOW_WORD_BEATS).
     for (const link of this.slideshowLinks.values()) if (link.grace) clearTimeout(link.grace);
     this.slideshowLinks.clear();
+    this.quick.clear();
   }
 
   /** Streams open in this process, and the channels they are on. */
@@ -590,6 +609,7 @@ export class Hub {
       if (!open_) return;
       open_ = false;
       local.subscribers.delete(sub);
+      this.quick.delete(sub);
       this.subscriberCount--;
       if (sub.deck) this.slideshowClosed(record.id);
       if (holder !== null) {
@@ -659,7 +679,10 @@ export class Hub {
     for (const p of sub.pending ?? []) if (!covers(sub, p.id, p.command)) sink.write(p.frame);
     sub.pending = null;
     // The first beat at once: the client learns how often to expect one before it has to judge a silence.
-    if (sub.beats) sink.write(this.beatFrame);
+    if (sub.beats && holder !== null && this.holderBeatFrame) {
+      sink.write(this.holderBeatFrame);
+      this.quick.set(sub, local);
+    } else if (sub.beats) sink.write(this.beatFrame);
     sub.sink = sink;
     return unsubscribe;
   }
@@ -1023,8 +1046,24 @@ export class Hub {
           this.cut(ch, sub, sink);
           continue;
         }
-        sink.write(sub.beats ? this.beatFrame : HEARTBEAT);
+        // A quick-beating stream has its beats from quickBeat; this one would say the slower interval.
+        if (!this.quick.has(sub)) sink.write(sub.beats ? this.beatFrame : HEARTBEAT);
       }
+    }
+  }
+
+  /**
+   * The key holders' quicker beat. A stream with bytes still queued gets
+   * none: a beat behind them adds nothing, and the heartbeat judges whether
+   * it is stalled. One no longer listed in its channel (cut, revoked, or its
+   * channel's streams ended) has its sink ended or ending, and is dropped.
+   */
+  private quickBeat(): void {
+    const frame = this.holderBeatFrame;
+    if (!frame) return;
+    for (const [sub, local] of this.quick) {
+      if (!local.subscribers.has(sub)) this.quick.delete(sub);
+      else if (sub.sink && sub.sink.writableLength === 0) sub.sink.write(frame);
     }
   }
 

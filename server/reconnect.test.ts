@@ -455,6 +455,61 @@ test('a stream that goes silent without a word (no FIN, no RST) is found out by 
   }
 });
 
+test("the slideshow's stream, a key holder's, is found dead on its quicker beat, long before the room's heartbeat would tell", { timeout: 60_000 }, async () => {
+  // The room's heartbeat is a minute here (a silence counts after 92 s); the key holders' beat is half a second (2.75 s).
+  const own = await ClickerServer.start(['--bind', '127.0.0.1'], { HEARTBEAT_MS: '60000', KEY_HOLDER_BEAT_MS: '500' });
+  const proxy = await flakyProxy(own.port);
+  const restore = installBrowserGlobals();
+  const sent: string[] = [];
+  const got = { deck: [] as string[], room: [] as string[] };
+  const states = { deck: [] as LinkState[], room: [] as LinkState[] };
+  const until = async (check: () => boolean, ms: number, what: string) => {
+    const end = Date.now() + ms;
+    while (!check()) {
+      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}; states ${JSON.stringify(states)}`);
+      await sleep(20);
+    }
+  };
+  const { info, controllerKey } = await pairedChannel(own.base);
+  const url = `${proxy.base}/api/channels/${info.id}/events`;
+  const stream = (who: 'deck' | 'room') =>
+    new LiveStream(url, [EVENT.snapshot, EVENT.command], {
+      onEvent(name, data) {
+        if (name === EVENT.command) got[who].push((data as { id: string }).id);
+      },
+      onState: (s) => states[who].push(s),
+      // The slideshow shows its deck key's stream token, as slides/clicker-plugin.ts does.
+      token: who === 'deck' ? () => info.streamToken : undefined,
+    });
+  const deck = stream('deck');
+  const room = stream('room');
+  try {
+    deck.start();
+    room.start();
+    await until(() => states.deck.at(-1) === 'live' && states.room.at(-1) === 'live', 10_000, 'both streams to open');
+    proxy.freezeAll();
+    for (let i = 0; i < 2; i++) {
+      const id = `quick-beat-${i}`;
+      const res = await jsonCall(own.base, 'POST', `/api/channels/${info.id}/commands`, { body: { type: 'next', id }, key: controllerKey });
+      assert.equal(res.status, 202);
+      sent.push(id);
+    }
+    await until(() => got.deck.length === 2, 20_000, "the slideshow's stream to be replaced");
+    assert.deepEqual(got.deck, sent);
+    assert.ok(states.deck.includes('reconnecting') && states.deck.at(-1) === 'live', `states: ${states.deck.join(' > ')}`);
+    // The room's stream, on the minute-long heartbeat, is still deaf and still reads as live: a key holder's quick beat is its own.
+    assert.deepEqual(states.room, ['connecting', 'live']);
+    assert.deepEqual(got.room, []);
+    assert.equal(proxy.served.proxied, 3, 'one new stream, the slideshow\'s');
+  } finally {
+    deck.stop();
+    room.stop();
+    restore();
+    await proxy.close();
+    await own.stop();
+  }
+});
+
 test('a channel the restarted server does not know yet reads as waiting, not reconnecting; registered again, the same stream is live and carries commands', { timeout: 120_000 }, async () => {
   let own = await ClickerServer.start(['--bind', '127.0.0.1']);
   const restore = installBrowserGlobals();
