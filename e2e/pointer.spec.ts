@@ -227,6 +227,8 @@ test('a late pointer event never moves the dot backwards', async ({ browser, req
 });
 
 test('the pad keeps every control on screen and thumb-sized, in both orientations', async ({ browser }, testInfo) => {
+  // A dozen pages, one after another: on a slow 2-core machine it took 50 to 57 s, against the 60 s default.
+  test.slow();
   for (const [name, device] of [
     ['portrait', devices['Pixel 7']],
     ['landscape', devices['Pixel 7 landscape']],

@@ -330,6 +330,8 @@ test('the remote is installable: a manifest with icons', async ({ browser, reque
 });
 
 test('portrait and landscape layouts keep every control on screen, down to a 320 px phone', async ({ browser }, testInfo) => {
+  // A dozen pages, one after another: on a slow 2-core machine it took 50 to 57 s, against the 60 s default.
+  test.slow();
   for (const [name, device] of [
     ['portrait', devices['Pixel 7']],
     ['landscape', devices['Pixel 7 landscape']],
