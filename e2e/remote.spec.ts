@@ -144,16 +144,18 @@ test('slides without a title are named on the phone by their first words, their 
       '<video src="clips/demo.mp4" muted></video>',
       'Questions?',
       '',
+      '<iframe src="http://127.0.0.1:9/demo" title=""></iframe>',
+      '<!-- .slide: data-background-iframe="http://127.0.0.1:9/" -->',
     ].join('\n\n---\n\n'),
   );
   await server.stop();
   server = await ClickerServer.start([path.join(dir, 'talk.md')]);
   const { deck, phone } = await pairedPair(browser);
-  await expect(phone.locator('#position')).toHaveText('1 / 8');
+  await expect(phone.locator('#position')).toHaveText('1 / 10');
   await expect(phone.locator('#next-title')).toHaveText('Simplicity is prerequisite for reliability, and reliability…');
   await phone.getByRole('button', { name: 'Slides' }).tap();
   const list = phone.getByRole('dialog', { name: 'Jump to slide' });
-  await expect(list.getByRole('button', { name: /^Slide|Picture|Video|Questions|Simplicity|A talk/ })).toHaveText([
+  await expect(list.getByRole('button', { name: /^Slide|Picture|Video|Page|Questions|Simplicity|A talk/ })).toHaveText([
     'A talk',
     'Simplicity is prerequisite for reliability, and reliability…',
     'Picture: A red kite over the hills',
@@ -162,10 +164,12 @@ test('slides without a title are named on the phone by their first words, their 
     'Video: demo.mp4',
     'Questions?',
     'Slide 8',
+    'Page: 127.0.0.1:9/demo',
+    'Page: 127.0.0.1:9',
   ]);
   await phone.screenshot({ path: test.info().outputPath('phone-untitled-slides.png') });
   await list.getByRole('button', { name: 'Picture: A red kite over the hills' }).tap();
-  await expect.poll(() => deckPosition(deck)).toBe('3 / 8');
+  await expect.poll(() => deckPosition(deck)).toBe('3 / 10');
   await expect(phone.locator('#title')).toHaveText('Picture: A red kite over the hills');
   await expect(phone.locator('#next-title')).toHaveText('Picture: Stage left.jpg');
 });
@@ -206,7 +210,11 @@ test('Next or Previous during a blackout brings the same slide back, as in Power
     await expect(blackout).toHaveAttribute('aria-pressed', 'true');
     // The phone says what the pad does now, so a presenter is not left guessing.
     await expect(phone.locator('#pad')).toHaveAttribute('data-hint', 'Blacked out: ‹ or › brings it back');
-    if (button === 'Next') await phone.screenshot({ path: testInfo.outputPath('phone-blacked-out.png') });
+    if (button === 'Next') {
+      await phone.screenshot({ path: testInfo.outputPath('phone-blacked-out.png') });
+      // A screen reader hears the hint in words, not the glyphs drawn for the eye.
+      await expect(phone.locator('#pad')).toMatchAriaSnapshot('- text: "Blacked out: Next or Previous brings the slide back"');
+    }
     await phone.getByRole('button', { name: button }).tap();
     await expect(deck.locator('.reveal')).not.toHaveClass(/\bpaused\b/);
     await expect(blackout).toHaveAttribute('aria-pressed', 'false');

@@ -200,23 +200,45 @@ function fileName(url: string): string {
 }
 
 /**
- * A slide with neither title nor words, by its picture or its video: the
- * alt text, else the file's name ("Picture: kite.png"); '' for none.
+ * An embedded page by where it is: its host and path ("localhost:5173/demo"),
+ * which is what tells one live demo from another.
+ */
+function pageName(src: string): string {
+  try {
+    const url = new URL(src, location.href);
+    return `${url.host}${url.pathname === '/' ? '' : url.pathname}`;
+  } catch {
+    return src;
+  }
+}
+
+/**
+ * A slide with neither title nor words, by its picture, its video or the
+ * page it embeds: the alt text, else the file's name ("Picture: kite.png"),
+ * or the page's address ("Page: localhost:5173/demo"); '' for none.
  */
 function mediaOf(slide: Element): string {
   const img = slide.querySelector<HTMLImageElement>('img');
   const video = slide.querySelector('video');
-  const background = slide.getAttribute('data-background-image') || undefined;
-  const kind = img || background ? 'Picture' : video || slide.hasAttribute('data-background-video') ? 'Video' : '';
-  if (!kind) return '';
-  const alt = img?.getAttribute('alt')?.replace(/\s+/g, ' ').trim();
-  const file =
-    img?.getAttribute('src') ??
-    background ??
-    video?.getAttribute('src') ??
-    video?.querySelector('source')?.getAttribute('src') ??
-    (slide.getAttribute('data-background-video') || undefined);
-  const name = (alt || (file ? fileName(file) : '')).replace(/[\u0000-\u001F\u007F]/g, '');
+  const iframe = slide.querySelector('iframe');
+  const attr = (name: string) => slide.getAttribute(name) || undefined;
+  let name = '';
+  let kind = '';
+  if (img || attr('data-background-image')) {
+    kind = 'Picture';
+    const file = img?.getAttribute('src') ?? attr('data-background-image');
+    name = img?.getAttribute('alt')?.replace(/\s+/g, ' ').trim() || (file ? fileName(file) : '');
+  } else if (video || attr('data-background-video')) {
+    kind = 'Video';
+    const file = video?.getAttribute('src') ?? video?.querySelector('source')?.getAttribute('src') ?? attr('data-background-video');
+    name = file ? fileName(file) : '';
+  } else if (iframe || attr('data-background-iframe')) {
+    kind = 'Page';
+    // reveal.js may hold an iframe's address in data-src until the slide is near.
+    const src = iframe?.getAttribute('src') || iframe?.getAttribute('data-src') || attr('data-background-iframe');
+    name = iframe?.getAttribute('title')?.replace(/\s+/g, ' ').trim() || (src ? pageName(src) : '');
+  }
+  name = name.replace(/[\u0000-\u001F\u007F]/g, '');
   return name ? `${kind}: ${name}`.slice(0, 200) : '';
 }
 
