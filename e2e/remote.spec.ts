@@ -130,7 +130,7 @@ test('a deck of a thousand slides with long titles: the phone follows it, and it
   await expect(phone.locator('#title')).toHaveText(title(699));
 });
 
-test('slides without a title are named on the phone by their first words, their picture or their video, not only by number', async ({ browser }) => {
+test('slides without a title are named on the phone by their first words, their picture, their video or the page they embed, not only by number', async ({ browser }) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'clicker-untitled-'));
   const words = 'Simplicity is prerequisite for reliability, and reliability is what a room full of people needs from a remote.';
   writeFileSync(

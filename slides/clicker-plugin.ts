@@ -242,13 +242,13 @@ function mediaOf(slide: Element): string {
   return name ? `${kind}: ${name}`.slice(0, 200) : '';
 }
 
-/** What stands for a slide's content when it is found again after a save: its words, or for a picture slide its picture. */
+/** What stands for a slide's content when it is found again after a save: its words, else its picture, video or page. */
 const contentOf = (slide: Element | undefined): string => (slide ? bodyOf(slide) || mediaOf(slide) : '');
 
 /**
  * What the phone calls a slide: its title; else, for a slide of words alone
- * (a quote, "Questions?"), its first words; else its picture or its video.
- * Only a slide with none of those is "Slide 7": a presenter looking for the
+ * (a quote, "Questions?"), its first words; else its picture, its video or
+ * the page it embeds. Only a slide with none of those is "Slide 7": a presenter looking for the
  * kite photo in the jump list must not have to remember its number.
  */
 function labelOf(slide: Element | undefined, fallback: string): string {
