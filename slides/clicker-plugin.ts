@@ -170,18 +170,17 @@ function plainText(root: Node): string {
   return out;
 }
 
+/** Without control characters: the state schema refuses a slide's name holding one (and with it every report of the deck). */
+const withoutControls = (text: string): string => text.replace(/[\u0000-\u001F\u007F]/g, '');
+/** Text as one line of a slide's name: white space (a <br> included) folds to spaces, and any other control character goes. */
+const oneLine = (text: string): string => withoutControls(text.replace(/\s+/g, ' ')).trim();
+
 /** Plain text of a slide's title: its data-title, else its first heading. */
 function titleOf(slide: Element | undefined, fallback: string): string {
   if (!slide) return '';
   const explicit = slide.getAttribute('data-title');
   const heading = slide.querySelector('h1, h2, h3, h4, h5, h6');
-  // One line: white space (a <br> included) folds to spaces, and any other
-  // control character goes, since the state schema refuses a title holding
-  // one (and with it every report of the deck).
-  const text = (explicit ?? (heading ? plainText(heading) : ''))
-    .replace(/\s+/g, ' ')
-    .replace(/[\u0000-\u001F\u007F]/g, '')
-    .trim();
+  const text = oneLine(explicit ?? (heading ? plainText(heading) : ''));
   return (text || fallback).slice(0, 200);
 }
 
@@ -227,7 +226,7 @@ function mediaOf(slide: Element): string {
   if (img || attr('data-background-image')) {
     kind = 'Picture';
     const file = img?.getAttribute('src') ?? attr('data-background-image');
-    name = img?.getAttribute('alt')?.replace(/\s+/g, ' ').trim() || (file ? fileName(file) : '');
+    name = oneLine(img?.getAttribute('alt') ?? '') || (file ? fileName(file) : '');
   } else if (video || attr('data-background-video')) {
     kind = 'Video';
     const file = video?.getAttribute('src') ?? video?.querySelector('source')?.getAttribute('src') ?? attr('data-background-video');
@@ -236,9 +235,9 @@ function mediaOf(slide: Element): string {
     kind = 'Page';
     // reveal.js may hold an iframe's address in data-src until the slide is near.
     const src = iframe?.getAttribute('src') || iframe?.getAttribute('data-src') || attr('data-background-iframe');
-    name = iframe?.getAttribute('title')?.replace(/\s+/g, ' ').trim() || (src ? pageName(src) : '');
+    name = oneLine(iframe?.getAttribute('title') ?? '') || (src ? pageName(src) : '');
   }
-  name = name.replace(/[\u0000-\u001F\u007F]/g, '');
+  name = withoutControls(name);
   return name ? `${kind}: ${name}`.slice(0, 200) : '';
 }
 
