@@ -31,6 +31,18 @@ const RECONNECTS = 1_000;
 /** How far the publishers may run ahead of the subscriber: well inside HISTORY_MAX (500), so a gap is a bug, not the test outrunning replay. */
 const MAX_BACKLOG = 200;
 
+/**
+ * Polls `check` every 20 ms until it holds; past `ms`, fails naming `what`
+ * and what `context` says of the test's state at that moment.
+ */
+async function waitUntil(check: () => boolean, ms: number, what: string, context: () => string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}; ${context()}`);
+    await sleep(20);
+  }
+}
+
 interface CommandAnswer {
   eventId: number;
   duplicate: boolean;
@@ -326,13 +338,7 @@ test('after 502 and 503 answers a plain EventSource stays dead; the watchdog of 
     assert.equal(res.status, 202);
     sent.push(id);
   };
-  const until = async (check: () => boolean, ms: number, what: string) => {
-    const end = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}; served ${JSON.stringify(proxy.served)}, states ${states.join(' > ')}`);
-      await sleep(20);
-    }
-  };
+  const until = (check: () => boolean, ms: number, what: string) => waitUntil(check, ms, what, () => `served ${JSON.stringify(proxy.served)}, states ${states.join(' > ')}`);
 
   const url = `${proxy.base}/api/channels/${info.id}/events`;
   const live = new LiveStream(url, [EVENT.snapshot, EVENT.command], {
@@ -400,13 +406,7 @@ test('a stream that goes silent without a word (no FIN, no RST) is found out by 
   const sent: string[] = [];
   const got: string[] = [];
   const states: LinkState[] = [];
-  const until = async (check: () => boolean, ms: number, what: string) => {
-    const end = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}; served ${JSON.stringify(proxy.served)}, states ${states.join(' > ')}`);
-      await sleep(20);
-    }
-  };
+  const until = (check: () => boolean, ms: number, what: string) => waitUntil(check, ms, what, () => `served ${JSON.stringify(proxy.served)}, states ${states.join(' > ')}`);
   const { info, controllerKey } = await pairedChannel(own.base);
   const send = async (id: string) => {
     const res = await jsonCall(own.base, 'POST', `/api/channels/${info.id}/commands`, { body: { type: 'next', id }, key: controllerKey });
@@ -463,13 +463,7 @@ test("the slideshow's stream, a key holder's, is found dead on its quicker beat,
   const sent: string[] = [];
   const got = { deck: [] as string[], room: [] as string[] };
   const states = { deck: [] as LinkState[], room: [] as LinkState[] };
-  const until = async (check: () => boolean, ms: number, what: string) => {
-    const end = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}; states ${JSON.stringify(states)}`);
-      await sleep(20);
-    }
-  };
+  const until = (check: () => boolean, ms: number, what: string) => waitUntil(check, ms, what, () => `states ${JSON.stringify(states)}`);
   const { info, controllerKey } = await pairedChannel(own.base);
   const url = `${proxy.base}/api/channels/${info.id}/events`;
   const stream = (who: 'deck' | 'room') =>
@@ -515,13 +509,7 @@ test('a channel the restarted server does not know yet reads as waiting, not rec
   const restore = installBrowserGlobals();
   const states: LinkState[] = [];
   const got: string[] = [];
-  const until = async (check: () => boolean, ms: number, what: string) => {
-    const end = Date.now() + ms;
-    while (!check()) {
-      if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}; states ${states.join(' > ')}`);
-      await sleep(20);
-    }
-  };
+  const until = (check: () => boolean, ms: number, what: string) => waitUntil(check, ms, what, () => `states ${states.join(' > ')}`);
   const { info, controllerKey, controllerHash } = await pairedChannel(own.base);
   const live = new LiveStream(`${own.base}/api/channels/${info.id}/events`, [EVENT.snapshot, EVENT.command], {
     onEvent(name, data) {
