@@ -106,9 +106,13 @@ export function latencyScenario(opts: LatencyOptions = LATENCY_DEFAULTS): Scenar
     description: `command latency, 1 subscriber, ${opts.count} sequential commands after ${opts.warmup} warm-up`,
     async run(ctx) {
       const probes: LatencyProbe[] = [];
+      // Each server's CPU per measured command, from before the first block
+      // to after the last (between its blocks a server is idle).
+      const cpuUs: number[] = [];
       try {
         for (const t of targetsOf(ctx)) probes.push(await LatencyProbe.open(t));
         for (const p of probes) await p.run(opts.warmup, false, opts.deliveryTimeoutMs);
+        const before = await Promise.all(probes.map((p) => p.target.runSeconds()));
         const perBlock = Math.ceil(opts.count / opts.blocks);
         for (let b = 0; b < opts.blocks; b++) {
           if (Date.now() > ctx.deadline) throw new Error('out of time');
@@ -118,10 +122,13 @@ export function latencyScenario(opts: LatencyOptions = LATENCY_DEFAULTS): Scenar
             await p.run(Math.min(perBlock, left), true, opts.deliveryTimeoutMs);
           }
         }
+        const after = await Promise.all(probes.map((p) => p.target.runSeconds()));
+        probes.forEach((p, i) => cpuUs.push(((after[i]! - before[i]!) / p.samples.length) * 1e6));
       } finally {
         for (const p of probes) p.close();
       }
       const [c, r, n] = probes.map((p) => summarize(p.samples)) as [Summary, Summary, Summary | undefined];
+      const [cc, rc, nc] = cpuUs.map((v) => round(v, 1)) as [number, number, number | undefined];
       ctx.log(
         `latency: p50 clicker ${c.p50.toFixed(3)} ms, relay ${r.p50.toFixed(3)} ms${n ? `, nchan ${n.p50.toFixed(3)} ms` : ''}`,
       );
@@ -140,12 +147,17 @@ export function latencyScenario(opts: LatencyOptions = LATENCY_DEFAULTS): Scenar
           },
           { figure: 'command latency p99 (1 sub)', clicker: c.p99, relay: r.p99, nchan: n?.p99 ?? null, unit: 'ms' },
           { figure: 'command latency mean (1 sub)', clicker: c.mean, relay: r.mean, nchan: n?.mean ?? null, unit: 'ms' },
+          // What each server spends on a command, kernel included. Clicker and
+          // nchan make the same system calls per command (strace: one read, two
+          // writes, one wait), so the difference is each one's own work.
+          { figure: 'server CPU per command (1 sub)', clicker: cc, relay: rc, nchan: nc ?? null, unit: 'µs' },
         ],
         data: {
           options: { ...opts },
           clicker: { ...roundSummary(c) },
           relay: { ...roundSummary(r) },
           nchan: n ? { ...roundSummary(n) } : null,
+          cpuPerCommandUs: { clicker: cc, relay: rc, nchan: nc ?? null },
           ratio: { p50: round(c.p50 / r.p50), p99: round(c.p99 / r.p99), mean: round(c.mean / r.mean) },
           ratioNchan: n ? { p50: round(c.p50 / n.p50), p99: round(c.p99 / n.p99), mean: round(c.mean / n.mean) } : null,
         },
