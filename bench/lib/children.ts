@@ -293,11 +293,15 @@ export async function cpuSeconds(pid: number): Promise<number> {
 export async function runSeconds(pid: number): Promise<number> {
   try {
     let ns = 0;
+    let read = 0;
     for (const tid of await readdir(`/proc/${pid}/task`)) {
-      const text = await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => '0');
+      // A thread may end between the listing and the read; a kernel without schedstats has no such file at all.
+      const text = await readFile(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').catch(() => null);
+      if (text === null) continue;
       ns += Number(text.split(' ')[0]);
+      read++;
     }
-    return ns / 1e9;
+    return read > 0 ? ns / 1e9 : Number.NaN;
   } catch {
     return Number.NaN;
   }
