@@ -266,31 +266,16 @@ export async function rssKiB(pid: number): Promise<number> {
 }
 
 /**
- * CPU seconds a process has used (user + system), from /proc/PID/stat; NaN
- * off Linux. With the client's own process.cpuUsage() it shows which side of
+ * CPU seconds a process has used, all its threads, user and system; NaN off
+ * Linux. From the scheduler's own accounting (/proc/PID/task/TID/schedstat,
+ * in nanoseconds) where the kernel keeps it, else from /proc/PID/stat's
+ * 10 ms ticks: a figure per command, over a couple of thousand commands of
+ * 50 to 100 µs each, needs the former. A thread that ends between two
+ * readings takes its time with it (a Node server's threads live as long as
+ * it does). With the client's own process.cpuUsage() it shows which side of
  * a fan-out was the bottleneck on a small machine.
  */
 export async function cpuSeconds(pid: number): Promise<number> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name in field 2 may hold spaces; the fields after its closing parenthesis do not.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return ticks / CLOCK_TICKS;
-  } catch {
-    return Number.NaN;
-  }
-}
-
-/**
- * CPU seconds a process has run, all its threads, from the scheduler's own
- * accounting (/proc/PID/task/TID/schedstat, in nanoseconds); NaN off Linux.
- * Exact where /proc/PID/stat counts 10 ms ticks: a figure per command over
- * a couple of thousand commands of 50 to 100 µs each needs it. A thread
- * that ends between the readings takes its time with it (a Node server's
- * threads live as long as it does).
- */
-export async function runSeconds(pid: number): Promise<number> {
   try {
     let ns = 0;
     let read = 0;
@@ -301,7 +286,12 @@ export async function runSeconds(pid: number): Promise<number> {
       ns += Number(text.split(' ')[0]);
       read++;
     }
-    return read > 0 ? ns / 1e9 : Number.NaN;
+    if (read > 0) return ns / 1e9;
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name in field 2 may hold spaces; the fields after its closing parenthesis do not.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return ticks / CLOCK_TICKS;
   } catch {
     return Number.NaN;
   }

@@ -16,7 +16,7 @@ import { existsSync, rmSync } from 'node:fs';
 import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { atExit, childPids, cpuSeconds, freePort, rssKiB, runSeconds, startChild, StartError, type Child } from './children';
+import { atExit, childPids, cpuSeconds, freePort, rssKiB, startChild, StartError, type Child } from './children';
 import { JsonClient } from './http';
 import { commandBody, HOST, type Target } from './targets';
 
@@ -164,7 +164,6 @@ export async function startNchan(opts: NchanOptions): Promise<Target> {
     // Master and workers: the workers hold the connections, the master the shared memory's first touch.
     rssKiB: () => sum(rssKiB),
     cpuSeconds: () => sum(cpuSeconds),
-    runSeconds: () => sum(runSeconds),
     collectGarbage: () => Promise.resolve(false),
     async stop() {
       await started.stop();

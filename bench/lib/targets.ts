@@ -2,7 +2,7 @@
 // the same code against each: Clicker, the node:http relay and (lib/nchan.ts)
 // nginx with nchan.
 import path from 'node:path';
-import { cpuSeconds, freePort, rssKiB, runSeconds, startChild, StartError, type Child } from './children';
+import { cpuSeconds, freePort, rssKiB, startChild, StartError, type Child } from './children';
 import { isRecord, JsonClient, parseJson } from './http';
 
 export const HOST = '127.0.0.1';
@@ -36,8 +36,6 @@ export interface Target {
   rssKiB(): Promise<number>;
   /** CPU seconds used so far (user + system), workers included. */
   cpuSeconds(): Promise<number>;
-  /** The same to the nanosecond, every thread (runSeconds), for figures per command. */
-  runSeconds(): Promise<number>;
   /**
    * Runs a full garbage collection in the server (POST /debug/gc, there when
    * node runs with --expose-gc); false for a server with no collector (nginx).
@@ -166,7 +164,6 @@ export async function startClicker(opts: ClickerOptions): Promise<Target> {
     subscribers: healthSubscribers,
     rssKiB: () => rssKiB(started.pid),
     cpuSeconds: () => cpuSeconds(started.pid),
-    runSeconds: () => runSeconds(started.pid),
     collectGarbage: (client) => debugGc(client, 'clicker'),
     stop: () => started.stop(),
   };
@@ -218,7 +215,6 @@ export async function startRelayProcess(opts: RelayOptions): Promise<Target> {
     subscribers: healthSubscribers,
     rssKiB: () => rssKiB(child.pid),
     cpuSeconds: () => cpuSeconds(child.pid),
-    runSeconds: () => runSeconds(child.pid),
     collectGarbage: (client) => debugGc(client, 'relay'),
     stop: () => child.stop(),
   };

@@ -112,7 +112,7 @@ export function latencyScenario(opts: LatencyOptions = LATENCY_DEFAULTS): Scenar
       try {
         for (const t of targetsOf(ctx)) probes.push(await LatencyProbe.open(t));
         for (const p of probes) await p.run(opts.warmup, false, opts.deliveryTimeoutMs);
-        const before = await Promise.all(probes.map((p) => p.target.runSeconds()));
+        const before = await Promise.all(probes.map((p) => p.target.cpuSeconds()));
         const perBlock = Math.ceil(opts.count / opts.blocks);
         for (let b = 0; b < opts.blocks; b++) {
           if (Date.now() > ctx.deadline) throw new Error('out of time');
@@ -122,7 +122,7 @@ export function latencyScenario(opts: LatencyOptions = LATENCY_DEFAULTS): Scenar
             await p.run(Math.min(perBlock, left), true, opts.deliveryTimeoutMs);
           }
         }
-        const after = await Promise.all(probes.map((p) => p.target.runSeconds()));
+        const after = await Promise.all(probes.map((p) => p.target.cpuSeconds()));
         probes.forEach((p, i) => cpuUs.push(((after[i]! - before[i]!) / p.samples.length) * 1e6));
       } finally {
         for (const p of probes) p.close();
